@@ -1,0 +1,10 @@
+//! # pogo-circuits
+//!
+//! The PoGO statement of `DESIGN.md` §2, bit for bit: the BN254 field, circomlib-compatible
+//! Poseidon, fixed-point weights and their 7-limb packing into 112-weight blocks, 4-bit
+//! updates with per-block scales, Merkle trees over block leaves, and the model and update
+//! file formats. Everything here is plain Rust with no proving-system logic, so it is the
+//! native reference that gadgets, provers, verifiers and contracts are tested against.
+
+pub mod field;
+pub mod poseidon;
