@@ -6,5 +6,10 @@
 //! file formats. Everything here is plain Rust with no proving-system logic, so it is the
 //! native reference that gadgets, provers, verifiers and contracts are tested against.
 
+pub mod encoding;
 pub mod field;
+pub mod files;
+pub mod merkle;
+pub mod model;
 pub mod poseidon;
+pub mod update;

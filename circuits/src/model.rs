@@ -1,0 +1,407 @@
+//! The fixed-point model of DESIGN §2 and its files.
+//!
+//! A [`Model`] holds every weight in the biased 32-bit form, tensors in byte-wise order of
+//! their names, each flattened row-major. Models are read from safetensors files: float
+//! tensors (F32, F16, BF16) are encoded with `F` fractional bits; pogo's own exact files store
+//! the signed fixed-point weights as I32 with the format in the metadata.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::path::Path;
+
+use safetensors::tensor::{Dtype, SafeTensors, View};
+
+use crate::encoding::{bias, block_count, block_leaf, unbias, EncodeError, FixedPoint, BIAS, BLOCK_WEIGHTS};
+use crate::field::Fr;
+use crate::files::write_atomic;
+
+/// Metadata key naming pogo's exact fixed-point format.
+pub const FORMAT_KEY: &str = "pogo.format";
+/// The value of [`FORMAT_KEY`] for this version of the format.
+pub const FORMAT_VALUE: &str = "fixed-point-v1";
+/// Metadata key holding `F`.
+pub const FRACTION_BITS_KEY: &str = "pogo.fraction_bits";
+
+/// A tensor's name and shape; its weights are the next `shape.product()` of the model.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct TensorInfo {
+    /// The tensor name.
+    pub name: String,
+    /// Its shape.
+    pub shape: Vec<usize>,
+}
+
+impl TensorInfo {
+    /// Number of weights in the tensor.
+    pub fn len(&self) -> usize {
+        self.shape.iter().product()
+    }
+
+    /// Whether the tensor has no weights.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// A float dtype a model can be exported to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FloatDtype {
+    /// IEEE single precision.
+    F32,
+    /// IEEE half precision.
+    F16,
+    /// bfloat16.
+    BF16,
+}
+
+/// Why a model could not be read, built or written.
+#[derive(Debug, thiserror::Error)]
+pub enum ModelError {
+    /// The file could not be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: String,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The safetensors container is malformed (truncated, lying header, bad JSON, ...).
+    #[error("not a valid safetensors file: {0}")]
+    Container(#[from] safetensors::SafeTensorError),
+    /// The file holds no tensors.
+    #[error("the model has no weights")]
+    Empty,
+    /// A tensor's dtype cannot be read.
+    #[error("tensor {tensor:?} has dtype {dtype:?}; pogo reads F32, F16 and BF16 models (and its own I32 fixed-point files)")]
+    UnsupportedDtype {
+        /// The tensor.
+        tensor: String,
+        /// Its dtype.
+        dtype: Dtype,
+    },
+    /// Integer and float tensors are mixed, or I32 tensors come without pogo's metadata.
+    #[error("tensor {tensor:?}: {reason}")]
+    Format {
+        /// The tensor.
+        tensor: String,
+        /// What is inconsistent.
+        reason: String,
+    },
+    /// A value cannot be encoded as a fixed-point weight.
+    #[error("tensor {tensor:?}, element {index}: {source}")]
+    Value {
+        /// The tensor.
+        tensor: String,
+        /// Flat index inside the tensor.
+        index: usize,
+        /// Why.
+        source: EncodeError,
+    },
+    /// The file's `F` differs from the one asked for.
+    #[error("the model was saved with {found} fractional bits, but {requested} were asked for")]
+    FractionBitsMismatch {
+        /// In the file.
+        found: u32,
+        /// Asked for.
+        requested: u32,
+    },
+    /// The metadata of a fixed-point file is unreadable.
+    #[error("bad {FRACTION_BITS_KEY} metadata: {0:?}")]
+    Metadata(String),
+    /// Tensor sizes do not add up to the weight count.
+    #[error("tensor shapes hold {expected} weights but {got} were given")]
+    SizeMismatch {
+        /// Sum of tensor sizes.
+        expected: u64,
+        /// Weights given.
+        got: u64,
+    },
+    /// Two models that must have the same layout do not.
+    #[error("the models have different tensors: {0}")]
+    LayoutMismatch(String),
+}
+
+/// A model in DESIGN §2's fixed-point form.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Model {
+    format: FixedPoint,
+    tensors: Vec<TensorInfo>,
+    /// Biased weights `u = w + 2^31`, all tensors concatenated.
+    weights: Vec<u32>,
+}
+
+impl Model {
+    /// A model from tensors and their biased weights; tensors are put in name order and the
+    /// sizes must add up.
+    pub fn new(format: FixedPoint, tensors: Vec<TensorInfo>, weights: Vec<u32>) -> Result<Self, ModelError> {
+        let expected: u64 = tensors.iter().map(|t| t.len() as u64).sum();
+        if expected != weights.len() as u64 {
+            return Err(ModelError::SizeMismatch { expected, got: weights.len() as u64 });
+        }
+        if weights.is_empty() {
+            return Err(ModelError::Empty);
+        }
+        if !tensors.windows(2).all(|w| w[0].name < w[1].name) {
+            return Err(ModelError::Format {
+                tensor: tensors.iter().map(|t| t.name.as_str()).collect::<Vec<_>>().join(","),
+                reason: "tensors must be unique and in byte-wise order of their names".into(),
+            });
+        }
+        Ok(Self { format, tensors, weights })
+    }
+
+    /// Encodes float tensors (any order) with `format`.
+    pub fn from_floats(format: FixedPoint, tensors: Vec<(String, Vec<usize>, Vec<f32>)>) -> Result<Self, ModelError> {
+        let mut tensors = tensors;
+        tensors.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut infos = Vec::with_capacity(tensors.len());
+        let mut weights = Vec::new();
+        for (name, shape, values) in tensors {
+            encode_into(&mut weights, &name, format, values.iter().map(|&v| f64::from(v)))?;
+            infos.push(TensorInfo { name, shape });
+        }
+        Self::new(format, infos, weights)
+    }
+
+    /// The fixed-point format.
+    pub fn format(&self) -> FixedPoint {
+        self.format
+    }
+
+    /// Tensors in model order.
+    pub fn tensors(&self) -> &[TensorInfo] {
+        &self.tensors
+    }
+
+    /// All biased weights `u`.
+    pub fn weights(&self) -> &[u32] {
+        &self.weights
+    }
+
+    /// `N`.
+    pub fn weight_count(&self) -> u64 {
+        self.weights.len() as u64
+    }
+
+    /// `nb`.
+    pub fn block_count(&self) -> u64 {
+        block_count(self.weight_count())
+    }
+
+    /// Block `b`, the last one padded with stored zeros (`u = 2^31`).
+    pub fn block(&self, b: u64) -> [u32; BLOCK_WEIGHTS] {
+        block_of(&self.weights, b)
+    }
+
+    /// The leaf `L_b` of block `b`.
+    pub fn leaf(&self, b: u64) -> Fr {
+        block_leaf(&self.block(b))
+    }
+
+    /// The tensor and flat index inside it of weight `i`.
+    pub fn locate(&self, mut i: u64) -> Option<(&str, u64)> {
+        for t in &self.tensors {
+            if i < t.len() as u64 {
+                return Some((&t.name, i));
+            }
+            i -= t.len() as u64;
+        }
+        None
+    }
+
+    /// The same model with other weights (the layout is kept).
+    pub fn with_weights(&self, weights: Vec<u32>) -> Result<Self, ModelError> {
+        Self::new(self.format, self.tensors.clone(), weights)
+    }
+
+    /// Decoded float values of all weights.
+    pub fn to_f64(&self) -> Vec<f64> {
+        self.weights.iter().map(|&u| self.format.decode(unbias(u))).collect()
+    }
+
+    /// Checks that `other` has the same tensors and format.
+    pub fn check_same_layout(&self, other: &Model) -> Result<(), ModelError> {
+        if self.format != other.format {
+            return Err(ModelError::LayoutMismatch(format!(
+                "{} vs {} fractional bits",
+                self.format.fraction_bits(),
+                other.format.fraction_bits()
+            )));
+        }
+        if self.tensors != other.tensors {
+            let describe =
+                |m: &Model| m.tensors.iter().map(|t| format!("{}{:?}", t.name, t.shape)).collect::<Vec<_>>().join(", ");
+            return Err(ModelError::LayoutMismatch(format!("[{}] vs [{}]", describe(self), describe(other))));
+        }
+        Ok(())
+    }
+
+    /// Reads a safetensors file (see [`Model::from_safetensors`]).
+    pub fn load(path: &Path, requested: Option<FixedPoint>) -> Result<Self, ModelError> {
+        let bytes =
+            std::fs::read(path).map_err(|source| ModelError::Io { path: path.display().to_string(), source })?;
+        Self::from_safetensors(&bytes, requested)
+    }
+
+    /// Parses a safetensors file. Float tensors are encoded with `requested` (default
+    /// `F = 24`); a pogo fixed-point file is read exactly, and must match `requested` if given.
+    pub fn from_safetensors(bytes: &[u8], requested: Option<FixedPoint>) -> Result<Self, ModelError> {
+        let (_, metadata) = SafeTensors::read_metadata(bytes)?;
+        let file = SafeTensors::deserialize(bytes)?;
+        let info = metadata.metadata().as_ref();
+        let fixed = match info.and_then(|m| m.get(FORMAT_KEY)) {
+            Some(v) if v == FORMAT_VALUE => {
+                let text = info.and_then(|m| m.get(FRACTION_BITS_KEY)).cloned().unwrap_or_default();
+                let bits = text.parse().ok().and_then(|f| FixedPoint::new(f).ok());
+                let found = bits.ok_or(ModelError::Metadata(text))?;
+                if let Some(req) = requested.filter(|r| *r != found) {
+                    return Err(ModelError::FractionBitsMismatch {
+                        found: found.fraction_bits(),
+                        requested: req.fraction_bits(),
+                    });
+                }
+                Some(found)
+            }
+            Some(other) => {
+                return Err(ModelError::Metadata(format!("{FORMAT_KEY}={other} (this pogo reads {FORMAT_VALUE})")))
+            }
+            None => None,
+        };
+        let format = fixed.or(requested).unwrap_or_default();
+
+        let mut views = file.tensors();
+        views.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut tensors = Vec::with_capacity(views.len());
+        let mut weights = Vec::with_capacity(views.iter().map(|(_, v)| v.shape().iter().product::<usize>()).sum());
+        for (name, view) in views {
+            let data = view.data();
+            match (view.dtype(), fixed.is_some()) {
+                (Dtype::I32, true) => {
+                    weights.extend(data.chunks_exact(4).map(|c| bias(i32::from_le_bytes([c[0], c[1], c[2], c[3]]))))
+                }
+                (Dtype::I32, false) => {
+                    return Err(ModelError::Format {
+                        tensor: name,
+                        reason: format!(
+                            "I32 tensors are read only from pogo fixed-point files ({FORMAT_KEY}={FORMAT_VALUE})"
+                        ),
+                    })
+                }
+                (Dtype::F32 | Dtype::F16 | Dtype::BF16, true) => {
+                    return Err(ModelError::Format {
+                        tensor: name,
+                        reason: "a float tensor inside a pogo fixed-point file".into(),
+                    })
+                }
+                (Dtype::F32, false) => encode_into(
+                    &mut weights,
+                    &name,
+                    format,
+                    data.chunks_exact(4).map(|c| f64::from(f32::from_le_bytes([c[0], c[1], c[2], c[3]]))),
+                )?,
+                (Dtype::F16, false) => encode_into(
+                    &mut weights,
+                    &name,
+                    format,
+                    data.chunks_exact(2).map(|c| f64::from(half::f16::from_le_bytes([c[0], c[1]]))),
+                )?,
+                (Dtype::BF16, false) => encode_into(
+                    &mut weights,
+                    &name,
+                    format,
+                    data.chunks_exact(2).map(|c| f64::from(half::bf16::from_le_bytes([c[0], c[1]]))),
+                )?,
+                (dtype, _) => return Err(ModelError::UnsupportedDtype { tensor: name, dtype }),
+            }
+            tensors.push(TensorInfo { name, shape: view.shape().to_vec() });
+        }
+        Self::new(format, tensors, weights)
+    }
+
+    /// The exact fixed-point file: I32 tensors of `w` plus the format in the metadata.
+    pub fn to_safetensors(&self) -> Result<Vec<u8>, ModelError> {
+        let metadata = HashMap::from([
+            (FORMAT_KEY.to_string(), FORMAT_VALUE.to_string()),
+            (FRACTION_BITS_KEY.to_string(), self.format.fraction_bits().to_string()),
+        ]);
+        let views = self.tensor_slices().map(|(info, weights)| {
+            let bytes = weights.iter().flat_map(|&u| unbias(u).to_le_bytes()).collect();
+            (info.name.clone(), OwnedView { dtype: Dtype::I32, shape: info.shape.clone(), bytes })
+        });
+        Ok(safetensors::serialize(views, Some(metadata))?)
+    }
+
+    /// The model as a float safetensors file (for trainers outside pogo).
+    pub fn to_float_safetensors(&self, dtype: FloatDtype) -> Result<Vec<u8>, ModelError> {
+        let format = self.format;
+        let views = self.tensor_slices().map(|(info, weights)| {
+            let values = weights.iter().map(|&u| format.decode(unbias(u)));
+            let (dtype, bytes) = match dtype {
+                FloatDtype::F32 => (Dtype::F32, values.flat_map(|v| (v as f32).to_le_bytes()).collect()),
+                FloatDtype::F16 => (Dtype::F16, values.flat_map(|v| half::f16::from_f64(v).to_le_bytes()).collect()),
+                FloatDtype::BF16 => (Dtype::BF16, values.flat_map(|v| half::bf16::from_f64(v).to_le_bytes()).collect()),
+            };
+            (info.name.clone(), OwnedView { dtype, shape: info.shape.clone(), bytes })
+        });
+        Ok(safetensors::serialize(views, None)?)
+    }
+
+    /// Writes the exact fixed-point file atomically.
+    pub fn save(&self, path: &Path) -> Result<(), ModelError> {
+        let bytes = self.to_safetensors()?;
+        write_atomic(path, &bytes).map_err(|source| ModelError::Io { path: path.display().to_string(), source })
+    }
+
+    fn tensor_slices(&self) -> impl Iterator<Item = (&TensorInfo, &[u32])> {
+        let mut offset = 0;
+        self.tensors.iter().map(move |info| {
+            let slice = &self.weights[offset..offset + info.len()];
+            offset += info.len();
+            (info, slice)
+        })
+    }
+}
+
+/// Block `b` of a flat biased weight vector, padded with `u = 2^31`.
+pub fn block_of(weights: &[u32], b: u64) -> [u32; BLOCK_WEIGHTS] {
+    let start = (b as usize).saturating_mul(BLOCK_WEIGHTS).min(weights.len());
+    let end = start.saturating_add(BLOCK_WEIGHTS).min(weights.len());
+    let mut block = [BIAS; BLOCK_WEIGHTS];
+    block[..end - start].copy_from_slice(&weights[start..end]);
+    block
+}
+
+fn encode_into(
+    out: &mut Vec<u32>,
+    tensor: &str,
+    format: FixedPoint,
+    values: impl Iterator<Item = f64>,
+) -> Result<(), ModelError> {
+    for (index, value) in values.enumerate() {
+        let w =
+            format.encode(value).map_err(|source| ModelError::Value { tensor: tensor.to_string(), index, source })?;
+        out.push(bias(w));
+    }
+    Ok(())
+}
+
+struct OwnedView {
+    dtype: Dtype,
+    shape: Vec<usize>,
+    bytes: Vec<u8>,
+}
+
+impl View for OwnedView {
+    fn dtype(&self) -> Dtype {
+        self.dtype
+    }
+    fn shape(&self) -> &[usize] {
+        &self.shape
+    }
+    fn data(&self) -> Cow<'_, [u8]> {
+        Cow::Borrowed(&self.bytes)
+    }
+    fn data_len(&self) -> usize {
+        self.bytes.len()
+    }
+}

@@ -1,0 +1,241 @@
+//! Model files and update blobs: round trips, and a clear error (never a panic) for every
+//! kind of bad input.
+
+use pogo_circuits::encoding::{FixedPoint, Nibble, UpdateBlock, BIAS, BLOCK_WEIGHTS};
+use pogo_circuits::model::{FloatDtype, Model, ModelError, FORMAT_KEY, FORMAT_VALUE, FRACTION_BITS_KEY};
+use pogo_circuits::update::{BlobError, Update, UpdateError, BLOB_HEADER_LEN};
+use proptest::prelude::*;
+use safetensors::tensor::{Dtype, TensorView};
+use std::collections::HashMap;
+
+fn float_file(dtype: Dtype, tensors: &[(&str, Vec<usize>, Vec<f32>)]) -> Vec<u8> {
+    let encoded: Vec<(String, Vec<usize>, Vec<u8>)> = tensors
+        .iter()
+        .map(|(name, shape, values)| {
+            let bytes = match dtype {
+                Dtype::F32 => values.iter().flat_map(|v| v.to_le_bytes()).collect(),
+                Dtype::F16 => values.iter().flat_map(|v| half::f16::from_f32(*v).to_le_bytes()).collect(),
+                Dtype::BF16 => values.iter().flat_map(|v| half::bf16::from_f32(*v).to_le_bytes()).collect(),
+                Dtype::F64 => values.iter().flat_map(|v| f64::from(*v).to_le_bytes()).collect(),
+                other => panic!("test helper does not write {other:?}"),
+            };
+            (name.to_string(), shape.clone(), bytes)
+        })
+        .collect();
+    let views: Vec<(String, TensorView)> = encoded
+        .iter()
+        .map(|(name, shape, bytes)| (name.clone(), TensorView::new(dtype, shape.clone(), bytes).unwrap()))
+        .collect();
+    safetensors::serialize(views, None).unwrap()
+}
+
+fn small_tensors() -> Vec<(&'static str, Vec<usize>, Vec<f32>)> {
+    vec![
+        ("layer.weight", vec![3, 50], (0..150).map(|i| (i as f32 - 75.0) / 64.0).collect()),
+        ("layer.bias", vec![3], vec![0.5, -0.25, 1.0]),
+        ("embed", vec![100], (0..100).map(|i| i as f32 / 128.0).collect()),
+    ]
+}
+
+#[test]
+fn float_models_import_in_name_order_for_every_dtype() {
+    for dtype in [Dtype::F32, Dtype::F16, Dtype::BF16] {
+        let model = Model::from_safetensors(&float_file(dtype, &small_tensors()), None).unwrap();
+        let names: Vec<_> = model.tensors().iter().map(|t| t.name.as_str()).collect();
+        assert_eq!(names, ["embed", "layer.bias", "layer.weight"], "byte-wise name order");
+        assert_eq!(model.weight_count(), 253);
+        assert_eq!(model.block_count(), 3);
+        // All these values are exact in every dtype and on the 2^-24 grid.
+        let values = model.to_f64();
+        assert_eq!(values[100], 0.5);
+        assert_eq!(values[103], -75.0 / 64.0);
+        assert_eq!(model.format(), FixedPoint::default());
+    }
+}
+
+#[test]
+fn fixed_point_files_round_trip_exactly_and_keep_their_format() {
+    let format = FixedPoint::new(20).unwrap();
+    let model = Model::from_safetensors(&float_file(Dtype::F32, &small_tensors()), Some(format)).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("model.safetensors");
+    model.save(&path).unwrap();
+    assert_eq!(Model::load(&path, None).unwrap(), model);
+    assert_eq!(Model::load(&path, Some(format)).unwrap(), model);
+    let err = Model::load(&path, Some(FixedPoint::default())).unwrap_err();
+    assert!(matches!(err, ModelError::FractionBitsMismatch { found: 20, requested: 24 }), "{err}");
+}
+
+#[test]
+fn float_export_round_trips_values_on_the_grid() {
+    let model = Model::from_safetensors(&float_file(Dtype::F32, &small_tensors()), None).unwrap();
+    for dtype in [FloatDtype::F32, FloatDtype::F16, FloatDtype::BF16] {
+        let back = Model::from_safetensors(&model.to_float_safetensors(dtype).unwrap(), None).unwrap();
+        assert_eq!(back, model, "{dtype:?}");
+    }
+}
+
+#[test]
+fn bad_values_name_tensor_and_index() {
+    for (bad, what) in [(f32::NAN, "not finite"), (f32::INFINITY, "not finite"), (1e9, "does not fit")] {
+        let mut tensors = small_tensors();
+        tensors[0].2[42] = bad;
+        let err = Model::from_safetensors(&float_file(Dtype::F32, &tensors), None).unwrap_err();
+        match &err {
+            ModelError::Value { tensor, index, .. } => assert_eq!((tensor.as_str(), *index), ("layer.weight", 42)),
+            other => panic!("expected a value error, got {other}"),
+        }
+        assert!(err.to_string().contains(what), "{err}");
+    }
+}
+
+#[test]
+fn truncated_and_lying_containers_are_rejected() {
+    let bytes = float_file(Dtype::F32, &small_tensors());
+    for cut in [0, 4, 8, 20, bytes.len() - 1] {
+        let err = Model::from_safetensors(&bytes[..cut], None).unwrap_err();
+        assert!(matches!(err, ModelError::Container(_)), "cut at {cut}: {err}");
+    }
+    // A header length that points past the end of the file.
+    let mut lying = bytes.clone();
+    lying[..8].copy_from_slice(&(u64::MAX / 2).to_le_bytes());
+    assert!(matches!(Model::from_safetensors(&lying, None), Err(ModelError::Container(_))));
+    // A header whose offsets claim more data than there is.
+    let text = String::from_utf8_lossy(&bytes).replace("[0,400]", "[0,4000]");
+    assert!(Model::from_safetensors(text.as_bytes(), None).is_err());
+    // Not JSON at all.
+    let mut garbage = 16u64.to_le_bytes().to_vec();
+    garbage.extend_from_slice(b"{not json here!!");
+    assert!(matches!(Model::from_safetensors(&garbage, None), Err(ModelError::Container(_))));
+}
+
+#[test]
+fn unsupported_dtypes_and_foreign_integers_are_rejected() {
+    let err = Model::from_safetensors(&float_file(Dtype::F64, &small_tensors()), None).unwrap_err();
+    assert!(matches!(err, ModelError::UnsupportedDtype { dtype: Dtype::F64, .. }), "{err}");
+    let data = [0u8; 16];
+    let i32_file = safetensors::serialize([("x", TensorView::new(Dtype::I32, vec![4], &data).unwrap())], None).unwrap();
+    assert!(matches!(Model::from_safetensors(&i32_file, None), Err(ModelError::Format { .. })));
+    let meta = HashMap::from([(FORMAT_KEY.into(), FORMAT_VALUE.into()), (FRACTION_BITS_KEY.into(), "99".into())]);
+    let bad_meta =
+        safetensors::serialize([("x", TensorView::new(Dtype::I32, vec![4], &data).unwrap())], Some(meta)).unwrap();
+    assert!(matches!(Model::from_safetensors(&bad_meta, None), Err(ModelError::Metadata(_))));
+    let empty = safetensors::serialize(Vec::<(&str, TensorView)>::new(), None).unwrap();
+    assert!(matches!(Model::from_safetensors(&empty, None), Err(ModelError::Empty)));
+}
+
+fn model_of(weights: Vec<u32>) -> Model {
+    let tensors = vec![pogo_circuits::model::TensorInfo { name: "w".into(), shape: vec![weights.len()] }];
+    Model::new(FixedPoint::default(), tensors, weights).unwrap()
+}
+
+fn random_update(weights: u64, seed: u64) -> Update {
+    let nb = weights.div_ceil(BLOCK_WEIGHTS as u64);
+    let mut x = seed;
+    let mut next = move || {
+        x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        (x >> 33) as u32
+    };
+    let blocks = (0..nb)
+        .map(|b| {
+            let used = (weights - b * BLOCK_WEIGHTS as u64).min(BLOCK_WEIGHTS as u64) as usize;
+            let mut block = UpdateBlock { scale: next() % 1000, nibbles: [Nibble::ZERO; BLOCK_WEIGHTS] };
+            for n in &mut block.nibbles[..used] {
+                *n = Nibble::new((next() % 16) as u8).unwrap();
+            }
+            block
+        })
+        .collect();
+    Update::new(weights, blocks).unwrap()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(24))]
+    #[test]
+    fn blobs_round_trip(weights in 1u64..2000, seed in any::<u64>()) {
+        let update = random_update(weights, seed);
+        prop_assert_eq!(Update::from_blob(&update.to_blob()).unwrap(), update);
+    }
+}
+
+#[test]
+fn blob_header_corruptions_are_each_rejected() {
+    let blob = random_update(300, 7).to_blob();
+    let tamper = |at: usize, value: u8| {
+        let mut b = blob.clone();
+        b[at] = value;
+        Update::from_blob(&b).unwrap_err()
+    };
+    assert!(matches!(Update::from_blob(&blob[..10]), Err(BlobError::TooShort(10))));
+    assert!(matches!(tamper(0, b'X'), BlobError::Magic(_)));
+    assert!(matches!(tamper(8, 2), BlobError::Version(2)));
+    assert!(matches!(tamper(12, 1), BlobError::Reserved));
+    assert!(matches!(tamper(24, 9), BlobError::BlockCount { declared: 9, weights: 300, expected: 3 }));
+    // 300 -> 44 weights changes nb; 300 -> 256 keeps nb but the checksum covers the header.
+    assert!(matches!(tamper(17, 0), BlobError::BlockCount { declared: 3, weights: 44, expected: 1 }));
+    assert!(matches!(tamper(16, 0), BlobError::Checksum));
+    assert!(matches!(tamper(33, blob[33] ^ 1), BlobError::Checksum));
+    assert!(matches!(Update::from_blob(&blob[..blob.len() - 1]), Err(BlobError::Length { .. })));
+    let mut longer = blob.clone();
+    longer.push(0);
+    assert!(matches!(Update::from_blob(&longer), Err(BlobError::Length { .. })));
+    let mut zero_weights = blob.clone();
+    zero_weights[16..24].copy_from_slice(&0u64.to_le_bytes());
+    assert!(matches!(Update::from_blob(&zero_weights), Err(BlobError::Update(UpdateError::WeightCount(0)))));
+}
+
+#[test]
+fn blob_body_corruptions_are_each_rejected() {
+    let update = random_update(300, 11);
+    let blob = update.to_blob();
+    // A flipped byte inside the compressed frame: zstd's own checks or ours must catch it.
+    for at in [BLOB_HEADER_LEN + 3, blob.len() / 2, blob.len() - 2] {
+        let mut b = blob.clone();
+        b[at] ^= 0x55;
+        assert!(Update::from_blob(&b).is_err(), "flip at {at}");
+    }
+    // A valid zstd frame of the wrong size.
+    let mut short = blob[..BLOB_HEADER_LEN].to_vec();
+    let body = zstd::bulk::compress(&[0u8; 10], 3).unwrap();
+    short[64..72].copy_from_slice(&(body.len() as u64).to_le_bytes());
+    short.extend_from_slice(&body);
+    assert!(matches!(Update::from_blob(&short), Err(BlobError::BodySize { expected: 180, got: 10 })));
+    // Not a zstd frame at all.
+    let mut junk = blob[..BLOB_HEADER_LEN].to_vec();
+    junk[64..72].copy_from_slice(&8u64.to_le_bytes());
+    junk.extend_from_slice(b"notzstd!");
+    assert!(matches!(Update::from_blob(&junk), Err(BlobError::Decompress(_))));
+}
+
+#[test]
+fn updates_may_not_touch_padding() {
+    let mut block = UpdateBlock { scale: 3, nibbles: [Nibble::ZERO; BLOCK_WEIGHTS] };
+    block.nibbles[50] = Nibble::from_signed(1).unwrap();
+    let err = Update::new(50, vec![block.clone()]).unwrap_err();
+    assert!(matches!(err, UpdateError::Padding { block: 0, position: 50, weights: 50 }), "{err}");
+    assert!(Update::new(51, vec![block]).is_ok());
+    assert!(matches!(Update::new(200, vec![UpdateBlock::zero()]), Err(UpdateError::BlockCount { .. })));
+}
+
+#[test]
+fn apply_is_exact_and_refuses_wrong_sizes_and_overflow() {
+    let update = random_update(250, 3);
+    let old = model_of((0..250).map(|i| BIAS + i * 1000).collect());
+    let new = update.apply(&old).unwrap();
+    for i in 0..250usize {
+        let block = &update.blocks()[i / BLOCK_WEIGHTS];
+        let expected =
+            i64::from(old.weights()[i]) + i64::from(block.scale) * i64::from(block.nibbles[i % 112].signed());
+        assert_eq!(i64::from(new.weights()[i]), expected);
+    }
+    let err = update.apply(&model_of(vec![BIAS; 251])).unwrap_err();
+    assert!(matches!(err, UpdateError::ModelSize { update: 250, model: 251 }), "{err}");
+
+    let mut block = UpdateBlock { scale: 5, nibbles: [Nibble::ZERO; BLOCK_WEIGHTS] };
+    block.nibbles[9] = Nibble::from_signed(-1).unwrap();
+    let overflowing = Update::new(20, vec![block]).unwrap();
+    let mut weights = vec![BIAS; 20];
+    weights[9] = 4;
+    let err = overflowing.apply(&model_of(weights)).unwrap_err();
+    assert!(matches!(err, UpdateError::Overflow { block: 0, index: 9, old: 4, scale: 5, q: -1, .. }), "{err}");
+}
