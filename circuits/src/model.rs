@@ -14,6 +14,7 @@ use safetensors::tensor::{Dtype, SafeTensors, View};
 use crate::encoding::{bias, block_count, block_leaf, unbias, EncodeError, FixedPoint, BIAS, BLOCK_WEIGHTS};
 use crate::field::Fr;
 use crate::files::write_atomic;
+use crate::merkle::{MerkleError, MerkleTree};
 
 /// Metadata key naming pogo's exact fixed-point format.
 pub const FORMAT_KEY: &str = "pogo.format";
@@ -196,6 +197,12 @@ impl Model {
     /// The leaf `L_b` of block `b`.
     pub fn leaf(&self, b: u64) -> Fr {
         block_leaf(&self.block(b))
+    }
+
+    /// The model tree of depth `D` by the sequential native reference (provers build the
+    /// same tree on every core with `pogo_prover::commit`).
+    pub fn reference_tree(&self, depth: u32) -> Result<MerkleTree, MerkleError> {
+        MerkleTree::build((0..self.block_count()).map(|b| self.leaf(b)).collect(), depth)
     }
 
     /// The tensor and flat index inside it of weight `i`.

@@ -22,6 +22,7 @@ use sha2::{Digest, Sha256};
 use crate::encoding::{block_count, Nibble, UpdateBlock, BLOCK_WEIGHTS, NIBBLE_BYTES_PER_BLOCK};
 use crate::field::Fr;
 use crate::files::write_atomic;
+use crate::merkle::{MerkleError, MerkleTree};
 use crate::model::{Model, ModelError};
 
 /// The blob's first eight bytes.
@@ -196,6 +197,11 @@ impl Update {
     /// The update leaf `U_b`.
     pub fn leaf(&self, b: u64) -> Fr {
         self.blocks[b as usize].leaf()
+    }
+
+    /// The update tree of depth `D` by the sequential native reference.
+    pub fn reference_tree(&self, depth: u32) -> Result<MerkleTree, MerkleError> {
+        MerkleTree::build((0..self.block_count()).map(|b| self.leaf(b)).collect(), depth)
     }
 
     /// Checks that the update fits `model`'s size.

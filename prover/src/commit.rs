@@ -1,0 +1,80 @@
+//! Fast model and update commitments (DESIGN §2 Trees) on every core.
+//!
+//! Leaves are hashed in parallel chunks and every tree level in parallel; the tree shape,
+//! padding and openings come from [`pogo_circuits::merkle`], so the roots are by
+//! construction those of the native reference (and tests check it on random models).
+
+use pogo_circuits::encoding::{block_count, block_leaf};
+use pogo_circuits::field::{Field, Fr};
+use pogo_circuits::merkle::{check_shape, default_depth, next_layer, MerkleError, MerkleTree};
+use pogo_circuits::model::{block_of, Model};
+use pogo_circuits::poseidon::hash2;
+use pogo_circuits::update::Update;
+use rayon::prelude::*;
+
+/// Blocks hashed per parallel task (and per progress report).
+const CHUNK_BLOCKS: usize = 256;
+/// Below this many parents a level is hashed sequentially (threads would cost more).
+const PARALLEL_LAYER_MIN: usize = 1024;
+
+/// Receives progress while leaves are hashed.
+pub trait Progress: Sync {
+    /// `blocks` more leaves are done.
+    fn advance(&self, blocks: u64);
+}
+
+/// No progress reporting.
+impl Progress for () {
+    fn advance(&self, _: u64) {}
+}
+
+/// `leaf(b)` for `b < nb`, in parallel chunks, reporting progress per chunk.
+fn par_leaves(nb: u64, progress: &dyn Progress, leaf: impl Fn(u64) -> Fr + Sync) -> Vec<Fr> {
+    let mut leaves = vec![Fr::ZERO; nb as usize];
+    leaves.par_chunks_mut(CHUNK_BLOCKS).enumerate().for_each(|(chunk, out)| {
+        let first = (chunk * CHUNK_BLOCKS) as u64;
+        for (i, slot) in out.iter_mut().enumerate() {
+            *slot = leaf(first + i as u64);
+        }
+        progress.advance(out.len() as u64);
+    });
+    leaves
+}
+
+/// The leaves `L_b` of a flat biased weight vector.
+pub fn model_leaves(weights: &[u32], progress: &dyn Progress) -> Vec<Fr> {
+    par_leaves(block_count(weights.len() as u64), progress, |b| block_leaf(&block_of(weights, b)))
+}
+
+/// The leaves `U_b` of an update.
+pub fn update_leaves(update: &Update, progress: &dyn Progress) -> Vec<Fr> {
+    par_leaves(update.block_count(), progress, |b| update.leaf(b))
+}
+
+/// One tree level in parallel; equal to [`next_layer`].
+pub fn par_next_layer(layer: &[Fr], zero: Fr) -> Vec<Fr> {
+    if layer.len() < 2 * PARALLEL_LAYER_MIN {
+        return next_layer(layer, zero);
+    }
+    layer.par_chunks(2).map(|pair| hash2(pair[0], pair.get(1).copied().unwrap_or(zero))).collect()
+}
+
+/// The tree over `leaves` at `depth` (default: the smallest that fits), levels in parallel.
+pub fn tree_from_leaves(leaves: Vec<Fr>, depth: Option<u32>) -> Result<MerkleTree, MerkleError> {
+    let depth = depth.unwrap_or_else(|| default_depth(leaves.len() as u64));
+    check_shape(leaves.len() as u64, depth)?;
+    MerkleTree::build_with(leaves, depth, par_next_layer)
+}
+
+/// The model tree of DESIGN §2.
+pub fn model_tree(model: &Model, depth: Option<u32>, progress: &dyn Progress) -> Result<MerkleTree, MerkleError> {
+    // Check the shape before hours of hashing, not after.
+    check_shape(model.block_count(), depth.unwrap_or_else(|| default_depth(model.block_count())))?;
+    tree_from_leaves(model_leaves(model.weights(), progress), depth)
+}
+
+/// The update tree of DESIGN §2.
+pub fn update_tree(update: &Update, depth: Option<u32>, progress: &dyn Progress) -> Result<MerkleTree, MerkleError> {
+    check_shape(update.block_count(), depth.unwrap_or_else(|| default_depth(update.block_count())))?;
+    tree_from_leaves(update_leaves(update, progress), depth)
+}
