@@ -78,9 +78,9 @@ fn permute_first<const T: usize>(spec: &OptimizedSpec, inputs: &[Fr]) -> Fr {
         let x0 = pow5(state[0] + c);
         // [[m00, row], [col, I]] · (x0, x_1..): cell 0 mixes everything, cell i gets col_i·x0.
         let mut new0 = m.m00 * x0;
-        for i in 1..T {
-            new0 += m.row[i - 1] * state[i];
-            state[i] += m.col[i - 1] * x0;
+        for ((cell, r), c) in state[1..].iter_mut().zip(&m.row).zip(&m.col) {
+            new0 += *r * *cell;
+            *cell += *c * x0;
         }
         state[0] = new0;
     }

@@ -1,0 +1,205 @@
+//! Subcommands, one module each; this module holds what they share.
+
+mod apply;
+mod commit;
+mod export;
+mod open;
+mod quantize;
+
+use std::path::Path;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+use pogo_circuits::encoding::FixedPoint;
+use pogo_circuits::merkle::MerkleTree;
+use pogo_circuits::model::Model;
+use pogo_circuits::update::{Update, BLOB_MAGIC};
+use pogo_prover::commit::{model_tree, update_tree, Progress};
+
+/// pogo: Proof of Gradient Optimization. Miners train a shared model and publish 4-bit
+/// updates; Poseidon Merkle commitments and halo2 proofs let anyone check them cheaply.
+#[derive(Parser, Debug)]
+#[command(
+    name = "pogo",
+    version,
+    propagate_version = true,
+    after_help = "A round by hand:\n  \
+pogo commit base.safetensors                       # root of the model everyone starts from\n  \
+pogo quantize base.safetensors trained.safetensors -o update.pogo --new new.safetensors\n  \
+pogo apply base.safetensors update.pogo -o check.safetensors   # what a verifier rebuilds\n  \
+pogo open new.safetensors --block 3                # one block's leaf and Merkle path"
+)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Print the Merkle root of a model (or of an update blob), with N, nb and D.
+    Commit(commit::CommitArgs),
+    /// Print one block's leaf and authentication path.
+    Open(open::OpenArgs),
+    /// Apply an update blob to a model exactly, writing the new fixed-point model.
+    Apply(apply::ApplyArgs),
+    /// Turn the difference between a base model and a trained one into a 4-bit update.
+    Quantize(quantize::QuantizeArgs),
+    /// Write a model as a float safetensors file (for trainers outside pogo).
+    Export(export::ExportArgs),
+}
+
+/// Runs a parsed command line.
+pub fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Commit(args) => commit::run(args),
+        Command::Open(args) => open::run(args),
+        Command::Apply(args) => apply::run(args),
+        Command::Quantize(args) => quantize::run(args),
+        Command::Export(args) => export::run(args),
+    }
+}
+
+/// How float model files are encoded.
+#[derive(Args, Debug, Clone, Copy)]
+pub struct FormatArgs {
+    /// Fractional bits F of the fixed-point weights (float inputs are encoded with it;
+    /// pogo fixed-point files carry their own and must match if it is given) [default: 24]
+    #[arg(long = "fraction-bits", value_name = "F")]
+    pub fraction_bits: Option<u32>,
+}
+
+impl FormatArgs {
+    fn requested(&self) -> anyhow::Result<Option<FixedPoint>> {
+        self.fraction_bits.map(FixedPoint::new).transpose().map_err(Into::into)
+    }
+
+    fn load_model(&self, path: &Path) -> anyhow::Result<Model> {
+        Model::load(path, self.requested()?).with_context(|| format!("reading model {}", path.display()))
+    }
+}
+
+/// Output switches shared by every subcommand.
+#[derive(Args, Debug, Clone, Copy)]
+pub struct OutputArgs {
+    /// Print one JSON object instead of text (for scripts).
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// A file given to `commit` or `open`: a model or an update blob (told apart by magic).
+enum Artifact {
+    Model(Model),
+    Update(Update),
+}
+
+impl Artifact {
+    fn load(path: &Path, format: &FormatArgs) -> anyhow::Result<Self> {
+        let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+        if bytes.starts_with(&BLOB_MAGIC) {
+            let update =
+                Update::from_blob(&bytes).with_context(|| format!("reading update blob {}", path.display()))?;
+            Ok(Self::Update(update))
+        } else {
+            let model = Model::from_safetensors(&bytes, format.requested()?)
+                .with_context(|| format!("reading model {}", path.display()))?;
+            Ok(Self::Model(model))
+        }
+    }
+
+    fn kind(&self) -> &'static str {
+        match self {
+            Self::Model(_) => "model",
+            Self::Update(_) => "update",
+        }
+    }
+
+    fn weight_count(&self) -> u64 {
+        match self {
+            Self::Model(m) => m.weight_count(),
+            Self::Update(u) => u.weight_count(),
+        }
+    }
+
+    fn tree(&self, depth: Option<u32>) -> anyhow::Result<MerkleTree> {
+        match self {
+            Self::Model(m) => model_tree_with_progress(m, depth),
+            Self::Update(u) => {
+                let bar = bar(u.block_count(), "hashing update blocks");
+                let tree = update_tree(u, depth, &bar)?;
+                bar.0.finish_and_clear();
+                Ok(tree)
+            }
+        }
+    }
+}
+
+/// The model tree, with a progress bar on large models.
+fn model_tree_with_progress(model: &Model, depth: Option<u32>) -> anyhow::Result<MerkleTree> {
+    let bar = bar(model.block_count(), "hashing model blocks");
+    let tree = model_tree(model, depth, &bar)?;
+    bar.0.finish_and_clear();
+    Ok(tree)
+}
+
+/// A progress bar over blocks; drawn only on a terminal and for work worth watching.
+struct Bar(ProgressBar);
+
+impl Progress for Bar {
+    fn advance(&self, blocks: u64) {
+        self.0.inc(blocks);
+    }
+}
+
+fn bar(blocks: u64, message: &'static str) -> Bar {
+    const SHOW_FROM_BLOCKS: u64 = 20_000;
+    let bar = if blocks >= SHOW_FROM_BLOCKS { ProgressBar::new(blocks) } else { ProgressBar::hidden() };
+    bar.set_style(
+        ProgressStyle::with_template("{msg} [{bar:40.cyan/blue}] {pos}/{len} blocks, {per_sec}, eta {eta}")
+            .expect("static template")
+            .progress_chars("=> "),
+    );
+    bar.set_message(message);
+    Bar(bar)
+}
+
+/// Key-value output, printed as aligned text or as one JSON object.
+struct Report(serde_json::Map<String, serde_json::Value>);
+
+impl Report {
+    fn new() -> Self {
+        Self(serde_json::Map::new())
+    }
+
+    fn add(mut self, key: &str, value: impl serde::Serialize) -> Self {
+        self.0.insert(key.to_string(), serde_json::to_value(value).expect("plain values serialize"));
+        self
+    }
+
+    fn print(&self, output: OutputArgs) {
+        if output.json {
+            println!("{}", serde_json::Value::Object(self.0.clone()));
+            return;
+        }
+        let width = self.0.keys().map(String::len).max().unwrap_or(0);
+        for (key, value) in &self.0 {
+            match value {
+                serde_json::Value::String(s) => println!("{key:width$}  {s}"),
+                serde_json::Value::Array(items) => {
+                    println!("{key}:");
+                    for item in items {
+                        println!("  {}", item.as_str().map(str::to_string).unwrap_or_else(|| item.to_string()));
+                    }
+                }
+                other => println!("{key:width$}  {other}"),
+            }
+        }
+    }
+}
+
+/// `path` as text for reports.
+fn shown(path: &Path) -> String {
+    path.display().to_string()
+}

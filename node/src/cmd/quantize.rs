@@ -1,0 +1,70 @@
+//! `pogo quantize`: bring your own trainer. The float difference between a base model and a
+//! model trained anywhere becomes a 4-bit update blob plus the exact new model.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::Args;
+use pogo_circuits::field::fr_to_hex;
+use pogo_prover::commit::update_tree;
+
+use super::{model_tree_with_progress, shown, FormatArgs, OutputArgs, Report};
+use crate::quantize::quantize;
+
+/// Arguments of `pogo quantize`.
+#[derive(Args, Debug)]
+#[command(after_help = "Each block of 112 weights gets one scale s = ceil(max|delta| / 7) (in units of 2^-F) and \
+each weight the nearest q in [-7, 7]; the new model is base + s*q exactly, which is what \
+the commitment and the proofs are about (not the trained model itself).\n\nExample:\n  \
+pogo quantize base.safetensors trained.safetensors -o update.pogo --new new.safetensors")]
+pub struct QuantizeArgs {
+    /// The model training started from (.safetensors, float or pogo fixed-point).
+    pub base: PathBuf,
+    /// The trained model (.safetensors, same tensors and shapes).
+    pub trained: PathBuf,
+    /// Where to write the update blob.
+    #[arg(short, long, value_name = "UPDATE")]
+    pub output: PathBuf,
+    /// Where to write the exact new model (pogo fixed-point safetensors).
+    #[arg(long, value_name = "NEW")]
+    pub new: PathBuf,
+    /// Tree depth D for the printed roots [default: the smallest D >= 1 with nb <= 2^D]
+    #[arg(long, value_name = "D")]
+    pub depth: Option<u32>,
+    #[command(flatten)]
+    pub format: FormatArgs,
+    #[command(flatten)]
+    pub print: OutputArgs,
+}
+
+pub(super) fn run(args: QuantizeArgs) -> anyhow::Result<()> {
+    let base = args.format.load_model(&args.base)?;
+    // The trained model is read in the base model's format, so the deltas are comparable.
+    let trained = pogo_circuits::model::Model::load(&args.trained, Some(base.format()))
+        .with_context(|| format!("reading trained model {}", args.trained.display()))?;
+    let q = quantize(&base, &trained)?;
+    let new_tree = model_tree_with_progress(&q.new_model, args.depth)?;
+    let update_tree = update_tree(&q.update, args.depth, &())?;
+    let blob = q.update.to_blob();
+    q.new_model.save(&args.new).with_context(|| format!("writing {}", args.new.display()))?;
+    pogo_circuits::files::write_atomic(&args.output, &blob)
+        .with_context(|| format!("writing {}", args.output.display()))?;
+    let unit = 1.0 / f64::from(1u32 << base.format().fraction_bits());
+    Report::new()
+        .add("update", shown(&args.output))
+        .add("new_model", shown(&args.new))
+        .add("weights", base.weight_count())
+        .add("blocks", base.block_count())
+        .add("changed_blocks", q.report.changed_blocks)
+        .add("changed_weights", q.report.changed_weights)
+        .add("clamped_weights", q.report.clamped_weights)
+        .add("max_error", q.report.max_error as f64 * unit)
+        .add("rms_error", q.report.rms_error * unit)
+        .add("blob_bytes", blob.len())
+        .add("f32_bytes", base.weight_count() * 4)
+        .add("depth", new_tree.depth())
+        .add("update_root", fr_to_hex(&update_tree.root()))
+        .add("new_root", fr_to_hex(&new_tree.root()))
+        .print(args.print);
+    Ok(())
+}

@@ -1,0 +1,216 @@
+//! The `pogo` binary end to end: commit, open, quantize, apply and export on real
+//! safetensors files, and clear failures (no panic, no output file) on bad input.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use pogo_circuits::field::fr_to_hex;
+use pogo_circuits::model::Model;
+use pogo_circuits::update::Update;
+use safetensors::tensor::{Dtype, TensorView};
+
+fn pogo(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_pogo")).args(args).output().expect("pogo runs")
+}
+
+fn ok_json(args: &[&str]) -> serde_json::Value {
+    let out = pogo(args);
+    assert!(out.status.success(), "pogo {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).expect("one JSON object")
+}
+
+/// Fails with exit code 1 and a one-line `error:` message containing `needle`.
+fn fails_with(args: &[&str], needle: &str) {
+    let out = pogo(args);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "pogo {args:?}: {stderr}");
+    assert!(stderr.starts_with("error: ") && stderr.contains(needle), "pogo {args:?}: {stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+fn write_f32(path: &Path, tensors: &[(&str, Vec<usize>, Vec<f32>)]) {
+    let bytes: Vec<(String, Vec<usize>, Vec<u8>)> = tensors
+        .iter()
+        .map(|(n, s, v)| (n.to_string(), s.clone(), v.iter().flat_map(|x| x.to_le_bytes()).collect()))
+        .collect();
+    let views: Vec<(String, TensorView)> =
+        bytes.iter().map(|(n, s, b)| (n.clone(), TensorView::new(Dtype::F32, s.clone(), b).unwrap())).collect();
+    std::fs::write(path, safetensors::serialize(views, None).unwrap()).unwrap();
+}
+
+/// A 2-tensor model of 530 weights (5 blocks, the last partly padding).
+fn base_tensors(shift: f32) -> Vec<(&'static str, Vec<usize>, Vec<f32>)> {
+    vec![
+        ("fc.weight", vec![20, 25], (0..500).map(|i| ((i * 37 % 101) as f32 - 50.0) / 256.0 + shift).collect()),
+        ("fc.bias", vec![30], (0..30).map(|i| i as f32 / 64.0 - shift).collect()),
+    ]
+}
+
+struct Dir {
+    _tmp: tempfile::TempDir,
+    root: PathBuf,
+}
+
+impl Dir {
+    fn new() -> Self {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().to_path_buf();
+        Self { _tmp: tmp, root }
+    }
+    fn path(&self, name: &str) -> String {
+        self.root.join(name).display().to_string()
+    }
+}
+
+#[test]
+fn commit_prints_the_reference_root() {
+    let dir = Dir::new();
+    write_f32(Path::new(&dir.path("base.safetensors")), &base_tensors(0.0));
+    let json = ok_json(&["commit", &dir.path("base.safetensors"), "--json"]);
+    let model = Model::load(Path::new(&dir.path("base.safetensors")), None).unwrap();
+    assert_eq!(json["weights"], 530);
+    assert_eq!(json["blocks"], 5);
+    assert_eq!(json["depth"], 3);
+    assert_eq!(json["fraction_bits"], 24);
+    assert_eq!(json["root"], fr_to_hex(&model.reference_tree(3).unwrap().root()));
+    let deeper = ok_json(&["commit", &dir.path("base.safetensors"), "--json", "--depth", "6"]);
+    assert_eq!(deeper["root"], fr_to_hex(&model.reference_tree(6).unwrap().root()));
+    let text = pogo(&["commit", &dir.path("base.safetensors")]);
+    let text = String::from_utf8(text.stdout).unwrap();
+    assert!(text.lines().any(|l| l.starts_with("root") && l.contains("0x")), "{text}");
+}
+
+#[test]
+fn open_prints_a_path_that_verifies() {
+    let dir = Dir::new();
+    write_f32(Path::new(&dir.path("base.safetensors")), &base_tensors(0.0));
+    let json = ok_json(&["open", &dir.path("base.safetensors"), "--block", "4", "--json"]);
+    let model = Model::load(Path::new(&dir.path("base.safetensors")), None).unwrap();
+    let expected = model.reference_tree(3).unwrap().open(4).unwrap();
+    assert_eq!(json["leaf"], fr_to_hex(&model.leaf(4)));
+    assert_eq!(json["path_bits"], "001");
+    let siblings: Vec<String> = expected.siblings.iter().map(fr_to_hex).collect();
+    assert_eq!(json["siblings"], serde_json::json!(siblings));
+    fails_with(&["open", &dir.path("base.safetensors"), "--block", "5"], "block 5 does not exist");
+}
+
+#[test]
+fn quantize_then_apply_reproduces_the_new_model_and_roots() {
+    let dir = Dir::new();
+    write_f32(Path::new(&dir.path("base.safetensors")), &base_tensors(0.0));
+    write_f32(Path::new(&dir.path("trained.safetensors")), &base_tensors(0.01));
+    let q = ok_json(&[
+        "quantize",
+        &dir.path("base.safetensors"),
+        &dir.path("trained.safetensors"),
+        "-o",
+        &dir.path("update.pogo"),
+        "--new",
+        &dir.path("new.safetensors"),
+        "--json",
+    ]);
+    assert!(q["changed_weights"].as_u64().unwrap() > 500);
+    assert!(q["max_error"].as_f64().unwrap() < 0.01 / 7.0);
+    let applied = ok_json(&[
+        "apply",
+        &dir.path("base.safetensors"),
+        &dir.path("update.pogo"),
+        "-o",
+        &dir.path("applied.safetensors"),
+        "--json",
+    ]);
+    assert_eq!(applied["new_root"], q["new_root"]);
+    assert_eq!(
+        std::fs::read(dir.path("applied.safetensors")).unwrap(),
+        std::fs::read(dir.path("new.safetensors")).unwrap(),
+        "apply and quantize write the same exact model"
+    );
+    let committed_update = ok_json(&["commit", &dir.path("update.pogo"), "--json"]);
+    assert_eq!(committed_update["kind"], "update");
+    assert_eq!(committed_update["root"], q["update_root"]);
+    let committed_new = ok_json(&["commit", &dir.path("new.safetensors"), "--json"]);
+    assert_eq!(committed_new["root"], q["new_root"]);
+    // The rebuilt model is what the update says: base + s*q, checked independently.
+    let base = Model::load(Path::new(&dir.path("base.safetensors")), None).unwrap();
+    let update = Update::load(Path::new(&dir.path("update.pogo"))).unwrap();
+    let new = Model::load(Path::new(&dir.path("new.safetensors")), None).unwrap();
+    assert_eq!(update.apply(&base).unwrap(), new);
+}
+
+#[test]
+fn export_writes_floats_that_import_back_exactly() {
+    let dir = Dir::new();
+    write_f32(Path::new(&dir.path("base.safetensors")), &base_tensors(0.0));
+    let base = ok_json(&["commit", &dir.path("base.safetensors"), "--json"]);
+    for dtype in ["f32", "bf16"] {
+        let out = dir.path(&format!("exported-{dtype}.safetensors"));
+        ok_json(&["export", &dir.path("base.safetensors"), "-o", &out, "--dtype", dtype, "--json"]);
+        let again = ok_json(&["commit", &out, "--json"]);
+        assert_eq!(again["root"], base["root"], "{dtype}: every value here is exact in {dtype}");
+    }
+}
+
+#[test]
+fn bad_inputs_fail_clearly_and_write_nothing() {
+    let dir = Dir::new();
+    write_f32(Path::new(&dir.path("base.safetensors")), &base_tensors(0.0));
+    let bytes = std::fs::read(dir.path("base.safetensors")).unwrap();
+    std::fs::write(dir.path("truncated.safetensors"), &bytes[..bytes.len() - 7]).unwrap();
+    fails_with(&["commit", &dir.path("truncated.safetensors")], "not a valid safetensors file");
+    fails_with(&["commit", &dir.path("missing.safetensors")], "missing.safetensors");
+    fails_with(&["commit", &dir.path("base.safetensors"), "--depth", "2"], "do not fit in a tree of depth 2");
+    fails_with(&["commit", &dir.path("base.safetensors"), "--fraction-bits", "31"], "fraction bits");
+
+    let mut tensors = base_tensors(0.0);
+    tensors[0].2[123] = f32::NAN;
+    write_f32(Path::new(&dir.path("nan.safetensors")), &tensors);
+    fails_with(&["commit", &dir.path("nan.safetensors")], "tensor \"fc.weight\", element 123");
+
+    // An update for a model of another size: refused, and no output file appears.
+    let mut small = base_tensors(0.0);
+    small[0] = ("fc.weight", vec![10, 25], small[0].2[..250].to_vec());
+    write_f32(Path::new(&dir.path("small.safetensors")), &small);
+    write_f32(Path::new(&dir.path("small2.safetensors")), &small);
+    ok_json(&[
+        "quantize",
+        &dir.path("small.safetensors"),
+        &dir.path("small2.safetensors"),
+        "-o",
+        &dir.path("small.pogo"),
+        "--new",
+        &dir.path("small-new.safetensors"),
+        "--json",
+    ]);
+    let out = dir.path("never.safetensors");
+    fails_with(&["apply", &dir.path("base.safetensors"), &dir.path("small.pogo"), "-o", &out], "model of 280 weights");
+    assert!(!Path::new(&out).exists());
+
+    // A blob with a flipped checksum byte.
+    let mut blob = std::fs::read(dir.path("small.pogo")).unwrap();
+    blob[40] ^= 1;
+    std::fs::write(dir.path("corrupt.pogo"), &blob).unwrap();
+    fails_with(&["apply", &dir.path("small.safetensors"), &dir.path("corrupt.pogo"), "-o", &out], "checksum");
+    assert!(!Path::new(&out).exists());
+
+    // Models with different tensors cannot be quantized against each other.
+    fails_with(
+        &[
+            "quantize",
+            &dir.path("base.safetensors"),
+            &dir.path("small.safetensors"),
+            "-o",
+            &dir.path("x.pogo"),
+            "--new",
+            &out,
+        ],
+        "different tensors",
+    );
+    assert!(!Path::new(&out).exists() && !Path::new(&dir.path("x.pogo")).exists());
+    // No temporary files are left behind by any failure.
+    let leftovers: Vec<_> = std::fs::read_dir(&dir.root)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".tmp"))
+        .collect();
+    assert!(leftovers.is_empty());
+}
