@@ -16,12 +16,10 @@ use crate::field::Fr;
 use crate::files::write_atomic;
 use crate::merkle::{MerkleError, MerkleTree};
 
-/// Metadata key naming pogo's exact fixed-point format.
-pub const FORMAT_KEY: &str = "pogo.format";
-/// The value of [`FORMAT_KEY`] for this version of the format.
-pub const FORMAT_VALUE: &str = "fixed-point-v1";
-/// Metadata key holding `F`.
-pub const FRACTION_BITS_KEY: &str = "pogo.fraction_bits";
+/// The metadata key that marks pogo's exact fixed-point format (version 1) and holds `F`.
+/// It is the only key pogo writes: safetensors emits metadata in hash-map order, so a
+/// single key keeps model files byte-for-byte deterministic.
+pub const FIXED_POINT_KEY: &str = "pogo.fixed_point_v1.fraction_bits";
 
 /// A tensor's name and shape; its weights are the next `shape.product()` of the model.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -107,7 +105,7 @@ pub enum ModelError {
         requested: u32,
     },
     /// The metadata of a fixed-point file is unreadable.
-    #[error("bad {FRACTION_BITS_KEY} metadata: {0:?}")]
+    #[error("bad {FIXED_POINT_KEY} metadata: {0:?} is not a number of fraction bits from 0 to 30")]
     Metadata(String),
     /// Tensor sizes do not add up to the weight count.
     #[error("tensor shapes hold {expected} weights but {got} were given")]
@@ -256,11 +254,10 @@ impl Model {
         let (_, metadata) = SafeTensors::read_metadata(bytes)?;
         let file = SafeTensors::deserialize(bytes)?;
         let info = metadata.metadata().as_ref();
-        let fixed = match info.and_then(|m| m.get(FORMAT_KEY)) {
-            Some(v) if v == FORMAT_VALUE => {
-                let text = info.and_then(|m| m.get(FRACTION_BITS_KEY)).cloned().unwrap_or_default();
+        let fixed = match info.and_then(|m| m.get(FIXED_POINT_KEY)) {
+            Some(text) => {
                 let bits = text.parse().ok().and_then(|f| FixedPoint::new(f).ok());
-                let found = bits.ok_or(ModelError::Metadata(text))?;
+                let found = bits.ok_or_else(|| ModelError::Metadata(text.clone()))?;
                 if let Some(req) = requested.filter(|r| *r != found) {
                     return Err(ModelError::FractionBitsMismatch {
                         found: found.fraction_bits(),
@@ -268,9 +265,6 @@ impl Model {
                     });
                 }
                 Some(found)
-            }
-            Some(other) => {
-                return Err(ModelError::Metadata(format!("{FORMAT_KEY}={other} (this pogo reads {FORMAT_VALUE})")))
             }
             None => None,
         };
@@ -290,7 +284,7 @@ impl Model {
                     return Err(ModelError::Format {
                         tensor: name,
                         reason: format!(
-                            "I32 tensors are read only from pogo fixed-point files ({FORMAT_KEY}={FORMAT_VALUE})"
+                            "I32 tensors are read only from pogo fixed-point files (metadata {FIXED_POINT_KEY})"
                         ),
                     })
                 }
@@ -327,10 +321,7 @@ impl Model {
 
     /// The exact fixed-point file: I32 tensors of `w` plus the format in the metadata.
     pub fn to_safetensors(&self) -> Result<Vec<u8>, ModelError> {
-        let metadata = HashMap::from([
-            (FORMAT_KEY.to_string(), FORMAT_VALUE.to_string()),
-            (FRACTION_BITS_KEY.to_string(), self.format.fraction_bits().to_string()),
-        ]);
+        let metadata = HashMap::from([(FIXED_POINT_KEY.to_string(), self.format.fraction_bits().to_string())]);
         let views = self.tensor_slices().map(|(info, weights)| {
             let bytes = weights.iter().flat_map(|&u| unbias(u).to_le_bytes()).collect();
             (info.name.clone(), OwnedView { dtype: Dtype::I32, shape: info.shape.clone(), bytes })

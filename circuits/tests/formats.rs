@@ -2,7 +2,7 @@
 //! kind of bad input.
 
 use pogo_circuits::encoding::{FixedPoint, Nibble, UpdateBlock, BIAS, BLOCK_WEIGHTS};
-use pogo_circuits::model::{FloatDtype, Model, ModelError, FORMAT_KEY, FORMAT_VALUE, FRACTION_BITS_KEY};
+use pogo_circuits::model::{FloatDtype, Model, ModelError, FIXED_POINT_KEY};
 use pogo_circuits::update::{BlobError, Update, UpdateError, BLOB_HEADER_LEN};
 use proptest::prelude::*;
 use safetensors::tensor::{Dtype, TensorView};
@@ -62,6 +62,9 @@ fn fixed_point_files_round_trip_exactly_and_keep_their_format() {
     model.save(&path).unwrap();
     assert_eq!(Model::load(&path, None).unwrap(), model);
     assert_eq!(Model::load(&path, Some(format)).unwrap(), model);
+    // Byte-for-byte deterministic, so files can be content-addressed.
+    assert_eq!(model.to_safetensors().unwrap(), model.to_safetensors().unwrap());
+    assert_eq!(std::fs::read(&path).unwrap(), model.to_safetensors().unwrap());
     let err = Model::load(&path, Some(FixedPoint::default())).unwrap_err();
     assert!(matches!(err, ModelError::FractionBitsMismatch { found: 20, requested: 24 }), "{err}");
 }
@@ -116,7 +119,7 @@ fn unsupported_dtypes_and_foreign_integers_are_rejected() {
     let data = [0u8; 16];
     let i32_file = safetensors::serialize([("x", TensorView::new(Dtype::I32, vec![4], &data).unwrap())], None).unwrap();
     assert!(matches!(Model::from_safetensors(&i32_file, None), Err(ModelError::Format { .. })));
-    let meta = HashMap::from([(FORMAT_KEY.into(), FORMAT_VALUE.into()), (FRACTION_BITS_KEY.into(), "99".into())]);
+    let meta = HashMap::from([(FIXED_POINT_KEY.to_string(), "99".to_string())]);
     let bad_meta =
         safetensors::serialize([("x", TensorView::new(Dtype::I32, vec![4], &data).unwrap())], Some(meta)).unwrap();
     assert!(matches!(Model::from_safetensors(&bad_meta, None), Err(ModelError::Metadata(_))));
