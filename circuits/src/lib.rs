@@ -9,6 +9,7 @@
 pub mod encoding;
 pub mod field;
 pub mod files;
+pub mod gadgets;
 pub mod merkle;
 pub mod model;
 pub mod poseidon;
