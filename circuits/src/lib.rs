@@ -13,4 +13,6 @@ pub mod gadgets;
 pub mod merkle;
 pub mod model;
 pub mod poseidon;
+pub mod sampling;
 pub mod update;
+pub mod update_circuit;
