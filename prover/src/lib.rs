@@ -1,6 +1,10 @@
 //! # pogo-prover
 //!
 //! The miner's heavy side of PoGO: commitments to 32-bit models and 4-bit updates built on
-//! every core, bit-identical to the native reference in `pogo-circuits`.
+//! every core (bit-identical to the native reference in `pogo-circuits`), witness assembly,
+//! KZG setups, keys and halo2 proofs of `UpdateCircuit{D, S}`.
 
 pub mod commit;
+pub mod prove;
+pub mod setup;
+pub mod witness;

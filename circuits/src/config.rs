@@ -1,0 +1,173 @@
+//! Circuit configurations: `UpdateCircuit{D, S}` plus the shape halo2 needs (rows `2^k`,
+//! lookup table size, columns). The layout depends only on `(D, S)`, never on witness
+//! values, so one dry run with placeholder values measures it exactly.
+
+use halo2_base::gates::circuit::builder::BaseCircuitBuilder;
+use halo2_base::gates::circuit::BaseCircuitParams;
+
+use crate::encoding::BLOCK_WEIGHTS;
+use crate::field::{Field, Fr};
+use crate::merkle::MAX_DEPTH;
+use crate::update_circuit::{synthesize, PublicInputs, SampleWitness, WitnessShapeError};
+
+/// Rows reserved for halo2's blinding factors.
+pub const RESERVED_ROWS: usize = 20;
+/// Smallest and largest supported `k`.
+const K_RANGE: std::ops::RangeInclusive<u32> = 12..=24;
+/// The advice-column count a configuration aims for: proving time falls with more columns,
+/// verifier gas rises; DESIGN §4 measured ~10 columns as the EVM verifier's practical limit.
+const TARGET_ADVICE_COLUMNS: usize = 6;
+
+/// `UpdateCircuit{D, S}`: tree depth and samples per proof.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+pub struct CircuitConfig {
+    /// Tree depth `D`.
+    pub depth: u32,
+    /// Sampled blocks `S`.
+    pub samples: usize,
+}
+
+/// A configuration was invalid.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    /// Depth outside `1..=32`.
+    #[error("tree depth must be between 1 and {MAX_DEPTH}, got {0}")]
+    Depth(u32),
+    /// No samples, or absurdly many.
+    #[error("samples per proof must be between 1 and 1024, got {0}")]
+    Samples(usize),
+    /// Too large for any supported `k`.
+    #[error("UpdateCircuit{{D = {depth}, S = {samples}}} needs {cells} cells, more than 2^{max_k} rows of {TARGET_ADVICE_COLUMNS} columns")]
+    TooLarge {
+        /// `D`.
+        depth: u32,
+        /// `S`.
+        samples: usize,
+        /// Advice cells.
+        cells: usize,
+        /// Largest `k`.
+        max_k: u32,
+    },
+    /// Laying out the circuit failed.
+    #[error(transparent)]
+    Shape(#[from] WitnessShapeError),
+}
+
+impl CircuitConfig {
+    /// A checked configuration.
+    pub fn new(depth: u32, samples: usize) -> Result<Self, ConfigError> {
+        if !(1..=MAX_DEPTH).contains(&depth) {
+            return Err(ConfigError::Depth(depth));
+        }
+        if !(1..=1024).contains(&samples) {
+            return Err(ConfigError::Samples(samples));
+        }
+        Ok(Self { depth, samples })
+    }
+
+    /// A short name, e.g. `d20-s32`, used for folders under `params/`.
+    pub fn name(&self) -> String {
+        format!("d{}-s{}", self.depth, self.samples)
+    }
+
+    /// Placeholder inputs of the right shape (values are irrelevant to the layout).
+    pub fn placeholder(&self) -> (PublicInputs, Vec<SampleWitness>) {
+        let zeros = |n: usize| vec![Fr::ZERO; n];
+        let inputs = PublicInputs {
+            old_root: Fr::ZERO,
+            new_root: Fr::ZERO,
+            update_root: Fr::ZERO,
+            blocks: 1,
+            indices: vec![0; self.samples],
+        };
+        let sample = SampleWitness {
+            old_limbs: zeros(BLOCK_WEIGHTS),
+            new_limbs: zeros(BLOCK_WEIGHTS),
+            scale: Fr::ZERO,
+            nibbles: zeros(BLOCK_WEIGHTS),
+            old_siblings: zeros(self.depth as usize),
+            new_siblings: zeros(self.depth as usize),
+            update_siblings: zeros(self.depth as usize),
+        };
+        (inputs, vec![sample; self.samples])
+    }
+
+    /// Measures the layout and picks `k` and the lookup table size.
+    pub fn shape(&self) -> Result<CircuitShape, ConfigError> {
+        // A 2^16 table range-checks 32-bit values in two lookups but needs k ≥ 17;
+        // smaller circuits use a 2^8 table.
+        for lookup_bits in [16usize, 8] {
+            let cells = self.count_cells(lookup_bits)?;
+            let k = K_RANGE.clone().find(|&k| cells <= TARGET_ADVICE_COLUMNS * ((1usize << k) - RESERVED_ROWS)).ok_or(
+                ConfigError::TooLarge { depth: self.depth, samples: self.samples, cells, max_k: *K_RANGE.end() },
+            )?;
+            if lookup_bits < k as usize {
+                return Ok(CircuitShape { config: *self, k, lookup_bits, advice_cells: cells });
+            }
+        }
+        unreachable!("an 8-bit table fits every k ≥ 12")
+    }
+
+    fn count_cells(&self, lookup_bits: usize) -> Result<usize, ConfigError> {
+        let mut builder = BaseCircuitBuilder::<Fr>::new(false)
+            .use_k(*K_RANGE.end() as usize)
+            .use_lookup_bits(lookup_bits)
+            .use_instance_columns(1);
+        let (inputs, samples) = self.placeholder();
+        synthesize(&mut builder, self.depth, &inputs, &samples)?;
+        Ok(builder.statistics().gate.total_advice_per_phase[0])
+    }
+}
+
+/// A configuration with its measured shape.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct CircuitShape {
+    /// `(D, S)`.
+    pub config: CircuitConfig,
+    /// `2^k` rows.
+    pub k: u32,
+    /// Range-check table of `2^lookup_bits` rows.
+    pub lookup_bits: usize,
+    /// Advice cells of the gate (lookup copies excluded).
+    pub advice_cells: usize,
+}
+
+impl CircuitShape {
+    /// A builder laid out for keygen (`witness_gen_only = false`) or for a dry run.
+    pub fn builder(&self) -> BaseCircuitBuilder<Fr> {
+        BaseCircuitBuilder::new(false).use_k(self.k as usize).use_lookup_bits(self.lookup_bits).use_instance_columns(1)
+    }
+
+    /// Lays out the placeholder circuit and returns it with its column parameters, as
+    /// keygen needs them.
+    pub fn keygen_circuit(&self) -> Result<(BaseCircuitBuilder<Fr>, BaseCircuitParams), ConfigError> {
+        let mut builder = self.builder();
+        let (inputs, samples) = self.config.placeholder();
+        synthesize(&mut builder, self.config.depth, &inputs, &samples)?;
+        let params = builder.calculate_params(Some(RESERVED_ROWS));
+        Ok((builder, params))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn configurations_are_checked() {
+        assert_eq!(CircuitConfig::new(0, 1), Err(ConfigError::Depth(0)));
+        assert_eq!(CircuitConfig::new(33, 1), Err(ConfigError::Depth(33)));
+        assert_eq!(CircuitConfig::new(3, 0), Err(ConfigError::Samples(0)));
+        assert_eq!(CircuitConfig::new(20, 32).unwrap().name(), "d20-s32");
+    }
+
+    #[test]
+    fn shape_grows_with_depth_and_samples() {
+        let small = CircuitConfig::new(2, 1).unwrap().shape().unwrap();
+        let deeper = CircuitConfig::new(4, 1).unwrap().shape().unwrap();
+        let more = CircuitConfig::new(2, 2).unwrap().shape().unwrap();
+        assert!(deeper.advice_cells > small.advice_cells && more.advice_cells > small.advice_cells);
+        assert!(small.lookup_bits < small.k as usize);
+        assert!(small.advice_cells <= TARGET_ADVICE_COLUMNS << small.k);
+    }
+}
