@@ -5,6 +5,7 @@
 //! KZG setups, keys and halo2 proofs of `UpdateCircuit{D, S}`.
 
 pub mod commit;
+pub mod keys;
 pub mod prove;
 pub mod setup;
 pub mod witness;

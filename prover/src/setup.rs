@@ -2,20 +2,16 @@
 //!
 //! [`dev_setup`] derives the toxic secret from a public seed: anyone can forge proofs
 //! against it, so it exists for development, tests and benchmarks only, and is labelled
-//! INSECURE wherever it is written. Production setups come from a ceremony (see the ptau
-//! importer).
+//! INSECURE wherever it is written.
 
-use halo2_base::halo2_proofs::halo2curves::bn256::Bn256;
 use halo2_base::halo2_proofs::poly::commitment::Params;
-use halo2_base::halo2_proofs::poly::kzg::commitment::ParamsKZG;
 use rand::SeedableRng;
 
-/// KZG parameters over BN254.
-pub type Setup = ParamsKZG<Bn256>;
+pub use pogo_verifier::keys::Setup;
 
 /// An INSECURE setup of `2^k` powers whose secret is derived from `seed`.
 pub fn dev_setup(k: u32, seed: u64) -> Setup {
-    ParamsKZG::setup(k, rand_chacha::ChaCha20Rng::seed_from_u64(seed))
+    Setup::setup(k, rand_chacha::ChaCha20Rng::seed_from_u64(seed))
 }
 
 /// The setup's bytes (halo2's own format).
@@ -23,9 +19,4 @@ pub fn to_bytes(setup: &Setup) -> Vec<u8> {
     let mut bytes = Vec::new();
     setup.write(&mut bytes).expect("writing to memory cannot fail");
     bytes
-}
-
-/// Reads a setup written by [`to_bytes`].
-pub fn from_bytes(mut bytes: &[u8]) -> std::io::Result<Setup> {
-    Setup::read(&mut bytes)
 }

@@ -120,3 +120,36 @@ fn assembly_refuses_bad_statements_by_name() {
     assert!(err.to_string().contains("block 1") && err.to_string().contains("weight 4"), "{err}");
     assert!(round_trees(&r.old, &r.new, &r.update, 1, &()).is_err(), "3 blocks do not fit depth 1");
 }
+
+#[test]
+fn key_folders_round_trip_and_refuse_corruption_and_other_keys() {
+    use pogo_verifier::keys::{KeysError, ProofFile, SetupOrigin, VK_FILE};
+    let dir = tempfile::tempdir().unwrap();
+    let (setup, keys) = setup_and_keys(2, 1);
+    let manifest =
+        pogo_prover::keys::write(dir.path(), &setup, SetupOrigin::DevSeededInsecure { seed: 42 }, &keys).unwrap();
+    let (_, loaded_setup, loaded) = pogo_prover::keys::load(dir.path()).unwrap();
+    assert_eq!(loaded.vk().transcript_repr(), keys.vk().transcript_repr());
+
+    let r = round(3, 4);
+    let trees = round_trees(&r.old, &r.new, &r.update, 2, &()).unwrap();
+    let (inputs, samples) = assemble(&r.old, &r.new, &r.update, &trees, &[2]).unwrap();
+    let proof = prove(&loaded_setup, &loaded, &inputs, &samples).unwrap();
+    let file = ProofFile::new("d2-s1".into(), manifest.sha256.vk.clone(), &inputs, &proof);
+    assert_eq!(file.verify_with(dir.path()).unwrap(), inputs);
+
+    // A proof naming another key is refused before any arithmetic.
+    let mut other = file.clone();
+    other.vk_sha256 = "00".repeat(32);
+    assert!(matches!(other.verify_with(dir.path()), Err(KeysError::KeyMismatch { .. })));
+    // Tampered public inputs in the file.
+    let mut moved = file.clone();
+    moved.indices = vec![1];
+    assert!(matches!(moved.verify_with(dir.path()), Err(KeysError::Proof(_))));
+    // A corrupted key file is caught by its hash.
+    let vk_path = dir.path().join(VK_FILE);
+    let mut vk = std::fs::read(&vk_path).unwrap();
+    vk[40] ^= 1;
+    std::fs::write(&vk_path, vk).unwrap();
+    assert!(matches!(file.verify_with(dir.path()), Err(KeysError::Hash { .. })));
+}

@@ -1,0 +1,334 @@
+//! Key folders under `params/` and proof files, and loading them with every check first.
+//!
+//! A configuration's folder (`params/d{D}-s{S}/`) holds `setup.bin` (KZG powers), `vk.bin`,
+//! `pk.bin` and `manifest.json`, which names the configuration, its shape, the setup's
+//! origin and the SHA-256 of every file. Loading checks the hashes before parsing anything,
+//! so a truncated or swapped file is reported as such, not as a strange proof failure.
+
+use std::path::{Path, PathBuf};
+
+use halo2_base::gates::circuit::builder::BaseCircuitBuilder;
+use halo2_base::gates::circuit::BaseCircuitParams;
+use halo2_base::halo2_proofs::halo2curves::bn256::G1Affine;
+use halo2_base::halo2_proofs::plonk::VerifyingKey;
+use halo2_base::halo2_proofs::poly::commitment::Params;
+use halo2_base::halo2_proofs::SerdeFormat;
+use pogo_circuits::config::CircuitShape;
+use pogo_circuits::field::{fr_from_hex, fr_to_hex, Fr};
+use pogo_circuits::update_circuit::PublicInputs;
+use sha2::{Digest, Sha256};
+
+use crate::proof::{verify, ProofError};
+
+/// The manifest's format tag.
+pub const MANIFEST_FORMAT: &str = "pogo-keys-v1";
+/// The proof file's format tag.
+pub const PROOF_FORMAT: &str = "pogo-proof-v1";
+/// File names inside a configuration folder.
+pub const SETUP_FILE: &str = "setup.bin";
+/// Verifying key file.
+pub const VK_FILE: &str = "vk.bin";
+/// Proving key file.
+pub const PK_FILE: &str = "pk.bin";
+/// Manifest file.
+pub const MANIFEST_FILE: &str = "manifest.json";
+
+/// KZG parameters over BN254.
+pub type Setup =
+    halo2_base::halo2_proofs::poly::kzg::commitment::ParamsKZG<halo2_base::halo2_proofs::halo2curves::bn256::Bn256>;
+
+/// Where a setup came from.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum SetupOrigin {
+    /// Derived from a public seed: anyone can forge proofs. Development only.
+    DevSeededInsecure {
+        /// The seed.
+        seed: u64,
+    },
+    /// Imported from a powers-of-tau ceremony file (snarkjs `.ptau`).
+    Ptau {
+        /// SHA-256 of the `.ptau` file.
+        sha256: String,
+        /// Its file name when imported.
+        file: String,
+    },
+}
+
+/// `manifest.json` of a configuration folder.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct Manifest {
+    /// [`MANIFEST_FORMAT`].
+    pub format: String,
+    /// Configuration and measured shape.
+    pub shape: CircuitShape,
+    /// Column parameters fixed at keygen.
+    pub circuit_params: BaseCircuitParams,
+    /// Column break points fixed at keygen.
+    pub break_points: Vec<Vec<usize>>,
+    /// Where the setup came from.
+    pub setup: SetupOrigin,
+    /// SHA-256 of `setup.bin`, `vk.bin`, `pk.bin` (hex).
+    pub sha256: FileHashes,
+}
+
+/// SHA-256 (hex) of each file of a configuration folder.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct FileHashes {
+    /// `setup.bin`.
+    pub setup: String,
+    /// `vk.bin`; also the key's identity in proof files.
+    pub vk: String,
+    /// `pk.bin`.
+    pub pk: String,
+}
+
+/// A key folder or proof file is unusable.
+#[derive(Debug, thiserror::Error)]
+pub enum KeysError {
+    /// A file could not be read.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: String,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// JSON did not parse.
+    #[error("{path}: not a valid {what}: {source}")]
+    Json {
+        /// The file.
+        path: String,
+        /// Manifest or proof.
+        what: &'static str,
+        /// The cause.
+        source: serde_json::Error,
+    },
+    /// Another format version.
+    #[error("{path}: format {found:?} is not {expected:?}")]
+    Format {
+        /// The file.
+        path: String,
+        /// Found.
+        found: String,
+        /// Expected.
+        expected: &'static str,
+    },
+    /// A file's hash differs from the manifest's.
+    #[error("{path}: SHA-256 {found} does not match the manifest's {expected} (corrupt or replaced file)")]
+    Hash {
+        /// The file.
+        path: String,
+        /// Computed.
+        found: String,
+        /// In the manifest.
+        expected: String,
+    },
+    /// A key or setup file is malformed although its hash matched.
+    #[error("{path}: malformed {what}: {reason}")]
+    Malformed {
+        /// The file.
+        path: String,
+        /// Which kind of file.
+        what: &'static str,
+        /// Why.
+        reason: String,
+    },
+    /// The proof was made for another configuration or key.
+    #[error("the proof is for {proof}, but the keys in {dir} are for {keys}")]
+    KeyMismatch {
+        /// What the proof names.
+        proof: String,
+        /// What the folder holds.
+        keys: String,
+        /// The folder.
+        dir: String,
+    },
+    /// The proof itself failed.
+    #[error(transparent)]
+    Proof(#[from] ProofError),
+}
+
+/// Hex SHA-256 of bytes.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+fn read(path: &Path) -> Result<Vec<u8>, KeysError> {
+    std::fs::read(path).map_err(|source| KeysError::Io { path: path.display().to_string(), source })
+}
+
+/// Reads a file and checks it against the manifest's hash.
+pub fn read_checked(path: &Path, expected: &str) -> Result<Vec<u8>, KeysError> {
+    let bytes = read(path)?;
+    let found = sha256_hex(&bytes);
+    if found != expected {
+        return Err(KeysError::Hash { path: path.display().to_string(), found, expected: expected.to_string() });
+    }
+    Ok(bytes)
+}
+
+/// Runs a parser that may panic on malformed bytes (halo2's readers do), as an error.
+fn parse<T>(path: &Path, what: &'static str, f: impl FnOnce() -> std::io::Result<T>) -> Result<T, KeysError> {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(e)) => Err(KeysError::Malformed { path: path.display().to_string(), what, reason: e.to_string() }),
+        Err(_) => {
+            Err(KeysError::Malformed { path: path.display().to_string(), what, reason: "parser panicked".into() })
+        }
+    }
+}
+
+/// The folder of a configuration under a parameters directory.
+pub fn config_dir(params_dir: &Path, shape_name: &str) -> PathBuf {
+    params_dir.join(shape_name)
+}
+
+impl Manifest {
+    /// Reads and checks `manifest.json` in `dir`.
+    pub fn load(dir: &Path) -> Result<Self, KeysError> {
+        let path = dir.join(MANIFEST_FILE);
+        let bytes = read(&path)?;
+        let manifest: Manifest = serde_json::from_slice(&bytes).map_err(|source| KeysError::Json {
+            path: path.display().to_string(),
+            what: "key manifest",
+            source,
+        })?;
+        if manifest.format != MANIFEST_FORMAT {
+            return Err(KeysError::Format {
+                path: path.display().to_string(),
+                found: manifest.format,
+                expected: MANIFEST_FORMAT,
+            });
+        }
+        Ok(manifest)
+    }
+
+    /// Loads the setup, checking its hash and size.
+    pub fn load_setup(&self, dir: &Path) -> Result<Setup, KeysError> {
+        let path = dir.join(SETUP_FILE);
+        let bytes = read_checked(&path, &self.sha256.setup)?;
+        let setup: Setup = parse(&path, "KZG setup", || Setup::read(&mut bytes.as_slice()))?;
+        if setup.k() != self.shape.k {
+            return Err(KeysError::Malformed {
+                path: path.display().to_string(),
+                what: "KZG setup",
+                reason: format!("2^{} powers, the circuit needs 2^{}", setup.k(), self.shape.k),
+            });
+        }
+        Ok(setup)
+    }
+
+    /// Loads the verifying key, checking its hash.
+    pub fn load_vk(&self, dir: &Path) -> Result<VerifyingKey<G1Affine>, KeysError> {
+        let path = dir.join(VK_FILE);
+        let bytes = read_checked(&path, &self.sha256.vk)?;
+        let params = self.circuit_params.clone();
+        parse(&path, "verifying key", || {
+            VerifyingKey::read::<_, BaseCircuitBuilder<Fr>>(&mut bytes.as_slice(), SerdeFormat::RawBytes, params)
+        })
+    }
+}
+
+/// A proof with everything needed to check it: the configuration, the key it was made
+/// with, the public inputs and the proof bytes (JSON, hex-encoded).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ProofFile {
+    /// [`PROOF_FORMAT`].
+    pub format: String,
+    /// The configuration (`d{D}-s{S}`).
+    pub config: String,
+    /// SHA-256 of the verifying key file.
+    pub vk_sha256: String,
+    /// `old_root`.
+    pub old_root: String,
+    /// `new_root`.
+    pub new_root: String,
+    /// `update_root`.
+    pub update_root: String,
+    /// `nb`.
+    pub blocks: u64,
+    /// `i_0..i_{S-1}`.
+    pub indices: Vec<u64>,
+    /// The proof, `0x` hex.
+    pub proof: String,
+}
+
+impl ProofFile {
+    /// Wraps a proof.
+    pub fn new(config: String, vk_sha256: String, inputs: &PublicInputs, proof: &[u8]) -> Self {
+        Self {
+            format: PROOF_FORMAT.into(),
+            config,
+            vk_sha256,
+            old_root: fr_to_hex(&inputs.old_root),
+            new_root: fr_to_hex(&inputs.new_root),
+            update_root: fr_to_hex(&inputs.update_root),
+            blocks: inputs.blocks,
+            indices: inputs.indices.clone(),
+            proof: format!("0x{}", hex::encode(proof)),
+        }
+    }
+
+    /// Reads a proof file.
+    pub fn load(path: &Path) -> Result<Self, KeysError> {
+        let bytes = read(path)?;
+        let file: ProofFile = serde_json::from_slice(&bytes).map_err(|source| KeysError::Json {
+            path: path.display().to_string(),
+            what: "proof file",
+            source,
+        })?;
+        if file.format != PROOF_FORMAT {
+            return Err(KeysError::Format {
+                path: path.display().to_string(),
+                found: file.format,
+                expected: PROOF_FORMAT,
+            });
+        }
+        Ok(file)
+    }
+
+    /// The public inputs and proof bytes, parsed.
+    pub fn decode(&self) -> Result<(PublicInputs, Vec<u8>), KeysError> {
+        let bad = |what: &str, e: String| KeysError::Malformed {
+            path: "proof file".into(),
+            what: "proof file",
+            reason: format!("{what}: {e}"),
+        };
+        let root = |name: &str, text: &str| -> Result<Fr, KeysError> {
+            fr_from_hex(text).map_err(|e| bad(name, e.to_string()))
+        };
+        let inputs = PublicInputs {
+            old_root: root("old_root", &self.old_root)?,
+            new_root: root("new_root", &self.new_root)?,
+            update_root: root("update_root", &self.update_root)?,
+            blocks: self.blocks,
+            indices: self.indices.clone(),
+        };
+        let digits = self.proof.strip_prefix("0x").ok_or_else(|| bad("proof", "missing 0x".into()))?;
+        let proof = hex::decode(digits).map_err(|e| bad("proof", e.to_string()))?;
+        Ok((inputs, proof))
+    }
+
+    /// Verifies the proof with the keys in `dir`, checking it names that key.
+    pub fn verify_with(&self, dir: &Path) -> Result<PublicInputs, KeysError> {
+        let manifest = Manifest::load(dir)?;
+        let keys = manifest.shape.config.name();
+        if self.config != keys || self.vk_sha256 != manifest.sha256.vk {
+            return Err(KeysError::KeyMismatch {
+                proof: format!("{} (vk {})", self.config, short(&self.vk_sha256)),
+                keys: format!("{keys} (vk {})", short(&manifest.sha256.vk)),
+                dir: dir.display().to_string(),
+            });
+        }
+        let (inputs, proof) = self.decode()?;
+        let setup = manifest.load_setup(dir)?;
+        let vk = manifest.load_vk(dir)?;
+        verify(&setup, &vk, &inputs, manifest.shape.config.samples, &proof)?;
+        Ok(inputs)
+    }
+}
+
+fn short(hash: &str) -> &str {
+    &hash[..hash.len().min(12)]
+}
