@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The end-to-end path that exists today: a model trained outside pogo becomes a 4-bit update
 # with Poseidon Merkle commitments; a verifier rebuilds it exactly, checks the roots and
-# re-evaluates the loss; a corrupted update is refused.
+# re-evaluates the loss; the miner proves sampled blocks with halo2 and anyone verifies the
+# proof; edited proofs and corrupted updates are refused.
 # Usage: scripts/demo.sh [WORK_DIR]   (needs cargo and python3; installs nothing else)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -38,6 +39,27 @@ old_loss=$(python3 scripts/demo_train.py eval "$work/base.safetensors")
 new_loss=$(python3 scripts/demo_train.py eval "$work/new-f32.safetensors")
 echo "held-out loss: old $old_loss -> new $new_loss"
 python3 -c "import sys; sys.exit(0 if $new_loss < $old_loss else 1)" && echo "attest: positive (the loss fell)"
+
+step "Keys for UpdateCircuit{D = 3, S = 2} (INSECURE development setup)"
+pogo setup --depth 3 --samples 2 --params-dir "$work/params" --force
+
+step "Miner: prove that 2 blocks sampled by phase-2 randomness were applied exactly"
+seed=0x$(python3 -c 'import os; print(os.urandom(32).hex())')
+pogo prove "$work/base.safetensors" "$work/new.safetensors" "$work/update.pogo" --seed "$seed" --samples 2 \
+  --params-dir "$work/params" -o "$work/round.proof"
+
+step "Anyone: verify the proof natively"
+pogo verify-proof "$work/round.proof" --params-dir "$work/params"
+
+step "A proof whose public inputs were edited is refused"
+python3 - "$work/round.proof" "$work/edited.proof" <<'PY'
+import json, sys
+p = json.load(open(sys.argv[1])); p["indices"] = [(i + 1) % p["blocks"] for i in p["indices"]]
+json.dump(p, open(sys.argv[2], "w"))
+PY
+if pogo verify-proof "$work/edited.proof" --params-dir "$work/params"; then
+  echo "edited proof was accepted"; exit 1
+fi
 
 step "A corrupted update blob is refused, and nothing is written"
 python3 - "$work/update.pogo" "$work/corrupt.pogo" <<'PY'

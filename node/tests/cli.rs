@@ -214,3 +214,78 @@ fn bad_inputs_fail_clearly_and_write_nothing() {
         .collect();
     assert!(leftovers.is_empty());
 }
+
+#[test]
+fn setup_prove_and_verify_proof_end_to_end() {
+    let dir = Dir::new();
+    let params = dir.path("params");
+    write_f32(Path::new(&dir.path("base.safetensors")), &base_tensors(0.0));
+    write_f32(Path::new(&dir.path("trained.safetensors")), &base_tensors(0.02));
+    ok_json(&[
+        "quantize",
+        &dir.path("base.safetensors"),
+        &dir.path("trained.safetensors"),
+        "-o",
+        &dir.path("update.pogo"),
+        "--new",
+        &dir.path("new.safetensors"),
+        "--json",
+    ]);
+    let setup = ok_json(&["setup", "--depth", "3", "--samples", "2", "--params-dir", &params, "--json"]);
+    assert_eq!(setup["config"], "d3-s2");
+    let seed = format!("0x{}", "5e".repeat(32));
+    let proved = ok_json(&[
+        "prove",
+        &dir.path("base.safetensors"),
+        &dir.path("new.safetensors"),
+        &dir.path("update.pogo"),
+        "--seed",
+        &seed,
+        "--samples",
+        "2",
+        "--params-dir",
+        &params,
+        "-o",
+        &dir.path("round.proof"),
+        "--json",
+    ]);
+    let committed = ok_json(&["commit", &dir.path("new.safetensors"), "--json"]);
+    assert_eq!(proved["new_root"], committed["root"]);
+    let expected: Vec<String> =
+        pogo_circuits::sampling::sample_indices(&[0x5e; 32], 2, 5).iter().map(u64::to_string).collect();
+    assert_eq!(proved["indices"], expected.join(","));
+    let verified = ok_json(&["verify-proof", &dir.path("round.proof"), "--params-dir", &params, "--json"]);
+    assert_eq!(verified["valid"], true);
+
+    // A tampered proof, and a proof file whose public inputs were edited, are refused.
+    let text = std::fs::read_to_string(dir.path("round.proof")).unwrap();
+    let mut file: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let proof = file["proof"].as_str().unwrap().to_string();
+    let flipped = format!("{}{}", &proof[..100], if &proof[100..101] == "0" { "1" } else { "0" }) + &proof[101..];
+    file["proof"] = flipped.into();
+    std::fs::write(dir.path("tampered.proof"), file.to_string()).unwrap();
+    fails_with(&["verify-proof", &dir.path("tampered.proof"), "--params-dir", &params], "does not verify");
+    let mut file: serde_json::Value = serde_json::from_str(&text).unwrap();
+    file["blocks"] = 4.into();
+    std::fs::write(dir.path("edited.proof"), file.to_string()).unwrap();
+    fails_with(&["verify-proof", &dir.path("edited.proof"), "--params-dir", &params], "does not verify");
+
+    // Proving a new model that is not old + update fails by name, before proving.
+    fails_with(
+        &[
+            "prove",
+            &dir.path("base.safetensors"),
+            &dir.path("base.safetensors"),
+            &dir.path("update.pogo"),
+            "--indices",
+            "0,4",
+            "--params-dir",
+            &params,
+            "-o",
+            &dir.path("never.proof"),
+        ],
+        "is not the old model plus the update",
+    );
+    assert!(!Path::new(&dir.path("never.proof")).exists());
+    fails_with(&["verify-proof", &dir.path("round.proof"), "--params-dir", &dir.path("elsewhere")], "manifest.json");
+}

@@ -4,7 +4,10 @@ mod apply;
 mod commit;
 mod export;
 mod open;
+mod prove;
 mod quantize;
+mod setup;
+mod verify_proof;
 
 use std::path::Path;
 
@@ -49,6 +52,12 @@ pub enum Command {
     Quantize(quantize::QuantizeArgs),
     /// Write a model as a float safetensors file (for trainers outside pogo).
     Export(export::ExportArgs),
+    /// Make the KZG setup and proving/verifying keys of a circuit configuration (D, S).
+    Setup(setup::SetupArgs),
+    /// Prove that sampled blocks of an update were applied exactly (halo2, KZG, SHPLONK).
+    Prove(prove::ProveArgs),
+    /// Verify a proof natively with its configuration's keys.
+    VerifyProof(verify_proof::VerifyProofArgs),
 }
 
 /// Runs a parsed command line.
@@ -59,6 +68,9 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Apply(args) => apply::run(args),
         Command::Quantize(args) => quantize::run(args),
         Command::Export(args) => export::run(args),
+        Command::Setup(args) => setup::run(args),
+        Command::Prove(args) => prove::run(args),
+        Command::VerifyProof(args) => verify_proof::run(args),
     }
 }
 
@@ -163,6 +175,15 @@ fn bar(blocks: u64, message: &'static str) -> Bar {
     );
     bar.set_message(message);
     Bar(bar)
+}
+
+/// A spinner for long phases without a known length; drawn only on a terminal.
+fn spinner(message: impl Into<std::borrow::Cow<'static, str>>) -> ProgressBar {
+    let spinner = ProgressBar::new_spinner();
+    spinner.set_style(ProgressStyle::with_template("{spinner} {msg} ({elapsed})").expect("static template"));
+    spinner.set_message(message);
+    spinner.enable_steady_tick(std::time::Duration::from_millis(120));
+    spinner
 }
 
 /// Key-value output, printed as aligned text or as one JSON object.

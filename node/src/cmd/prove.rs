@@ -1,0 +1,121 @@
+//! `pogo prove`: a proof that sampled blocks of an update were applied exactly.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::{bail, Context};
+use clap::Args;
+use pogo_circuits::config::CircuitConfig;
+use pogo_circuits::field::fr_to_hex;
+use pogo_circuits::merkle::default_depth;
+use pogo_circuits::sampling::sample_indices;
+use pogo_circuits::update::Update;
+use pogo_prover::prove::prove;
+use pogo_prover::witness::{assemble, round_trees};
+use pogo_verifier::keys::{config_dir, ProofFile, MANIFEST_FILE};
+
+use super::{bar, shown, spinner, FormatArgs, OutputArgs, Report};
+
+/// Arguments of `pogo prove`.
+#[derive(Args, Debug)]
+#[command(after_help = "The blocks to prove are the round's sampled indices: pass the phase-2 randomness with --seed \
+(indices i_j = keccak256(abi.encode(seed, j)) mod nb, as the contract derives them) or list them with --indices.\n\n\
+Examples:\n  pogo prove old.safetensors new.safetensors update.pogo --seed 0x5eed... --samples 8 -o round.proof\n  \
+pogo prove old.safetensors new.safetensors update.pogo --indices 0,17,42 -o round.proof")]
+pub struct ProveArgs {
+    /// The old model (.safetensors).
+    pub old: PathBuf,
+    /// The new model (.safetensors).
+    pub new: PathBuf,
+    /// The update blob.
+    pub update: PathBuf,
+    /// Phase-2 randomness: 32 bytes as 0x + 64 hex digits.
+    #[arg(long, value_name = "HEX", conflicts_with = "indices", required_unless_present = "indices")]
+    pub seed: Option<String>,
+    /// Explicit block indices, comma-separated.
+    #[arg(long, value_name = "I,J,...", value_delimiter = ',')]
+    pub indices: Option<Vec<u64>>,
+    /// Samples S (required with --seed; the number of --indices otherwise).
+    #[arg(long, value_name = "S")]
+    pub samples: Option<usize>,
+    /// Tree depth D [default: the smallest D >= 1 with nb <= 2^D]
+    #[arg(long, value_name = "D")]
+    pub depth: Option<u32>,
+    /// Where the proof file goes.
+    #[arg(short, long, value_name = "PROOF")]
+    pub output: PathBuf,
+    /// Where configuration folders live.
+    #[arg(long, value_name = "DIR", default_value = "params", env = "POGO_PARAMS")]
+    pub params_dir: PathBuf,
+    #[command(flatten)]
+    pub format: FormatArgs,
+    #[command(flatten)]
+    pub print: OutputArgs,
+}
+
+fn parse_seed(text: &str) -> anyhow::Result<[u8; 32]> {
+    let digits = text.strip_prefix("0x").unwrap_or(text);
+    let mut seed = [0u8; 32];
+    hex::decode_to_slice(digits, &mut seed)
+        .with_context(|| format!("--seed must be 32 bytes as 64 hex digits, got {text:?}"))?;
+    Ok(seed)
+}
+
+pub(super) fn run(args: ProveArgs) -> anyhow::Result<()> {
+    let old = args.format.load_model(&args.old)?;
+    let new = args.format.load_model(&args.new)?;
+    let update = Update::load(&args.update).with_context(|| format!("reading update {}", args.update.display()))?;
+    let blocks = old.block_count();
+    let depth = args.depth.unwrap_or_else(|| default_depth(blocks));
+    let indices = match (&args.seed, &args.indices) {
+        (Some(seed), _) => {
+            let samples = args.samples.context("--seed needs --samples S")?;
+            sample_indices(&parse_seed(seed)?, samples, blocks)
+        }
+        (None, Some(indices)) => {
+            if args.samples.is_some_and(|s| s != indices.len()) {
+                bail!("--samples {} disagrees with {} --indices", args.samples.unwrap_or(0), indices.len());
+            }
+            indices.clone()
+        }
+        (None, None) => bail!("pass --seed or --indices"),
+    };
+    let config = CircuitConfig::new(depth, indices.len())?;
+    let dir = config_dir(&args.params_dir, &config.name());
+    if !dir.join(MANIFEST_FILE).exists() {
+        bail!(
+            "no keys for {} in {}: run `pogo setup --depth {} --samples {}` first",
+            config.name(),
+            args.params_dir.display(),
+            depth,
+            indices.len()
+        );
+    }
+    let (manifest, setup, keys) = pogo_prover::keys::load(&dir)?;
+
+    let progress = bar(3 * blocks, "committing old, new and update");
+    let trees = round_trees(&old, &new, &update, depth, &progress)?;
+    progress.0.finish_and_clear();
+    let (inputs, samples) = assemble(&old, &new, &update, &trees, &indices)?;
+    let spin = spinner(format!("proving {} (k = {})", config.name(), keys.shape.k));
+    let start = Instant::now();
+    let proof = prove(&setup, &keys, &inputs, &samples)?;
+    let seconds = start.elapsed().as_secs_f64();
+    spin.finish_and_clear();
+    let file = ProofFile::new(config.name(), manifest.sha256.vk.clone(), &inputs, &proof);
+    let json = serde_json::to_vec_pretty(&file).expect("proof files serialize");
+    pogo_circuits::files::write_atomic(&args.output, &json)
+        .with_context(|| format!("writing {}", args.output.display()))?;
+    Report::new()
+        .add("proof", shown(&args.output))
+        .add("config", config.name())
+        .add("old_root", fr_to_hex(&inputs.old_root))
+        .add("new_root", fr_to_hex(&inputs.new_root))
+        .add("update_root", fr_to_hex(&inputs.update_root))
+        .add("blocks", blocks)
+        .add("indices", inputs.indices.iter().map(u64::to_string).collect::<Vec<_>>().join(","))
+        .add("proof_bytes", proof.len())
+        .add("prove_seconds", (seconds * 100.0).round() / 100.0)
+        .print(args.print);
+    Ok(())
+}
