@@ -7,5 +7,6 @@
 pub mod commit;
 pub mod keys;
 pub mod prove;
+pub mod ptau;
 pub mod setup;
 pub mod witness;
