@@ -61,7 +61,7 @@ fn malformed_and_inconsistent_files_are_refused() {
     let setup = dev_setup(4, 5);
     let g = setup.get_g().to_vec();
     let good = ptau_of(&setup, &g);
-    let err = |bytes: &[u8], k: u32| import(bytes, k).err().expect("refused");
+    let err = |bytes: &[u8], k: u32| import(bytes, k).expect_err("refused");
 
     let mut magic = good.clone();
     magic[0] = b'x';
