@@ -46,6 +46,20 @@ fn base_tensors(shift: f32) -> Vec<(&'static str, Vec<usize>, Vec<f32>)> {
     ]
 }
 
+/// `pogo quantize DIR/base DIR/trained -o DIR/update --new DIR/new --json`.
+fn quantize(dir: &Dir, base: &str, trained: &str, update: &str, new: &str) -> serde_json::Value {
+    ok_json(&[
+        "quantize",
+        &dir.path(base),
+        &dir.path(trained),
+        "-o",
+        &dir.path(update),
+        "--new",
+        &dir.path(new),
+        "--json",
+    ])
+}
+
 struct Dir {
     _tmp: tempfile::TempDir,
     root: PathBuf,
@@ -99,16 +113,7 @@ fn quantize_then_apply_reproduces_the_new_model_and_roots() {
     let dir = Dir::new();
     write_f32(Path::new(&dir.path("base.safetensors")), &base_tensors(0.0));
     write_f32(Path::new(&dir.path("trained.safetensors")), &base_tensors(0.01));
-    let q = ok_json(&[
-        "quantize",
-        &dir.path("base.safetensors"),
-        &dir.path("trained.safetensors"),
-        "-o",
-        &dir.path("update.pogo"),
-        "--new",
-        &dir.path("new.safetensors"),
-        "--json",
-    ]);
+    let q = quantize(&dir, "base.safetensors", "trained.safetensors", "update.pogo", "new.safetensors");
     assert!(q["changed_weights"].as_u64().unwrap() > 500);
     assert!(q["max_error"].as_f64().unwrap() < 0.01 / 7.0);
     let applied = ok_json(&[
@@ -171,16 +176,7 @@ fn bad_inputs_fail_clearly_and_write_nothing() {
     small[0] = ("fc.weight", vec![10, 25], small[0].2[..250].to_vec());
     write_f32(Path::new(&dir.path("small.safetensors")), &small);
     write_f32(Path::new(&dir.path("small2.safetensors")), &small);
-    ok_json(&[
-        "quantize",
-        &dir.path("small.safetensors"),
-        &dir.path("small2.safetensors"),
-        "-o",
-        &dir.path("small.pogo"),
-        "--new",
-        &dir.path("small-new.safetensors"),
-        "--json",
-    ]);
+    quantize(&dir, "small.safetensors", "small2.safetensors", "small.pogo", "small-new.safetensors");
     let out = dir.path("never.safetensors");
     fails_with(&["apply", &dir.path("base.safetensors"), &dir.path("small.pogo"), "-o", &out], "model of 280 weights");
     assert!(!Path::new(&out).exists());
@@ -221,16 +217,7 @@ fn setup_prove_and_verify_proof_end_to_end() {
     let params = dir.path("params");
     write_f32(Path::new(&dir.path("base.safetensors")), &base_tensors(0.0));
     write_f32(Path::new(&dir.path("trained.safetensors")), &base_tensors(0.02));
-    ok_json(&[
-        "quantize",
-        &dir.path("base.safetensors"),
-        &dir.path("trained.safetensors"),
-        "-o",
-        &dir.path("update.pogo"),
-        "--new",
-        &dir.path("new.safetensors"),
-        "--json",
-    ]);
+    quantize(&dir, "base.safetensors", "trained.safetensors", "update.pogo", "new.safetensors");
     let setup = ok_json(&["setup", "--depth", "3", "--samples", "2", "--params-dir", &params, "--json"]);
     assert_eq!(setup["config"], "d3-s2");
     let seed = format!("0x{}", "5e".repeat(32));

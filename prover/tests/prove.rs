@@ -153,3 +153,84 @@ fn key_folders_round_trip_and_refuse_corruption_and_other_keys() {
     std::fs::write(&vk_path, vk).unwrap();
     assert!(matches!(file.verify_with(dir.path()), Err(KeysError::Hash { .. })));
 }
+
+/// Re-derives siblings and roots after a sample's witness was edited, so only the edited
+/// values' own constraints can object.
+fn make_consistent(
+    r: &Round,
+    depth: u32,
+    index: u64,
+    w: &mut pogo_circuits::update_circuit::SampleWitness,
+) -> pogo_circuits::update_circuit::PublicInputs {
+    use pogo_circuits::merkle::MerkleTree;
+    use pogo_circuits::update_circuit::{limbs_leaf, nibbles_leaf, PublicInputs};
+    let nb = r.old.block_count();
+    let mut leaves = [
+        (0..nb).map(|b| r.old.leaf(b)).collect::<Vec<_>>(),
+        (0..nb).map(|b| r.new.leaf(b)).collect(),
+        (0..nb).map(|b| r.update.leaf(b)).collect(),
+    ];
+    leaves[0][index as usize] = limbs_leaf(&w.old_limbs);
+    leaves[1][index as usize] = limbs_leaf(&w.new_limbs);
+    leaves[2][index as usize] = nibbles_leaf(&w.nibbles, w.scale);
+    let trees = leaves.map(|l| MerkleTree::build(l, depth).unwrap());
+    w.old_siblings = trees[0].open(index).unwrap().siblings;
+    w.new_siblings = trees[1].open(index).unwrap().siblings;
+    w.update_siblings = trees[2].open(index).unwrap().siblings;
+    PublicInputs {
+        old_root: trees[0].root(),
+        new_root: trees[1].root(),
+        update_root: trees[2].root(),
+        blocks: nb,
+        indices: vec![index],
+    }
+}
+
+#[test]
+fn out_of_range_witnesses_give_no_valid_proof() {
+    let (setup, keys) = setup_and_keys(1, 1);
+    let r = round(2, 5);
+    let trees = round_trees(&r.old, &r.new, &r.update, 1, &()).unwrap();
+    let (_, honest) = assemble(&r.old, &r.new, &r.update, &trees, &[0]).unwrap();
+    type Edit = Box<dyn Fn(&mut pogo_circuits::update_circuit::SampleWitness)>;
+    let edits: [(&str, Edit); 3] = [
+        // (16, n-1) packs like (0, n): same update leaf.
+        (
+            "nibble 16",
+            Box::new(|w| {
+                w.nibbles[10] = Fr::from(16);
+                w.nibbles[11] = Fr::from(4);
+                for j in [10, 11] {
+                    w.new_limbs[j] = w.old_limbs[j] + w.scale * (w.nibbles[j] - Fr::from(8));
+                }
+            }),
+        ),
+        (
+            "scale 2^32",
+            Box::new(|w| {
+                w.scale = Fr::from(1u64 << 32);
+                w.nibbles.iter_mut().for_each(|n| *n = Fr::from(8));
+                w.new_limbs = w.old_limbs.clone();
+            }),
+        ),
+        (
+            "wrapped u_new",
+            Box::new(|w| {
+                w.old_limbs[9] = Fr::from((1u64 << 32) - 2);
+                w.scale = Fr::ONE;
+                w.nibbles.iter_mut().for_each(|n| *n = Fr::from(8));
+                w.nibbles[9] = Fr::from(15);
+                w.new_limbs = w.old_limbs.clone();
+                w.new_limbs[9] = Fr::from(5);
+            }),
+        ),
+    ];
+    for (name, edit) in edits {
+        let mut w = honest[0].clone();
+        edit(&mut w);
+        let inputs = make_consistent(&r, 1, 0, &mut w);
+        if let Ok(proof) = prove(&setup, &keys, &inputs, &[w]) {
+            assert!(verify(&setup, keys.vk(), &inputs, 1, &proof).is_err(), "{name}");
+        }
+    }
+}

@@ -184,24 +184,54 @@ pub fn config_dir(params_dir: &Path, shape_name: &str) -> PathBuf {
     params_dir.join(shape_name)
 }
 
+/// A versioned JSON file of ours (key manifest or proof file).
+trait Versioned: serde::de::DeserializeOwned {
+    /// What the file is, for messages.
+    const WHAT: &'static str;
+    /// The format tag this build reads.
+    const FORMAT: &'static str;
+    /// The file's format tag.
+    fn format(&self) -> &str;
+
+    /// Reads, parses and checks the format tag.
+    fn load_json(path: &Path) -> Result<Self, KeysError> {
+        let bytes = read(path)?;
+        let value: Self = serde_json::from_slice(&bytes).map_err(|source| KeysError::Json {
+            path: path.display().to_string(),
+            what: Self::WHAT,
+            source,
+        })?;
+        if value.format() != Self::FORMAT {
+            return Err(KeysError::Format {
+                path: path.display().to_string(),
+                found: value.format().to_string(),
+                expected: Self::FORMAT,
+            });
+        }
+        Ok(value)
+    }
+}
+
+impl Versioned for Manifest {
+    const WHAT: &'static str = "key manifest";
+    const FORMAT: &'static str = MANIFEST_FORMAT;
+    fn format(&self) -> &str {
+        &self.format
+    }
+}
+
+impl Versioned for ProofFile {
+    const WHAT: &'static str = "proof file";
+    const FORMAT: &'static str = PROOF_FORMAT;
+    fn format(&self) -> &str {
+        &self.format
+    }
+}
+
 impl Manifest {
     /// Reads and checks `manifest.json` in `dir`.
     pub fn load(dir: &Path) -> Result<Self, KeysError> {
-        let path = dir.join(MANIFEST_FILE);
-        let bytes = read(&path)?;
-        let manifest: Manifest = serde_json::from_slice(&bytes).map_err(|source| KeysError::Json {
-            path: path.display().to_string(),
-            what: "key manifest",
-            source,
-        })?;
-        if manifest.format != MANIFEST_FORMAT {
-            return Err(KeysError::Format {
-                path: path.display().to_string(),
-                found: manifest.format,
-                expected: MANIFEST_FORMAT,
-            });
-        }
-        Ok(manifest)
+        Self::load_json(&dir.join(MANIFEST_FILE))
     }
 
     /// Loads the setup, checking its hash and size.
@@ -272,20 +302,7 @@ impl ProofFile {
 
     /// Reads a proof file.
     pub fn load(path: &Path) -> Result<Self, KeysError> {
-        let bytes = read(path)?;
-        let file: ProofFile = serde_json::from_slice(&bytes).map_err(|source| KeysError::Json {
-            path: path.display().to_string(),
-            what: "proof file",
-            source,
-        })?;
-        if file.format != PROOF_FORMAT {
-            return Err(KeysError::Format {
-                path: path.display().to_string(),
-                found: file.format,
-                expected: PROOF_FORMAT,
-            });
-        }
-        Ok(file)
+        Self::load_json(path)
     }
 
     /// The public inputs and proof bytes, parsed.

@@ -1,12 +1,10 @@
 //! `pogo commit`: the Merkle root of a model or update (DESIGN §2 Trees).
 
-use std::path::PathBuf;
-
 use clap::Args;
 use pogo_circuits::encoding::block_count;
 use pogo_circuits::field::fr_to_hex;
 
-use super::{shown, Artifact, FormatArgs, OutputArgs, Report};
+use super::{shown, Artifact, ArtifactArgs, Report};
 
 /// Arguments of `pogo commit`.
 #[derive(Args, Debug)]
@@ -14,20 +12,13 @@ use super::{shown, Artifact, FormatArgs, OutputArgs, Report};
     after_help = "Examples:\n  pogo commit model.safetensors\n  pogo commit model.safetensors --depth 20 --json\n  pogo commit update.pogo"
 )]
 pub struct CommitArgs {
-    /// A model (.safetensors: F32/F16/BF16, or a pogo fixed-point file) or an update blob.
-    pub file: PathBuf,
-    /// Tree depth D [default: the smallest D >= 1 with nb <= 2^D]
-    #[arg(long, value_name = "D")]
-    pub depth: Option<u32>,
     #[command(flatten)]
-    pub format: FormatArgs,
-    #[command(flatten)]
-    pub output: OutputArgs,
+    pub artifact: ArtifactArgs,
 }
 
 pub(super) fn run(args: CommitArgs) -> anyhow::Result<()> {
-    let artifact = Artifact::load(&args.file, &args.format)?;
-    let tree = artifact.tree(args.depth)?;
+    let args = args.artifact;
+    let (artifact, tree) = args.load_with_tree()?;
     let mut report = Report::new()
         .add("file", shown(&args.file))
         .add("kind", artifact.kind())

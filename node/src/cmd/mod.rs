@@ -101,6 +101,29 @@ pub struct OutputArgs {
     pub json: bool,
 }
 
+/// The file and tree arguments `commit` and `open` share.
+#[derive(Args, Debug)]
+pub struct ArtifactArgs {
+    /// A model (.safetensors: F32/F16/BF16, or a pogo fixed-point file) or an update blob.
+    pub file: std::path::PathBuf,
+    /// Tree depth D [default: the smallest D >= 1 with nb <= 2^D]
+    #[arg(long, value_name = "D")]
+    pub depth: Option<u32>,
+    #[command(flatten)]
+    pub format: FormatArgs,
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+impl ArtifactArgs {
+    /// Loads the file and builds its tree.
+    fn load_with_tree(&self) -> anyhow::Result<(Artifact, MerkleTree)> {
+        let artifact = Artifact::load(&self.file, &self.format)?;
+        let tree = artifact.tree(self.depth)?;
+        Ok((artifact, tree))
+    }
+}
+
 /// A file given to `commit` or `open`: a model or an update blob (told apart by magic).
 enum Artifact {
     Model(Model),
