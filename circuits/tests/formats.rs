@@ -242,3 +242,32 @@ fn apply_is_exact_and_refuses_wrong_sizes_and_overflow() {
     let err = overflowing.apply(&model_of(weights)).unwrap_err();
     assert!(matches!(err, UpdateError::Overflow { block: 0, index: 9, old: 4, scale: 5, q: -1, .. }), "{err}");
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// Untrusted bytes never panic the blob decoder: random files, and valid blobs with
+    /// random bytes overwritten.
+    #[test]
+    fn blob_decoder_never_panics(noise in prop::collection::vec(any::<u8>(), 0..300), at in any::<usize>(), seed in any::<u64>()) {
+        let _ = Update::from_blob(&noise);
+        let mut blob = random_update(150, seed).to_blob();
+        for (i, b) in noise.iter().enumerate().take(8) {
+            let len = blob.len();
+            blob[(at.wrapping_add(i * 7919)) % len] = *b;
+        }
+        let _ = Update::from_blob(&blob);
+    }
+
+    /// The same for model files: random bytes and corrupted valid files.
+    #[test]
+    fn model_parser_never_panics(noise in prop::collection::vec(any::<u8>(), 0..300), at in any::<usize>()) {
+        let _ = Model::from_safetensors(&noise, None);
+        let mut file = float_file(Dtype::F32, &small_tensors());
+        for (i, b) in noise.iter().enumerate().take(8) {
+            let len = file.len();
+            file[(at.wrapping_add(i * 131)) % len] = *b;
+        }
+        let _ = Model::from_safetensors(&file, None);
+    }
+}

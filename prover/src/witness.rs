@@ -85,14 +85,9 @@ pub fn assemble(
         if let Some(position) = (0..old_block.len()).find(|&j| applied[j] != new_block[j]) {
             return Err(WitnessError::NotApplied { block: index, position });
         }
-        let paths = [&trees.old, &trees.new, &trees.update].map(|t| t.open(index));
-        let [o, n, u] = paths;
-        samples.push(SampleWitness::from_blocks(
-            &old_block,
-            &new_block,
-            &update.blocks()[index as usize],
-            [&o?, &n?, &u?],
-        ));
+        let [o, n, u] = [&trees.old, &trees.new, &trees.update].map(|t| t.open(index));
+        let paths = [&o?, &n?, &u?];
+        samples.push(SampleWitness::from_blocks(&old_block, &new_block, &update.blocks()[index as usize], paths));
     }
     let inputs = PublicInputs {
         old_root: trees.old.root(),

@@ -234,3 +234,26 @@ fn out_of_range_witnesses_give_no_valid_proof() {
         }
     }
 }
+
+#[test]
+fn random_proof_bytes_are_refused_without_panicking() {
+    use rand::{Rng, SeedableRng};
+    let (setup, keys) = setup_and_keys(1, 1);
+    let r = round(2, 6);
+    let trees = round_trees(&r.old, &r.new, &r.update, 1, &()).unwrap();
+    let (inputs, samples) = assemble(&r.old, &r.new, &r.update, &trees, &[1]).unwrap();
+    let proof = prove(&setup, &keys, &inputs, &samples).unwrap();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(1);
+    for len in [32, 64, proof.len(), proof.len() + 32] {
+        let noise: Vec<u8> = (0..len).map(|_| rng.gen()).collect();
+        assert!(verify(&setup, keys.vk(), &inputs, 1, &noise).is_err(), "{len} random bytes");
+    }
+    for _ in 0..8 {
+        let mut bad = proof.clone();
+        let at = rng.gen_range(0..bad.len());
+        bad[at] = rng.gen();
+        if bad != proof {
+            assert!(verify(&setup, keys.vk(), &inputs, 1, &bad).is_err());
+        }
+    }
+}

@@ -132,3 +132,20 @@ fn a_snarkjs_ceremony_gives_keys_whose_proofs_verify() {
     let proof = prove(&setup, &keys, &inputs, &samples).unwrap();
     pogo_verifier::proof::verify(setup.verifier_params(), keys.vk(), &inputs, 1, &proof).unwrap();
 }
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(48))]
+
+    /// Corrupted ceremony files are refused, never a panic.
+    #[test]
+    fn importer_never_panics_on_corrupt_files(noise in proptest::collection::vec(proptest::prelude::any::<u8>(), 1..64), at in proptest::prelude::any::<usize>()) {
+        let setup = dev_setup(3, 9);
+        let mut file = ptau_of(&setup, setup.get_g());
+        for (i, b) in noise.iter().enumerate() {
+            let len = file.len();
+            file[(at.wrapping_add(i * 613)) % len] ^= b | 1;
+        }
+        let _ = import(&file, 3);
+        let _ = import(&noise, 3);
+    }
+}

@@ -1,7 +1,9 @@
 //! # pogo-verifier
 //!
-//! The light, checking side of PoGO. It depends only on the native reference in
-//! `pogo-circuits` (no rayon, no CUDA), so it runs anywhere a verifier or auditor does.
+//! The checking side of PoGO: rebuilding committed updates with the sequential native
+//! reference, native halo2 proof verification, key folders and proof files. It has no
+//! parallel code of its own and no CUDA (halo2-axiom brings rayon in transitively), and
+//! the prover depends on its types, never the reverse.
 
 pub mod keys;
 pub mod proof;
