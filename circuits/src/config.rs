@@ -7,8 +7,9 @@ use halo2_base::gates::circuit::BaseCircuitParams;
 
 use crate::encoding::BLOCK_WEIGHTS;
 use crate::field::{Field, Fr};
+use crate::gadgets::pow5::{rows_per_hash, COLUMNS as HASH_COLUMNS};
 use crate::merkle::MAX_DEPTH;
-use crate::update_circuit::{synthesize, PublicInputs, SampleWitness, WitnessShapeError};
+use crate::update_circuit::{synthesize, PublicInputs, SampleWitness, UpdateCircuit, WitnessShapeError};
 
 /// Rows reserved for halo2's blinding factors.
 pub const RESERVED_ROWS: usize = 20;
@@ -92,15 +93,30 @@ impl CircuitConfig {
         (inputs, vec![sample; self.samples])
     }
 
+    /// Rows of the dedicated `H_2` region: three Merkle paths of `D` levels per sample.
+    pub fn hash_rows(&self) -> usize {
+        3 * self.depth as usize * self.samples * rows_per_hash()
+    }
+
     /// Measures the layout and picks `k` and the lookup table size.
     pub fn shape(&self) -> Result<CircuitShape, ConfigError> {
         // A 2^16 table range-checks 32-bit values in two lookups but needs k ≥ 17;
         // smaller circuits use a 2^8 table.
+        let hash_rows = self.hash_rows();
         for lookup_bits in [16usize, 8] {
-            let cells = self.count_cells(lookup_bits)?;
-            let k = K_RANGE.clone().find(|&k| cells <= TARGET_ADVICE_COLUMNS * ((1usize << k) - RESERVED_ROWS)).ok_or(
-                ConfigError::TooLarge { depth: self.depth, samples: self.samples, cells, max_k: *K_RANGE.end() },
-            )?;
+            let flex_cells = self.count_cells(lookup_bits)?;
+            // The H_2 region's columns count as advice cells too.
+            let cells = flex_cells + HASH_COLUMNS * hash_rows;
+            let fits = |k: &u32| {
+                let usable = (1usize << k) - RESERVED_ROWS;
+                flex_cells <= TARGET_ADVICE_COLUMNS * usable && hash_rows <= usable
+            };
+            let k = K_RANGE.clone().find(fits).ok_or(ConfigError::TooLarge {
+                depth: self.depth,
+                samples: self.samples,
+                cells,
+                max_k: *K_RANGE.end(),
+            })?;
             if lookup_bits < k as usize {
                 return Ok(CircuitShape { config: *self, k, lookup_bits, advice_cells: cells });
             }
@@ -128,7 +144,7 @@ pub struct CircuitShape {
     pub k: u32,
     /// Range-check table of `2^lookup_bits` rows.
     pub lookup_bits: usize,
-    /// Advice cells of the gate (lookup copies excluded).
+    /// Advice cells: the flex gate's plus the `H_2` region's (lookup copies excluded).
     pub advice_cells: usize,
 }
 
@@ -140,12 +156,12 @@ impl CircuitShape {
 
     /// Lays out the placeholder circuit and returns it with its column parameters, as
     /// keygen needs them.
-    pub fn keygen_circuit(&self) -> Result<(BaseCircuitBuilder<Fr>, BaseCircuitParams), ConfigError> {
+    pub fn keygen_circuit(&self) -> Result<(UpdateCircuit, BaseCircuitParams), ConfigError> {
         let mut builder = self.builder();
         let (inputs, samples) = self.config.placeholder();
-        synthesize(&mut builder, self.config.depth, &inputs, &samples)?;
+        let laid_out = synthesize(&mut builder, self.config.depth, &inputs, &samples)?;
         let params = builder.calculate_params(Some(RESERVED_ROWS));
-        Ok((builder, params))
+        Ok((UpdateCircuit::new(builder, laid_out.hashes), params))
     }
 }
 
@@ -168,6 +184,6 @@ mod tests {
         let more = CircuitConfig::new(2, 2).unwrap().shape().unwrap();
         assert!(deeper.advice_cells > small.advice_cells && more.advice_cells > small.advice_cells);
         assert!(small.lookup_bits < small.k as usize);
-        assert!(small.advice_cells <= TARGET_ADVICE_COLUMNS << small.k);
+        assert!(small.advice_cells <= (TARGET_ADVICE_COLUMNS + HASH_COLUMNS) << small.k);
     }
 }

@@ -12,12 +12,16 @@
 //! that are consistent with them, and see exactly one constraint fail.
 
 use halo2_base::gates::circuit::builder::BaseCircuitBuilder;
+use halo2_base::gates::circuit::{BaseCircuitParams, BaseConfig};
 use halo2_base::gates::{GateInstructions, RangeInstructions};
+use halo2_base::halo2_proofs::circuit::{Layouter, SimpleFloorPlanner};
+use halo2_base::halo2_proofs::plonk::{Circuit, ConstraintSystem, Error};
 use halo2_base::QuantumCell::{Constant, Existing, Witness};
 
 use crate::encoding::{UpdateBlock, BLOCK_WEIGHTS, ELEMENTS_PER_BLOCK, LIMBS_PER_ELEMENT, NIBBLES_PER_HALF};
 use crate::field::{Field, Fr};
 use crate::gadgets::linear::{combine, Value};
+use crate::gadgets::pow5::Pow5Config;
 use crate::gadgets::{merkle, poseidon, AssignedValue, Context, Gate, Range};
 use crate::merkle::{MerklePath, MAX_DEPTH};
 
@@ -181,14 +185,36 @@ pub fn check_shape(depth: u32, inputs: &PublicInputs, samples: &[SampleWitness])
     Ok(())
 }
 
+/// One Merkle-level hash `out = H_2(left, right)`: the three cells live in halo2-base's
+/// region, the permutation itself in the dedicated region ([`Pow5Config`]).
+#[derive(Debug, Clone, Copy)]
+pub struct HashCall {
+    /// Left input.
+    pub left: AssignedValue<Fr>,
+    /// Right input.
+    pub right: AssignedValue<Fr>,
+    /// The output, loaded as a witness and tied to the permutation's result.
+    pub out: AssignedValue<Fr>,
+}
+
+/// What [`synthesize`] laid out.
+#[derive(Debug, Clone)]
+pub struct Synthesized {
+    /// The cells of every sample.
+    pub samples: Vec<SampleCells>,
+    /// Every Merkle-level `H_2`, to be proven by [`UpdateCircuit`]'s dedicated region.
+    pub hashes: Vec<HashCall>,
+}
+
 /// Lays out `UpdateCircuit{D, S}` in `builder` (which must have lookup bits and one instance
-/// column set) and exposes the public inputs. Returns the cells of every sample.
+/// column set) and exposes the public inputs. Merkle-level hashes are recorded, not laid
+/// out: wrap the builder and them in [`UpdateCircuit`].
 pub fn synthesize(
     builder: &mut BaseCircuitBuilder<Fr>,
     depth: u32,
     inputs: &PublicInputs,
     samples: &[SampleWitness],
-) -> Result<Vec<SampleCells>, WitnessShapeError> {
+) -> Result<Synthesized, WitnessShapeError> {
     check_shape(depth, inputs, samples)?;
     let range = builder.range_chip();
     let gate = range.gate().clone();
@@ -203,6 +229,7 @@ pub fn synthesize(
     range.range_check(ctx, blocks, index_bits);
 
     let mut cells = Vec::with_capacity(samples.len());
+    let mut hashes = Vec::with_capacity(3 * depth as usize * samples.len());
     for (index, w) in index_cells.iter().zip(samples) {
         // Path bits are the binary digits of i_j (which also bounds i_j < 2^D), and i_j < nb.
         let bits = gate.num_to_bits(ctx, *index, depth as usize);
@@ -226,7 +253,11 @@ pub fn synthesize(
         for ((leaf, path), root) in
             [old_leaf, new_leaf, update_leaf].iter().zip(&siblings).zip([old_root, new_root, update_root])
         {
-            let computed = merkle::root(ctx, &gate, *leaf, &bits, path);
+            let computed = merkle::root_with(ctx, *leaf, &bits, path, &mut |ctx, left, right| {
+                let out = ctx.load_witness(crate::poseidon::hash2(*left.value(), *right.value()));
+                hashes.push(HashCall { left, right, out });
+                out
+            });
             ctx.constrain_equal(&computed, &root);
         }
         cells.push(SampleCells {
@@ -240,7 +271,80 @@ pub fn synthesize(
         });
     }
     builder.assigned_instances = vec![public];
-    Ok(cells)
+    Ok(Synthesized { samples: cells, hashes })
+}
+
+/// `UpdateCircuit{D, S}` as halo2 sees it: halo2-base's region (everything but the
+/// Merkle-level hashes) plus the dedicated `H_2` region, tied by copy constraints.
+pub struct UpdateCircuit {
+    /// The laid-out flex-gate part.
+    pub builder: BaseCircuitBuilder<Fr>,
+    /// The Merkle-level hashes it recorded.
+    pub hashes: Vec<HashCall>,
+    /// Soundness tests only: overwrite state cell `(hash, row, column)` of the `H_2` region.
+    pub tamper: Option<(usize, usize, usize)>,
+}
+
+impl UpdateCircuit {
+    /// Wraps a builder laid out by [`synthesize`] (with its parameters calculated or set).
+    pub fn new(builder: BaseCircuitBuilder<Fr>, hashes: Vec<HashCall>) -> Self {
+        Self { builder, hashes, tamper: None }
+    }
+}
+
+/// Columns and gates of [`UpdateCircuit`].
+#[derive(Clone, Debug)]
+pub struct UpdateCircuitConfig {
+    base: BaseConfig<Fr>,
+    pow5: Pow5Config,
+}
+
+impl Circuit<Fr> for UpdateCircuit {
+    type Config = UpdateCircuitConfig;
+    type FloorPlanner = SimpleFloorPlanner;
+    type Params = BaseCircuitParams;
+
+    fn params(&self) -> Self::Params {
+        self.builder.config_params.clone()
+    }
+
+    fn without_witnesses(&self) -> Self {
+        // halo2-axiom's keygen and prover never ask for it (halo2-base's builder has none).
+        unreachable!("UpdateCircuit is always built from a laid-out builder")
+    }
+
+    fn configure_with_params(meta: &mut ConstraintSystem<Fr>, params: Self::Params) -> Self::Config {
+        UpdateCircuitConfig { base: BaseConfig::configure(meta, params), pow5: Pow5Config::configure(meta) }
+    }
+
+    fn configure(_: &mut ConstraintSystem<Fr>) -> Self::Config {
+        unreachable!("UpdateCircuit is configured with parameters")
+    }
+
+    fn synthesize(&self, config: Self::Config, mut layouter: impl Layouter<Fr>) -> Result<(), Error> {
+        self.builder.synthesize(config.base.clone(), layouter.namespace(|| "flex gate"))?;
+        let pairs: Vec<(Fr, Fr)> = self.hashes.iter().map(|h| (*h.left.value(), *h.right.value())).collect();
+        let link = !self.builder.witness_gen_only();
+        layouter.assign_region(
+            || "H_2 rounds",
+            |mut region| {
+                let cells = config.pow5.assign(&mut region, &pairs, self.tamper);
+                if link {
+                    // Tie inputs and output to the flex-gate cells they stand for.
+                    let copies = self.builder.core().copy_manager.lock().expect("copy manager lock");
+                    let physical = |v: &AssignedValue<Fr>| {
+                        *copies.assigned_advices.get(&v.cell.expect("a virtual cell")).expect("laid out before")
+                    };
+                    for (call, hashed) in self.hashes.iter().zip(&cells) {
+                        region.constrain_equal(physical(&call.left), hashed.inputs[0]);
+                        region.constrain_equal(physical(&call.right), hashed.inputs[1]);
+                        region.constrain_equal(physical(&call.out), hashed.output);
+                    }
+                }
+                Ok(())
+            },
+        )
+    }
 }
 
 fn load_checked(ctx: &mut Context<Fr>, range: &Range, values: &[Fr], bits: usize) -> Vec<AssignedValue<Fr>> {

@@ -11,7 +11,7 @@ use pogo_circuits::merkle::MerkleTree;
 use pogo_circuits::model::{Model, TensorInfo};
 use pogo_circuits::update::Update;
 use pogo_circuits::update_circuit::{
-    limbs_leaf, nibbles_leaf, synthesize, PublicInputs, SampleCells, SampleWitness, WitnessShapeError,
+    limbs_leaf, nibbles_leaf, synthesize, PublicInputs, SampleCells, SampleWitness, UpdateCircuit, WitnessShapeError,
 };
 use rand::{Rng, SeedableRng};
 
@@ -95,7 +95,27 @@ impl Fixture {
     }
 }
 
-/// Runs MockProver; `prank` may change assigned cells, `instances` override the public ones.
+/// Runs MockProver; `prank` may change flex-gate cells, `tamper` one cell of the `H_2`
+/// region, `instances` override the public ones.
+fn mock_with(
+    depth: u32,
+    inputs: &PublicInputs,
+    samples: &[SampleWitness],
+    instances: Option<Vec<Fr>>,
+    prank: impl FnOnce(&mut Context<Fr>, &[SampleCells]),
+    tamper: Option<(usize, usize, usize)>,
+) -> Result<(), Vec<VerifyFailure>> {
+    let mut builder =
+        BaseCircuitBuilder::<Fr>::new(false).use_k(K).use_lookup_bits(LOOKUP_BITS).use_instance_columns(1);
+    let laid_out = synthesize(&mut builder, depth, inputs, samples).unwrap();
+    prank(builder.main(0), &laid_out.samples);
+    builder.calculate_params(Some(20));
+    let instances = instances.unwrap_or_else(|| inputs.to_instances());
+    let mut circuit = UpdateCircuit::new(builder, laid_out.hashes);
+    circuit.tamper = tamper;
+    MockProver::run(K as u32, &circuit, vec![instances]).unwrap().verify()
+}
+
 fn mock(
     depth: u32,
     inputs: &PublicInputs,
@@ -103,18 +123,9 @@ fn mock(
     instances: Option<Vec<Fr>>,
     prank: impl FnOnce(&mut Context<Fr>, &[SampleCells]),
 ) -> Result<(), Vec<VerifyFailure>> {
-    let mut builder =
-        BaseCircuitBuilder::<Fr>::new(false).use_k(K).use_lookup_bits(LOOKUP_BITS).use_instance_columns(1);
-    let cells = synthesize(&mut builder, depth, inputs, samples).unwrap();
-    prank(builder.main(0), &cells);
-    builder.calculate_params(Some(20));
-    let instances = instances.unwrap_or_else(|| inputs.to_instances());
-    MockProver::run(K as u32, &builder, vec![instances]).unwrap().verify()
+    mock_with(depth, inputs, samples, instances, prank, None)
 }
 
-/// The failures a range check produces: a lookup of an out-of-range limb, or (when the
-/// value does not fit the limbs at all) the copy constraint tying value and limbs together.
-/// No custom gate may fail, so the range check alone is what rejects the witness.
 fn only_range_check_fails(result: Result<(), Vec<VerifyFailure>>) -> bool {
     match result {
         Ok(()) => false,
@@ -312,4 +323,34 @@ fn malformed_witness_shapes_are_errors_not_panics() {
     short[0].old_siblings.pop();
     assert!(matches!(synthesize(&mut builder, 1, &inputs, &short), Err(WitnessShapeError::Length { .. })));
     assert!(matches!(synthesize(&mut builder, 1, &inputs, &[]), Err(WitnessShapeError::Samples { .. })));
+}
+
+#[test]
+fn tampered_h2_round_cells_are_rejected() {
+    // Every H_2 of the three paths is proven in the dedicated region: changing any state
+    // cell (first row, a full round, a partial round, the output row) or square must fail.
+    let f = Fixture::new(5, 3, 14);
+    let (inputs, samples) = f.witness(&[2], None, |_, _| {});
+    mock_with(3, &inputs, &samples, None, |_, _| {}, None).expect("honest");
+    for (hash, row, column) in
+        [(0, 0, 0), (0, 0, 1), (4, 2, 2), (8, 30, 0), (8, 30, 1), (2, 65, 0), (5, 64, 2), (1, 3, 4), (6, 20, 3)]
+    {
+        let result = mock_with(3, &inputs, &samples, None, |_, _| {}, Some((hash, row, column)));
+        assert!(result.is_err(), "hash {hash} row {row} column {column}");
+    }
+}
+
+#[test]
+fn a_wrong_h2_output_in_the_flex_gate_is_rejected() {
+    // The flex-gate cell standing for a level's hash must equal the permutation's output.
+    let f = Fixture::new(5, 3, 15);
+    let (inputs, samples) = f.witness(&[1], None, |_, _| {});
+    let mut builder =
+        BaseCircuitBuilder::<Fr>::new(false).use_k(K).use_lookup_bits(LOOKUP_BITS).use_instance_columns(1);
+    let laid_out = synthesize(&mut builder, 3, &inputs, &samples).unwrap();
+    let out = laid_out.hashes[4].out;
+    out.debug_prank(builder.main(0), *out.value() + Fr::ONE);
+    builder.calculate_params(Some(20));
+    let circuit = UpdateCircuit::new(builder, laid_out.hashes);
+    assert!(MockProver::run(K as u32, &circuit, vec![inputs.to_instances()]).unwrap().verify().is_err());
 }

@@ -3,11 +3,10 @@
 
 use std::path::Path;
 
-use halo2_base::gates::circuit::builder::BaseCircuitBuilder;
 use halo2_base::halo2_proofs::plonk::ProvingKey;
 use halo2_base::halo2_proofs::SerdeFormat;
-use pogo_circuits::field::Fr;
 use pogo_circuits::files::write_atomic;
+use pogo_circuits::update_circuit::UpdateCircuit;
 use pogo_verifier::keys::{
     read_checked, sha256_hex, FileHashes, KeysError, Manifest, SetupOrigin, MANIFEST_FILE, MANIFEST_FORMAT, PK_FILE,
     SETUP_FILE, VK_FILE,
@@ -53,7 +52,7 @@ pub fn load(dir: &Path) -> Result<(Manifest, Setup, Keys), KeysError> {
     let bytes = read_checked(&path, &manifest.sha256.pk)?;
     let params = manifest.circuit_params.clone();
     let pk = std::panic::catch_unwind(|| {
-        ProvingKey::read::<_, BaseCircuitBuilder<Fr>>(&mut bytes.as_slice(), SerdeFormat::RawBytesUnchecked, params)
+        ProvingKey::read::<_, UpdateCircuit>(&mut bytes.as_slice(), SerdeFormat::RawBytesUnchecked, params)
     })
     .map_err(|_| "parser panicked".to_string())
     .and_then(|r| r.map_err(|e| e.to_string()))

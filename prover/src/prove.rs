@@ -11,7 +11,7 @@ use halo2_base::halo2_proofs::poly::kzg::multiopen::ProverSHPLONK;
 use halo2_base::halo2_proofs::transcript::TranscriptWriterBuffer;
 use pogo_circuits::config::{CircuitShape, ConfigError};
 use pogo_circuits::field::Fr;
-use pogo_circuits::update_circuit::{synthesize, PublicInputs, SampleWitness, WitnessShapeError};
+use pogo_circuits::update_circuit::{synthesize, PublicInputs, SampleWitness, UpdateCircuit, WitnessShapeError};
 use rand::SeedableRng;
 use snark_verifier_sdk::snark_verifier::system::halo2::transcript::evm::EvmTranscript;
 use snark_verifier_sdk::NativeLoader;
@@ -71,10 +71,10 @@ fn check_setup(setup: &Setup, shape: &CircuitShape) -> Result<(), ProveError> {
 /// downsize larger setups first).
 pub fn keygen(setup: &Setup, shape: &CircuitShape) -> Result<Keys, ProveError> {
     check_setup(setup, shape)?;
-    let (builder, params) = shape.keygen_circuit()?;
-    let vk = keygen_vk(setup, &builder).map_err(|e| ProveError::Halo2(format!("{e:?}")))?;
-    let pk = keygen_pk(setup, vk, &builder).map_err(|e| ProveError::Halo2(format!("{e:?}")))?;
-    let break_points = builder.break_points();
+    let (circuit, params) = shape.keygen_circuit()?;
+    let vk = keygen_vk(setup, &circuit).map_err(|e| ProveError::Halo2(format!("{e:?}")))?;
+    let pk = keygen_pk(setup, vk, &circuit).map_err(|e| ProveError::Halo2(format!("{e:?}")))?;
+    let break_points = circuit.builder.break_points();
     Ok(Keys { shape: *shape, params, break_points, pk })
 }
 
@@ -90,13 +90,14 @@ pub fn prove(
     let mut builder = BaseCircuitBuilder::<Fr>::prover(keys.params.clone(), keys.break_points.clone())
         .use_lookup_bits(keys.shape.lookup_bits)
         .use_instance_columns(1);
-    synthesize(&mut builder, keys.shape.config.depth, inputs, samples)?;
+    let laid_out = synthesize(&mut builder, keys.shape.config.depth, inputs, samples)?;
+    let circuit = UpdateCircuit::new(builder, laid_out.hashes);
     let instances = inputs.to_instances();
     let mut transcript = EvmTranscript::<G1Affine, NativeLoader, Vec<u8>, Vec<u8>>::init(Vec::new());
     create_proof::<KZGCommitmentScheme<Bn256>, ProverSHPLONK<'_, Bn256>, _, _, _, _>(
         setup,
         &keys.pk,
-        &[builder],
+        &[circuit],
         &[&[&instances]],
         rand_chacha::ChaCha20Rng::from_entropy(),
         &mut transcript,

@@ -7,7 +7,6 @@
 
 use std::path::{Path, PathBuf};
 
-use halo2_base::gates::circuit::builder::BaseCircuitBuilder;
 use halo2_base::gates::circuit::BaseCircuitParams;
 use halo2_base::halo2_proofs::halo2curves::bn256::G1Affine;
 use halo2_base::halo2_proofs::plonk::VerifyingKey;
@@ -15,7 +14,7 @@ use halo2_base::halo2_proofs::poly::commitment::Params;
 use halo2_base::halo2_proofs::SerdeFormat;
 use pogo_circuits::config::CircuitShape;
 use pogo_circuits::field::{fr_from_hex, fr_to_hex, Fr};
-use pogo_circuits::update_circuit::PublicInputs;
+use pogo_circuits::update_circuit::{PublicInputs, UpdateCircuit};
 use sha2::{Digest, Sha256};
 
 use crate::proof::{verify, ProofError};
@@ -255,7 +254,7 @@ impl Manifest {
         let bytes = read_checked(&path, &self.sha256.vk)?;
         let params = self.circuit_params.clone();
         parse(&path, "verifying key", || {
-            VerifyingKey::read::<_, BaseCircuitBuilder<Fr>>(&mut bytes.as_slice(), SerdeFormat::RawBytes, params)
+            VerifyingKey::read::<_, UpdateCircuit>(&mut bytes.as_slice(), SerdeFormat::RawBytes, params)
         })
     }
 }

@@ -29,7 +29,7 @@ pub fn conditional_swap(
 }
 
 /// The root reached from `leaf` with `bits[l]` (1: the node at height `l` is a right child)
-/// and `siblings[l]`.
+/// and `siblings[l]`, hashing each level with the flex-gate Poseidon gadget.
 pub fn root(
     ctx: &mut Context<Fr>,
     gate: &Gate,
@@ -37,10 +37,25 @@ pub fn root(
     bits: &[AssignedValue<Fr>],
     siblings: &[AssignedValue<Fr>],
 ) -> AssignedValue<Fr> {
+    root_with(ctx, leaf, bits, siblings, &mut |ctx, left, right| poseidon::hash(ctx, gate, &[left, right]))
+}
+
+/// A level hash `H_2(left, right)` laid out by the caller.
+pub type LevelHash<'a> = dyn FnMut(&mut Context<Fr>, AssignedValue<Fr>, AssignedValue<Fr>) -> AssignedValue<Fr> + 'a;
+
+/// [`root`] with the level hash `H_2(left, right)` supplied by the caller (the update
+/// circuit proves it in a dedicated region, see [`super::pow5`]).
+pub fn root_with(
+    ctx: &mut Context<Fr>,
+    leaf: AssignedValue<Fr>,
+    bits: &[AssignedValue<Fr>],
+    siblings: &[AssignedValue<Fr>],
+    hash2: &mut LevelHash<'_>,
+) -> AssignedValue<Fr> {
     assert_eq!(bits.len(), siblings.len(), "one bit per level");
     bits.iter().zip(siblings).fold(leaf, |node, (bit, sibling)| {
         let (left, right) = conditional_swap(ctx, *bit, node, *sibling);
-        poseidon::hash(ctx, gate, &[left, right])
+        hash2(ctx, left, right)
     })
 }
 

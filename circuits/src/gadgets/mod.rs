@@ -1,10 +1,12 @@
 //! halo2-base gadgets for the statement of DESIGN §2, each beside the native reference it
 //! must agree with: circomlib Poseidon ([`poseidon`]), Merkle paths ([`merkle`]), and the
-//! linear-combination helper they share ([`linear`]).
+//! linear-combination helper they share ([`linear`]), and a dedicated `H_2` region for Merkle
+//! levels ([`pow5`]).
 
 pub mod linear;
 pub mod merkle;
 pub mod poseidon;
+pub mod pow5;
 
 pub use halo2_base::{AssignedValue, Context};
 

@@ -1,0 +1,163 @@
+//! A dedicated region for `H_2` (DESIGN §2: every internal tree node), beside halo2-base's
+//! flex gate. Three advice columns hold the state `[s_0, s_1, s_2]`, one row per round,
+//! three more the squares `q_j = (cur_j + c_{r,j})^2`, and custom gates check each round of
+//! the textbook permutation ([`RawSpec::permute`]), with `x_j = cur_j + c_{r,j}`:
+//!
+//! - full round at row `r`:    `q_j = x_j^2`, `next_i = Σ_j M_ij · q_j^2 · x_j`
+//! - partial round at row `r`: `q_0 = x_0^2`, `next_i = M_i0 · q_0^2 · x_0 + Σ_{j≥1} M_ij · x_j`
+//! - first row:                `cur_0 = 0` (the capacity cell of circomlib's layout)
+//!
+//! The squares keep every gate at degree 4 (halo2-axiom allows 5). One `H_2` takes 66 rows
+//! of 6 cells instead of ~2,200 flex-gate cells. Inputs and output are tied to halo2-base
+//! cells by copy constraints.
+
+use halo2_base::halo2_proofs::circuit::{Cell, Region, Value};
+use halo2_base::halo2_proofs::plonk::{Advice, Column, ConstraintSystem, Expression, Fixed, Selector};
+use halo2_base::halo2_proofs::poly::Rotation;
+
+use crate::field::{Field, Fr};
+use crate::poseidon::spec::{pow5, FULL_ROUNDS};
+use crate::poseidon::RawSpec;
+
+/// Width of the `H_2` state.
+const WIDTH: usize = 3;
+/// Advice columns of the region: the state and the squares.
+pub const COLUMNS: usize = 2 * WIDTH;
+
+/// Rows one `H_2` occupies: one per round plus the output row.
+pub fn rows_per_hash() -> usize {
+    spec().round_constants.len() + 1
+}
+
+fn spec() -> &'static RawSpec {
+    static SPEC: std::sync::OnceLock<RawSpec> = std::sync::OnceLock::new();
+    SPEC.get_or_init(|| RawSpec::generate(2))
+}
+
+/// Columns and gates of the region.
+#[derive(Clone, Debug)]
+pub struct Pow5Config {
+    state: [Column<Advice>; WIDTH],
+    squares: [Column<Advice>; WIDTH],
+    constants: [Column<Fixed>; WIDTH],
+    q_full: Selector,
+    q_partial: Selector,
+    q_first: Selector,
+}
+
+/// The values and cells of one laid-out hash.
+#[derive(Clone, Copy, Debug)]
+pub struct HashCells {
+    /// `s_1` and `s_2` of the first row (the inputs).
+    pub inputs: [Cell; 2],
+    /// `s_0` of the last row (the output).
+    pub output: Cell,
+}
+
+impl Pow5Config {
+    /// Adds the columns and gates.
+    pub fn configure(meta: &mut ConstraintSystem<Fr>) -> Self {
+        let state = [(); WIDTH].map(|_| meta.advice_column());
+        for column in state {
+            meta.enable_equality(column);
+        }
+        let squares = [(); WIDTH].map(|_| meta.advice_column());
+        let constants = [(); WIDTH].map(|_| meta.fixed_column());
+        let (q_full, q_partial, q_first) = (meta.selector(), meta.selector(), meta.selector());
+        let mds = spec().mds.clone();
+
+        let round = |meta: &mut ConstraintSystem<Fr>, name: &'static str, selector: Selector, full: bool| {
+            let mds = mds.clone();
+            meta.create_gate(name, move |meta| {
+                let q = meta.query_selector(selector);
+                let mut constraints = Vec::with_capacity(2 * WIDTH);
+                let mut inputs: Vec<Expression<Fr>> = Vec::with_capacity(WIDTH);
+                for j in 0..WIDTH {
+                    let x =
+                        meta.query_advice(state[j], Rotation::cur()) + meta.query_fixed(constants[j], Rotation::cur());
+                    if full || j == 0 {
+                        // q_j = x_j^2, and the S-box output x_j^5 = q_j^2 · x_j.
+                        let square = meta.query_advice(squares[j], Rotation::cur());
+                        constraints.push(q.clone() * (square.clone() - x.clone() * x.clone()));
+                        inputs.push(square.clone() * square * x);
+                    } else {
+                        inputs.push(x);
+                    }
+                }
+                for i in 0..WIDTH {
+                    let next = meta.query_advice(state[i], Rotation::next());
+                    let mixed = (0..WIDTH)
+                        .map(|j| Expression::Constant(mds[i][j]) * inputs[j].clone())
+                        .reduce(|a, b| a + b)
+                        .expect("width > 0");
+                    constraints.push(q.clone() * (mixed - next));
+                }
+                constraints
+            });
+        };
+        round(meta, "H_2 full round", q_full, true);
+        round(meta, "H_2 partial round", q_partial, false);
+        meta.create_gate("H_2 capacity starts at 0", |meta| {
+            vec![meta.query_selector(q_first) * meta.query_advice(state[0], Rotation::cur())]
+        });
+        Self { state, squares, constants, q_full, q_partial, q_first }
+    }
+
+    /// Lays out `H_2(left, right)` for each pair from row 0 of `region`, one after another.
+    /// `tamper` (soundness tests only) adds 1 to one cell `(hash, row, column)`: columns
+    /// 0..3 are the state, 3..6 the squares.
+    pub fn assign(
+        &self,
+        region: &mut Region<Fr>,
+        pairs: &[(Fr, Fr)],
+        tamper: Option<(usize, usize, usize)>,
+    ) -> Vec<HashCells> {
+        let spec = spec();
+        let rows = rows_per_hash();
+        let half = FULL_ROUNDS / 2;
+        pairs
+            .iter()
+            .enumerate()
+            .map(|(h, (left, right))| {
+                let base = h * rows;
+                let mut state = [Fr::ZERO, *left, *right];
+                let mut cells = Vec::with_capacity(rows);
+                for row in 0..rows {
+                    let bump = |column: usize| match tamper {
+                        Some((th, tr, tc)) if (th, tr, tc) == (h, row, column) => Fr::ONE,
+                        _ => Fr::ZERO,
+                    };
+                    let values: [Fr; WIDTH] = std::array::from_fn(|i| state[i] + bump(i));
+                    let row_cells: Vec<Cell> = (0..WIDTH)
+                        .map(|i| region.assign_advice(self.state[i], base + row, Value::known(values[i])).cell())
+                        .collect();
+                    cells.push(row_cells);
+                    if row + 1 == rows {
+                        break;
+                    }
+                    let constants = &spec.round_constants[row];
+                    for (column, c) in self.constants.iter().zip(constants) {
+                        region.assign_fixed(*column, base + row, *c);
+                    }
+                    let full = row < half || row >= half + spec.partial_rounds;
+                    let selector = if full { self.q_full } else { self.q_partial };
+                    selector.enable(region, base + row).expect("selector in range");
+                    if row == 0 {
+                        self.q_first.enable(region, base).expect("selector in range");
+                    }
+                    // The textbook round, as the gates state it.
+                    let mut x: [Fr; WIDTH] = std::array::from_fn(|j| state[j] + constants[j]);
+                    for (j, v) in x.iter_mut().enumerate() {
+                        if full || j == 0 {
+                            let square = v.square() + bump(WIDTH + j);
+                            region.assign_advice(self.squares[j], base + row, Value::known(square));
+                            *v = pow5(*v);
+                        }
+                    }
+                    state = std::array::from_fn(|i| (0..WIDTH).fold(Fr::ZERO, |acc, j| acc + spec.mds[i][j] * x[j]));
+                }
+                HashCells { inputs: [cells[0][1], cells[0][2]], output: cells[rows - 1][0] }
+            })
+            .collect()
+    }
+}
