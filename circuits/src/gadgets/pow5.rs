@@ -23,6 +23,8 @@ use crate::poseidon::RawSpec;
 const WIDTH: usize = 3;
 /// Advice columns of the region: the state and the squares.
 pub const COLUMNS: usize = 2 * WIDTH;
+/// Fixed columns of the region: round constants (its three selectors come on top).
+pub const FIXED_COLUMNS: usize = WIDTH;
 
 /// Rows one `H_2` occupies: one per round plus the output row.
 pub fn rows_per_hash() -> usize {

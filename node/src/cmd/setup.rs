@@ -79,9 +79,12 @@ pub(super) fn run(args: SetupArgs) -> anyhow::Result<()> {
         .add("dir", shown(&dir))
         .add("k", shape.k)
         .add("lookup_bits", shape.lookup_bits)
-        .add("advice_columns", keys.params.num_advice_per_phase.first().copied().unwrap_or(0))
+        .add(
+            "advice_columns",
+            keys.params.num_advice_per_phase.first().copied().unwrap_or(0) + pogo_circuits::gadgets::pow5::COLUMNS,
+        )
         .add("lookup_columns", keys.params.num_lookup_advice_per_phase.first().copied().unwrap_or(0))
-        .add("fixed_columns", keys.params.num_fixed)
+        .add("fixed_columns", keys.params.num_fixed + pogo_circuits::gadgets::pow5::FIXED_COLUMNS)
         .add("advice_cells", shape.advice_cells)
         .add("cells_per_sample", shape.advice_cells / config.samples)
         .add(
