@@ -163,3 +163,46 @@ impl Pow5Config {
             .collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::field::{Field, Fr};
+    use crate::poseidon::hash2;
+    use crate::update_circuit::{HashCall, UpdateCircuit};
+    use halo2_base::gates::circuit::builder::BaseCircuitBuilder;
+    use halo2_base::halo2_proofs::dev::MockProver;
+    use proptest::prelude::*;
+
+    /// The region proving `H_2` of `pairs`, with `claims[i]` as the flex-gate output cell.
+    fn check(pairs: &[(Fr, Fr)], claims: &[Fr]) -> bool {
+        let mut builder = BaseCircuitBuilder::<Fr>::new(false).use_k(10).use_instance_columns(1);
+        let ctx = builder.main(0);
+        let calls: Vec<HashCall> = pairs
+            .iter()
+            .zip(claims)
+            .map(|((l, r), out)| HashCall {
+                left: ctx.load_witness(*l),
+                right: ctx.load_witness(*r),
+                out: ctx.load_witness(*out),
+            })
+            .collect();
+        builder.calculate_params(Some(20));
+        let circuit = UpdateCircuit::new(builder, calls);
+        MockProver::run(10, &circuit, vec![vec![]]).unwrap().verify().is_ok()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(4))]
+        #[test]
+        fn region_matches_native_h2_on_random_inputs(seed in any::<u64>()) {
+            let pairs: Vec<(Fr, Fr)> = (0..3u64)
+                .map(|i| (Fr::from(seed ^ i) * Fr::from(seed | 3), Fr::from(seed.rotate_left(i as u32 + 7)) - Fr::ONE))
+                .collect();
+            let honest: Vec<Fr> = pairs.iter().map(|(l, r)| hash2(*l, *r)).collect();
+            prop_assert!(check(&pairs, &honest));
+            let mut wrong = honest.clone();
+            wrong[1] += Fr::ONE;
+            prop_assert!(!check(&pairs, &wrong));
+        }
+    }
+}
