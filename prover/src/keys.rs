@@ -8,8 +8,8 @@ use halo2_base::halo2_proofs::SerdeFormat;
 use pogo_circuits::files::write_atomic;
 use pogo_circuits::update_circuit::UpdateCircuit;
 use pogo_verifier::keys::{
-    read_checked, sha256_hex, FileHashes, KeysError, Manifest, SetupOrigin, MANIFEST_FILE, MANIFEST_FORMAT, PK_FILE,
-    SETUP_FILE, VK_FILE,
+    parse_untrusted, read_checked, sha256_hex, FileHashes, KeysError, Manifest, SetupOrigin, MANIFEST_FILE,
+    MANIFEST_FORMAT, PK_FILE, SETUP_FILE, VK_FILE,
 };
 
 use crate::prove::Keys;
@@ -51,12 +51,9 @@ pub fn load(dir: &Path) -> Result<(Manifest, Setup, Keys), KeysError> {
     let path = dir.join(PK_FILE);
     let bytes = read_checked(&path, &manifest.sha256.pk)?;
     let params = manifest.circuit_params.clone();
-    let pk = std::panic::catch_unwind(|| {
+    let pk = parse_untrusted(&path, "proving key", || {
         ProvingKey::read::<_, UpdateCircuit>(&mut bytes.as_slice(), SerdeFormat::RawBytesUnchecked, params)
-    })
-    .map_err(|_| "parser panicked".to_string())
-    .and_then(|r| r.map_err(|e| e.to_string()))
-    .map_err(|reason| KeysError::Malformed { path: path.display().to_string(), what: "proving key", reason })?;
+    })?;
     let keys = Keys {
         shape: manifest.shape,
         params: manifest.circuit_params.clone(),

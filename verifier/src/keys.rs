@@ -167,8 +167,13 @@ pub fn read_checked(path: &Path, expected: &str) -> Result<Vec<u8>, KeysError> {
     Ok(bytes)
 }
 
-/// Runs a parser that may panic on malformed bytes (halo2's readers do), as an error.
-fn parse<T>(path: &Path, what: &'static str, f: impl FnOnce() -> std::io::Result<T>) -> Result<T, KeysError> {
+/// Runs a parser that may panic on malformed bytes (halo2's readers do), turning both its
+/// error and a panic into [`KeysError::Malformed`].
+pub fn parse_untrusted<T>(
+    path: &Path,
+    what: &'static str,
+    f: impl FnOnce() -> std::io::Result<T>,
+) -> Result<T, KeysError> {
     match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
         Ok(Ok(value)) => Ok(value),
         Ok(Err(e)) => Err(KeysError::Malformed { path: path.display().to_string(), what, reason: e.to_string() }),
@@ -237,7 +242,7 @@ impl Manifest {
     pub fn load_setup(&self, dir: &Path) -> Result<Setup, KeysError> {
         let path = dir.join(SETUP_FILE);
         let bytes = read_checked(&path, &self.sha256.setup)?;
-        let setup: Setup = parse(&path, "KZG setup", || Setup::read(&mut bytes.as_slice()))?;
+        let setup: Setup = parse_untrusted(&path, "KZG setup", || Setup::read(&mut bytes.as_slice()))?;
         if setup.k() != self.shape.k {
             return Err(KeysError::Malformed {
                 path: path.display().to_string(),
@@ -253,7 +258,7 @@ impl Manifest {
         let path = dir.join(VK_FILE);
         let bytes = read_checked(&path, &self.sha256.vk)?;
         let params = self.circuit_params.clone();
-        parse(&path, "verifying key", || {
+        parse_untrusted(&path, "verifying key", || {
             VerifyingKey::read::<_, UpdateCircuit>(&mut bytes.as_slice(), SerdeFormat::RawBytes, params)
         })
     }

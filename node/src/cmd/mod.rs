@@ -161,12 +161,7 @@ impl Artifact {
     fn tree(&self, depth: Option<u32>) -> anyhow::Result<MerkleTree> {
         match self {
             Self::Model(m) => model_tree_with_progress(m, depth),
-            Self::Update(u) => {
-                let bar = bar(u.block_count(), "hashing update blocks");
-                let tree = update_tree(u, depth, &bar)?;
-                bar.0.finish_and_clear();
-                Ok(tree)
-            }
+            Self::Update(u) => update_tree_with_progress(u, depth),
         }
     }
 }
@@ -175,6 +170,14 @@ impl Artifact {
 fn model_tree_with_progress(model: &Model, depth: Option<u32>) -> anyhow::Result<MerkleTree> {
     let bar = bar(model.block_count(), "hashing model blocks");
     let tree = model_tree(model, depth, &bar)?;
+    bar.0.finish_and_clear();
+    Ok(tree)
+}
+
+/// The update tree, with a progress bar on large updates.
+fn update_tree_with_progress(update: &Update, depth: Option<u32>) -> anyhow::Result<MerkleTree> {
+    let bar = bar(update.block_count(), "hashing update blocks");
+    let tree = update_tree(update, depth, &bar)?;
     bar.0.finish_and_clear();
     Ok(tree)
 }

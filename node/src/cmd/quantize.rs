@@ -6,9 +6,8 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::Args;
 use pogo_circuits::field::fr_to_hex;
-use pogo_prover::commit::update_tree;
 
-use super::{model_tree_with_progress, shown, FormatArgs, OutputArgs, Report};
+use super::{model_tree_with_progress, shown, update_tree_with_progress, FormatArgs, OutputArgs, Report};
 use crate::quantize::quantize;
 
 /// Arguments of `pogo quantize`.
@@ -44,7 +43,7 @@ pub(super) fn run(args: QuantizeArgs) -> anyhow::Result<()> {
         .with_context(|| format!("reading trained model {}", args.trained.display()))?;
     let q = quantize(&base, &trained)?;
     let new_tree = model_tree_with_progress(&q.new_model, args.depth)?;
-    let update_tree = update_tree(&q.update, args.depth, &())?;
+    let update_tree = update_tree_with_progress(&q.update, args.depth)?;
     let blob = q.update.to_blob();
     q.new_model.save(&args.new).with_context(|| format!("writing {}", args.new.display()))?;
     pogo_circuits::files::write_atomic(&args.output, &blob)
