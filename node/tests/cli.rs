@@ -28,6 +28,14 @@ fn fails_with(args: &[&str], needle: &str) {
     assert!(!stderr.contains("panicked"), "{stderr}");
 }
 
+/// The pinned solc-js wrapper, installed by the repository's script if needed.
+fn solc_path() -> String {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/solc/install.sh");
+    let out = Command::new(script).output().expect("scripts/solc/install.sh runs (needs node and npm)");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
 fn write_f32(path: &Path, tensors: &[(&str, Vec<usize>, Vec<f32>)]) {
     let bytes: Vec<(String, Vec<usize>, Vec<u8>)> = tensors
         .iter()
@@ -243,6 +251,27 @@ fn setup_prove_and_verify_proof_end_to_end() {
     assert_eq!(proved["indices"], expected.join(","));
     let verified = ok_json(&["verify-proof", &dir.path("round.proof"), "--params-dir", &params, "--json"]);
     assert_eq!(verified["valid"], true);
+
+    // The Solidity verifier: exported next to the keys, then the proof checked in the EVM.
+    fails_with(&["verify-proof", &dir.path("round.proof"), "--params-dir", &params, "--evm"], "export-verifier");
+    let export = ["export-verifier", "--depth", "3", "--samples", "2", "--params-dir", &params];
+    fails_with(&[&export[..], &["--solc", &dir.path("no-such-solc")]].concat(), "scripts/solc/install.sh");
+    let solc = solc_path();
+    let exported = ok_json(&[&export[..], &["--solc", &solc, "--json"]].concat());
+    assert_eq!(exported["config"], "d3-s2");
+    assert_eq!(exported["vk_sha256"], setup["vk_sha256"]);
+    for file in ["Verifier.sol", "verifier.bin", "verifier.json"] {
+        assert!(Path::new(&params).join("d3-s2").join(file).exists(), "{file}");
+    }
+    let on_chain = ok_json(&["verify-proof", &dir.path("round.proof"), "--params-dir", &params, "--evm", "--json"]);
+    assert_eq!(on_chain["valid"], true);
+    assert!(on_chain["evm_gas"].as_u64().unwrap() > 200_000, "{on_chain}");
+    // A replaced verifier.bin is caught by its hash.
+    let bin = Path::new(&params).join("d3-s2/verifier.bin");
+    let original = std::fs::read_to_string(&bin).unwrap();
+    std::fs::write(&bin, original.replacen("60", "61", 1)).unwrap();
+    fails_with(&["verify-proof", &dir.path("round.proof"), "--params-dir", &params, "--evm"], "does not match");
+    std::fs::write(&bin, original).unwrap();
 
     // A tampered proof, and a proof file whose public inputs were edited, are refused.
     let text = std::fs::read_to_string(dir.path("round.proof")).unwrap();

@@ -189,7 +189,7 @@ pub fn config_dir(params_dir: &Path, shape_name: &str) -> PathBuf {
 }
 
 /// A versioned JSON file of ours (key manifest or proof file).
-trait Versioned: serde::de::DeserializeOwned {
+pub(crate) trait Versioned: serde::de::DeserializeOwned {
     /// What the file is, for messages.
     const WHAT: &'static str;
     /// The format tag this build reads.

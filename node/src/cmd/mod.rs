@@ -3,6 +3,7 @@
 mod apply;
 mod commit;
 mod export;
+mod export_verifier;
 mod open;
 mod prove;
 mod quantize;
@@ -58,6 +59,8 @@ pub enum Command {
     Prove(prove::ProveArgs),
     /// Verify a proof natively with its configuration's keys.
     VerifyProof(verify_proof::VerifyProofArgs),
+    /// Generate and compile the Solidity verifier of a configuration's keys.
+    ExportVerifier(export_verifier::ExportVerifierArgs),
 }
 
 /// Runs a parsed command line.
@@ -71,6 +74,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Setup(args) => setup::run(args),
         Command::Prove(args) => prove::run(args),
         Command::VerifyProof(args) => verify_proof::run(args),
+        Command::ExportVerifier(args) => export_verifier::run(args),
     }
 }
 

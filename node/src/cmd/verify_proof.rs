@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::Args;
 use pogo_circuits::field::fr_to_hex;
+use pogo_verifier::evm::{calldata, load_verifier, Address, Evm, Fork, U256};
 use pogo_verifier::keys::{config_dir, ProofFile};
 
 use super::{shown, OutputArgs, Report};
@@ -12,13 +13,19 @@ use super::{shown, OutputArgs, Report};
 /// Arguments of `pogo verify-proof`.
 #[derive(Args, Debug)]
 #[command(after_help = "Exit status 0 means the proof is valid for the public inputs it carries; anything else is \
-reported with the reason and exit status 1.\n\nExample:\n  pogo verify-proof round.proof")]
+reported with the reason and exit status 1.\n\nWith --evm the proof is also checked the way a contract checks it: the \
+verifier `pogo export-verifier` wrote is deployed in an in-process EVM (revm, Prague) and called with the public inputs \
+and the proof; the gas of that call is reported.\n\nExamples:\n  pogo verify-proof round.proof\n  \
+pogo verify-proof round.proof --evm")]
 pub struct VerifyProofArgs {
     /// The proof file written by `pogo prove`.
     pub proof: PathBuf,
     /// Where configuration folders live.
     #[arg(long, value_name = "DIR", default_value = "params", env = "POGO_PARAMS")]
     pub params_dir: PathBuf,
+    /// Also verify in an in-process EVM with the exported Solidity verifier.
+    #[arg(long)]
+    pub evm: bool,
     #[command(flatten)]
     pub output: OutputArgs,
 }
@@ -27,7 +34,25 @@ pub(super) fn run(args: VerifyProofArgs) -> anyhow::Result<()> {
     let file = ProofFile::load(&args.proof)?;
     let dir = config_dir(&args.params_dir, &file.config);
     let inputs = file.verify_with(&dir).with_context(|| format!("verifying {}", args.proof.display()))?;
-    Report::new()
+    let mut report = Report::new();
+    if args.evm {
+        let (manifest, bytecode) = load_verifier(&dir).with_context(|| {
+            format!("loading the EVM verifier of {} (run `pogo export-verifier` first)", file.config)
+        })?;
+        let (_, proof) = file.decode()?;
+        let mut evm = Evm::new(Fork::Prague);
+        evm.set_code_size_limit(false);
+        let caller = Address::repeat_byte(0x01);
+        let (verifier, _) = evm.deploy(caller, bytecode, U256::ZERO).context("deploying the verifier")?;
+        let receipt = evm
+            .call(caller, verifier, calldata(&inputs.to_instances(), &proof), U256::ZERO)
+            .map_err(|e| anyhow::anyhow!("the EVM verifier rejects the proof ({e})"))?;
+        report = report
+            .add("evm_fork", evm.fork().name())
+            .add("evm_gas", receipt.gas_used)
+            .add("evm_verifier_bytes", manifest.deployed_bytes);
+    }
+    report
         .add("proof", shown(&args.proof))
         .add("valid", true)
         .add("config", file.config)

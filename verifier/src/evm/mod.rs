@@ -1,0 +1,13 @@
+//! Everything EVM: the generated Solidity verifier, the Solidity compiler, and an
+//! in-process EVM (revm) to deploy and drive contracts in.
+
+pub mod export;
+pub mod harness;
+pub mod solc;
+pub mod solidity;
+
+pub use export::{export_verifier, load_verifier, ExportError, VerifierManifest};
+pub use harness::{Evm, EvmError, Fork, Receipt, CODE_SIZE_LIMIT};
+pub use revm::primitives::{Address, Bytes, Log, B256, U256};
+pub use solc::{Compiled, Solc, SolcError, SOLC_VERSION};
+pub use solidity::{calldata, fr_to_u256, u256_to_fr, verifier_source, GenerateError};

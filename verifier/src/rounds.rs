@@ -1,0 +1,127 @@
+//! The PoGO round contract (`verifier/contracts/PogoRounds.sol`, DESIGN §3): its compiled
+//! artifact, Rust bindings generated from the ABI, and typed calls through any [`Evm`].
+//!
+//! The artifact (`contracts/build/PogoRounds.json`: ABI, creation bytecode, compiler and
+//! source hash) is committed so that nodes need no compiler; a test recompiles the source
+//! with the pinned solc and fails if the artifact is stale (`POGO_BLESS=1` rewrites it).
+
+use alloy_sol_types::{SolCall, SolInterface};
+
+use crate::evm::{Address, Evm, EvmError, Receipt, U256};
+
+alloy_sol_types::sol!(
+    #[sol(all_derives)]
+    PogoRounds,
+    "contracts/build/PogoRounds.json"
+);
+
+pub use PogoRounds::{Attestation, Round, TaskParams};
+
+/// The contract's Solidity source.
+pub const SOURCE: &str = include_str!("../contracts/PogoRounds.sol");
+/// The committed build artifact (JSON).
+pub const ARTIFACT: &str = include_str!("../contracts/build/PogoRounds.json");
+/// Source unit name the artifact was compiled under (it enters the bytecode's metadata).
+pub const SOURCE_UNIT: &str = "PogoRounds.sol";
+/// Optimizer runs the artifact was compiled with.
+pub const OPTIMIZER_RUNS: u32 = 200;
+
+/// `Verdict.Positive` / `Verdict.Negative` as the ABI carries them (`uint8`).
+pub mod verdict {
+    /// The new model's loss fell by at least the margin.
+    pub const POSITIVE: u8 = 1;
+    /// It did not, or the blob was unavailable or did not rebuild to the committed root.
+    pub const NEGATIVE: u8 = 2;
+}
+
+/// A call to the round contract failed.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum RoundsError {
+    /// The contract refused with one of its errors (decoded).
+    #[error("the round contract refused: {0}")]
+    Refused(String),
+    /// Any other failure (halt, revert without a known error, invalid transaction).
+    #[error(transparent)]
+    Evm(EvmError),
+    /// The return data did not decode.
+    #[error("cannot decode the round contract's answer: {0}")]
+    Decode(String),
+}
+
+impl RoundsError {
+    /// The contract's error name (`"TooLate"`, `"ProofRejected"`, ...), when it refused.
+    pub fn contract_error(&self) -> Option<&str> {
+        match self {
+            RoundsError::Refused(text) => Some(text.split('(').next().unwrap_or(text)),
+            _ => None,
+        }
+    }
+}
+
+fn describe(error: &PogoRounds::PogoRoundsErrors) -> String {
+    use PogoRounds::PogoRoundsErrors as E;
+    match error {
+        E::BadParams(e) => format!("BadParams({})", e.why),
+        E::NotFieldElement(e) => format!("NotFieldElement({})", e.value),
+        E::WrongBond(e) => format!("WrongBond(expected {} wei, got {})", e.expected, e.got),
+        E::TooEarly(e) => format!("TooEarly(block {}, allowed from {})", e.now_, e.from),
+        E::TooLate(e) => format!("TooLate(block {}, deadline {})", e.now_, e.deadline),
+        E::PhaseNotReady(e) => format!("PhaseNotReady(phase {})", e.phase),
+        E::AlreadyDrawn(e) => format!("AlreadyDrawn(phase {})", e.phase),
+        E::NotVerifier(e) => format!("NotVerifier({})", e.who),
+        E::AlreadyAttested(e) => format!("AlreadyAttested({})", e.who),
+        E::NotEnoughGas(e) => format!("NotEnoughGas(needs {})", e.needed),
+        E::UnknownTask(e) => format!("UnknownTask({})", e.task),
+        E::RoundOpen(e) => format!("RoundOpen(task {})", e.task),
+        E::NoOpenRound(e) => format!("NoOpenRound(task {})", e.task),
+        other => format!("{other:?}").split(['(', ' ', '{']).next().unwrap_or("unknown").to_string(),
+    }
+}
+
+fn decode_failure(error: EvmError) -> RoundsError {
+    if let EvmError::Reverted { data, .. } = &error {
+        if let Ok(decoded) = PogoRounds::PogoRoundsErrors::abi_decode(data) {
+            return RoundsError::Refused(describe(&decoded));
+        }
+    }
+    RoundsError::Evm(error)
+}
+
+/// The creation bytecode from the committed artifact.
+pub fn bytecode() -> Vec<u8> {
+    PogoRounds::BYTECODE.to_vec()
+}
+
+/// A deployed round contract.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RoundsContract {
+    /// Its address.
+    pub address: Address,
+}
+
+impl RoundsContract {
+    /// Deploys the committed artifact from `from`.
+    pub fn deploy(evm: &mut Evm, from: Address) -> Result<(Self, Receipt), RoundsError> {
+        let (address, receipt) = evm.deploy(from, bytecode(), U256::ZERO).map_err(decode_failure)?;
+        Ok((RoundsContract { address }, receipt))
+    }
+
+    /// Sends `call` from `from` with `value` wei; decodes the return value.
+    pub fn send<C: SolCall>(
+        &self,
+        evm: &mut Evm,
+        from: Address,
+        call: C,
+        value: U256,
+    ) -> Result<(C::Return, Receipt), RoundsError> {
+        let receipt = evm.call(from, self.address, call.abi_encode(), value).map_err(decode_failure)?;
+        let ret = C::abi_decode_returns(&receipt.output).map_err(|e| RoundsError::Decode(e.to_string()))?;
+        Ok((ret, receipt))
+    }
+
+    /// Runs `call` without committing (reads).
+    pub fn read<C: SolCall>(&self, evm: &mut Evm, call: C) -> Result<C::Return, RoundsError> {
+        let receipt = evm.view(Address::ZERO, self.address, call.abi_encode()).map_err(decode_failure)?;
+        C::abi_decode_returns(&receipt.output).map_err(|e| RoundsError::Decode(e.to_string()))
+    }
+}
