@@ -2,8 +2,9 @@
 # The end-to-end path that exists today: a model trained outside pogo becomes a 4-bit update
 # with Poseidon Merkle commitments; a verifier rebuilds it exactly, checks the roots and
 # re-evaluates the loss; the miner proves sampled blocks with halo2 and anyone verifies the
-# proof; edited proofs and corrupted updates are refused.
-# Usage: scripts/demo.sh [WORK_DIR]   (needs cargo and python3; installs nothing else)
+# proof natively and in an EVM with the generated Solidity verifier; edited proofs and
+# corrupted updates are refused.
+# Usage: scripts/demo.sh [WORK_DIR]   (needs cargo, python3, and node/npm for the pinned solc-js)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 work=${1:-$(mktemp -d -t pogo-demo.XXXXXX)}
@@ -50,6 +51,11 @@ pogo prove "$work/base.safetensors" "$work/new.safetensors" "$work/update.pogo" 
 
 step "Anyone: verify the proof natively"
 pogo verify-proof "$work/round.proof" --params-dir "$work/params"
+
+step "Contract integrators: generate the Solidity verifier and check the proof in an EVM (revm, Prague)"
+solc=$(scripts/solc/install.sh)
+pogo export-verifier --depth 3 --samples 2 --params-dir "$work/params" --solc "$solc"
+pogo verify-proof "$work/round.proof" --params-dir "$work/params" --evm
 
 step "A proof whose public inputs were edited is refused"
 python3 - "$work/round.proof" "$work/edited.proof" <<'PY'

@@ -7,4 +7,7 @@ if ! command -v cargo >/dev/null; then
   echo "cargo not found: install Rust from https://rustup.rs" >&2
   exit 1
 fi
+# The pinned Solidity compiler (npm solc-js 0.8.19) the EVM tests compile with; installed
+# once here so parallel test binaries never race on it.
+scripts/solc/install.sh >/dev/null
 cargo test --workspace --locked

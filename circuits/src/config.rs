@@ -15,9 +15,13 @@ use crate::update_circuit::{synthesize, PublicInputs, SampleWitness, UpdateCircu
 pub const RESERVED_ROWS: usize = 20;
 /// Smallest and largest supported `k`.
 const K_RANGE: std::ops::RangeInclusive<u32> = 12..=24;
-/// The advice-column count a configuration aims for: proving time falls with more columns,
-/// verifier gas rises; DESIGN §4 measured ~10 columns as the EVM verifier's practical limit.
-const TARGET_ADVICE_COLUMNS: usize = 6;
+/// Flex-gate advice columns a configuration aims for. Proving time falls with more columns,
+/// but every column costs the on-chain verifier ~25–45k gas and ~1.4 KB of code: with one
+/// (plus the `H_2` region's three) the S = 32, D = 20 verifier fits EIP-170 (23.4 KB,
+/// 430k gas) where two columns do not (25.4 KB), at the price of k = 21 and 2–3× the
+/// proving time (docs/BENCHMARKS.md). Proofs are made once per round, verified on chain
+/// every round.
+const TARGET_ADVICE_COLUMNS: usize = 1;
 
 /// `UpdateCircuit{D, S}`: tree depth and samples per proof.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
@@ -52,6 +56,9 @@ pub enum ConfigError {
     /// Laying out the circuit failed.
     #[error(transparent)]
     Shape(#[from] WitnessShapeError),
+    /// halo2 could not synthesize the circuit (the mock prover's setup step).
+    #[error("halo2 could not synthesize the circuit: {0}")]
+    Synthesis(String),
 }
 
 impl CircuitConfig {

@@ -6,6 +6,7 @@
 //! file formats. Everything here is plain Rust with no proving-system logic, so it is the
 //! native reference that gadgets, provers, verifiers and contracts are tested against.
 
+pub mod audit;
 pub mod config;
 pub mod encoding;
 pub mod field;

@@ -206,6 +206,35 @@ pub struct Synthesized {
     pub hashes: Vec<HashCall>,
 }
 
+/// Deliberately weakened versions of the circuit, each missing one constraint. Only
+/// `pogo audit` and its tests build them, to show that the audit notices the gap; keys are
+/// only ever made for [`Variant::Sound`].
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Variant {
+    /// The circuit of DESIGN §2.
+    #[default]
+    Sound,
+    /// Old and new limbs are not range-checked to 32 bits.
+    NoLimbRangeCheck,
+    /// Nibbles are not range-checked to 4 bits.
+    NoNibbleRangeCheck,
+    /// Path bits are free boolean witnesses (the binary digits of the given positions, one
+    /// per sample), not the binary digits of the public index.
+    UnboundPathBits(Vec<u64>),
+}
+
+impl Variant {
+    /// A short name (`sound`, `no-limb-range-check`, ...).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Variant::Sound => "sound",
+            Variant::NoLimbRangeCheck => "no-limb-range-check",
+            Variant::NoNibbleRangeCheck => "no-nibble-range-check",
+            Variant::UnboundPathBits(_) => "unbound-path-bits",
+        }
+    }
+}
+
 /// Lays out `UpdateCircuit{D, S}` in `builder` (which must have lookup bits and one instance
 /// column set) and exposes the public inputs. Merkle-level hashes are recorded, not laid
 /// out: wrap the builder and them in [`UpdateCircuit`].
@@ -215,7 +244,23 @@ pub fn synthesize(
     inputs: &PublicInputs,
     samples: &[SampleWitness],
 ) -> Result<Synthesized, WitnessShapeError> {
+    synthesize_variant(builder, depth, inputs, samples, &Variant::Sound)
+}
+
+/// [`synthesize`] for a [`Variant`] (audits only; see there).
+pub fn synthesize_variant(
+    builder: &mut BaseCircuitBuilder<Fr>,
+    depth: u32,
+    inputs: &PublicInputs,
+    samples: &[SampleWitness],
+    variant: &Variant,
+) -> Result<Synthesized, WitnessShapeError> {
     check_shape(depth, inputs, samples)?;
+    if let Variant::UnboundPathBits(positions) = variant {
+        if positions.len() != samples.len() {
+            return Err(WitnessShapeError::Samples { indices: positions.len(), witnesses: samples.len() });
+        }
+    }
     let range = builder.range_chip();
     let gate = range.gate().clone();
     let ctx = builder.main(0);
@@ -230,16 +275,29 @@ pub fn synthesize(
 
     let mut cells = Vec::with_capacity(samples.len());
     let mut hashes = Vec::with_capacity(3 * depth as usize * samples.len());
-    for (index, w) in index_cells.iter().zip(samples) {
+    let checked = |enforce: bool, bits: usize| enforce.then_some(bits);
+    for (j, (index, w)) in index_cells.iter().zip(samples).enumerate() {
         // Path bits are the binary digits of i_j (which also bounds i_j < 2^D), and i_j < nb.
-        let bits = gate.num_to_bits(ctx, *index, depth as usize);
+        let bits = match variant {
+            Variant::UnboundPathBits(positions) => {
+                let bits: Vec<Fr> = (0..depth).map(|b| Fr::from((positions[j] >> b) & 1)).collect();
+                let bits = ctx.assign_witnesses(bits);
+                for bit in &bits {
+                    gate.assert_bit(ctx, *bit);
+                }
+                bits
+            }
+            _ => gate.num_to_bits(ctx, *index, depth as usize),
+        };
         range.check_less_than(ctx, *index, blocks, index_bits);
 
         // Limbs, nibbles and scale, each range-checked (DESIGN §2 Circuit).
-        let old_limbs = load_checked(ctx, &range, &w.old_limbs, LIMB_BITS);
-        let new_limbs = load_checked(ctx, &range, &w.new_limbs, LIMB_BITS);
-        let nibbles = load_checked(ctx, &range, &w.nibbles, NIBBLE_BITS);
-        let scale = load_checked(ctx, &range, &[w.scale], LIMB_BITS)[0];
+        let limb_bits = checked(*variant != Variant::NoLimbRangeCheck, LIMB_BITS);
+        let nibble_bits = checked(*variant != Variant::NoNibbleRangeCheck, NIBBLE_BITS);
+        let old_limbs = load_checked(ctx, &range, &w.old_limbs, limb_bits);
+        let new_limbs = load_checked(ctx, &range, &w.new_limbs, limb_bits);
+        let nibbles = load_checked(ctx, &range, &w.nibbles, nibble_bits);
+        let scale = load_checked(ctx, &range, &[w.scale], Some(LIMB_BITS))[0];
 
         // u_new = u_old + s·(n − 8): with all values range-checked, both sides are far
         // below r/2 in size, so equality in the field is equality of integers.
@@ -347,10 +405,13 @@ impl Circuit<Fr> for UpdateCircuit {
     }
 }
 
-fn load_checked(ctx: &mut Context<Fr>, range: &Range, values: &[Fr], bits: usize) -> Vec<AssignedValue<Fr>> {
+/// Loads witnesses, range-checking each to `bits` (`None` only in weakened variants).
+fn load_checked(ctx: &mut Context<Fr>, range: &Range, values: &[Fr], bits: Option<usize>) -> Vec<AssignedValue<Fr>> {
     let cells = ctx.assign_witnesses(values.iter().copied());
-    for cell in &cells {
-        range.range_check(ctx, *cell, bits);
+    if let Some(bits) = bits {
+        for cell in &cells {
+            range.range_check(ctx, *cell, bits);
+        }
     }
     cells
 }

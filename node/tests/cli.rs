@@ -272,6 +272,26 @@ fn setup_prove_and_verify_proof_end_to_end() {
     std::fs::write(&bin, original.replacen("60", "61", 1)).unwrap();
     fails_with(&["verify-proof", &dir.path("round.proof"), "--params-dir", &params, "--evm"], "does not match");
     std::fs::write(&bin, original).unwrap();
+    // The audit reads these keys and regenerates the exported verifier byte for byte.
+    let audit = ok_json(&[
+        "audit",
+        "--depth",
+        "3",
+        "--samples",
+        "2",
+        "--params-dir",
+        &params,
+        "--solc",
+        &solc,
+        "--mutation-samples",
+        "1",
+        "--json",
+    ]);
+    assert_eq!(audit["passed"], true, "{audit}");
+    assert_eq!(audit["vk_sha256"], setup["vk_sha256"]);
+    let regenerated =
+        audit["checks"].as_array().unwrap().iter().find(|c| c["name"].as_str().unwrap().contains("Solidity"));
+    assert_eq!(regenerated.expect("the verifier check ran")["passed"], true);
 
     // A tampered proof, and a proof file whose public inputs were edited, are refused.
     let text = std::fs::read_to_string(dir.path("round.proof")).unwrap();
@@ -304,4 +324,45 @@ fn setup_prove_and_verify_proof_end_to_end() {
     );
     assert!(!Path::new(&dir.path("never.proof")).exists());
     fails_with(&["verify-proof", &dir.path("round.proof"), "--params-dir", &dir.path("elsewhere")], "manifest.json");
+}
+
+#[test]
+fn audit_passes_the_sound_circuit_and_catches_a_weakened_one() {
+    let dir = Dir::new();
+    let params = dir.path("no-params");
+    let report = ok_json(&["audit", "--depth", "2", "--samples", "1", "--params-dir", &params, "--json"]);
+    assert_eq!(report["passed"], true, "{report}");
+    assert_eq!(
+        report["constraints"]["public_inputs"],
+        serde_json::json!(["old_root", "new_root", "update_root", "nb", "i_0"])
+    );
+    assert!(report["constraints"]["gates"].as_array().unwrap().iter().any(|g| g["name"] == "H_2 full round"));
+    assert_eq!(report["mutations"]["classes"].as_array().unwrap().len(), 9, "every class of witness cell");
+    let checks = report["checks"].as_array().unwrap();
+    assert!(checks.len() >= 5 && checks.iter().all(|c| c["passed"] == true), "{checks:?}");
+    let survivors = dir.path("survivors.json");
+    assert!(!Path::new(&survivors).exists());
+
+    // A circuit without the nibble range check: the audit fails and writes the counter-example.
+    fails_with(
+        &[
+            "audit",
+            "--depth",
+            "2",
+            "--samples",
+            "1",
+            "--params-dir",
+            &params,
+            "--variant",
+            "no-nibble-range-check",
+            "--counterexamples",
+            &survivors,
+        ],
+        "mutations survived",
+    );
+    let found: serde_json::Value = serde_json::from_slice(&std::fs::read(&survivors).unwrap()).unwrap();
+    assert_eq!(found["variant"], "no-nibble-range-check");
+    let first = &found["survivors"][0];
+    assert_eq!(first["class"], "nibble");
+    assert_eq!(first["public_inputs"].as_array().unwrap().len(), 5);
 }

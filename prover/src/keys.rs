@@ -24,7 +24,7 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> KeysError + '_ {
 pub fn write(dir: &Path, setup: &Setup, origin: SetupOrigin, keys: &Keys) -> Result<Manifest, KeysError> {
     std::fs::create_dir_all(dir).map_err(io(dir))?;
     let setup_bytes = setup::to_bytes(setup);
-    let vk_bytes = keys.vk().to_bytes(SerdeFormat::RawBytes);
+    let vk_bytes = keys.vk_bytes();
     let pk_bytes = keys.pk.to_bytes(SerdeFormat::RawBytesUnchecked);
     for (name, bytes) in [(SETUP_FILE, &setup_bytes), (VK_FILE, &vk_bytes), (PK_FILE, &pk_bytes)] {
         let path = dir.join(name);

@@ -4,6 +4,7 @@
 //! every core (bit-identical to the native reference in `pogo-circuits`), witness assembly,
 //! KZG setups, keys and halo2 proofs of `UpdateCircuit{D, S}`.
 
+pub mod audit;
 pub mod commit;
 pub mod keys;
 pub mod prove;

@@ -35,6 +35,11 @@ impl Keys {
     pub fn vk(&self) -> &VerifyingKey<G1Affine> {
         self.pk.get_vk()
     }
+
+    /// The verifying key as `vk.bin` stores it (its SHA-256 names the key everywhere).
+    pub fn vk_bytes(&self) -> Vec<u8> {
+        self.vk().to_bytes(halo2_base::halo2_proofs::SerdeFormat::RawBytes)
+    }
 }
 
 /// Keygen or proving failed.

@@ -97,10 +97,10 @@ fn malformed_and_inconsistent_files_are_refused() {
     assert!(matches!(err(&missing, 4), PtauError::MissingSection(2, _)));
 }
 
-/// `target/test-fixtures/pot13.ptau`, made by snarkjs through `scripts/ptau` if absent.
+/// `target/test-fixtures/pot16.ptau`, made by snarkjs through `scripts/ptau` if absent.
 fn snarkjs_ptau() -> PathBuf {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
-    let path = root.join("target/test-fixtures/pot13.ptau");
+    let path = root.join("target/test-fixtures/pot16.ptau");
     if !path.exists() {
         let status = Command::new(root.join("scripts/ptau/make-test-ptau.sh"))
             .arg(&path)
@@ -115,7 +115,7 @@ fn snarkjs_ptau() -> PathBuf {
 fn a_snarkjs_ceremony_gives_keys_whose_proofs_verify() {
     let bytes = std::fs::read(snarkjs_ptau()).unwrap();
     let shape = CircuitConfig::new(1, 1).unwrap().shape().unwrap();
-    assert!(shape.k <= 13, "the fixture has 2^13 powers");
+    assert!(shape.k <= 16, "the fixture has 2^16 powers");
     let setup = import(&bytes, shape.k).unwrap();
     assert_ne!(setup.s_g2(), dev_setup(shape.k, 0).s_g2());
     let keys = keygen(&setup, &shape).unwrap();

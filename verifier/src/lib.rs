@@ -5,6 +5,7 @@
 //! parallel code of its own and no CUDA (halo2-axiom brings rayon in transitively), and
 //! the prover depends on its types, never the reverse.
 
+pub mod audit;
 pub mod evm;
 pub mod keys;
 pub mod proof;

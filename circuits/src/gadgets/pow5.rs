@@ -1,15 +1,17 @@
 //! A dedicated region for `H_2` (DESIGN §2: every internal tree node), beside halo2-base's
-//! flex gate. Three advice columns hold the state `[s_0, s_1, s_2]`, one row per round,
-//! three more the squares `q_j = (cur_j + c_{r,j})^2`, and custom gates check each round of
-//! the textbook permutation ([`RawSpec::permute`]), with `x_j = cur_j + c_{r,j}`:
+//! flex gate. Three advice columns hold, for each round, the state `[s_0, s_1, s_2]` on one
+//! row and the squares `q_j = (cur_j + c_{r,j})^2` on the row below; custom gates on the
+//! state row check the round of the textbook permutation ([`RawSpec::permute`]) against
+//! the next state two rows down, with `x_j = cur_j + c_{r,j}`:
 //!
-//! - full round at row `r`:    `q_j = x_j^2`, `next_i = Σ_j M_ij · q_j^2 · x_j`
-//! - partial round at row `r`: `q_0 = x_0^2`, `next_i = M_i0 · q_0^2 · x_0 + Σ_{j≥1} M_ij · x_j`
-//! - first row:                `cur_0 = 0` (the capacity cell of circomlib's layout)
+//! - full round:    `q_j = x_j^2`, `next_i = Σ_j M_ij · q_j^2 · x_j`
+//! - partial round: `q_0 = x_0^2`, `next_i = M_i0 · q_0^2 · x_0 + Σ_{j≥1} M_ij · x_j`
+//! - first row:     `cur_0 = 0` (the capacity cell of circomlib's layout)
 //!
-//! The squares keep every gate at degree 4 (halo2-axiom allows 5). One `H_2` takes 66 rows
-//! of 6 cells instead of ~2,200 flex-gate cells. Inputs and output are tied to halo2-base
-//! cells by copy constraints.
+//! The squares keep every gate at degree 4 (halo2-axiom allows 5). Putting them on their
+//! own row rather than in three more columns costs rows (131 per `H_2` of 3 cells, instead
+//! of 66 of 6) but saves columns, and the EVM verifier pays per column (DESIGN §4). Inputs
+//! and output are tied to halo2-base cells by copy constraints.
 
 use halo2_base::halo2_proofs::circuit::{Cell, Region, Value};
 use halo2_base::halo2_proofs::plonk::{Advice, Column, ConstraintSystem, Expression, Fixed, Selector};
@@ -21,14 +23,14 @@ use crate::poseidon::RawSpec;
 
 /// Width of the `H_2` state.
 const WIDTH: usize = 3;
-/// Advice columns of the region: the state and the squares.
-pub const COLUMNS: usize = 2 * WIDTH;
+/// Advice columns of the region (state rows and square rows alternate in them).
+pub const COLUMNS: usize = WIDTH;
 /// Fixed columns of the region: round constants (its three selectors come on top).
 pub const FIXED_COLUMNS: usize = WIDTH;
 
-/// Rows one `H_2` occupies: one per round plus the output row.
+/// Rows one `H_2` occupies: a state row and a square row per round, plus the output row.
 pub fn rows_per_hash() -> usize {
-    spec().round_constants.len() + 1
+    2 * spec().round_constants.len() + 1
 }
 
 fn spec() -> &'static RawSpec {
@@ -40,7 +42,6 @@ fn spec() -> &'static RawSpec {
 #[derive(Clone, Debug)]
 pub struct Pow5Config {
     state: [Column<Advice>; WIDTH],
-    squares: [Column<Advice>; WIDTH],
     constants: [Column<Fixed>; WIDTH],
     q_full: Selector,
     q_partial: Selector,
@@ -63,7 +64,6 @@ impl Pow5Config {
         for column in state {
             meta.enable_equality(column);
         }
-        let squares = [(); WIDTH].map(|_| meta.advice_column());
         let constants = [(); WIDTH].map(|_| meta.fixed_column());
         let (q_full, q_partial, q_first) = (meta.selector(), meta.selector(), meta.selector());
         let mds = spec().mds.clone();
@@ -79,7 +79,7 @@ impl Pow5Config {
                         meta.query_advice(state[j], Rotation::cur()) + meta.query_fixed(constants[j], Rotation::cur());
                     if full || j == 0 {
                         // q_j = x_j^2, and the S-box output x_j^5 = q_j^2 · x_j.
-                        let square = meta.query_advice(squares[j], Rotation::cur());
+                        let square = meta.query_advice(state[j], Rotation::next());
                         constraints.push(q.clone() * (square.clone() - x.clone() * x.clone()));
                         inputs.push(square.clone() * square * x);
                     } else {
@@ -87,7 +87,7 @@ impl Pow5Config {
                     }
                 }
                 for i in 0..WIDTH {
-                    let next = meta.query_advice(state[i], Rotation::next());
+                    let next = meta.query_advice(state[i], Rotation(2));
                     let mixed = (0..WIDTH)
                         .map(|j| Expression::Constant(mds[i][j]) * inputs[j].clone())
                         .reduce(|a, b| a + b)
@@ -102,12 +102,12 @@ impl Pow5Config {
         meta.create_gate("H_2 capacity starts at 0", |meta| {
             vec![meta.query_selector(q_first) * meta.query_advice(state[0], Rotation::cur())]
         });
-        Self { state, squares, constants, q_full, q_partial, q_first }
+        Self { state, constants, q_full, q_partial, q_first }
     }
 
     /// Lays out `H_2(left, right)` for each pair from row 0 of `region`, one after another.
-    /// `tamper` (soundness tests only) adds 1 to one cell `(hash, row, column)`: columns
-    /// 0..3 are the state, 3..6 the squares.
+    /// `tamper` (soundness tests only) adds 1 to one cell `(hash, round, column)`: columns
+    /// 0..3 are the state of that round (round 65 is the output), 3..6 its squares.
     pub fn assign(
         &self,
         region: &mut Region<Fr>,
@@ -115,6 +115,7 @@ impl Pow5Config {
         tamper: Option<(usize, usize, usize)>,
     ) -> Vec<HashCells> {
         let spec = spec();
+        let rounds = spec.round_constants.len();
         let rows = rows_per_hash();
         let half = FULL_ROUNDS / 2;
         pairs
@@ -123,42 +124,43 @@ impl Pow5Config {
             .map(|(h, (left, right))| {
                 let base = h * rows;
                 let mut state = [Fr::ZERO, *left, *right];
-                let mut cells = Vec::with_capacity(rows);
-                for row in 0..rows {
+                let mut cells = Vec::with_capacity(rounds + 1);
+                for row in 0..=rounds {
                     let bump = |column: usize| match tamper {
                         Some((th, tr, tc)) if (th, tr, tc) == (h, row, column) => Fr::ONE,
                         _ => Fr::ZERO,
                     };
                     let values: [Fr; WIDTH] = std::array::from_fn(|i| state[i] + bump(i));
                     let row_cells: Vec<Cell> = (0..WIDTH)
-                        .map(|i| region.assign_advice(self.state[i], base + row, Value::known(values[i])).cell())
+                        .map(|i| region.assign_advice(self.state[i], base + 2 * row, Value::known(values[i])).cell())
                         .collect();
                     cells.push(row_cells);
-                    if row + 1 == rows {
+                    if row == rounds {
                         break;
                     }
                     let constants = &spec.round_constants[row];
                     for (column, c) in self.constants.iter().zip(constants) {
-                        region.assign_fixed(*column, base + row, *c);
+                        region.assign_fixed(*column, base + 2 * row, *c);
                     }
                     let full = row < half || row >= half + spec.partial_rounds;
                     let selector = if full { self.q_full } else { self.q_partial };
-                    selector.enable(region, base + row).expect("selector in range");
+                    selector.enable(region, base + 2 * row).expect("selector in range");
                     if row == 0 {
                         self.q_first.enable(region, base).expect("selector in range");
                     }
                     // The textbook round, as the gates state it.
                     let mut x: [Fr; WIDTH] = std::array::from_fn(|j| state[j] + constants[j]);
                     for (j, v) in x.iter_mut().enumerate() {
+                        // Partial rounds leave q_1, q_2 unused: they hold 0.
+                        let square = if full || j == 0 { v.square() } else { Fr::ZERO } + bump(WIDTH + j);
+                        region.assign_advice(self.state[j], base + 2 * row + 1, Value::known(square));
                         if full || j == 0 {
-                            let square = v.square() + bump(WIDTH + j);
-                            region.assign_advice(self.squares[j], base + row, Value::known(square));
                             *v = pow5(*v);
                         }
                     }
                     state = std::array::from_fn(|i| (0..WIDTH).fold(Fr::ZERO, |acc, j| acc + spec.mds[i][j] * x[j]));
                 }
-                HashCells { inputs: [cells[0][1], cells[0][2]], output: cells[rows - 1][0] }
+                HashCells { inputs: [cells[0][1], cells[0][2]], output: cells[rounds][0] }
             })
             .collect()
     }

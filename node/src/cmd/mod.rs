@@ -1,6 +1,7 @@
 //! Subcommands, one module each; this module holds what they share.
 
 mod apply;
+mod audit;
 mod commit;
 mod export;
 mod export_verifier;
@@ -61,6 +62,8 @@ pub enum Command {
     VerifyProof(verify_proof::VerifyProofArgs),
     /// Generate and compile the Solidity verifier of a configuration's keys.
     ExportVerifier(export_verifier::ExportVerifierArgs),
+    /// Audit a circuit configuration: constraint report, mutation testing, binding, reproducibility.
+    Audit(audit::AuditArgs),
 }
 
 /// Runs a parsed command line.
@@ -75,6 +78,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Prove(args) => prove::run(args),
         Command::VerifyProof(args) => verify_proof::run(args),
         Command::ExportVerifier(args) => export_verifier::run(args),
+        Command::Audit(args) => audit::run(args),
     }
 }
 

@@ -1,0 +1,80 @@
+//! `cargo bench -p pogo-prover --bench gas`: EVM gas of the generated verifier and of each
+//! round-contract call (deploy, createTask, join, commit, drawRandomness, submitProof,
+//! attest, finalize, withdraw) for each configuration in `POGO_GAS_CONFIGS` (default
+//! `3:2,10:8,20:32`, as `D:S`), under Prague, with real proofs; the verifier's code size
+//! against EIP-170; Groth16's ~207,000 + 7,160 per public input for comparison.
+
+#[path = "../tests/support/mod.rs"]
+mod support;
+
+use pogo_verifier::evm::{calldata, CODE_SIZE_LIMIT, U256};
+use pogo_verifier::rounds::PogoRounds;
+use support::{Fixture, World};
+
+fn configs() -> Vec<(u32, usize)> {
+    let text = std::env::var("POGO_GAS_CONFIGS").unwrap_or_else(|_| "3:2,10:8,20:32".into());
+    text.split(',')
+        .map(|pair| {
+            let (d, s) = pair.split_once(':').expect("D:S");
+            (d.trim().parse().expect("D"), s.trim().parse().expect("S"))
+        })
+        .collect()
+}
+
+fn main() {
+    if std::env::args().any(|a| a == "--list") {
+        return;
+    }
+    println!("| D | S | public inputs | verifier code bytes (EIP-170: {CODE_SIZE_LIMIT}) | deploy verifier | deploy rounds | createTask | join | commit | drawRandomness (each) | verify (direct call) | submitProof | attest | finalize | withdraw | Groth16 estimate |");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    for (depth, samples) in configs() {
+        let blocks = 1000u64.min(1 << depth);
+        let fx: &'static Fixture = Box::leak(Box::new(Fixture::new(depth, samples, blocks, 1)));
+        let mut world = World::new(fx, 3, |p| p.verifierGas = 3_000_000);
+        let verifier_bytes = world.evm.code_size(world.verifier);
+        world.honest_round(3);
+        let miner = world.miner;
+        world.send("withdraw", miner, PogoRounds::withdrawCall {}, 0).unwrap();
+
+        // The verifier alone, called directly with the round's public inputs and proof.
+        let round = world.rounds.read(&mut world.evm, PogoRounds::getRoundCall { task: world.task, round: 0 }).unwrap();
+        let indices = pogo_circuits::sampling::sample_indices(&round.seed2.0, samples, blocks);
+        let proof = fx.proof(0, &indices);
+        let mut instances = vec![
+            fx.chain.root(0, depth),
+            fx.chain.root(1, depth),
+            fx.chain.updates[0].reference_tree(depth).unwrap().root(),
+            pogo_circuits::field::Fr::from(blocks),
+        ];
+        instances.extend(indices.iter().map(|&i| pogo_circuits::field::Fr::from(i)));
+        let owner = world.owner;
+        let verifier = world.verifier;
+        let direct = world.evm.call(owner, verifier, calldata(&instances, &proof), U256::ZERO).unwrap().gas_used;
+
+        let gas = |label: &str| -> String {
+            let v: Vec<u64> = world.gas.iter().filter(|(l, _)| l == label).map(|(_, g)| *g).collect();
+            match v.as_slice() {
+                [] => "–".into(),
+                [one] => one.to_string(),
+                many if many.iter().all(|g| *g == many[0]) => many[0].to_string(),
+                many => format!("{}–{}", many.iter().min().unwrap(), many.iter().max().unwrap()),
+            }
+        };
+        let inputs = 4 + samples;
+        println!(
+            "| {depth} | {samples} | {inputs} | {verifier_bytes}{} | {} | {} | {} | {} | {} | {} | {direct} | {} | {} | {} | {} | {} |",
+            if verifier_bytes > CODE_SIZE_LIMIT { " (over)" } else { "" },
+            gas("deploy verifier"),
+            gas("deploy rounds"),
+            gas("createTask"),
+            gas("join"),
+            gas("commit"),
+            gas("drawRandomness"),
+            gas("submitProof"),
+            gas("attest"),
+            gas("finalize"),
+            gas("withdraw"),
+            207_000 + 7_160 * inputs,
+        );
+    }
+}
