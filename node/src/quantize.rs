@@ -3,9 +3,13 @@
 //! computes the exact new model by DESIGN §2. It never produces an update that overflows.
 
 use pogo_circuits::encoding::{apply_one, unbias, Nibble, UpdateBlock, BLOCK_WEIGHTS};
+use pogo_circuits::files::write_atomic;
 use pogo_circuits::model::{Model, ModelError};
 use pogo_circuits::update::{Update, UpdateError};
 use rayon::prelude::*;
+use safetensors::tensor::{Dtype, TensorView};
+use safetensors::SafeTensors;
+use std::path::Path;
 
 /// Largest |q| the absmax scale maps to (the range `[-8, 7]` is used symmetrically).
 const Q_MAX: i64 = 7;
@@ -44,18 +48,112 @@ pub enum QuantizeError {
     /// Internal consistency (cannot happen for valid models).
     #[error(transparent)]
     Update(#[from] UpdateError),
+    /// The carried error is for a model of another size.
+    #[error("the error-feedback residual has {residual} weights, the model {weights}")]
+    Residual {
+        /// Weights of the model.
+        weights: u64,
+        /// Weights in the residual.
+        residual: u64,
+    },
+}
+
+/// Error feedback (DESIGN §3 step 2): per weight, the part of earlier rounds' deltas that
+/// 4-bit quantization did not apply, in units of `2^-F`. The miner keeps it across rounds
+/// and adds it to the next delta, so small but consistent updates are applied eventually
+/// instead of being rounded away every round.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Residual(Vec<i64>);
+
+impl Residual {
+    /// No carried error, for a model of `weights` weights.
+    pub fn zero(weights: u64) -> Self {
+        Residual(vec![0; weights as usize])
+    }
+
+    /// The carried error per weight.
+    pub fn values(&self) -> &[i64] {
+        &self.0
+    }
+
+    /// Wraps values (one per weight).
+    pub fn from_values(values: Vec<i64>) -> Self {
+        Residual(values)
+    }
+
+    /// Reads a residual file (safetensors, one I64 tensor `residual`).
+    pub fn load(path: &Path) -> Result<Self, ResidualFileError> {
+        let bad = |reason: String| ResidualFileError::Malformed { path: path.display().to_string(), reason };
+        let bytes = std::fs::read(path).map_err(|e| bad(e.to_string()))?;
+        let file = SafeTensors::deserialize(&bytes).map_err(|e| bad(e.to_string()))?;
+        let view = file.tensor(RESIDUAL_TENSOR).map_err(|_| bad(format!("no tensor named {RESIDUAL_TENSOR:?}")))?;
+        if view.dtype() != Dtype::I64 || view.shape().len() != 1 {
+            return Err(bad(format!("expected a 1-D I64 tensor, found {:?} {:?}", view.dtype(), view.shape())));
+        }
+        let values =
+            view.data().chunks_exact(8).map(|c| i64::from_le_bytes(c.try_into().expect("chunks of 8"))).collect();
+        Ok(Residual(values))
+    }
+
+    /// Writes the residual file atomically.
+    pub fn save(&self, path: &Path) -> Result<(), ResidualFileError> {
+        let bytes: Vec<u8> = self.0.iter().flat_map(|v| v.to_le_bytes()).collect();
+        let view = TensorView::new(Dtype::I64, vec![self.0.len()], &bytes).expect("shape matches the data");
+        let data = safetensors::serialize([(RESIDUAL_TENSOR, view)], None).expect("one valid tensor serializes");
+        write_atomic(path, &data)
+            .map_err(|e| ResidualFileError::Malformed { path: path.display().to_string(), reason: e.to_string() })
+    }
+}
+
+/// The tensor name in residual files.
+const RESIDUAL_TENSOR: &str = "residual";
+
+/// A residual file could not be read or written.
+#[derive(Debug, thiserror::Error)]
+pub enum ResidualFileError {
+    /// Missing, unreadable, or not a residual.
+    #[error("{path}: not a usable error-feedback residual: {reason}")]
+    Malformed {
+        /// The file.
+        path: String,
+        /// Why.
+        reason: String,
+    },
 }
 
 /// Quantizes `trained − base` block by block.
 pub fn quantize(base: &Model, trained: &Model) -> Result<Quantized, QuantizeError> {
+    quantize_with_feedback(base, trained, &mut Residual::zero(base.weight_count()))
+}
+
+/// Quantizes `trained − base + residual` block by block and leaves in `residual` what the
+/// update did not apply (exactly: target − applied, clamps included).
+pub fn quantize_with_feedback(
+    base: &Model,
+    trained: &Model,
+    residual: &mut Residual,
+) -> Result<Quantized, QuantizeError> {
     base.check_same_layout(trained)?;
     let n = base.weight_count();
-    let per_block: Vec<(UpdateBlock, BlockStats)> =
-        (0..base.block_count()).into_par_iter().map(|b| quantize_block(&base.block(b), &trained.block(b))).collect();
+    if residual.0.len() as u64 != n {
+        return Err(QuantizeError::Residual { weights: n, residual: residual.0.len() as u64 });
+    }
+    let carried = |b: u64| -> [i64; BLOCK_WEIGHTS] {
+        std::array::from_fn(|j| residual.0.get(b as usize * BLOCK_WEIGHTS + j).copied().unwrap_or(0))
+    };
+    let per_block: Vec<(UpdateBlock, BlockStats, [i64; BLOCK_WEIGHTS])> = (0..base.block_count())
+        .into_par_iter()
+        .map(|b| quantize_block(&base.block(b), &trained.block(b), &carried(b)))
+        .collect();
+    for (b, (_, _, left)) in per_block.iter().enumerate() {
+        let start = b * BLOCK_WEIGHTS;
+        let end = (start + BLOCK_WEIGHTS).min(n as usize);
+        residual.0[start..end].copy_from_slice(&left[..end - start]);
+    }
     let mut report =
         QuantizeReport { changed_blocks: 0, changed_weights: 0, clamped_weights: 0, max_error: 0, rms_error: 0.0 };
     let mut squared = 0f64;
-    for (block, stats) in &per_block {
+    for (block, stats, _) in &per_block {
         report.changed_blocks += u64::from(block.scale != 0);
         report.changed_weights += stats.changed;
         report.clamped_weights += stats.clamped;
@@ -63,7 +161,7 @@ pub fn quantize(base: &Model, trained: &Model) -> Result<Quantized, QuantizeErro
         squared += stats.squared_error;
     }
     report.rms_error = (squared / n as f64).sqrt();
-    let update = Update::new(n, per_block.into_iter().map(|(block, _)| block).collect())?;
+    let update = Update::new(n, per_block.into_iter().map(|(block, _, _)| block).collect())?;
     let new_model = update.apply(base)?;
     Ok(Quantized { update, new_model, report })
 }
@@ -76,21 +174,30 @@ struct BlockStats {
     squared_error: f64,
 }
 
-/// One block. Padding weights are 2^31 in both models, so their delta (and update) is zero.
-fn quantize_block(base: &[u32; BLOCK_WEIGHTS], trained: &[u32; BLOCK_WEIGHTS]) -> (UpdateBlock, BlockStats) {
+/// One block: the update for `trained − base + carried`, its statistics, and what it left
+/// unapplied. Padding weights are 2^31 in both models with nothing carried, so their delta
+/// (and update) is zero.
+fn quantize_block(
+    base: &[u32; BLOCK_WEIGHTS],
+    trained: &[u32; BLOCK_WEIGHTS],
+    carried: &[i64; BLOCK_WEIGHTS],
+) -> (UpdateBlock, BlockStats, [i64; BLOCK_WEIGHTS]) {
     let delta: [i64; BLOCK_WEIGHTS] =
-        std::array::from_fn(|j| i64::from(unbias(trained[j])) - i64::from(unbias(base[j])));
-    let absmax = delta.iter().map(|d| d.unsigned_abs()).max().unwrap_or(0) as i64;
-    // s = ceil(absmax / 7) < 2^32, so |round(d / s)| ≤ 7.
+        std::array::from_fn(|j| i64::from(unbias(trained[j])) - i64::from(unbias(base[j])) + carried[j]);
+    // A step larger than the whole 32-bit range can never be applied: cap the scale so that
+    // s < 2^32 (the rest stays in the residual and clamps keep the result in range).
+    let absmax = (delta.iter().map(|d| d.unsigned_abs()).max().unwrap_or(0) as i64).min(Q_MAX * i64::from(u32::MAX));
+    // s = ceil(absmax / 7) < 2^32, so |round(d / s)| ≤ 7 where |d| ≤ absmax.
     let scale = (absmax + Q_MAX - 1) / Q_MAX;
     let mut block = UpdateBlock { scale: scale as u32, nibbles: [Nibble::ZERO; BLOCK_WEIGHTS] };
     let mut stats = BlockStats::default();
     if scale == 0 {
-        return (block, stats);
+        return (block, stats, delta);
     }
+    let mut left = [0i64; BLOCK_WEIGHTS];
     for j in 0..BLOCK_WEIGHTS {
         // Round to nearest (ties away from −∞): floor((2d + s) / 2s).
-        let mut q = (2 * delta[j] + scale).div_euclid(2 * scale);
+        let mut q = (2 * delta[j] + scale).div_euclid(2 * scale).clamp(-Q_MAX, Q_MAX);
         let nibble = |q: i64| Nibble::from_signed(q as i32).expect("|q| <= 7 by the choice of scale");
         // Rounding may step just past the edge of [0, 2^32); step back toward zero.
         while apply_one(base[j], block.scale, nibble(q)).is_none() {
@@ -99,16 +206,74 @@ fn quantize_block(base: &[u32; BLOCK_WEIGHTS], trained: &[u32; BLOCK_WEIGHTS]) -
         }
         block.nibbles[j] = nibble(q);
         stats.changed += u64::from(q != 0);
-        let error = (delta[j] - scale * q).unsigned_abs();
+        left[j] = delta[j] - scale * q;
+        let error = left[j].unsigned_abs();
         stats.max_error = stats.max_error.max(error);
         stats.squared_error += (error as f64).powi(2);
     }
-    (block, stats)
+    (block, stats, left)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn feedback_applies_small_consistent_deltas_that_rounding_alone_drops() {
+        // One weight moves by 700 per round (scale 100), another by 30: below half a step,
+        // so plain rounding never applies it; with feedback it is applied over the rounds.
+        let mut base = vec![bias(0); 2];
+        let mut plain = base.clone();
+        let mut residual = Residual::zero(2);
+        for _ in 0..10 {
+            let trained: Vec<u32> = base.iter().zip([700, 30]).map(|(w, d)| bias(unbias(*w) + d)).collect();
+            let q = quantize_with_feedback(&model(base.clone()), &model(trained), &mut residual).unwrap();
+            base = q.new_model.weights().to_vec();
+            let trained_plain: Vec<u32> = plain.iter().zip([700, 30]).map(|(w, d)| bias(unbias(*w) + d)).collect();
+            plain = quantize(&model(plain.clone()), &model(trained_plain)).unwrap().new_model.weights().to_vec();
+        }
+        assert_eq!(unbias(plain[1]), 0, "without feedback the small delta is rounded away");
+        let applied = i64::from(unbias(base[1]));
+        assert!((applied - 300).abs() <= 100, "with feedback ~300 applied, got {applied}");
+        assert_eq!(applied + residual.values()[1], 300, "applied + carried = everything asked for");
+    }
+
+    #[test]
+    fn a_residual_for_another_model_size_is_refused() {
+        let m = model(vec![bias(1); 5]);
+        let err = quantize_with_feedback(&m, &m, &mut Residual::zero(4)).err().unwrap();
+        assert!(matches!(err, QuantizeError::Residual { weights: 5, residual: 4 }));
+    }
+
+    #[test]
+    fn residual_files_round_trip_and_garbage_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r.safetensors");
+        let r = Residual::from_values(vec![-5, 0, i64::MAX, i64::MIN]);
+        r.save(&path).unwrap();
+        assert_eq!(Residual::load(&path).unwrap(), r);
+        std::fs::write(&path, b"not a residual").unwrap();
+        assert!(Residual::load(&path).unwrap_err().to_string().contains("not a usable"));
+        assert!(Residual::load(&dir.path().join("missing")).is_err());
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(32))]
+        #[test]
+        fn applied_plus_residual_is_exactly_what_was_asked(
+            rows in prop::collection::vec((-1_000_000i32..1_000_000, -100_000i32..100_000, -50_000i64..50_000), 1..300)
+        ) {
+            let base: Vec<u32> = rows.iter().map(|(w, _, _)| bias(*w)).collect();
+            let trained: Vec<u32> = rows.iter().map(|(w, d, _)| bias(w + d)).collect();
+            let carried: Vec<i64> = rows.iter().map(|(_, _, r)| *r).collect();
+            let mut residual = Residual::from_values(carried.clone());
+            let q = quantize_with_feedback(&model(base.clone()), &model(trained), &mut residual).unwrap();
+            for (i, (_, d, r)) in rows.iter().enumerate() {
+                let applied = i64::from(unbias(q.new_model.weights()[i])) - i64::from(unbias(base[i]));
+                prop_assert_eq!(applied + residual.values()[i], i64::from(*d) + r);
+            }
+        }
+    }
     use pogo_circuits::encoding::{bias, BIAS};
     use pogo_circuits::model::TensorInfo;
     use proptest::prelude::*;

@@ -151,6 +151,49 @@ fn quantize_then_apply_reproduces_the_new_model_and_roots() {
 }
 
 #[test]
+fn quantize_keeps_error_feedback_in_a_residual_file() {
+    let dir = Dir::new();
+    write_f32(Path::new(&dir.path("base.safetensors")), &base_tensors(0.0));
+    write_f32(Path::new(&dir.path("trained.safetensors")), &base_tensors(0.01));
+    let residual = dir.path("miner.residual");
+    let round = |new: &str| {
+        ok_json(&[
+            "quantize",
+            &dir.path("base.safetensors"),
+            &dir.path("trained.safetensors"),
+            "-o",
+            &dir.path("update.pogo"),
+            "--new",
+            &dir.path(new),
+            "--residual",
+            &residual,
+            "--json",
+        ])
+    };
+    let first = round("new1.safetensors");
+    assert!(Path::new(&residual).exists(), "the residual file is created");
+    assert!(first["residual_rms"].as_f64().unwrap() > 0.0);
+    // The second round starts from the carried error, so it quantizes another target.
+    let second = round("new2.safetensors");
+    assert_ne!(first["new_root"], second["new_root"]);
+    // A residual for another model is refused by name, and nothing is written.
+    std::fs::write(&residual, b"garbage").unwrap();
+    let args = [
+        "quantize",
+        &dir.path("base.safetensors"),
+        &dir.path("trained.safetensors"),
+        "-o",
+        &dir.path("never.pogo"),
+        "--new",
+        &dir.path("never.safetensors"),
+        "--residual",
+        &residual,
+    ];
+    fails_with(&args, "not a usable error-feedback residual");
+    assert!(!Path::new(&dir.path("never.pogo")).exists());
+}
+
+#[test]
 fn export_writes_floats_that_import_back_exactly() {
     let dir = Dir::new();
     write_f32(Path::new(&dir.path("base.safetensors")), &base_tensors(0.0));

@@ -8,14 +8,17 @@ use clap::Args;
 use pogo_circuits::field::fr_to_hex;
 
 use super::{model_tree_with_progress, shown, update_tree_with_progress, FormatArgs, OutputArgs, Report};
-use crate::quantize::quantize;
+use crate::quantize::{quantize_with_feedback, Residual};
 
 /// Arguments of `pogo quantize`.
 #[derive(Args, Debug)]
 #[command(after_help = "Each block of 112 weights gets one scale s = ceil(max|delta| / 7) (in units of 2^-F) and \
 each weight the nearest q in [-7, 7]; the new model is base + s*q exactly, which is what \
-the commitment and the proofs are about (not the trained model itself).\n\nExample:\n  \
-pogo quantize base.safetensors trained.safetensors -o update.pogo --new new.safetensors")]
+the commitment and the proofs are about (not the trained model itself).\n\nWith --residual, error feedback: \
+what rounding left out is kept in that file (created on the first round) and added to the next round's delta, so \
+small but consistent changes are applied over the rounds instead of being rounded away.\n\nExamples:\n  \
+pogo quantize base.safetensors trained.safetensors -o update.pogo --new new.safetensors\n  \
+pogo quantize base.safetensors trained.safetensors -o update.pogo --new new.safetensors --residual miner.residual")]
 pub struct QuantizeArgs {
     /// The model training started from (.safetensors, float or pogo fixed-point).
     pub base: PathBuf,
@@ -27,6 +30,9 @@ pub struct QuantizeArgs {
     /// Where to write the exact new model (pogo fixed-point safetensors).
     #[arg(long, value_name = "NEW")]
     pub new: PathBuf,
+    /// Error-feedback file: read if present (else start from zero), rewritten afterwards.
+    #[arg(long, value_name = "FILE")]
+    pub residual: Option<PathBuf>,
     /// Tree depth D for the printed roots [default: the smallest D >= 1 with nb <= 2^D]
     #[arg(long, value_name = "D")]
     pub depth: Option<u32>,
@@ -41,13 +47,21 @@ pub(super) fn run(args: QuantizeArgs) -> anyhow::Result<()> {
     // The trained model is read in the base model's format, so the deltas are comparable.
     let trained = pogo_circuits::model::Model::load(&args.trained, Some(base.format()))
         .with_context(|| format!("reading trained model {}", args.trained.display()))?;
-    let q = quantize(&base, &trained)?;
+    let mut residual = match &args.residual {
+        Some(path) if path.exists() => Residual::load(path)?,
+        _ => Residual::zero(base.weight_count()),
+    };
+    let q = quantize_with_feedback(&base, &trained, &mut residual)?;
     let new_tree = model_tree_with_progress(&q.new_model, args.depth)?;
     let update_tree = update_tree_with_progress(&q.update, args.depth)?;
     let blob = q.update.to_blob();
     q.new_model.save(&args.new).with_context(|| format!("writing {}", args.new.display()))?;
     pogo_circuits::files::write_atomic(&args.output, &blob)
         .with_context(|| format!("writing {}", args.output.display()))?;
+    if let Some(path) = &args.residual {
+        residual.save(path)?;
+    }
+    let carried = residual.values().iter().map(|v| (*v as f64).powi(2)).sum::<f64>();
     let unit = 1.0 / f64::from(1u32 << base.format().fraction_bits());
     Report::new()
         .add("update", shown(&args.output))
@@ -59,6 +73,7 @@ pub(super) fn run(args: QuantizeArgs) -> anyhow::Result<()> {
         .add("clamped_weights", q.report.clamped_weights)
         .add("max_error", q.report.max_error as f64 * unit)
         .add("rms_error", q.report.rms_error * unit)
+        .add("residual_rms", (carried / base.weight_count().max(1) as f64).sqrt() * unit)
         .add("blob_bytes", blob.len())
         .add("f32_bytes", base.weight_count() * 4)
         .add("depth", new_tree.depth())
