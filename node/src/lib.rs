@@ -5,3 +5,4 @@
 
 pub mod cmd;
 pub mod quantize;
+pub mod train;

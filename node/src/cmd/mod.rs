@@ -9,6 +9,7 @@ mod open;
 mod prove;
 mod quantize;
 mod setup;
+mod train;
 mod verify_proof;
 
 use std::path::Path;
@@ -64,6 +65,8 @@ pub enum Command {
     ExportVerifier(export_verifier::ExportVerifierArgs),
     /// Audit a circuit configuration: constraint report, mutation testing, binding, reproducibility.
     Audit(audit::AuditArgs),
+    /// Train a task in rounds published as 4-bit updates (candle, CPU), with the loss curve.
+    Train(train::TrainArgs),
 }
 
 /// Runs a parsed command line.
@@ -79,6 +82,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::VerifyProof(args) => verify_proof::run(args),
         Command::ExportVerifier(args) => export_verifier::run(args),
         Command::Audit(args) => audit::run(args),
+        Command::Train(args) => train::run(args),
     }
 }
 

@@ -1,0 +1,147 @@
+//! Networks on candle, and the bridge between candle parameters and pogo's fixed-point
+//! [`Model`] (tensors in byte-wise name order, DESIGN §2).
+
+use candle_core::{DType, Device, Module, Tensor, Var};
+use candle_nn::{linear, Linear, VarBuilder, VarMap};
+use pogo_circuits::encoding::FixedPoint;
+use pogo_circuits::model::{Model, ModelError};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha20Rng;
+
+use super::task::ModelSpec;
+
+/// A network and the variables it is made of.
+pub struct Net {
+    layers: Vec<Linear>,
+    vars: VarMap,
+}
+
+/// Parameters as `(name, shape, values)`, names sorted byte-wise.
+pub type Params = Vec<(String, Vec<usize>, Vec<f32>)>;
+
+impl Net {
+    /// Builds the network for `inputs` features and `outputs` classes (variables zeroed;
+    /// [`Net::init`] or [`Net::load`] fill them).
+    pub fn new(spec: &ModelSpec, inputs: usize, outputs: usize, device: &Device) -> candle_core::Result<Self> {
+        let vars = VarMap::new();
+        let vb = VarBuilder::from_varmap(&vars, DType::F32, device);
+        let ModelSpec::Mlp { hidden } = spec;
+        let widths: Vec<usize> = std::iter::once(inputs).chain(hidden.iter().copied()).chain([outputs]).collect();
+        let layers = widths
+            .windows(2)
+            .enumerate()
+            .map(|(i, w)| linear(w[0], w[1], vb.pp(format!("layer{i}"))))
+            .collect::<candle_core::Result<_>>()?;
+        Ok(Net { layers, vars })
+    }
+
+    /// Logits for a batch `[n, inputs]`.
+    pub fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        let mut h = x.clone();
+        for (i, layer) in self.layers.iter().enumerate() {
+            h = layer.forward(&h)?;
+            if i + 1 < self.layers.len() {
+                h = h.relu()?;
+            }
+        }
+        Ok(h)
+    }
+
+    /// Every trainable variable.
+    pub fn vars(&self) -> Vec<Var> {
+        self.vars.all_vars()
+    }
+
+    fn sorted(&self) -> Vec<(String, Var)> {
+        let data = self.vars.data().lock().expect("var map lock");
+        let mut vars: Vec<(String, Var)> = data.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        vars.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
+        vars
+    }
+
+    /// Deterministic initialization from `seed`: weights uniform in ±1/√fan_in, biases 0.
+    pub fn init(&self, seed: u64) -> candle_core::Result<()> {
+        let mut rng = ChaCha20Rng::seed_from_u64(seed);
+        for (name, var) in self.sorted() {
+            let dims = var.dims().to_vec();
+            let n: usize = dims.iter().product();
+            let values: Vec<f32> = if name.ends_with("weight") {
+                let bound = 1.0 / (dims[1] as f32).sqrt();
+                (0..n).map(|_| rng.gen_range(-bound..bound)).collect()
+            } else {
+                vec![0.0; n]
+            };
+            var.set(&Tensor::from_vec(values, dims, var.device())?)?;
+        }
+        Ok(())
+    }
+
+    /// The current parameters.
+    pub fn params(&self) -> candle_core::Result<Params> {
+        self.sorted()
+            .into_iter()
+            .map(|(name, var)| Ok((name, var.dims().to_vec(), var.flatten_all()?.to_vec1::<f32>()?)))
+            .collect()
+    }
+
+    /// Sets the parameters (same names and shapes).
+    pub fn set_params(&self, params: &Params) -> candle_core::Result<()> {
+        for ((name, var), (pname, shape, values)) in self.sorted().into_iter().zip(params) {
+            if &name != pname || var.dims() != shape.as_slice() {
+                candle_core::bail!("parameter {pname} {shape:?} does not fit variable {name} {:?}", var.dims());
+            }
+            var.set(&Tensor::from_vec(values.clone(), shape.clone(), var.device())?)?;
+        }
+        Ok(())
+    }
+
+    /// The parameters as a fixed-point model.
+    pub fn to_model(&self, format: FixedPoint) -> Result<Model, TrainError> {
+        Ok(Model::from_floats(format, self.params()?)?)
+    }
+
+    /// Loads a fixed-point model's exact values (it must have this network's tensors).
+    pub fn load(&self, model: &Model) -> Result<(), TrainError> {
+        let values = model.to_f64();
+        let mut offset = 0;
+        let mut params = Params::new();
+        for t in model.tensors() {
+            let n = t.len();
+            params.push((
+                t.name.clone(),
+                t.shape.clone(),
+                values[offset..offset + n].iter().map(|&v| v as f32).collect(),
+            ));
+            offset += n;
+        }
+        let expected: Vec<(String, Vec<usize>)> = self.params()?.into_iter().map(|(n, s, _)| (n, s)).collect();
+        let given: Vec<(String, Vec<usize>)> = params.iter().map(|(n, s, _)| (n.clone(), s.clone())).collect();
+        if expected != given {
+            return Err(TrainError::Layout { expected: format!("{expected:?}"), given: format!("{given:?}") });
+        }
+        self.set_params(&params)?;
+        Ok(())
+    }
+}
+
+/// Training failed.
+#[derive(Debug, thiserror::Error)]
+pub enum TrainError {
+    /// candle refused.
+    #[error("candle: {0}")]
+    Candle(#[from] candle_core::Error),
+    /// The model cannot be encoded (a weight left the fixed-point range).
+    #[error(transparent)]
+    Model(#[from] ModelError),
+    /// A model for another network.
+    #[error("the model's tensors {given} are not this task's network {expected}")]
+    Layout {
+        /// The network's tensors.
+        expected: String,
+        /// The model's.
+        given: String,
+    },
+    /// Quantization failed.
+    #[error(transparent)]
+    Quantize(#[from] crate::quantize::QuantizeError),
+}

@@ -1,0 +1,73 @@
+//! Loss curves as PNG (plotters, bitmap backend). Text needs a TrueType font: DejaVu Sans
+//! or Liberation Sans from the system is used when present, else the curves are drawn
+//! without labels (the CSV beside the PNG always has the numbers).
+
+use std::path::Path;
+
+use plotters::prelude::*;
+
+/// Fonts tried for labels, in order.
+const FONT_PATHS: [&str; 3] = [
+    "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
+    "/usr/share/fonts/truetype/liberation/LiberationSans-Regular.ttf",
+    "/usr/share/fonts/dejavu/DejaVuSans.ttf",
+];
+
+fn register_font() -> bool {
+    static REGISTERED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *REGISTERED.get_or_init(|| {
+        FONT_PATHS.iter().filter_map(|p| std::fs::read(p).ok()).any(|bytes| {
+            let bytes: &'static [u8] = Box::leak(bytes.into_boxed_slice());
+            plotters::style::register_font("sans-serif", FontStyle::Normal, bytes).is_ok()
+        })
+    })
+}
+
+/// Draws `series` (name, points `(round, loss)`) into a 900×540 PNG at `path`.
+pub fn loss_png(path: &Path, title: &str, series: &[(&str, Vec<(f64, f64)>)]) -> anyhow::Result<()> {
+    let labels = register_font();
+    let points = series.iter().flat_map(|(_, p)| p.iter());
+    let (mut x_max, mut y_min, mut y_max) = (1f64, f64::INFINITY, f64::NEG_INFINITY);
+    for &(x, y) in points {
+        x_max = x_max.max(x);
+        y_min = y_min.min(y);
+        y_max = y_max.max(y);
+    }
+    if !y_min.is_finite() {
+        (y_min, y_max) = (0.0, 1.0);
+    }
+    let pad = ((y_max - y_min) * 0.05).max(1e-6);
+    // Draw into a temporary file next to the target, then rename.
+    let tmp = path.with_extension("tmp.png");
+    {
+        let root = BitMapBackend::new(&tmp, (900, 540)).into_drawing_area();
+        root.fill(&WHITE)?;
+        let mut builder = ChartBuilder::on(&root);
+        builder.margin(20);
+        if labels {
+            builder.caption(title, ("sans-serif", 24)).x_label_area_size(40).y_label_area_size(60);
+        }
+        let mut chart = builder.build_cartesian_2d(0f64..x_max, (y_min - pad)..(y_max + pad))?;
+        let mut mesh = chart.configure_mesh();
+        if labels {
+            mesh.x_desc("round").y_desc("validation loss");
+        } else {
+            mesh.disable_x_mesh().disable_y_mesh().x_labels(0).y_labels(0);
+        }
+        mesh.draw()?;
+        let colors = [RED, BLUE, GREEN, MAGENTA];
+        for (i, (name, pts)) in series.iter().enumerate() {
+            let color = colors[i % colors.len()];
+            let line = chart.draw_series(LineSeries::new(pts.iter().copied(), color.stroke_width(2)))?;
+            if labels {
+                line.label(*name).legend(move |(x, y)| PathElement::new([(x, y), (x + 20, y)], color));
+            }
+        }
+        if labels {
+            chart.configure_series_labels().background_style(WHITE.mix(0.8)).border_style(BLACK).draw()?;
+        }
+        root.present()?;
+    }
+    std::fs::rename(&tmp, path)?;
+    Ok(())
+}

@@ -1,0 +1,130 @@
+//! Task files: what is trained, on which data, how (JSON; paths relative to the file).
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// The network.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum ModelSpec {
+    /// A multilayer perceptron with ReLU between layers.
+    Mlp {
+        /// Hidden layer widths.
+        hidden: Vec<usize>,
+    },
+}
+
+/// The data.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum DataSpec {
+    /// 8×8 digit images (`scripts/data/make-digits.py`): 64 pixel bytes 0..16 and a label.
+    Digits {
+        /// The `.bin` file.
+        path: PathBuf,
+        /// Examples held out for validation (after a shuffle by the task seed).
+        validation: usize,
+    },
+}
+
+/// AdamW hyper-parameters (a fresh optimizer each round: rounds start from the committed model).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OptimizerSpec {
+    /// Learning rate.
+    pub lr: f64,
+    /// Decoupled weight decay.
+    #[serde(default)]
+    pub weight_decay: f64,
+}
+
+/// A task file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TaskConfig {
+    /// A name for reports.
+    pub name: String,
+    /// The network.
+    pub model: ModelSpec,
+    /// The data.
+    pub data: DataSpec,
+    /// The optimizer.
+    pub optimizer: OptimizerSpec,
+    /// Optimizer steps per round of work.
+    pub steps_per_round: usize,
+    /// Training batch size.
+    pub batch_size: usize,
+    /// Size of the held-out batch verifiers evaluate (picked by phase-1 randomness).
+    pub eval_batch_size: usize,
+    /// Loss decrease a positive attestation needs.
+    pub margin: f64,
+    /// Fixed-point fraction bits F of the committed model.
+    #[serde(default = "default_fraction_bits")]
+    pub fraction_bits: u32,
+    /// Seed of initialization and the data split.
+    pub seed: u64,
+}
+
+fn default_fraction_bits() -> u32 {
+    pogo_circuits::encoding::DEFAULT_FRACTION_BITS
+}
+
+/// A task file could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum TaskError {
+    /// Unreadable.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// Not a task.
+    #[error("{path}: not a valid task file: {source}")]
+    Json {
+        /// The file.
+        path: String,
+        /// Why.
+        source: serde_json::Error,
+    },
+    /// A value out of range.
+    #[error("{path}: {why}")]
+    Invalid {
+        /// The file.
+        path: String,
+        /// What is wrong.
+        why: String,
+    },
+}
+
+impl TaskConfig {
+    /// Reads and checks a task file; data paths become relative to its folder.
+    pub fn load(path: &Path) -> Result<Self, TaskError> {
+        let shown = path.display().to_string();
+        let bytes = std::fs::read(path).map_err(|source| TaskError::Io { path: shown.clone(), source })?;
+        let mut task: TaskConfig =
+            serde_json::from_slice(&bytes).map_err(|source| TaskError::Json { path: shown.clone(), source })?;
+        let dir = path.parent().unwrap_or(Path::new("."));
+        let DataSpec::Digits { path: data, .. } = &mut task.data;
+        *data = dir.join(&*data);
+        task.check().map_err(|why| TaskError::Invalid { path: shown, why })?;
+        Ok(task)
+    }
+
+    fn check(&self) -> Result<(), String> {
+        if self.steps_per_round == 0 || self.batch_size == 0 || self.eval_batch_size == 0 {
+            return Err("steps_per_round, batch_size and eval_batch_size must be positive".into());
+        }
+        if !(self.optimizer.lr > 0.0 && self.optimizer.lr.is_finite()) {
+            return Err(format!("optimizer.lr must be a positive number, got {}", self.optimizer.lr));
+        }
+        pogo_circuits::encoding::FixedPoint::new(self.fraction_bits).map_err(|e| e.to_string())?;
+        let ModelSpec::Mlp { hidden } = &self.model;
+        if hidden.contains(&0) {
+            return Err("hidden layer widths must be positive".into());
+        }
+        Ok(())
+    }
+}

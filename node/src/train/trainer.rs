@@ -1,0 +1,135 @@
+//! Rounds of work (DESIGN §3 step 2): train from the committed model, quantize the change
+//! to a 4-bit update with error feedback, and compute the exact new model; and loss
+//! evaluation on a seeded batch, which is what verifiers re-run.
+
+use candle_core::Device;
+use candle_nn::{AdamW, Optimizer, ParamsAdamW};
+use pogo_circuits::encoding::FixedPoint;
+use pogo_circuits::model::Model;
+use pogo_circuits::update::Update;
+
+use super::data::{batch_indices, Dataset, Examples};
+use super::net::{Net, Params, TrainError};
+use super::task::TaskConfig;
+use crate::quantize::{quantize_with_feedback, QuantizeReport, Residual};
+
+/// A task ready to train: its data, network and device.
+pub struct Trainer {
+    /// The task.
+    pub task: TaskConfig,
+    /// Its data.
+    pub data: Dataset,
+    net: Net,
+    device: Device,
+}
+
+/// What one round of work produced.
+pub struct RoundOutput {
+    /// The 4-bit update.
+    pub update: Update,
+    /// The exact new model (old + update).
+    pub new_model: Model,
+    /// Quantization statistics.
+    pub report: QuantizeReport,
+    /// Mean training loss over the round's steps.
+    pub train_loss: f32,
+}
+
+impl Trainer {
+    /// Loads the task's data and builds its network on `device`.
+    pub fn new(task: TaskConfig, device: Device) -> anyhow::Result<Self> {
+        let data = Dataset::load(&task.data, task.seed)?;
+        let net = Net::new(&task.model, data.train.dim, data.classes, &device)?;
+        Ok(Trainer { task, data, net, device })
+    }
+
+    /// The fixed-point format of the task's models.
+    pub fn format(&self) -> FixedPoint {
+        FixedPoint::new(self.task.fraction_bits).expect("checked when the task was loaded")
+    }
+
+    /// The genesis model: deterministic initialization from the task seed.
+    pub fn genesis(&self) -> Result<Model, TrainError> {
+        self.net.init(self.task.seed)?;
+        self.net.to_model(self.format())
+    }
+
+    /// Trains `steps_per_round` AdamW steps from the current parameters on batches drawn
+    /// from `(seed, round)`; calls `tick` after each step. Returns the mean training loss.
+    pub fn train(&self, round: u64, tick: &dyn Fn()) -> Result<f32, TrainError> {
+        let params = ParamsAdamW {
+            lr: self.task.optimizer.lr,
+            weight_decay: self.task.optimizer.weight_decay,
+            ..Default::default()
+        };
+        let mut opt = AdamW::new(self.net.vars(), params)?;
+        let mut total = 0f32;
+        for step in 0..self.task.steps_per_round {
+            let seed = stream_seed(self.task.seed, round);
+            let indices = batch_indices(self.data.train.len(), self.task.batch_size, seed, step as u64);
+            let loss = self.loss_on(&self.data.train, &indices)?;
+            opt.backward_step(&loss)?;
+            total += loss.to_scalar::<f32>()?;
+            tick();
+        }
+        Ok(total / self.task.steps_per_round as f32)
+    }
+
+    fn loss_on(&self, examples: &Examples, indices: &[usize]) -> Result<candle_core::Tensor, TrainError> {
+        let (x, y) = examples.batch(indices, &self.device)?;
+        Ok(candle_nn::loss::cross_entropy(&self.net.forward(&x)?, &y)?)
+    }
+
+    /// A round of work from `current`: train, quantize `trained − current` plus the carried
+    /// `residual` per block, and return the update and the exact new model.
+    pub fn work(
+        &self,
+        current: &Model,
+        residual: &mut Residual,
+        round: u64,
+        tick: &dyn Fn(),
+    ) -> Result<RoundOutput, TrainError> {
+        self.net.load(current)?;
+        let train_loss = self.train(round, tick)?;
+        let trained = self.net.to_model(self.format())?;
+        let q = quantize_with_feedback(current, &trained, residual)?;
+        Ok(RoundOutput { update: q.update, new_model: q.new_model, report: q.report, train_loss })
+    }
+
+    /// Loss of `model` on the validation batch picked by `seed` (phase-1 randomness): what a
+    /// verifier evaluates for old and new model. Deterministic on CPU.
+    pub fn eval_batch(&self, model: &Model, seed: [u8; 32]) -> Result<f32, TrainError> {
+        self.net.load(model)?;
+        let indices = batch_indices(self.data.validation.len(), self.task.eval_batch_size, seed, 0);
+        Ok(self.loss_on(&self.data.validation, &indices)?.to_scalar::<f32>()?)
+    }
+
+    /// Loss of the current parameters on the whole validation split.
+    pub fn validation_loss(&self) -> Result<f32, TrainError> {
+        let all: Vec<usize> = (0..self.data.validation.len()).collect();
+        Ok(self.loss_on(&self.data.validation, &all)?.to_scalar::<f32>()?)
+    }
+
+    /// Loads a model's exact values into the network.
+    pub fn load(&self, model: &Model) -> Result<(), TrainError> {
+        self.net.load(model)
+    }
+
+    /// The network's float parameters (the f32 baseline keeps these between rounds).
+    pub fn params(&self) -> Result<Params, TrainError> {
+        Ok(self.net.params()?)
+    }
+
+    /// Sets float parameters.
+    pub fn set_params(&self, params: &Params) -> Result<(), TrainError> {
+        Ok(self.net.set_params(params)?)
+    }
+}
+
+/// The 32-byte seed of a round's training batches.
+fn stream_seed(seed: u64, round: u64) -> [u8; 32] {
+    let mut out = [0u8; 32];
+    out[..8].copy_from_slice(&seed.to_le_bytes());
+    out[8..16].copy_from_slice(&round.to_le_bytes());
+    out
+}

@@ -1,0 +1,108 @@
+//! The training path on the digits task: deterministic rounds, exact 4-bit updates, the
+//! loss falling, deterministic evaluation batches, and clear errors for bad task files.
+
+use std::path::{Path, PathBuf};
+
+use candle_core::Device;
+use pogo_node::quantize::Residual;
+use pogo_node::train::{TaskConfig, Trainer};
+
+fn task_path() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tasks/digits.json")
+}
+
+fn trainer() -> Trainer {
+    Trainer::new(TaskConfig::load(&task_path()).unwrap(), Device::Cpu).unwrap()
+}
+
+#[test]
+fn rounds_are_deterministic_exact_and_lower_the_loss() {
+    let (a, b) = (trainer(), trainer());
+    let genesis = a.genesis().unwrap();
+    assert_eq!(genesis, b.genesis().unwrap(), "same seed, same genesis model");
+    let (mut ra, mut rb) = (Residual::zero(genesis.weight_count()), Residual::zero(genesis.weight_count()));
+    let mut model = genesis.clone();
+    for round in 0..3 {
+        let out = a.work(&model, &mut ra, round, &|| {}).unwrap();
+        let again = b.work(&model, &mut rb, round, &|| {}).unwrap();
+        assert_eq!(out.update.to_blob(), again.update.to_blob(), "round {round} is reproducible");
+        assert_eq!(out.update.apply(&model).unwrap(), out.new_model, "the new model is old + update exactly");
+        assert!(out.report.changed_blocks > 0);
+        model = out.new_model;
+    }
+    assert_eq!(ra, rb);
+    let seed = [9u8; 32];
+    let (before, after) = (a.eval_batch(&genesis, seed).unwrap(), a.eval_batch(&model, seed).unwrap());
+    assert!(after < before * 0.9, "three rounds lower the held-out loss: {before} -> {after}");
+    assert_eq!(b.eval_batch(&model, seed).unwrap(), after, "verifiers get the same number");
+    assert_ne!(a.eval_batch(&model, [8u8; 32]).unwrap(), after, "another seed, another batch");
+}
+
+#[test]
+fn bad_task_files_and_data_fail_clearly() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(task_path()).unwrap();
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/digits.bin");
+    let write = |name: &str, json: String| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, json).unwrap();
+        path
+    };
+    let with_data = |path: &Path| text.replace("../node/data/digits.bin", path.to_str().unwrap());
+    let cases = [
+        (write("unknown.json", text.replace("\"margin\"", "\"margn\"")), "unknown field"),
+        (
+            write("zero.json", with_data(&data).replace("\"steps_per_round\": 25", "\"steps_per_round\": 0")),
+            "must be positive",
+        ),
+        (write("lr.json", with_data(&data).replace("0.003", "-1")), "lr must be a positive"),
+    ];
+    for (path, needle) in cases {
+        let err = TaskConfig::load(&path).unwrap_err().to_string();
+        assert!(err.contains(needle), "{err}");
+    }
+    // Data: missing, truncated, out-of-range label.
+    let missing = write("missing.json", with_data(&dir.path().join("nope.bin")));
+    let err = Trainer::new(TaskConfig::load(&missing).unwrap(), Device::Cpu).err().unwrap().to_string();
+    assert!(err.contains("make-digits.py"), "{err}");
+    let mut bytes = std::fs::read(&data).unwrap();
+    std::fs::write(dir.path().join("short.bin"), &bytes[..100]).unwrap();
+    let short = write("short.json", with_data(&dir.path().join("short.bin")));
+    let err = Trainer::new(TaskConfig::load(&short).unwrap(), Device::Cpu).err().unwrap().to_string();
+    assert!(err.contains("whole number"), "{err}");
+    bytes[64] = 12;
+    std::fs::write(dir.path().join("label.bin"), &bytes).unwrap();
+    let label = write("label.json", with_data(&dir.path().join("label.bin")));
+    let err = Trainer::new(TaskConfig::load(&label).unwrap(), Device::Cpu).err().unwrap().to_string();
+    assert!(err.contains("record 0"), "{err}");
+}
+
+#[test]
+fn a_model_for_another_network_is_refused() {
+    let t = trainer();
+    let other =
+        pogo_circuits::model::Model::from_floats(t.format(), vec![("w".to_string(), vec![3], vec![0.5, 0.25, 0.0])])
+            .unwrap();
+    let err = t.work(&other, &mut Residual::zero(3), 0, &|| {}).err().unwrap().to_string();
+    assert!(err.contains("not this task's network"), "{err}");
+}
+
+#[test]
+fn pogo_train_writes_the_curve_the_model_and_the_update() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_pogo"))
+        .args(["train", task_path().to_str().unwrap(), "--rounds", "3", "--baseline", "--json", "--out"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(report["final_loss_4bit"].as_f64().unwrap() < report["initial_loss"].as_f64().unwrap());
+    let csv = std::fs::read_to_string(dir.path().join("loss.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 1 + 4, "header and rounds 0..=3");
+    let png = std::fs::read(dir.path().join("loss.png")).unwrap();
+    assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
+    let model = pogo_circuits::model::Model::load(&dir.path().join("model.safetensors"), None).unwrap();
+    assert_eq!(model.weight_count(), report["weights"].as_u64().unwrap());
+    assert!(dir.path().join("update.pogo").exists());
+}
