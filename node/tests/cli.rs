@@ -375,6 +375,7 @@ fn audit_passes_the_sound_circuit_and_catches_a_weakened_one() {
     let params = dir.path("no-params");
     let report = ok_json(&["audit", "--depth", "2", "--samples", "1", "--params-dir", &params, "--json"]);
     assert_eq!(report["passed"], true, "{report}");
+    assert!(report["advice_cells"].as_u64().unwrap() > 10_000);
     assert_eq!(
         report["constraints"]["public_inputs"],
         serde_json::json!(["old_root", "new_root", "update_root", "nb", "i_0"])

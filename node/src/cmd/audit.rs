@@ -85,6 +85,8 @@ struct AuditReport {
     keys: String,
     setup_sha256: String,
     vk_sha256: String,
+    /// Advice cells of the laid-out circuit (flex gate and `H_2` region).
+    advice_cells: usize,
     constraints: ConstraintReport,
     mutations: MutationReport,
     checks: Vec<Check>,
@@ -141,6 +143,7 @@ pub(super) fn run(args: AuditArgs) -> anyhow::Result<()> {
         keys: source,
         setup_sha256: sha256_hex(&setup_bytes),
         vk_sha256: sha256_hex(&vk_bytes),
+        advice_cells: keys.shape.advice_cells,
         constraints,
         mutations,
         checks,
@@ -209,6 +212,7 @@ fn print_text(r: &AuditReport) {
         "shape          k = {}, {} advice, {} fixed (selectors included), {} instance columns; {} columns under copy constraints; degree {}; {} blinding rows",
         c.k, c.advice_columns, c.fixed_columns, c.instance_columns, c.permutation_columns, c.degree, c.blinding_factors
     );
+    println!("advice cells   {}", r.advice_cells);
     println!("public inputs  {}", c.public_inputs.join(", "));
     println!("gates:");
     for g in &c.gates {
