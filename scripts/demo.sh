@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The end-to-end path that exists today: a model trained outside pogo becomes a 4-bit update
+# The end-to-end path that exists today: pogo trains a task in rounds of 4-bit updates; a
+# model trained outside pogo becomes a 4-bit update
 # with Poseidon Merkle commitments; a verifier rebuilds it exactly, checks the roots and
 # re-evaluates the loss; the miner proves sampled blocks with halo2 and anyone verifies the
 # proof natively and in an EVM with the generated Solidity verifier; edited proofs and
@@ -14,6 +15,10 @@ step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 step "Build pogo"
 cargo build --quiet -p pogo-node
 pogo() { ./target/debug/pogo "$@"; }
+
+step "Useful work inside pogo: train the 8x8-digits task in rounds published as 4-bit updates (candle, CPU)"
+pogo train tasks/digits.json --rounds 10 --baseline --out "$work/train"
+echo "loss curve: $work/train/loss.png (4-bit updates vs plain f32), numbers in $work/train/loss.csv"
 
 step "Train a small MLP outside pogo (plain Python), export base and trained safetensors"
 python3 scripts/demo_train.py train "$work"
