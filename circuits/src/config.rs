@@ -16,7 +16,7 @@ pub const RESERVED_ROWS: usize = 20;
 /// Smallest and largest supported `k`.
 const K_RANGE: std::ops::RangeInclusive<u32> = 12..=24;
 /// Flex-gate advice columns a configuration aims for. Proving time falls with more columns,
-/// but every column costs the on-chain verifier ~25–45k gas and ~1.4 KB of code: with one
+/// but every column costs the on-chain verifier 34–47k gas and 1.4–2 KB of code: with one
 /// (plus the `H_2` region's three) the S = 32, D = 20 verifier fits EIP-170 (23.4 KB,
 /// 430k gas) where two columns do not (25.4 KB), at the price of k = 21 and 2–3× the
 /// proving time (docs/BENCHMARKS.md). Proofs are made once per round, verified on chain

@@ -31,9 +31,8 @@ fn fails_with(args: &[&str], needle: &str) {
 /// The pinned solc-js wrapper, installed by the repository's script if needed.
 fn solc_path() -> String {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/solc/install.sh");
-    let out = Command::new(script).output().expect("scripts/solc/install.sh runs (needs node and npm)");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8(out.stdout).unwrap().trim().to_string()
+    let solc = pogo_verifier::evm::Solc::from_install_script(&script).unwrap();
+    solc.path().display().to_string()
 }
 
 fn write_f32(path: &Path, tensors: &[(&str, Vec<usize>, Vec<f32>)]) {

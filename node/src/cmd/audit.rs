@@ -13,7 +13,8 @@ use pogo_prover::keys::load;
 use pogo_prover::prove::keygen;
 use pogo_prover::setup::dev_setup;
 use pogo_verifier::audit::{constraint_report, ConstraintReport};
-use pogo_verifier::evm::{verifier_source, Solc, VerifierManifest};
+use pogo_verifier::evm::export::VERIFIER_MANIFEST;
+use pogo_verifier::evm::{build_verifier, Solc, VerifierManifest};
 use pogo_verifier::keys::{config_dir, sha256_hex, MANIFEST_FILE};
 
 use super::{spinner, OutputArgs};
@@ -185,16 +186,13 @@ fn verifier_check(
     setup: &pogo_prover::setup::Setup,
     keys: &pogo_prover::prove::Keys,
 ) -> anyhow::Result<Option<Check>> {
-    let path = dir.join(pogo_verifier::evm::export::VERIFIER_MANIFEST);
-    if !path.exists() {
+    if !dir.join(VERIFIER_MANIFEST).exists() {
         return Ok(None);
     }
-    let manifest: VerifierManifest =
-        serde_json::from_slice(&std::fs::read(&path)?).with_context(|| format!("reading {}", path.display()))?;
+    let manifest = VerifierManifest::load(dir)?;
     let solc = Solc::locate(args.solc.as_deref())?;
-    let source = verifier_source(setup, keys.vk(), 4 + keys.shape.config.samples)?;
-    let compiled = solc.compile(pogo_verifier::evm::export::VERIFIER_SOL, &source, "Halo2Verifier", None)?;
-    let (source_hash, code_hash) = (sha256_hex(source.as_bytes()), sha256_hex(&compiled.bytecode));
+    let (source, bytecode) = build_verifier(setup, keys.vk(), keys.shape.config.samples, &solc)?;
+    let (source_hash, code_hash) = (sha256_hex(source.as_bytes()), sha256_hex(&bytecode));
     Ok(Some(Check {
         name: "the exported Solidity verifier matches a fresh regeneration".into(),
         passed: source_hash == manifest.source_sha256 && code_hash == manifest.bytecode_sha256,

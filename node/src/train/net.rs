@@ -84,12 +84,15 @@ impl Net {
             .collect()
     }
 
-    /// Sets the parameters (same names and shapes).
-    pub fn set_params(&self, params: &Params) -> candle_core::Result<()> {
-        for ((name, var), (pname, shape, values)) in self.sorted().into_iter().zip(params) {
-            if &name != pname || var.dims() != shape.as_slice() {
-                candle_core::bail!("parameter {pname} {shape:?} does not fit variable {name} {:?}", var.dims());
-            }
+    /// Sets the parameters (same names and shapes, in the same order).
+    pub fn set_params(&self, params: &Params) -> Result<(), TrainError> {
+        let vars = self.sorted();
+        let expected: Vec<(&str, &[usize])> = vars.iter().map(|(n, v)| (n.as_str(), v.dims())).collect();
+        let given: Vec<(&str, &[usize])> = params.iter().map(|(n, s, _)| (n.as_str(), s.as_slice())).collect();
+        if expected != given {
+            return Err(TrainError::Layout { expected: format!("{expected:?}"), given: format!("{given:?}") });
+        }
+        for ((_, var), (_, shape, values)) in vars.iter().zip(params) {
             var.set(&Tensor::from_vec(values.clone(), shape.clone(), var.device())?)?;
         }
         Ok(())
@@ -114,13 +117,7 @@ impl Net {
             ));
             offset += n;
         }
-        let expected: Vec<(String, Vec<usize>)> = self.params()?.into_iter().map(|(n, s, _)| (n, s)).collect();
-        let given: Vec<(String, Vec<usize>)> = params.iter().map(|(n, s, _)| (n.clone(), s.clone())).collect();
-        if expected != given {
-            return Err(TrainError::Layout { expected: format!("{expected:?}"), given: format!("{given:?}") });
-        }
-        self.set_params(&params)?;
-        Ok(())
+        self.set_params(&params)
     }
 }
 

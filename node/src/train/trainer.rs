@@ -9,7 +9,7 @@ use pogo_circuits::model::Model;
 use pogo_circuits::update::Update;
 
 use super::data::{batch_indices, Dataset, Examples};
-use super::net::{Net, Params, TrainError};
+use super::net::{Net, TrainError};
 use super::task::TaskConfig;
 use crate::quantize::{quantize_with_feedback, QuantizeReport, Residual};
 
@@ -64,8 +64,8 @@ impl Trainer {
         };
         let mut opt = AdamW::new(self.net.vars(), params)?;
         let mut total = 0f32;
+        let seed = stream_seed(self.task.seed, round);
         for step in 0..self.task.steps_per_round {
-            let seed = stream_seed(self.task.seed, round);
             let indices = batch_indices(self.data.train.len(), self.task.batch_size, seed, step as u64);
             let loss = self.loss_on(&self.data.train, &indices)?;
             opt.backward_step(&loss)?;
@@ -113,16 +113,6 @@ impl Trainer {
     /// Loads a model's exact values into the network.
     pub fn load(&self, model: &Model) -> Result<(), TrainError> {
         self.net.load(model)
-    }
-
-    /// The network's float parameters (the f32 baseline keeps these between rounds).
-    pub fn params(&self) -> Result<Params, TrainError> {
-        Ok(self.net.params()?)
-    }
-
-    /// Sets float parameters.
-    pub fn set_params(&self, params: &Params) -> Result<(), TrainError> {
-        Ok(self.net.set_params(params)?)
     }
 }
 

@@ -11,6 +11,9 @@ use super::solc::{Solc, SolcError};
 use super::solidity::{verifier_source, GenerateError};
 use crate::evm::{Address, U256};
 use crate::keys::{read_checked, sha256_hex, KeysError, Manifest, Versioned};
+use halo2_base::halo2_proofs::halo2curves::bn256::{Bn256, G1Affine};
+use halo2_base::halo2_proofs::plonk::VerifyingKey;
+use halo2_base::halo2_proofs::poly::kzg::commitment::ParamsKZG;
 
 /// Format tag of `verifier.json`.
 pub const VERIFIER_FORMAT: &str = "pogo-evm-verifier-v1";
@@ -44,6 +47,13 @@ pub struct VerifierManifest {
     pub deployed_bytes: usize,
     /// Whether that fits EIP-170's 24,576-byte limit (mainnet and most L2s enforce it).
     pub fits_eip170: bool,
+}
+
+impl VerifierManifest {
+    /// Reads `verifier.json` in `dir`, checking its format tag.
+    pub fn load(dir: &Path) -> Result<Self, KeysError> {
+        Self::load_json(&dir.join(VERIFIER_MANIFEST))
+    }
 }
 
 impl Versioned for VerifierManifest {
@@ -95,16 +105,29 @@ pub fn deployed_size(creation: &[u8]) -> Result<usize, ExportError> {
     Ok(evm.code_size(address))
 }
 
-/// Generates, compiles (optimizer off, DESIGN §4) and writes the verifier of the keys in
-/// `dir`; each file atomically, `verifier.json` last.
+/// The verifier of `vk` for `samples` sampled blocks: its Solidity source and creation
+/// bytecode, compiled without the optimizer (DESIGN §4). What `export_verifier` writes and
+/// `pogo audit` regenerates to compare.
+pub fn build_verifier(
+    setup: &ParamsKZG<Bn256>,
+    vk: &VerifyingKey<G1Affine>,
+    samples: usize,
+    solc: &Solc,
+) -> Result<(String, Vec<u8>), ExportError> {
+    let source = verifier_source(setup, vk, 4 + samples)?;
+    let compiled = solc.compile(VERIFIER_SOL, &source, VERIFIER_CONTRACT, None)?;
+    Ok((source, compiled.bytecode))
+}
+
+/// Generates, compiles and writes the verifier of the keys in `dir`; each file atomically,
+/// `verifier.json` last.
 pub fn export_verifier(dir: &Path, solc: &Solc) -> Result<VerifierManifest, ExportError> {
     let manifest = Manifest::load(dir)?;
     let setup = manifest.load_setup(dir)?;
     let vk = manifest.load_vk(dir)?;
     let num_instances = 4 + manifest.shape.config.samples;
-    let source = verifier_source(&setup, &vk, num_instances)?;
-    let compiled = solc.compile(VERIFIER_SOL, &source, VERIFIER_CONTRACT, None)?;
-    let deployed_bytes = deployed_size(&compiled.bytecode)?;
+    let (source, bytecode) = build_verifier(&setup, &vk, manifest.shape.config.samples, solc)?;
+    let deployed_bytes = deployed_size(&bytecode)?;
     let out = VerifierManifest {
         format: VERIFIER_FORMAT.into(),
         config: manifest.shape.config.name(),
@@ -112,13 +135,13 @@ pub fn export_verifier(dir: &Path, solc: &Solc) -> Result<VerifierManifest, Expo
         num_instances,
         solc: super::solc::SOLC_VERSION.into(),
         source_sha256: sha256_hex(source.as_bytes()),
-        bytecode_sha256: sha256_hex(&compiled.bytecode),
+        bytecode_sha256: sha256_hex(&bytecode),
         deployed_bytes,
         fits_eip170: deployed_bytes <= CODE_SIZE_LIMIT,
     };
     let files = [
         (VERIFIER_SOL, source.into_bytes()),
-        (VERIFIER_BIN, format!("{}\n", hex::encode(&compiled.bytecode)).into_bytes()),
+        (VERIFIER_BIN, format!("{}\n", hex::encode(&bytecode)).into_bytes()),
         (VERIFIER_MANIFEST, serde_json::to_vec_pretty(&out).expect("manifests serialize")),
     ];
     for (name, bytes) in files {
@@ -132,7 +155,7 @@ pub fn export_verifier(dir: &Path, solc: &Solc) -> Result<VerifierManifest, Expo
 /// for the verifying key the folder holds now.
 pub fn load_verifier(dir: &Path) -> Result<(VerifierManifest, Vec<u8>), ExportError> {
     let keys = Manifest::load(dir)?;
-    let manifest = VerifierManifest::load_json(&dir.join(VERIFIER_MANIFEST))?;
+    let manifest = VerifierManifest::load(dir)?;
     if manifest.vk_sha256 != keys.sha256.vk {
         return Err(ExportError::Stale {
             dir: dir.display().to_string(),
