@@ -1,5 +1,6 @@
-//! The training path on the digits task: deterministic rounds, exact 4-bit updates, the
-//! loss falling, deterministic evaluation batches, and clear errors for bad task files.
+//! The training path on both tasks (digits MLP, licence-text transformer): deterministic
+//! rounds, exact 4-bit updates, the loss falling, deterministic evaluation batches, and clear
+//! errors for bad task files and data.
 
 use std::path::{Path, PathBuf};
 
@@ -8,16 +9,37 @@ use pogo_node::quantize::Residual;
 use pogo_node::train::{TaskConfig, Trainer};
 
 fn task_path() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tasks/digits.json")
+    tasks_dir().join("digits.json")
+}
+
+fn tasks_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tasks")
 }
 
 fn trainer() -> Trainer {
     Trainer::new(TaskConfig::load(&task_path()).unwrap(), Device::Cpu).unwrap()
 }
 
+/// The language-model task with shorter rounds (the test's budget, not the task's).
+fn lm_trainer() -> Trainer {
+    let mut task = TaskConfig::load(&tasks_dir().join("licenses.json")).unwrap();
+    task.steps_per_round = 12;
+    Trainer::new(task, Device::Cpu).unwrap()
+}
+
 #[test]
 fn rounds_are_deterministic_exact_and_lower_the_loss() {
-    let (a, b) = (trainer(), trainer());
+    deterministic_exact_and_learning(trainer(), trainer());
+}
+
+#[test]
+fn language_model_rounds_are_deterministic_exact_and_lower_the_loss() {
+    let t = lm_trainer();
+    assert!(t.genesis().unwrap().weight_count() > 80_000, "a real (if small) transformer");
+    deterministic_exact_and_learning(t, lm_trainer());
+}
+
+fn deterministic_exact_and_learning(a: Trainer, b: Trainer) {
     let genesis = a.genesis().unwrap();
     assert_eq!(genesis, b.genesis().unwrap(), "same seed, same genesis model");
     let (mut ra, mut rb) = (Residual::zero(genesis.weight_count()), Residual::zero(genesis.weight_count()));
@@ -75,6 +97,51 @@ fn bad_task_files_and_data_fail_clearly() {
     let label = write("label.json", with_data(&dir.path().join("label.bin")));
     let err = Trainer::new(TaskConfig::load(&label).unwrap(), Device::Cpu).err().unwrap().to_string();
     assert!(err.contains("record 0"), "{err}");
+}
+
+#[test]
+fn bad_language_model_tasks_and_corpora_fail_clearly() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(tasks_dir().join("licenses.json")).unwrap();
+    let corpus = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/licenses.txt");
+    let write = |name: &str, json: String| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, json).unwrap();
+        path
+    };
+    let with_data = |path: &Path| text.replace("../node/data/licenses.txt", path.to_str().unwrap());
+    let cases = [
+        (write("heads.json", with_data(&corpus).replace("\"heads\": 4", "\"heads\": 5")), "heads dividing dim"),
+        (
+            write(
+                "mixed.json",
+                with_data(&corpus).replace(
+                    r#""kind": "transformer", "layers": 2, "dim": 48, "heads": 4"#,
+                    r#""kind": "mlp", "hidden": [8]"#,
+                ),
+            ),
+            "needs labelled data",
+        ),
+    ];
+    for (path, needle) in cases {
+        let err = TaskConfig::load(&path).unwrap_err().to_string();
+        assert!(err.contains(needle), "{err}");
+    }
+    let load = |name: &str, bytes: &[u8], json: &dyn Fn(String) -> String| {
+        std::fs::write(dir.path().join(name), bytes).unwrap();
+        let path = write(&format!("{name}.json"), json(with_data(&dir.path().join(name))));
+        Trainer::new(TaskConfig::load(&path).unwrap(), Device::Cpu).err().unwrap().to_string()
+    };
+    let mut bytes = std::fs::read(&corpus).unwrap();
+    let err = load("wide.txt", &bytes, &|j| j.replace("\"context\": 64", "\"context\": 4096"));
+    assert!(err.contains("context must be between"), "{err}");
+    let err = load("few.txt", &bytes[..5000], &|j| j);
+    assert!(err.contains("validation must be between 1 and 2"), "{err}");
+    bytes[10] = 0xc3;
+    let err = load("binary.txt", &bytes, &|j| j);
+    assert!(err.contains("byte 10 is 0xc3"), "{err}");
+    let err = load("missing", b"", &|j| j.replace("missing", "nope.txt"));
+    assert!(err.contains("make-licenses.py"), "{err}");
 }
 
 #[test]

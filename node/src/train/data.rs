@@ -1,6 +1,8 @@
 //! Datasets and deterministic batch selection: the same seed gives the same batch on every
 //! machine, which is what lets verifiers re-evaluate a miner's loss exactly.
 
+use std::path::Path;
+
 use candle_core::{Device, Tensor};
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
@@ -11,37 +13,80 @@ use super::task::DataSpec;
 /// Bytes per record of `digits.bin`: 64 pixels and a label.
 const DIGIT_RECORD: usize = 65;
 
-/// Labelled examples with fixed-size features.
+/// Bytes per chunk of a text corpus: the unit the validation split holds out.
+const TEXT_CHUNK: usize = 2048;
+
+/// Examples a network trains on.
 #[derive(Debug, Clone)]
-pub struct Examples {
-    /// Row-major features, `len × dim`.
-    pub features: Vec<f32>,
-    /// Class labels.
-    pub labels: Vec<u32>,
-    /// Features per example.
-    pub dim: usize,
+pub enum Examples {
+    /// Labelled examples with fixed-size features.
+    Labelled {
+        /// Row-major features, `len × dim`.
+        features: Vec<f32>,
+        /// Class labels.
+        labels: Vec<u32>,
+        /// Features per example.
+        dim: usize,
+    },
+    /// Windows of `context + 1` bytes of text: the model reads the first `context` and
+    /// predicts each next byte.
+    Text {
+        /// The bytes, as token ids.
+        tokens: Vec<u32>,
+        /// Where each window starts in `tokens`.
+        starts: Vec<usize>,
+        /// Window length read by the model.
+        context: usize,
+    },
 }
 
 impl Examples {
     /// Number of examples.
     pub fn len(&self) -> usize {
-        self.labels.len()
+        match self {
+            Examples::Labelled { labels, .. } => labels.len(),
+            Examples::Text { starts, .. } => starts.len(),
+        }
     }
 
     /// Whether there are none.
     pub fn is_empty(&self) -> bool {
-        self.labels.is_empty()
+        self.len() == 0
     }
 
-    /// The examples at `indices` as `(x: [n, dim] f32, y: [n] u32)` tensors.
+    /// The examples at `indices` as `(x, y)` tensors: `x: [n, dim] f32, y: [n] u32` for
+    /// labelled examples, `x, y: [n, context] u32` (inputs, next bytes) for text.
     pub fn batch(&self, indices: &[usize], device: &Device) -> candle_core::Result<(Tensor, Tensor)> {
-        let mut x = Vec::with_capacity(indices.len() * self.dim);
-        let mut y = Vec::with_capacity(indices.len());
-        for &i in indices {
-            x.extend_from_slice(&self.features[i * self.dim..(i + 1) * self.dim]);
-            y.push(self.labels[i]);
+        match self {
+            Examples::Labelled { features, labels, dim } => {
+                let mut x = Vec::with_capacity(indices.len() * dim);
+                let mut y = Vec::with_capacity(indices.len());
+                for &i in indices {
+                    x.extend_from_slice(&features[i * dim..(i + 1) * dim]);
+                    y.push(labels[i]);
+                }
+                Ok((Tensor::from_vec(x, (indices.len(), *dim), device)?, Tensor::from_vec(y, indices.len(), device)?))
+            }
+            Examples::Text { tokens, starts, context } => {
+                let mut x = Vec::with_capacity(indices.len() * context);
+                let mut y = Vec::with_capacity(indices.len() * context);
+                for &i in indices {
+                    let s = starts[i];
+                    x.extend_from_slice(&tokens[s..s + context]);
+                    y.extend_from_slice(&tokens[s + 1..s + 1 + context]);
+                }
+                let shape = (indices.len(), *context);
+                Ok((Tensor::from_vec(x, shape, device)?, Tensor::from_vec(y, shape, device)?))
+            }
         }
-        Ok((Tensor::from_vec(x, (indices.len(), self.dim), device)?, Tensor::from_vec(y, indices.len(), device)?))
+    }
+
+    /// What the network reads per example: features, or the context length.
+    pub fn width(&self) -> usize {
+        match self {
+            Examples::Labelled { dim, .. } => *dim,
+            Examples::Text { context, .. } => *context,
+        }
     }
 }
 
@@ -52,7 +97,7 @@ pub struct Dataset {
     pub train: Examples,
     /// Held out: validation curves and verifiers' evaluation batches.
     pub validation: Examples,
-    /// Number of classes.
+    /// Number of classes (the vocabulary size for text).
     pub classes: usize,
 }
 
@@ -67,7 +112,13 @@ pub struct DataError {
 impl Dataset {
     /// Loads the data a task names and splits it by `seed`.
     pub fn load(spec: &DataSpec, seed: u64) -> Result<Self, DataError> {
-        let DataSpec::Digits { path, validation } = spec;
+        match spec {
+            DataSpec::Digits { path, validation } => Self::digits(path, *validation, seed),
+            DataSpec::Text { path, context, validation } => Self::text(path, *context, *validation, seed),
+        }
+    }
+
+    fn digits(path: &Path, validation: usize, seed: u64) -> Result<Self, DataError> {
         let err = |why: String| DataError { path: path.display().to_string(), why };
         let bytes = std::fs::read(path).map_err(|e| err(format!("{e} (make it with scripts/data/make-digits.py)")))?;
         if bytes.is_empty() || bytes.len() % DIGIT_RECORD != 0 {
@@ -77,19 +128,53 @@ impl Dataset {
         if let Some((i, r)) = records.iter().enumerate().find(|(_, r)| r[..64].iter().any(|&p| p > 16) || r[64] > 9) {
             return Err(err(format!("record {i}: pixels must be 0..=16 and the label 0..=9, got {:?}", &r[..])));
         }
-        if *validation == 0 || *validation >= records.len() {
-            return Err(err(format!("validation must be between 1 and {}, got {validation}", records.len() - 1)));
-        }
-        let mut order: Vec<usize> = (0..records.len()).collect();
-        order.shuffle(&mut ChaCha20Rng::seed_from_u64(seed));
-        let take = |ids: &[usize]| Examples {
+        let (held_out, train) = split(records.len(), validation, seed).map_err(err)?;
+        let take = |ids: &[usize]| Examples::Labelled {
             features: ids.iter().flat_map(|&i| records[i][..64].iter().map(|&p| f32::from(p) / 16.0)).collect(),
             labels: ids.iter().map(|&i| u32::from(records[i][64])).collect(),
             dim: 64,
         };
-        let (held_out, train) = order.split_at(*validation);
-        Ok(Dataset { train: take(train), validation: take(held_out), classes: 10 })
+        Ok(Dataset { train: take(&train), validation: take(&held_out), classes: 10 })
     }
+
+    /// A byte-level corpus cut into 2 KiB chunks; `validation` chunks (picked by the seed) are
+    /// held out, and examples are the windows inside each chunk.
+    fn text(path: &Path, context: usize, validation: usize, seed: u64) -> Result<Self, DataError> {
+        let err = |why: String| DataError { path: path.display().to_string(), why };
+        let bytes =
+            std::fs::read(path).map_err(|e| err(format!("{e} (make it with scripts/data/make-licenses.py)")))?;
+        if let Some(i) = bytes.iter().position(|&b| b != b'\n' && !(b' '..=b'~').contains(&b)) {
+            return Err(err(format!("byte {i} is {:#04x}: the corpus must be printable ASCII and newlines", bytes[i])));
+        }
+        if context == 0 || context >= TEXT_CHUNK {
+            return Err(err(format!("context must be between 1 and {}, got {context}", TEXT_CHUNK - 1)));
+        }
+        let chunks: Vec<&[u8]> = bytes.chunks(TEXT_CHUNK).filter(|c| c.len() > context).collect();
+        let (held_out, train) = split(chunks.len(), validation, seed).map_err(err)?;
+        let take = |ids: &[usize]| {
+            let (mut tokens, mut starts) = (Vec::new(), Vec::new());
+            for &i in ids {
+                starts.extend((0..chunks[i].len() - context).map(|s| tokens.len() + s));
+                tokens.extend(chunks[i].iter().map(|&b| u32::from(b)));
+            }
+            Examples::Text { tokens, starts, context }
+        };
+        Ok(Dataset { train: take(&train), validation: take(&held_out), classes: TEXT_VOCABULARY })
+    }
+}
+
+/// Token ids of text are bytes.
+pub const TEXT_VOCABULARY: usize = 256;
+
+/// Shuffles `0..len` by `seed` and splits off the first `validation` as held out.
+fn split(len: usize, validation: usize, seed: u64) -> Result<(Vec<usize>, Vec<usize>), String> {
+    if validation == 0 || validation >= len {
+        return Err(format!("validation must be between 1 and {}, got {validation}", len.saturating_sub(1)));
+    }
+    let mut order: Vec<usize> = (0..len).collect();
+    order.shuffle(&mut ChaCha20Rng::seed_from_u64(seed));
+    let train = order.split_off(validation);
+    Ok((order, train))
 }
 
 /// `size` indices below `len` drawn (with replacement) from a seed and a stream number:

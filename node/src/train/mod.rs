@@ -6,6 +6,7 @@ pub mod net;
 pub mod plot;
 pub mod task;
 pub mod trainer;
+pub mod transformer;
 
 pub use net::TrainError;
 pub use task::TaskConfig;

@@ -9,42 +9,71 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha20Rng;
 
 use super::task::ModelSpec;
+use super::transformer::Transformer;
 
 /// A network and the variables it is made of.
 pub struct Net {
-    layers: Vec<Linear>,
+    arch: Arch,
     vars: VarMap,
+}
+
+enum Arch {
+    Mlp(Vec<Linear>),
+    Transformer(Transformer),
 }
 
 /// Parameters as `(name, shape, values)`, names sorted byte-wise.
 pub type Params = Vec<(String, Vec<usize>, Vec<f32>)>;
 
 impl Net {
-    /// Builds the network for `inputs` features and `outputs` classes (variables zeroed;
-    /// [`Net::init`] or [`Net::load`] fill them).
+    /// Builds the network for `inputs` features (the context length for text) and `outputs`
+    /// classes (the vocabulary); [`Net::init`] or [`Net::load`] set the variables.
     pub fn new(spec: &ModelSpec, inputs: usize, outputs: usize, device: &Device) -> candle_core::Result<Self> {
         let vars = VarMap::new();
         let vb = VarBuilder::from_varmap(&vars, DType::F32, device);
-        let ModelSpec::Mlp { hidden } = spec;
-        let widths: Vec<usize> = std::iter::once(inputs).chain(hidden.iter().copied()).chain([outputs]).collect();
-        let layers = widths
-            .windows(2)
-            .enumerate()
-            .map(|(i, w)| linear(w[0], w[1], vb.pp(format!("layer{i}"))))
-            .collect::<candle_core::Result<_>>()?;
-        Ok(Net { layers, vars })
+        let arch = match spec {
+            ModelSpec::Mlp { hidden } => {
+                let widths: Vec<usize> =
+                    std::iter::once(inputs).chain(hidden.iter().copied()).chain([outputs]).collect();
+                Arch::Mlp(
+                    widths
+                        .windows(2)
+                        .enumerate()
+                        .map(|(i, w)| linear(w[0], w[1], vb.pp(format!("layer{i}"))))
+                        .collect::<candle_core::Result<_>>()?,
+                )
+            }
+            ModelSpec::Transformer { layers, dim, heads } => {
+                Arch::Transformer(Transformer::new(outputs, inputs, *layers, *dim, *heads, vb)?)
+            }
+        };
+        Ok(Net { arch, vars })
     }
 
-    /// Logits for a batch `[n, inputs]`.
+    /// Logits: `[n, classes]` for features `[n, inputs]`, `[n, t, vocabulary]` for token ids
+    /// `[n, t]`.
     pub fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
-        let mut h = x.clone();
-        for (i, layer) in self.layers.iter().enumerate() {
-            h = layer.forward(&h)?;
-            if i + 1 < self.layers.len() {
-                h = h.relu()?;
+        match &self.arch {
+            Arch::Mlp(layers) => {
+                let mut h = x.clone();
+                for (i, layer) in layers.iter().enumerate() {
+                    h = layer.forward(&h)?;
+                    if i + 1 < layers.len() {
+                        h = h.relu()?;
+                    }
+                }
+                Ok(h)
             }
+            Arch::Transformer(t) => t.forward(x),
         }
-        Ok(h)
+    }
+
+    /// Mean cross-entropy of the logits for `x` against the targets `y` (labels `[n]`, or
+    /// next tokens `[n, t]`), in nats.
+    pub fn loss(&self, x: &Tensor, y: &Tensor) -> candle_core::Result<Tensor> {
+        let logits = self.forward(x)?;
+        let classes = logits.dim(candle_core::D::Minus1)?;
+        candle_nn::loss::cross_entropy(&logits.reshape(((), classes))?, &y.flatten_all()?)
     }
 
     /// Every trainable variable.
@@ -59,15 +88,18 @@ impl Net {
         vars
     }
 
-    /// Deterministic initialization from `seed`: weights uniform in ±1/√fan_in, biases 0.
+    /// Deterministic initialization from `seed`: weights (and embeddings) uniform in
+    /// ±1/√(last dimension), norm scales 1, biases 0.
     pub fn init(&self, seed: u64) -> candle_core::Result<()> {
         let mut rng = ChaCha20Rng::seed_from_u64(seed);
         for (name, var) in self.sorted() {
             let dims = var.dims().to_vec();
             let n: usize = dims.iter().product();
             let values: Vec<f32> = if name.ends_with("weight") {
-                let bound = 1.0 / (dims[1] as f32).sqrt();
+                let bound = 1.0 / (dims[dims.len() - 1] as f32).sqrt();
                 (0..n).map(|_| rng.gen_range(-bound..bound)).collect()
+            } else if name.ends_with("scale") {
+                vec![1.0; n]
             } else {
                 vec![0.0; n]
             };

@@ -13,6 +13,16 @@ pub enum ModelSpec {
         /// Hidden layer widths.
         hidden: Vec<usize>,
     },
+    /// A decoder-only transformer over bytes (pre-norm blocks of causal self-attention and
+    /// a GELU MLP four times as wide, learned positions).
+    Transformer {
+        /// Blocks.
+        layers: usize,
+        /// Embedding width.
+        dim: usize,
+        /// Attention heads (must divide `dim`).
+        heads: usize,
+    },
 }
 
 /// The data.
@@ -24,6 +34,15 @@ pub enum DataSpec {
         /// The `.bin` file.
         path: PathBuf,
         /// Examples held out for validation (after a shuffle by the task seed).
+        validation: usize,
+    },
+    /// A byte-level text corpus, printable ASCII and newlines (`scripts/data/make-licenses.py`).
+    Text {
+        /// The text file.
+        path: PathBuf,
+        /// Bytes the model reads per example.
+        context: usize,
+        /// 2 KiB chunks held out for validation (picked by the task seed).
         validation: usize,
     },
 }
@@ -107,7 +126,7 @@ impl TaskConfig {
         let mut task: TaskConfig =
             serde_json::from_slice(&bytes).map_err(|source| TaskError::Json { path: shown.clone(), source })?;
         let dir = path.parent().unwrap_or(Path::new("."));
-        let DataSpec::Digits { path: data, .. } = &mut task.data;
+        let (DataSpec::Digits { path: data, .. } | DataSpec::Text { path: data, .. }) = &mut task.data;
         *data = dir.join(&*data);
         task.check().map_err(|why| TaskError::Invalid { path: shown, why })?;
         Ok(task)
@@ -121,10 +140,20 @@ impl TaskConfig {
             return Err(format!("optimizer.lr must be a positive number, got {}", self.optimizer.lr));
         }
         pogo_circuits::encoding::FixedPoint::new(self.fraction_bits).map_err(|e| e.to_string())?;
-        let ModelSpec::Mlp { hidden } = &self.model;
-        if hidden.contains(&0) {
-            return Err("hidden layer widths must be positive".into());
+        match (&self.model, &self.data) {
+            (ModelSpec::Mlp { hidden }, DataSpec::Digits { .. }) if hidden.contains(&0) => {
+                Err("hidden layer widths must be positive".into())
+            }
+            (ModelSpec::Mlp { .. }, DataSpec::Digits { .. }) => Ok(()),
+            (ModelSpec::Transformer { layers, dim, heads }, DataSpec::Text { .. }) => {
+                if *layers == 0 || *dim == 0 || *heads == 0 || dim % heads != 0 {
+                    Err(format!("a transformer needs layers, dim, heads > 0 and heads dividing dim, got {layers}, {dim}, {heads}"))
+                } else {
+                    Ok(())
+                }
+            }
+            (ModelSpec::Mlp { .. }, _) => Err("an mlp model needs labelled data (kind digits)".into()),
+            (ModelSpec::Transformer { .. }, _) => Err("a transformer model needs text data (kind text)".into()),
         }
-        Ok(())
     }
 }

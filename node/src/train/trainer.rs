@@ -39,7 +39,7 @@ impl Trainer {
     /// Loads the task's data and builds its network on `device`.
     pub fn new(task: TaskConfig, device: Device) -> anyhow::Result<Self> {
         let data = Dataset::load(&task.data, task.seed)?;
-        let net = Net::new(&task.model, data.train.dim, data.classes, &device)?;
+        let net = Net::new(&task.model, data.train.width(), data.classes, &device)?;
         Ok(Trainer { task, data, net, device })
     }
 
@@ -77,7 +77,7 @@ impl Trainer {
 
     fn loss_on(&self, examples: &Examples, indices: &[usize]) -> Result<candle_core::Tensor, TrainError> {
         let (x, y) = examples.batch(indices, &self.device)?;
-        Ok(candle_nn::loss::cross_entropy(&self.net.forward(&x)?, &y)?)
+        Ok(self.net.loss(&x, &y)?)
     }
 
     /// A round of work from `current`: train, quantize `trained − current` plus the carried
@@ -104,10 +104,20 @@ impl Trainer {
         Ok(self.loss_on(&self.data.validation, &indices)?.to_scalar::<f32>()?)
     }
 
-    /// Loss of the current parameters on the whole validation split.
+    /// Loss of the current parameters on the whole validation split (for text, its
+    /// non-overlapping windows), evaluated in batches of at most 256 examples.
     pub fn validation_loss(&self) -> Result<f32, TrainError> {
-        let all: Vec<usize> = (0..self.data.validation.len()).collect();
-        Ok(self.loss_on(&self.data.validation, &all)?.to_scalar::<f32>()?)
+        let examples = &self.data.validation;
+        let stride = match examples {
+            Examples::Labelled { .. } => 1,
+            Examples::Text { context, .. } => *context,
+        };
+        let all: Vec<usize> = (0..examples.len()).step_by(stride).collect();
+        let mut total = 0f64;
+        for chunk in all.chunks(256) {
+            total += f64::from(self.loss_on(examples, chunk)?.to_scalar::<f32>()?) * chunk.len() as f64;
+        }
+        Ok((total / all.len() as f64) as f32)
     }
 
     /// Loads a model's exact values into the network.
