@@ -78,10 +78,15 @@ fn describe(error: &PogoRounds::PogoRoundsErrors) -> String {
     }
 }
 
+/// The contract error in `data` (revert data), as `Name(details)`, if it is one of ours.
+pub fn decode_revert(data: &[u8]) -> Option<String> {
+    PogoRounds::PogoRoundsErrors::abi_decode(data).ok().map(|e| describe(&e))
+}
+
 fn decode_failure(error: EvmError) -> RoundsError {
     if let EvmError::Reverted { data, .. } = &error {
-        if let Ok(decoded) = PogoRounds::PogoRoundsErrors::abi_decode(data) {
-            return RoundsError::Refused(describe(&decoded));
+        if let Some(text) = decode_revert(data) {
+            return RoundsError::Refused(text);
         }
     }
     RoundsError::Evm(error)

@@ -3,8 +3,10 @@
 mod apply;
 mod audit;
 mod commit;
+mod demo;
 mod export;
 mod export_verifier;
+mod node;
 mod open;
 mod prove;
 mod quantize;
@@ -67,6 +69,20 @@ pub enum Command {
     Audit(audit::AuditArgs),
     /// Train a task in rounds published as 4-bit updates (candle, CPU), with the loss curve.
     Train(train::TrainArgs),
+    /// Manage the local keystore (encrypted keys).
+    Keys(node::KeysArgs),
+    /// Register a task on chain (verifier, round contract, task).
+    Task(node::TaskArgs),
+    /// Run a miner: train, commit, prove, submit, finalize, round after round.
+    Miner(node::MinerArgs),
+    /// Run a verifier: stake, fetch and rebuild each update, evaluate the loss, attest.
+    Verifier(node::VerifierArgs),
+    /// Finalize rounds whose window is over (once, or --watch).
+    Finalize(node::FinalizeArgs),
+    /// Show the task, the open round and this key's balances.
+    Status(node::FinalizeArgs),
+    /// Run the protocol end to end on the embedded chain: honest rounds and slashed cheaters.
+    Demo(demo::DemoArgs),
 }
 
 /// Runs a parsed command line.
@@ -83,6 +99,13 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::ExportVerifier(args) => export_verifier::run(args),
         Command::Audit(args) => audit::run(args),
         Command::Train(args) => train::run(args),
+        Command::Keys(args) => node::keys(args),
+        Command::Task(args) => node::task(args),
+        Command::Miner(args) => node::miner(args),
+        Command::Verifier(args) => node::verifier(args),
+        Command::Finalize(args) => node::finalize(args),
+        Command::Status(args) => node::status(args),
+        Command::Demo(args) => demo::demo(args),
     }
 }
 

@@ -132,6 +132,13 @@ impl TaskConfig {
         Ok(task)
     }
 
+    /// The data file (relative paths were resolved against the task file's folder).
+    pub fn data_path(&self) -> &Path {
+        match &self.data {
+            DataSpec::Digits { path, .. } | DataSpec::Text { path, .. } => path,
+        }
+    }
+
     fn check(&self) -> Result<(), String> {
         if self.steps_per_round == 0 || self.batch_size == 0 || self.eval_batch_size == 0 {
             return Err("steps_per_round, batch_size and eval_batch_size must be positive".into());

@@ -77,6 +77,38 @@ pub struct Receipt {
 
 type Db = CacheDB<EmptyDB>;
 
+/// Everything a chain holds, in a form that serializes (hex strings): what the embedded
+/// chain of `pogo` persists on disk between commands.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ChainState {
+    /// Fork name (`Prague` or `Osaka`).
+    pub fork: String,
+    /// The open block.
+    pub block_number: u64,
+    /// Its timestamp.
+    pub timestamp: u64,
+    /// Hashes of closed blocks (the last 256 are enough for `BLOCKHASH`).
+    pub block_hashes: Vec<(u64, B256)>,
+    /// Accounts, in address order.
+    pub accounts: Vec<AccountState>,
+}
+
+/// One account of a [`ChainState`].
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct AccountState {
+    /// Address.
+    pub address: Address,
+    /// Balance in wei.
+    pub balance: U256,
+    /// Nonce.
+    pub nonce: u64,
+    /// Deployed code (hex, empty for none).
+    #[serde(with = "hex::serde")]
+    pub code: Vec<u8>,
+    /// Non-zero storage slots, in slot order.
+    pub storage: Vec<(U256, U256)>,
+}
+
 /// The in-process chain.
 pub struct Evm {
     evm: MainnetEvm<MainnetContext<Db>>,
@@ -104,6 +136,64 @@ impl Evm {
         let mut chain = Evm { evm, fork, tx_gas_limit: 30_000_000 };
         chain.record_block_hash(0);
         chain
+    }
+
+    /// The chain's whole state (accounts, code, storage, recent block hashes).
+    pub fn export_state(&mut self) -> ChainState {
+        let mut addresses: Vec<Address> = self.db().cache.accounts.keys().copied().collect();
+        addresses.sort();
+        let accounts = addresses
+            .into_iter()
+            .map(|address| {
+                let info = self.account(address);
+                let code = self.code(address);
+                let mut storage: Vec<(U256, U256)> = self.db().cache.accounts[&address]
+                    .storage
+                    .iter()
+                    .filter(|(_, v)| !v.is_zero())
+                    .map(|(k, v)| (*k, *v))
+                    .collect();
+                storage.sort();
+                AccountState { address, balance: info.balance, nonce: info.nonce, code, storage }
+            })
+            .collect();
+        let number = self.block_number();
+        let mut block_hashes: Vec<(u64, B256)> =
+            (number.saturating_sub(256)..number).filter_map(|n| self.block_hash(n).map(|h| (n, h))).collect();
+        block_hashes.sort();
+        ChainState {
+            fork: self.fork.name().to_string(),
+            block_number: number,
+            timestamp: self.evm.ctx.block.timestamp.saturating_to(),
+            block_hashes,
+            accounts,
+        }
+    }
+
+    /// A chain holding `state` (as [`Evm::export_state`] gave it).
+    pub fn import_state(state: &ChainState) -> Result<Self, EvmError> {
+        let fork = match state.fork.as_str() {
+            "Prague" => Fork::Prague,
+            "Osaka" => Fork::Osaka,
+            other => return Err(EvmError::Invalid(format!("unknown fork {other:?} (Prague or Osaka)"))),
+        };
+        let mut evm = Evm::new(fork);
+        evm.evm.ctx.block.number = U256::from(state.block_number);
+        evm.evm.ctx.block.timestamp = U256::from(state.timestamp);
+        let db = evm.db_mut();
+        db.cache.block_hashes.clear();
+        for (n, h) in &state.block_hashes {
+            db.cache.block_hashes.insert(U256::from(*n), *h);
+        }
+        for a in &state.accounts {
+            let code = (!a.code.is_empty()).then(|| revm::bytecode::Bytecode::new_raw(Bytes::from(a.code.clone())));
+            let code_hash = code.as_ref().map(|c| c.hash_slow()).unwrap_or(revm::primitives::KECCAK_EMPTY);
+            db.insert_account_info(a.address, AccountInfo { balance: a.balance, nonce: a.nonce, code_hash, code });
+            for (slot, value) in &a.storage {
+                db.insert_account_storage(a.address, *slot, *value).unwrap_or_else(|never| match never {});
+            }
+        }
+        Ok(evm)
     }
 
     /// Lifts (or restores) the EIP-170 code-size limit, to measure contracts that exceed it.
@@ -173,14 +263,24 @@ impl Evm {
         self.account(address).balance
     }
 
+    /// An account's nonce.
+    pub fn nonce(&mut self, address: Address) -> u64 {
+        self.account(address).nonce
+    }
+
     /// Size of the code deployed at `address` (0: none).
     pub fn code_size(&mut self, address: Address) -> usize {
+        self.code(address).len()
+    }
+
+    /// The code deployed at `address` (empty: none).
+    pub fn code(&mut self, address: Address) -> Vec<u8> {
         let info = self.account(address);
         match info.code {
-            Some(code) => code.original_byte_slice().len(),
-            None if info.code_hash == revm::primitives::KECCAK_EMPTY => 0,
+            Some(code) => code.original_byte_slice().to_vec(),
+            None if info.code_hash == revm::primitives::KECCAK_EMPTY => Vec::new(),
             None => match self.db_mut().code_by_hash(info.code_hash) {
-                Ok(code) => code.original_byte_slice().len(),
+                Ok(code) => code.original_byte_slice().to_vec(),
                 Err(never) => match never {},
             },
         }
@@ -254,5 +354,49 @@ impl Evm {
         let tx = self.tx(from, TxKind::Call(to), data, U256::ZERO, self.tx_gas_limit);
         let result = self.evm.transact(tx).map_err(|e| EvmError::Invalid(format!("{e:?}")))?;
         Self::outcome(result.result).map(|(receipt, _)| receipt)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A contract that stores calldata word 0 at slot 0 and returns slot 0 when called
+    /// with no data: `CALLDATASIZE ISZERO PUSH1 0x0b JUMPI; PUSH0 CALLDATALOAD PUSH0 SSTORE STOP STOP;
+    /// JUMPDEST PUSH0 SLOAD PUSH0 MSTORE PUSH1 0x20 PUSH0 RETURN`.
+    const RUNTIME: &str = "3615600b575f355f5500005b5f545f5260205ff3";
+
+    fn initcode() -> Vec<u8> {
+        let runtime = hex::decode(RUNTIME).unwrap();
+        // PUSH1 len DUP1 PUSH1 offset PUSH0 CODECOPY PUSH0 RETURN, then the runtime.
+        let mut code = vec![0x60, runtime.len() as u8, 0x80, 0x60, 0x09, 0x5f, 0x39, 0x5f, 0xf3];
+        code.extend(runtime);
+        code
+    }
+
+    #[test]
+    fn state_survives_export_and_import() {
+        let mut evm = Evm::new(Fork::Prague);
+        let who = Address::repeat_byte(7);
+        evm.set_balance(who, U256::from(10u64.pow(18)));
+        let (contract, _) = evm.deploy(who, initcode(), U256::ZERO).unwrap();
+        evm.call(who, contract, U256::from(0xabcdu64).to_be_bytes::<32>().to_vec(), U256::ZERO).unwrap();
+        evm.mine(300);
+        let state = evm.export_state();
+        let json = serde_json::to_string(&state).unwrap();
+        let mut back = Evm::import_state(&serde_json::from_str(&json).unwrap()).unwrap();
+        assert_eq!(back.export_state(), state, "export ∘ import is the identity");
+        assert_eq!(back.block_number(), evm.block_number());
+        assert_eq!(back.block_hash(evm.block_number() - 1), evm.block_hash(evm.block_number() - 1));
+        let read = back.view(who, contract, Vec::new()).unwrap().output;
+        assert_eq!(U256::from_be_slice(&read), U256::from(0xabcdu64), "storage came back");
+        assert_eq!(back.balance(who), evm.balance(who));
+        // The nonce came back too: the next deployment lands where the original's would.
+        let (a, _) = back.deploy(who, initcode(), U256::ZERO).unwrap();
+        let (b, _) = evm.deploy(who, initcode(), U256::ZERO).unwrap();
+        assert_eq!(a, b);
+        let mut bad = state.clone();
+        bad.fork = "Berlin".into();
+        assert!(Evm::import_state(&bad).is_err());
     }
 }

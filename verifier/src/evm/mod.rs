@@ -7,7 +7,7 @@ pub mod solc;
 pub mod solidity;
 
 pub use export::{build_verifier, export_verifier, load_verifier, ExportError, VerifierManifest};
-pub use harness::{Evm, EvmError, Fork, Receipt, CODE_SIZE_LIMIT};
+pub use harness::{AccountState, ChainState, Evm, EvmError, Fork, Receipt, CODE_SIZE_LIMIT};
 pub use revm::primitives::{Address, Bytes, Log, B256, U256};
 pub use solc::{Compiled, Solc, SolcError, SOLC_VERSION};
 pub use solidity::{calldata, fr_to_u256, verifier_source, GenerateError};

@@ -1,0 +1,65 @@
+//! `pogo demo`: the whole protocol end to end on the embedded chain.
+
+use std::path::PathBuf;
+
+use clap::Args;
+
+use super::OutputArgs;
+use crate::demo::{print_summary, run, DemoOptions};
+
+/// Arguments of `pogo demo`.
+#[derive(Args, Debug)]
+#[command(after_help = "Registers the task (keys from the INSECURE seeded setup are made in --params-dir if missing; \
+compiling the verifier needs solc 0.8.19: scripts/solc/install.sh), then runs --rounds honest rounds and two \
+cheating miners (an update that does not match its commitment, and one that does not lower the loss), with three \
+verifiers and a finalizer, printing each step and a summary.\n\nExamples:\n  pogo demo\n  pogo demo --task tasks/licenses.json --rounds 3\n  \
+pogo demo --chain http://127.0.0.1:8545     # against Anvil")]
+pub struct DemoArgs {
+    /// The task file.
+    #[arg(long, default_value = "tasks/digits.json")]
+    task: PathBuf,
+    /// Honest rounds.
+    #[arg(long, default_value_t = 2)]
+    rounds: u64,
+    /// Skip the cheating miners.
+    #[arg(long)]
+    no_cheats: bool,
+    /// Working folder (an earlier demo's is wiped).
+    #[arg(long, default_value = "demo-out")]
+    dir: PathBuf,
+    /// Where circuit keys live.
+    #[arg(long, env = "POGO_PARAMS", default_value = "params")]
+    params_dir: PathBuf,
+    /// Sampled blocks per proof.
+    #[arg(long, default_value_t = 2)]
+    samples: usize,
+    /// A development JSON-RPC node (Anvil) instead of the embedded chain.
+    #[arg(long)]
+    chain: Option<String>,
+    #[command(flatten)]
+    output: OutputArgs,
+}
+
+pub(super) fn demo(args: DemoArgs) -> anyhow::Result<()> {
+    let opts = DemoOptions {
+        task: args.task,
+        rounds: args.rounds,
+        cheats: !args.no_cheats,
+        dir: args.dir,
+        params_dir: args.params_dir,
+        samples: args.samples,
+        chain: args.chain,
+    };
+    let json = args.output.json;
+    let summary = run(&opts, &mut |line| {
+        if !json {
+            println!("{line}")
+        }
+    })?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&summary).expect("summaries serialize"));
+    } else {
+        print_summary(&summary);
+    }
+    Ok(())
+}

@@ -1,0 +1,443 @@
+//! The node's commands: `keys`, `task create`, `miner`, `verifier`, `finalize`, `status`.
+//! Settings come from flags, then environment variables (`POGO_*`), then a TOML config
+//! file (`--config`), then defaults under the node folder (`--home`, default `.pogo`).
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use alloy::primitives::{Address, U256};
+use anyhow::{bail, Context};
+use clap::{Args, Subcommand};
+use serde::Deserialize;
+
+use super::{OutputArgs, Report};
+use crate::chain::{self, Chain, EmbeddedChain};
+use crate::contract::Rounds;
+use crate::deploy::{create_task, wei, Deployment, TaskTerms};
+use crate::keystore::{Keystore, Wallet};
+use crate::roles::finalizer::Finalizer;
+use crate::roles::miner::{Cheat, Miner};
+use crate::roles::verifier::Verifier;
+use crate::roles::{Node, Step};
+use crate::store::Store;
+
+/// Settings every node command shares.
+#[derive(Args, Debug, Clone)]
+pub struct NodeArgs {
+    /// Node folder: keystore/, store/, role state, deployment.json and (by default) the
+    /// embedded chain's chain.json [default: .pogo]
+    #[arg(long, env = "POGO_HOME", value_name = "DIR")]
+    pub home: Option<PathBuf>,
+    /// The chain: an http(s):// JSON-RPC URL, or an embedded chain's state file
+    /// [default: the deployment's, else HOME/chain.json]
+    #[arg(long, env = "POGO_CHAIN", value_name = "URL|FILE")]
+    pub chain: Option<String>,
+    /// Name of the key to use in the keystore [default: default]
+    #[arg(long, env = "POGO_KEY", value_name = "NAME")]
+    pub key: Option<String>,
+    /// Keystore password.
+    #[arg(long, env = "POGO_PASSWORD", hide_env_values = true, value_name = "PASSWORD")]
+    pub password: Option<String>,
+    /// TOML config file with any of: home, chain, key, params_dir, peers, serve, deployment.
+    #[arg(long, env = "POGO_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Deployment record [default: HOME/deployment.json]
+    #[arg(long, env = "POGO_DEPLOYMENT", value_name = "FILE")]
+    pub deployment: Option<PathBuf>,
+    /// Where circuit keys live [default: params]
+    #[arg(long, env = "POGO_PARAMS", value_name = "DIR")]
+    pub params_dir: Option<PathBuf>,
+    /// Other nodes' update stores to fetch blobs from (comma-separated URLs).
+    #[arg(long = "peers", env = "POGO_PEERS", value_delimiter = ',', value_name = "URL,...")]
+    pub peers: Vec<String>,
+    /// Seconds between polls while waiting.
+    #[arg(long, default_value_t = 1.0, value_name = "SECONDS")]
+    pub poll: f64,
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+/// The config file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConfigFile {
+    home: Option<PathBuf>,
+    chain: Option<String>,
+    key: Option<String>,
+    params_dir: Option<PathBuf>,
+    peers: Option<Vec<String>>,
+    serve: Option<String>,
+    deployment: Option<PathBuf>,
+}
+
+/// Settings after flags, environment, config file and defaults.
+pub struct Settings {
+    /// Node folder.
+    pub home: PathBuf,
+    chain: Option<String>,
+    key: String,
+    password: Option<String>,
+    deployment: PathBuf,
+    /// Keys folder.
+    pub params_dir: PathBuf,
+    peers: Vec<String>,
+    serve: Option<String>,
+    poll: Duration,
+    output: OutputArgs,
+}
+
+impl NodeArgs {
+    /// Resolves the settings.
+    pub fn settings(&self) -> anyhow::Result<Settings> {
+        let file: ConfigFile = match &self.config {
+            Some(path) => {
+                let text =
+                    std::fs::read_to_string(path).with_context(|| format!("reading config {}", path.display()))?;
+                toml::from_str(&text).with_context(|| format!("config {}", path.display()))?
+            }
+            None => ConfigFile::default(),
+        };
+        let home = self.home.clone().or(file.home).unwrap_or_else(|| PathBuf::from(".pogo"));
+        if !(self.poll > 0.0 && self.poll.is_finite()) {
+            bail!("--poll must be a positive number of seconds");
+        }
+        Ok(Settings {
+            deployment: self.deployment.clone().or(file.deployment).unwrap_or_else(|| home.join("deployment.json")),
+            chain: self.chain.clone().or(file.chain),
+            key: self.key.clone().or(file.key).unwrap_or_else(|| "default".into()),
+            password: self.password.clone(),
+            params_dir: self.params_dir.clone().or(file.params_dir).unwrap_or_else(|| PathBuf::from("params")),
+            peers: if self.peers.is_empty() { file.peers.unwrap_or_default() } else { self.peers.clone() },
+            serve: file.serve,
+            poll: Duration::from_secs_f64(self.poll),
+            output: self.output,
+            home,
+        })
+    }
+}
+
+impl Settings {
+    fn keystore(&self) -> anyhow::Result<Keystore> {
+        let password = self
+            .password
+            .as_deref()
+            .context("the keystore needs a password: set POGO_PASSWORD (or pass --password)")?;
+        Ok(Keystore::new(&self.home.join("keystore"), password))
+    }
+
+    /// The key named by `--key`.
+    pub fn wallet(&self) -> anyhow::Result<Wallet> {
+        Ok(self.keystore()?.open(&self.key)?)
+    }
+
+    fn chain_spec(&self, deployment: Option<&Deployment>) -> String {
+        self.chain
+            .clone()
+            .or_else(|| deployment.map(|d| d.chain.clone()))
+            .unwrap_or_else(|| self.home.join("chain.json").display().to_string())
+    }
+
+    fn deployment(&self) -> anyhow::Result<Deployment> {
+        Deployment::load(&self.deployment)
+    }
+
+    /// Connects to the deployment's chain and task.
+    fn node(&self, wallet: &Wallet, role_dir: &str) -> anyhow::Result<Node> {
+        let deployment = self.deployment()?;
+        let mut chain = chain::open(&self.chain_spec(Some(&deployment)), std::slice::from_ref(wallet))?;
+        let rounds = Rounds::at(chain.as_mut(), deployment.contract)?;
+        let store = Store::new(&self.home.join(role_dir).join("store"));
+        Node::new(chain, rounds, deployment.task, &deployment.task_file, store, self.peers.clone())
+    }
+}
+
+/// `pogo keys`.
+#[derive(Args, Debug)]
+pub struct KeysArgs {
+    #[command(subcommand)]
+    command: KeysCommand,
+    #[command(flatten)]
+    node: NodeArgs,
+}
+
+#[derive(Subcommand, Debug)]
+enum KeysCommand {
+    /// Create a new random key (encrypted with the password).
+    New {
+        /// Its name.
+        name: String,
+    },
+    /// List the keys and their addresses.
+    List,
+}
+
+pub(super) fn keys(args: KeysArgs) -> anyhow::Result<()> {
+    let settings = args.node.settings()?;
+    let store = settings.keystore()?;
+    match args.command {
+        KeysCommand::New { name } => {
+            let wallet = store.create(&name)?;
+            Report::new().add("name", &name).add("address", wallet.address().to_string()).print(settings.output);
+        }
+        KeysCommand::List => {
+            let mut report = Report::new();
+            for name in store.names()? {
+                report = report.add(&name, store.open(&name)?.address().to_string());
+            }
+            report.print(settings.output);
+        }
+    }
+    Ok(())
+}
+
+/// `pogo task`.
+#[derive(Args, Debug)]
+pub struct TaskArgs {
+    #[command(subcommand)]
+    command: TaskCommand,
+}
+
+#[derive(Subcommand, Debug)]
+enum TaskCommand {
+    /// Register a task: deploy its verifier (and the round contract unless --contract), create the task, write deployment.json.
+    Create(TaskCreateArgs),
+}
+
+/// Arguments of `pogo task create`.
+#[derive(Args, Debug)]
+pub struct TaskCreateArgs {
+    /// The task file (model, data, optimizer, steps per round, margin).
+    task: PathBuf,
+    /// An already deployed round contract to register in.
+    #[arg(long)]
+    contract: Option<Address>,
+    /// Seconds per block of a new embedded chain (0: blocks only when a role asks).
+    #[arg(long, default_value_t = crate::chain::embedded::DEFAULT_BLOCK_TIME)]
+    block_time: f64,
+    #[command(flatten)]
+    terms: TaskTerms,
+    #[command(flatten)]
+    node: NodeArgs,
+}
+
+pub(super) fn task(args: TaskArgs) -> anyhow::Result<()> {
+    let TaskCommand::Create(args) = args.command;
+    let settings = args.node.settings()?;
+    let wallet = settings.wallet()?;
+    let spec = settings.chain_spec(None);
+    let mut chain: Box<dyn Chain> = if spec.starts_with("http") {
+        chain::open(&spec, std::slice::from_ref(&wallet))?
+    } else {
+        Box::new(EmbeddedChain::open_with(Path::new(&spec), args.block_time)?)
+    };
+    let rounds = args.contract.map(|a| Rounds::at(chain.as_mut(), a)).transpose()?;
+    let deployment =
+        create_task(chain.as_mut(), &spec, &wallet, rounds, &args.task, &args.terms, &settings.params_dir)?;
+    deployment.save(&settings.deployment)?;
+    Report::new()
+        .add("chain", chain.describe())
+        .add("contract", deployment.contract.to_string())
+        .add("task", deployment.task.to_string())
+        .add("verifier", deployment.verifier.to_string())
+        .add("depth", deployment.depth)
+        .add("samples", deployment.samples)
+        .add("deployment", settings.deployment.display().to_string())
+        .print(settings.output);
+    Ok(())
+}
+
+/// Arguments of `pogo miner`.
+#[derive(Args, Debug)]
+pub struct MinerArgs {
+    /// Stop after this many finished rounds [default: never]
+    #[arg(long)]
+    rounds: Option<u64>,
+    /// Serve this node's update store over HTTP on this address [default: 127.0.0.1:7700]
+    #[arg(long, env = "POGO_SERVE", value_name = "ADDR")]
+    serve: Option<String>,
+    /// Misbehave (to see slashing): mismatch, no-gain.
+    #[arg(long, value_enum, default_value_t = Cheat::None)]
+    cheat: Cheat,
+    #[command(flatten)]
+    node: NodeArgs,
+}
+
+/// Arguments of `pogo verifier`.
+#[derive(Args, Debug)]
+pub struct VerifierArgs {
+    /// Stake, in ether (at least the task's minimum).
+    #[arg(long, default_value_t = 1.0)]
+    stake: f64,
+    /// Stop after this many attestations [default: never]
+    #[arg(long)]
+    rounds: Option<u64>,
+    #[command(flatten)]
+    node: NodeArgs,
+}
+
+/// Arguments of `pogo finalize` and `pogo status`.
+#[derive(Args, Debug)]
+pub struct FinalizeArgs {
+    /// Keep finalizing rounds as they close instead of one pass.
+    #[arg(long)]
+    watch: bool,
+    #[command(flatten)]
+    node: NodeArgs,
+}
+
+/// Drives a role: prints what it does, waits (producing blocks on chains that allow it, one
+/// per poll) until it is done or `stop` says so.
+fn drive(
+    node: &mut Node,
+    settings: &Settings,
+    mut step: impl FnMut(&mut Node) -> anyhow::Result<Step>,
+    mut stop: impl FnMut() -> bool,
+) -> anyhow::Result<()> {
+    let mut last_why = String::new();
+    loop {
+        match step(node)? {
+            Step::Acted(event) => {
+                let block = node.chain.block_number()?;
+                if settings.output.json {
+                    println!("{}", serde_json::to_string(&event).expect("events serialize"));
+                } else {
+                    println!(
+                        "[block {block}] {}: round {}: {} ({:.2} s)",
+                        event.role, event.round, event.what, event.seconds
+                    );
+                }
+                last_why.clear();
+            }
+            Step::Wait { until, why } => {
+                if stop() {
+                    return Ok(());
+                }
+                if why != last_why && !settings.output.json {
+                    eprintln!("waiting: {why}");
+                }
+                last_why = why;
+                std::thread::sleep(settings.poll);
+                if until.is_some() {
+                    let now = node.chain.block_number()?;
+                    node.chain.produce_blocks_until(now)?;
+                }
+            }
+            Step::Done => return Ok(()),
+        }
+    }
+}
+
+pub(super) fn miner(args: MinerArgs) -> anyhow::Result<()> {
+    let settings = args.node.settings()?;
+    let wallet = settings.wallet()?;
+    let mut node = settings.node(&wallet, &format!("miner-{}", wallet.name()))?;
+    let serve = args.serve.or(settings.serve.clone()).unwrap_or_else(|| "127.0.0.1:7700".into());
+    let server = node.store.serve(&serve)?;
+    eprintln!("serving update blobs at {}", server.url);
+    let dir = settings.home.join(format!("miner-{}", wallet.name()));
+    let mut miner = Miner::new(wallet, &dir, &settings.params_dir, args.cheat, args.rounds.unwrap_or(u64::MAX))?;
+    drive(&mut node, &settings, |n| miner.step(n), || false)
+}
+
+pub(super) fn verifier(args: VerifierArgs) -> anyhow::Result<()> {
+    let settings = args.node.settings()?;
+    let wallet = settings.wallet()?;
+    let mut node = settings.node(&wallet, &format!("verifier-{}", wallet.name()))?;
+    let dir = settings.home.join(format!("verifier-{}", wallet.name()));
+    let mut verifier = Verifier::new(wallet, &dir, wei(args.stake))?;
+    let limit = args.rounds.unwrap_or(u64::MAX);
+    let attested = std::cell::Cell::new(verifier.state.attested.len() as u64);
+    drive(
+        &mut node,
+        &settings,
+        |n| {
+            let step = verifier.step(n);
+            attested.set(verifier.state.attested.len() as u64);
+            step
+        },
+        || attested.get() >= limit,
+    )
+}
+
+pub(super) fn finalize(args: FinalizeArgs) -> anyhow::Result<()> {
+    let settings = args.node.settings()?;
+    let wallet = settings.wallet()?;
+    let mut node = settings.node(&wallet, "finalizer")?;
+    let mut finalizer = Finalizer::new(wallet);
+    let once = !args.watch;
+    let mut acted = false;
+    drive(
+        &mut node,
+        &settings,
+        |n| {
+            let step = finalizer.step(n)?;
+            acted |= matches!(step, Step::Acted(_));
+            Ok(step)
+        },
+        || once,
+    )?;
+    if once && !acted && !settings.output.json {
+        println!("nothing to finalize");
+    }
+    Ok(())
+}
+
+pub(super) fn status(args: FinalizeArgs) -> anyhow::Result<()> {
+    let settings = args.node.settings()?;
+    let deployment = settings.deployment()?;
+    let mut chain = chain::open(&settings.chain_spec(Some(&deployment)), &[])?;
+    let rounds = Rounds::at(chain.as_mut(), deployment.contract)?;
+    let task = rounds.task(chain.as_mut(), deployment.task)?;
+    let block = chain.block_number()?;
+    let mut report = Report::new()
+        .add("chain", chain.describe())
+        .add("block", block)
+        .add("contract", deployment.contract.to_string())
+        .add("task", deployment.task.to_string())
+        .add("root", format!("{:#x}", task.root))
+        .add("pool_wei", task.pool.to_string())
+        .add("rounds", task.rounds);
+    let (mut accepted, mut rejected) = (0u64, 0u64);
+    for id in 0..task.rounds {
+        let r = rounds.round(chain.as_mut(), deployment.task, id)?;
+        if r.finalized {
+            if r.accepted {
+                accepted += 1;
+            } else {
+                rejected += 1;
+            }
+        }
+    }
+    report = report.add("accepted", accepted).add("rejected", rejected);
+    if task.open {
+        let id = task.rounds - 1;
+        let r = rounds.round(chain.as_mut(), deployment.task, id)?;
+        let phase = if r.seed1.is_zero() {
+            "waiting for phase-1 randomness"
+        } else if r.seed2.is_zero() {
+            "waiting for phase-2 randomness"
+        } else if !r.proven {
+            "waiting for the proof"
+        } else {
+            "attesting"
+        };
+        report = report
+            .add("open_round", id)
+            .add("miner", r.miner.to_string())
+            .add("phase", phase)
+            .add("attestations", r.attestations)
+            .add("proof_deadline", r.commitBlock + task.params.proofWindow)
+            .add("attest_deadline", r.commitBlock + task.params.attestWindow);
+    }
+    if let Ok(wallet) = settings.wallet() {
+        let who = wallet.address();
+        report = report
+            .add("account", who.to_string())
+            .add("balance_wei", chain.balance(who)?.to_string())
+            .add("owed_wei", rounds.owed(chain.as_mut(), who)?.to_string())
+            .add("stake_wei", rounds.stake(chain.as_mut(), deployment.task, who)?.to_string());
+    }
+    let _ = U256::ZERO;
+    report.print(settings.output);
+    Ok(())
+}

@@ -1,0 +1,148 @@
+//! The round contract over any [`Chain`]: deployment, typed reads and transactions, and
+//! the contract's errors named (`TooLate`, `AlreadyAttested`, ...).
+
+use alloy::primitives::{Address, B256, U256};
+use alloy::sol_types::{SolCall, SolEvent};
+use pogo_verifier::rounds::{bytecode, PogoRounds, Round, TaskParams};
+
+use crate::chain::{Chain, ChainError, TxReceipt};
+use crate::keystore::Wallet;
+
+/// A call to the round contract failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ContractError {
+    /// The chain refused or is unreachable.
+    #[error(transparent)]
+    Chain(#[from] ChainError),
+    /// The answer did not decode.
+    #[error("cannot decode the round contract's answer to {call}: {why}")]
+    Decode {
+        /// The function.
+        call: &'static str,
+        /// Why.
+        why: String,
+    },
+    /// No code at the contract's address.
+    #[error("no contract at {0} on this chain (wrong --contract or chain?)")]
+    NoCode(Address),
+}
+
+impl ContractError {
+    /// The contract's error name, when it refused.
+    pub fn contract_error(&self) -> Option<String> {
+        match self {
+            ContractError::Chain(e) => e.contract_error(),
+            _ => None,
+        }
+    }
+}
+
+/// A task as the contract holds it.
+#[derive(Debug, Clone)]
+pub struct TaskState {
+    /// Registration parameters.
+    pub params: TaskParams,
+    /// Current accepted root.
+    pub root: U256,
+    /// Reward pool (wei).
+    pub pool: U256,
+    /// Rounds opened so far.
+    pub rounds: u64,
+    /// Whether the last round is open.
+    pub open: bool,
+}
+
+/// A deployed round contract.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rounds {
+    /// Its address.
+    pub address: Address,
+}
+
+impl Rounds {
+    /// The contract at `address`, checking it has code.
+    pub fn at(chain: &mut dyn Chain, address: Address) -> Result<Self, ContractError> {
+        if chain.code(address)?.is_empty() {
+            return Err(ContractError::NoCode(address));
+        }
+        Ok(Rounds { address })
+    }
+
+    /// Deploys the committed artifact.
+    pub fn deploy(chain: &mut dyn Chain, from: &Wallet) -> Result<(Self, TxReceipt), ContractError> {
+        let receipt = chain.send(from, None, bytecode(), U256::ZERO)?;
+        let address = receipt.created.ok_or(ContractError::Decode { call: "deploy", why: "no address".into() })?;
+        Ok((Rounds { address }, receipt))
+    }
+
+    /// Sends `call` with `value` wei.
+    pub fn send<C: SolCall>(
+        &self,
+        chain: &mut dyn Chain,
+        from: &Wallet,
+        call: C,
+        value: U256,
+    ) -> Result<TxReceipt, ContractError> {
+        Ok(chain.send(from, Some(self.address), call.abi_encode(), value)?)
+    }
+
+    /// A read.
+    pub fn read<C: SolCall>(&self, chain: &mut dyn Chain, call: C) -> Result<C::Return, ContractError> {
+        let out = chain.call(self.address, call.abi_encode())?;
+        C::abi_decode_returns(&out).map_err(|e| ContractError::Decode { call: C::SIGNATURE, why: e.to_string() })
+    }
+
+    /// Registers a task; returns its id (from the `TaskCreated` event).
+    pub fn create_task(
+        &self,
+        chain: &mut dyn Chain,
+        from: &Wallet,
+        params: TaskParams,
+        pool: U256,
+    ) -> Result<(U256, TxReceipt), ContractError> {
+        let receipt = self.send(chain, from, PogoRounds::createTaskCall { p: params }, pool)?;
+        let id = receipt
+            .logs
+            .iter()
+            .find_map(|log| PogoRounds::TaskCreated::decode_log(log).ok().map(|e| e.task))
+            .ok_or(ContractError::Decode { call: "createTask", why: "no TaskCreated event".into() })?;
+        Ok((id, receipt))
+    }
+
+    /// A task's state.
+    pub fn task(&self, chain: &mut dyn Chain, task: U256) -> Result<TaskState, ContractError> {
+        let t = self.read(chain, PogoRounds::getTaskCall { task })?;
+        Ok(TaskState { params: t.params, root: t.root, pool: t.pool, rounds: t.roundCount, open: t.open })
+    }
+
+    /// One round.
+    pub fn round(&self, chain: &mut dyn Chain, task: U256, round: u64) -> Result<Round, ContractError> {
+        self.read(chain, PogoRounds::getRoundCall { task, round })
+    }
+
+    /// The open round's public inputs (roots, nb, sampled indices).
+    pub fn public_inputs(&self, chain: &mut dyn Chain, task: U256) -> Result<Vec<U256>, ContractError> {
+        self.read(chain, PogoRounds::publicInputsCall { task })
+    }
+
+    /// `who`'s verdict in a round (0 none, 1 positive, 2 negative).
+    pub fn verdict(&self, chain: &mut dyn Chain, task: U256, round: u64, who: Address) -> Result<u8, ContractError> {
+        let a = self.read(chain, PogoRounds::getAttestationCall { task, round, verifier: who })?;
+        Ok(a.verdict)
+    }
+
+    /// `who`'s stake in a task.
+    pub fn stake(&self, chain: &mut dyn Chain, task: U256, who: Address) -> Result<U256, ContractError> {
+        self.read(chain, PogoRounds::stakeOfCall::new((task, who)))
+    }
+
+    /// What `who` can withdraw.
+    pub fn owed(&self, chain: &mut dyn Chain, who: Address) -> Result<U256, ContractError> {
+        self.read(chain, PogoRounds::balanceOfCall::new((who,)))
+    }
+}
+
+/// A 32-byte seed as the contract stores it, or `None` while undrawn.
+pub fn seed(value: B256) -> Option<[u8; 32]> {
+    (value != B256::ZERO).then_some(value.0)
+}

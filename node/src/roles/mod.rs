@@ -1,0 +1,231 @@
+//! The node's roles (DESIGN §3): the miner (train, commit, draw randomness, prove, submit,
+//! finalize), the verifier (fetch, rebuild, evaluate, attest, claim) and the finalizer.
+//!
+//! Each role is a state machine advanced one action at a time by `step`, which reads the
+//! chain first and persists its own state (temp file + rename) before and after every
+//! transaction, so a node killed at any point resumes where it was: the chain says whether
+//! a transaction went in, and nothing is sent twice.
+
+pub mod finalizer;
+pub mod miner;
+pub mod verifier;
+
+use std::path::Path;
+use std::time::Instant;
+
+use alloy::primitives::{keccak256, B256, U256};
+use anyhow::{bail, Context};
+use pogo_circuits::model::Model;
+use pogo_circuits::update::Update;
+use pogo_prover::commit::model_tree;
+use pogo_verifier::evm::fr_to_u256;
+use pogo_verifier::rounds::TaskParams;
+use serde::{de::DeserializeOwned, Serialize};
+
+use crate::chain::Chain;
+use crate::contract::Rounds;
+use crate::store::Store;
+use crate::train::{TaskConfig, Trainer};
+
+/// Where time goes in a round (for the demo's summary and the benchmark).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Phase {
+    /// Training steps, quantization, exact new model.
+    Train,
+    /// Model and update roots, blob into the store, the commit transaction.
+    Commit,
+    /// Drawing phase-1 / phase-2 randomness.
+    Randomness,
+    /// Building the witness and the halo2 proof.
+    Prove,
+    /// The submitProof transaction (on-chain verification).
+    SubmitProof,
+    /// Fetching the blob, rebuilding the new model and checking its roots.
+    Rebuild,
+    /// Evaluating old and new model on the phase-1 batch, and the attest transaction.
+    Evaluate,
+    /// The finalize transaction.
+    Finalize,
+    /// Claiming slashed bonds and withdrawing.
+    Payout,
+}
+
+/// Something a role did.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Event {
+    /// Which role.
+    pub role: String,
+    /// Round it concerns.
+    pub round: u64,
+    /// Phase.
+    pub phase: Phase,
+    /// What happened, for people.
+    pub what: String,
+    /// Wall time spent (seconds).
+    pub seconds: f64,
+    /// Gas of the transaction, if one was sent.
+    pub gas: u64,
+}
+
+/// The result of one `step` of a role.
+#[derive(Debug)]
+pub enum Step {
+    /// It did something.
+    Acted(Event),
+    /// Nothing to do before block `until` (or before something else happens).
+    Wait {
+        /// The block the role waits for, if it waits for one.
+        until: Option<u64>,
+        /// Why it waits.
+        why: String,
+    },
+    /// The role has finished (a miner's requested rounds are done).
+    Done,
+}
+
+/// What every role shares: the chain, the contract, the task and its data, the store.
+pub struct Node {
+    /// The chain client.
+    pub chain: Box<dyn Chain>,
+    /// The round contract.
+    pub rounds: Rounds,
+    /// The task id.
+    pub task: U256,
+    /// Its registration parameters.
+    pub params: TaskParams,
+    /// The task's trainer (data, network).
+    pub trainer: Trainer,
+    /// This node's update store.
+    pub store: Store,
+    /// Other nodes' store URLs, where blobs are fetched.
+    pub sources: Vec<String>,
+}
+
+impl Node {
+    /// Connects to task `task` of the contract, checking the task file is the one registered
+    /// (spec hash, dataset hash, genesis root).
+    pub fn new(
+        mut chain: Box<dyn Chain>,
+        rounds: Rounds,
+        task: U256,
+        task_file: &Path,
+        store: Store,
+        sources: Vec<String>,
+    ) -> anyhow::Result<Self> {
+        let state = rounds.task(chain.as_mut(), task).with_context(|| format!("reading task {task}"))?;
+        let config = TaskConfig::load(task_file)?;
+        let (spec, dataset) = task_hashes(task_file, &config)?;
+        if state.params.spec != spec {
+            bail!(
+                "{} is not the task registered as task {task} (spec hash {spec} vs {})",
+                task_file.display(),
+                state.params.spec
+            );
+        }
+        if state.params.dataset != dataset {
+            bail!(
+                "the data of {} is not the task's dataset (hash {dataset} vs {})",
+                task_file.display(),
+                state.params.dataset
+            );
+        }
+        let trainer = Trainer::new(config, candle_core::Device::Cpu)?;
+        let node = Node { chain, rounds, task, params: state.params, trainer, store, sources };
+        let genesis = node.trainer.genesis()?;
+        if node.root(&genesis)? != node.params.genesisRoot {
+            bail!("the task's genesis model does not have the registered genesis root");
+        }
+        node.store.put_model(node.params.genesisRoot, &genesis)?;
+        Ok(node)
+    }
+
+    /// Tree depth of the task's circuit configuration.
+    pub fn depth(&self) -> u32 {
+        self.params.depth
+    }
+
+    /// A model's root at the task's depth.
+    pub fn root(&self, model: &Model) -> anyhow::Result<U256> {
+        Ok(fr_to_u256(&model_tree(model, Some(self.depth()), &())?.root()))
+    }
+
+    /// The model with root `root`: from the store, or rebuilt from the accepted rounds
+    /// that led to it (fetching their blobs).
+    pub fn model_at(&mut self, root: U256) -> anyhow::Result<Model> {
+        if let Some(model) = self.store.model(root) {
+            return Ok(model);
+        }
+        let count = self.rounds.task(self.chain.as_mut(), self.task)?.rounds;
+        for id in (0..count).rev() {
+            let r = self.rounds.round(self.chain.as_mut(), self.task, id)?;
+            if r.accepted && r.newRoot == root {
+                let old = self.model_at(r.oldRoot)?;
+                let new = self.rebuild(&old, r.blobHash, r.updateRoot, r.newRoot)?;
+                return Ok(new);
+            }
+        }
+        bail!("no accepted round leads to root {root:#x}, and the store does not hold its model")
+    }
+
+    /// Fetches blob `hash`, applies it to `old` and checks the update and new roots; keeps
+    /// the new model in the store.
+    pub fn rebuild(&self, old: &Model, hash: B256, update_root: U256, new_root: U256) -> anyhow::Result<Model> {
+        let blob = self.store.fetch_blob(hash, &self.sources)?;
+        let update = Update::from_blob(&blob).context("the blob is not an update")?;
+        let got = fr_to_u256(&pogo_prover::commit::update_tree(&update, Some(self.depth()), &())?.root());
+        if got != update_root {
+            bail!("the blob's update root {got:#x} is not the committed {update_root:#x}");
+        }
+        let new = update.apply(old).context("the update does not apply to the old model")?;
+        let got = self.root(&new)?;
+        if got != new_root {
+            bail!("old model + update has root {got:#x}, not the committed {new_root:#x}");
+        }
+        self.store.put_model(new_root, &new)?;
+        Ok(new)
+    }
+}
+
+/// The hashes a task is registered with: keccak-256 of the task file's bytes, and of its
+/// data file's bytes.
+pub fn task_hashes(task_file: &Path, config: &TaskConfig) -> anyhow::Result<(B256, B256)> {
+    let spec = keccak256(std::fs::read(task_file).with_context(|| format!("reading {}", task_file.display()))?);
+    let data = config.data_path();
+    let dataset = keccak256(std::fs::read(data).with_context(|| format!("reading {}", data.display()))?);
+    Ok((spec, dataset))
+}
+
+/// Losses go on chain as integers in units of 1e-9.
+pub fn loss_units(loss: f32) -> u64 {
+    (f64::from(loss.max(0.0)) * 1e9).round() as u64
+}
+
+/// Reads a role's state file (the default when there is none).
+pub fn load_state<T: Default + DeserializeOwned>(path: &Path) -> anyhow::Result<T> {
+    match std::fs::read(path) {
+        Ok(bytes) => serde_json::from_slice(&bytes).with_context(|| format!("{} is damaged", path.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(T::default()),
+        Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
+    }
+}
+
+/// Writes a role's state file (temp file + rename).
+pub fn save_state<T: Serialize>(path: &Path, state: &T) -> anyhow::Result<()> {
+    let json = serde_json::to_vec_pretty(state).expect("states serialize");
+    pogo_circuits::files::write_atomic(path, &json).with_context(|| format!("writing {}", path.display()))
+}
+
+/// Test hook for restart safety: when `POGO_CRASH_AT` names this point, the process
+/// aborts on the spot, as `kill -9` would (no destructors, no flushing).
+pub fn crash_point(name: &str) {
+    if std::env::var("POGO_CRASH_AT").is_ok_and(|v| v == name) {
+        eprintln!("POGO_CRASH_AT={name}: aborting");
+        std::process::abort();
+    }
+}
+
+/// Seconds since `start`.
+pub fn since(start: Instant) -> f64 {
+    start.elapsed().as_secs_f64()
+}
