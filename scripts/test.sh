@@ -10,4 +10,6 @@ fi
 # The pinned Solidity compiler (npm solc-js 0.8.19) the EVM tests compile with; installed
 # once here so parallel test binaries never race on it.
 scripts/solc/install.sh >/dev/null
+# The pinned Anvil (npm @foundry-rs/anvil-linux-amd64) the JSON-RPC integration test starts.
+scripts/anvil/install.sh >/dev/null
 cargo test --workspace --locked

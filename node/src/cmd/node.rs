@@ -156,8 +156,6 @@ impl Settings {
 pub struct KeysArgs {
     #[command(subcommand)]
     command: KeysCommand,
-    #[command(flatten)]
-    node: NodeArgs,
 }
 
 #[derive(Subcommand, Debug)]
@@ -166,20 +164,26 @@ enum KeysCommand {
     New {
         /// Its name.
         name: String,
+        #[command(flatten)]
+        node: NodeArgs,
     },
     /// List the keys and their addresses.
-    List,
+    List {
+        #[command(flatten)]
+        node: NodeArgs,
+    },
 }
 
 pub(super) fn keys(args: KeysArgs) -> anyhow::Result<()> {
-    let settings = args.node.settings()?;
+    let (KeysCommand::New { node, .. } | KeysCommand::List { node }) = &args.command;
+    let settings = node.settings()?;
     let store = settings.keystore()?;
     match args.command {
-        KeysCommand::New { name } => {
+        KeysCommand::New { name, .. } => {
             let wallet = store.create(&name)?;
             Report::new().add("name", &name).add("address", wallet.address().to_string()).print(settings.output);
         }
-        KeysCommand::List => {
+        KeysCommand::List { .. } => {
             let mut report = Report::new();
             for name in store.names()? {
                 report = report.add(&name, store.open(&name)?.address().to_string());
