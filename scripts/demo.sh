@@ -4,7 +4,9 @@
 # with Poseidon Merkle commitments; a verifier rebuilds it exactly, checks the roots and
 # re-evaluates the loss; the miner proves sampled blocks with halo2 and anyone verifies the
 # proof natively and in an EVM with the generated Solidity verifier; edited proofs and
-# corrupted updates are refused.
+# corrupted updates are refused; and `pogo demo` runs the round protocol end to end (task
+# registration, train, commit, randomness, prove, on-chain verification, three verifiers
+# attesting, finalize; cheating miners slashed) on the embedded chain.
 # Usage: scripts/demo.sh [WORK_DIR]   (needs cargo, python3, and node/npm for the pinned solc-js)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -81,5 +83,8 @@ if pogo apply "$work/base.safetensors" "$work/corrupt.pogo" -o "$work/bad.safete
   echo "corrupt blob was accepted"; exit 1
 fi
 [ ! -e "$work/bad.safetensors" ] && echo "refused; no output file"
+
+step "The node: miner, three verifiers and a finalizer on the embedded chain; two cheating miners slashed"
+POGO_SOLC="$solc" pogo demo --rounds 2 --dir "$work/node-demo" --params-dir "$work/params"
 
 step "Done: files in $work"
