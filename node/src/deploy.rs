@@ -7,9 +7,10 @@ use std::path::{Path, PathBuf};
 use alloy::primitives::{Address, U256};
 use anyhow::{bail, Context};
 use pogo_circuits::config::CircuitConfig;
+use pogo_circuits::merkle::default_depth;
 use pogo_prover::prove::keygen;
 use pogo_prover::setup::dev_setup;
-use pogo_verifier::evm::{export_verifier, fr_to_u256, load_verifier, Solc};
+use pogo_verifier::evm::{export_verifier, load_verifier, Solc};
 use pogo_verifier::keys::{config_dir, SetupOrigin, MANIFEST_FILE};
 use pogo_verifier::rounds::TaskParams;
 use serde::{Deserialize, Serialize};
@@ -17,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use crate::chain::Chain;
 use crate::contract::Rounds;
 use crate::keystore::Wallet;
-use crate::roles::task_hashes;
+use crate::roles::{model_root, task_hashes};
 use crate::train::{TaskConfig, Trainer};
 
 /// One ether in wei.
@@ -101,11 +102,6 @@ impl Deployment {
     }
 }
 
-/// The smallest depth D >= 1 with `blocks <= 2^D`.
-pub fn default_depth(blocks: u64) -> u32 {
-    (blocks.max(2) - 1).ilog2() + 1
-}
-
 /// Makes sure keys and a compiled verifier exist for (depth, samples) under `params_dir`.
 /// With `dev_seed`, missing keys are made from the INSECURE seeded setup (demo use);
 /// without, missing keys are an error naming `pogo setup`. Returns the verifier bytecode.
@@ -167,7 +163,7 @@ pub fn create_task(
         Some(r) => r,
         None => Rounds::deploy(chain, owner)?.0,
     };
-    let genesis_root = fr_to_u256(&pogo_prover::commit::model_tree(&genesis, Some(depth), &())?.root());
+    let genesis_root = model_root(&genesis, depth)?;
     let params = TaskParams {
         genesisRoot: genesis_root,
         nb,

@@ -15,13 +15,12 @@ use pogo_circuits::update::Update;
 use pogo_prover::prove::{prove, Keys};
 use pogo_prover::setup::Setup;
 use pogo_prover::witness::{assemble, round_trees};
-use pogo_verifier::evm::fr_to_u256;
 use pogo_verifier::keys::config_dir;
 use pogo_verifier::rounds::PogoRounds;
 use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
 
-use super::{crash_point, load_state, save_state, since, Event, Node, Phase, Step};
+use super::{crash_point, draw, load_state, save_state, since, Event, Node, Phase, Step};
 use crate::contract::seed;
 use crate::keystore::Wallet;
 use crate::quantize::Residual;
@@ -292,7 +291,7 @@ impl Miner {
         let blob = update.to_blob();
         let blob_hash = node.store.put_blob(&blob)?;
         let new_root = node.root(&new_model)?;
-        let update_root = fr_to_u256(&pogo_prover::commit::update_tree(&update, Some(node.depth()), &())?.root());
+        let update_root = node.update_root(&update)?;
         node.store.put_model(new_root, &new_model)?;
         residual.save(&self.residual_path(true))?;
         self.set(MinerPhase::Prepared { round, old_root: root, new_root, update_root, blob_hash })?;
@@ -375,40 +374,4 @@ fn noise_update(model: &Model, round: u64) -> anyhow::Result<Update> {
         })
         .collect();
     Ok(Update::new(n as u64, blocks)?)
-}
-
-/// Draws the next randomness phase of `round` when its block has passed (anyone may); `None`
-/// when both are drawn.
-pub(super) fn draw(
-    node: &mut Node,
-    wallet: &Wallet,
-    role: &str,
-    round: u64,
-    r: &pogo_verifier::rounds::Round,
-    now: u64,
-) -> anyhow::Result<Option<Step>> {
-    if r.seed2 != B256::ZERO {
-        return Ok(None);
-    }
-    let (phase, target) = if r.seed1 == B256::ZERO { (1, r.seed1Block) } else { (2, r.seed2Block) };
-    if now <= target {
-        return Ok(Some(Step::Wait { until: Some(target), why: format!("phase-{phase} randomness (block {target})") }));
-    }
-    let start = Instant::now();
-    match node.rounds.send(node.chain.as_mut(), wallet, PogoRounds::drawRandomnessCall { task: node.task }, U256::ZERO)
-    {
-        Ok(receipt) => Ok(Some(Step::Acted(Event {
-            role: role.to_string(),
-            round,
-            phase: Phase::Randomness,
-            what: format!("drew phase-{phase} randomness from block {target}"),
-            seconds: since(start),
-            gas: receipt.gas_used,
-        }))),
-        // Someone else drew it between our read and our transaction.
-        Err(e) if e.contract_error().as_deref() == Some("AlreadyDrawn") => {
-            Ok(Some(Step::Wait { until: None, why: "drawn by another node".into() }))
-        }
-        Err(e) => Err(e.into()),
-    }
 }

@@ -17,7 +17,7 @@ use alloy::primitives::{keccak256, B256, U256};
 use anyhow::{bail, Context};
 use pogo_circuits::model::Model;
 use pogo_circuits::update::Update;
-use pogo_prover::commit::model_tree;
+use pogo_prover::commit::{model_tree, update_tree};
 use pogo_verifier::evm::fr_to_u256;
 use pogo_verifier::rounds::TaskParams;
 use serde::{de::DeserializeOwned, Serialize};
@@ -147,7 +147,12 @@ impl Node {
 
     /// A model's root at the task's depth.
     pub fn root(&self, model: &Model) -> anyhow::Result<U256> {
-        Ok(fr_to_u256(&model_tree(model, Some(self.depth()), &())?.root()))
+        model_root(model, self.depth())
+    }
+
+    /// An update's root at the task's depth.
+    pub fn update_root(&self, update: &Update) -> anyhow::Result<U256> {
+        Ok(fr_to_u256(&update_tree(update, Some(self.depth()), &())?.root()))
     }
 
     /// The model with root `root`: from the store, or rebuilt from the accepted rounds
@@ -173,7 +178,7 @@ impl Node {
     pub fn rebuild(&self, old: &Model, hash: B256, update_root: U256, new_root: U256) -> anyhow::Result<Model> {
         let blob = self.store.fetch_blob(hash, &self.sources)?;
         let update = Update::from_blob(&blob).context("the blob is not an update")?;
-        let got = fr_to_u256(&pogo_prover::commit::update_tree(&update, Some(self.depth()), &())?.root());
+        let got = self.update_root(&update)?;
         if got != update_root {
             bail!("the blob's update root {got:#x} is not the committed {update_root:#x}");
         }
@@ -194,6 +199,11 @@ pub fn task_hashes(task_file: &Path, config: &TaskConfig) -> anyhow::Result<(B25
     let data = config.data_path();
     let dataset = keccak256(std::fs::read(data).with_context(|| format!("reading {}", data.display()))?);
     Ok((spec, dataset))
+}
+
+/// A model's Merkle root at `depth`, as the contract holds roots (all cores).
+pub fn model_root(model: &Model, depth: u32) -> anyhow::Result<U256> {
+    Ok(fr_to_u256(&model_tree(model, Some(depth), &())?.root()))
 }
 
 /// Losses go on chain as integers in units of 1e-9.
@@ -228,4 +238,44 @@ pub fn crash_point(name: &str) {
 /// Seconds since `start`.
 pub fn since(start: Instant) -> f64 {
     start.elapsed().as_secs_f64()
+}
+
+/// Draws the next randomness phase of `round` when its block has passed (anyone may); `None`
+/// when both are drawn.
+pub fn draw(
+    node: &mut Node,
+    wallet: &crate::keystore::Wallet,
+    role: &str,
+    round: u64,
+    r: &pogo_verifier::rounds::Round,
+    now: u64,
+) -> anyhow::Result<Option<Step>> {
+    if r.seed2 != B256::ZERO {
+        return Ok(None);
+    }
+    let (phase, target) = if r.seed1 == B256::ZERO { (1, r.seed1Block) } else { (2, r.seed2Block) };
+    if now <= target {
+        return Ok(Some(Step::Wait { until: Some(target), why: format!("phase-{phase} randomness (block {target})") }));
+    }
+    let start = Instant::now();
+    match node.rounds.send(
+        node.chain.as_mut(),
+        wallet,
+        pogo_verifier::rounds::PogoRounds::drawRandomnessCall { task: node.task },
+        U256::ZERO,
+    ) {
+        Ok(receipt) => Ok(Some(Step::Acted(Event {
+            role: role.to_string(),
+            round,
+            phase: Phase::Randomness,
+            what: format!("drew phase-{phase} randomness from block {target}"),
+            seconds: since(start),
+            gas: receipt.gas_used,
+        }))),
+        // Someone else drew it between our read and our transaction.
+        Err(e) if e.contract_error().as_deref() == Some("AlreadyDrawn") => {
+            Ok(Some(Step::Wait { until: None, why: "drawn by another node".into() }))
+        }
+        Err(e) => Err(e.into()),
+    }
 }

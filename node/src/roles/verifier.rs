@@ -75,7 +75,7 @@ impl Verifier {
             return Ok(Step::Wait { until: None, why: format!("nothing to attest in round {round}") });
         }
         let Some(seed1) = seed(r.seed1) else {
-            return super::miner::draw(node, &self.wallet, &self.name(), round, &r, now)
+            return super::draw(node, &self.wallet, &self.name(), round, &r, now)
                 .map(|s| s.unwrap_or(Step::Wait { until: None, why: "phase-1 randomness".into() }));
         };
         // Rebuild: fetch, check the update root, apply, check the new root.
