@@ -133,8 +133,13 @@ impl Verifier {
         for round in pending {
             let call = PogoRounds::claimSlashCall { task: node.task, round };
             let result = node.rounds.send(node.chain.as_mut(), &self.wallet, call, U256::ZERO);
-            self.state.claimed.push(round);
-            save_state(&self.path, &self.state)?;
+            // Recorded only once the chain answered: a failed send (chain down) is retried.
+            if result.is_ok()
+                || result.as_ref().err().and_then(|e| e.contract_error()).as_deref() == Some("NothingToClaim")
+            {
+                self.state.claimed.push(round);
+                save_state(&self.path, &self.state)?;
+            }
             match result {
                 Ok(receipt) => {
                     return Ok(Some(self.acted(
