@@ -8,27 +8,23 @@ use halo2_base::halo2_proofs::SerdeFormat;
 use pogo_circuits::files::write_atomic;
 use pogo_circuits::update_circuit::UpdateCircuit;
 use pogo_verifier::keys::{
-    parse_untrusted, read_checked, sha256_hex, FileHashes, KeysError, Manifest, SetupOrigin, MANIFEST_FILE,
+    io_error, parse_untrusted, read_checked, sha256_hex, FileHashes, KeysError, Manifest, SetupOrigin, MANIFEST_FILE,
     MANIFEST_FORMAT, PK_FILE, SETUP_FILE, VK_FILE,
 };
 
 use crate::prove::Keys;
 use crate::setup::{self, Setup};
 
-fn io(path: &Path) -> impl FnOnce(std::io::Error) -> KeysError + '_ {
-    move |source| KeysError::Io { path: path.display().to_string(), source }
-}
-
 /// Writes setup, keys and manifest into `dir` (created if needed); each file atomically,
 /// the manifest last, so a folder with a manifest is complete.
 pub fn write(dir: &Path, setup: &Setup, origin: SetupOrigin, keys: &Keys) -> Result<Manifest, KeysError> {
-    std::fs::create_dir_all(dir).map_err(io(dir))?;
+    std::fs::create_dir_all(dir).map_err(io_error(dir))?;
     let setup_bytes = setup::to_bytes(setup);
     let vk_bytes = keys.vk_bytes();
     let pk_bytes = keys.pk.to_bytes(SerdeFormat::RawBytesUnchecked);
     for (name, bytes) in [(SETUP_FILE, &setup_bytes), (VK_FILE, &vk_bytes), (PK_FILE, &pk_bytes)] {
         let path = dir.join(name);
-        write_atomic(&path, bytes).map_err(io(&path))?;
+        write_atomic(&path, bytes).map_err(io_error(&path))?;
     }
     let manifest = Manifest {
         format: MANIFEST_FORMAT.into(),
@@ -40,7 +36,7 @@ pub fn write(dir: &Path, setup: &Setup, origin: SetupOrigin, keys: &Keys) -> Res
     };
     let path = dir.join(MANIFEST_FILE);
     let json = serde_json::to_vec_pretty(&manifest).expect("manifests serialize");
-    write_atomic(&path, &json).map_err(io(&path))?;
+    write_atomic(&path, &json).map_err(io_error(&path))?;
     Ok(manifest)
 }
 

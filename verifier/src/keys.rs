@@ -153,8 +153,13 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
 
+/// Turns an I/O error on `path` into [`KeysError::Io`] (for `map_err`).
+pub fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> KeysError + '_ {
+    move |source| KeysError::Io { path: path.display().to_string(), source }
+}
+
 fn read(path: &Path) -> Result<Vec<u8>, KeysError> {
-    std::fs::read(path).map_err(|source| KeysError::Io { path: path.display().to_string(), source })
+    std::fs::read(path).map_err(io_error(path))
 }
 
 /// Reads a file and checks it against the manifest's hash.

@@ -52,10 +52,15 @@ impl RoundsError {
     /// The contract's error name (`"TooLate"`, `"ProofRejected"`, ...), when it refused.
     pub fn contract_error(&self) -> Option<&str> {
         match self {
-            RoundsError::Refused(text) => Some(text.split('(').next().unwrap_or(text)),
+            RoundsError::Refused(text) => Some(error_name(text)),
             _ => None,
         }
     }
+}
+
+/// The error's name in a decoded revert (`"LateProof(3)"` → `"LateProof"`).
+pub fn error_name(decoded: &str) -> &str {
+    decoded.split('(').next().unwrap_or(decoded)
 }
 
 fn describe(error: &PogoRounds::PogoRoundsErrors) -> String {

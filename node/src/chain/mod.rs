@@ -68,7 +68,7 @@ impl ChainError {
     pub fn contract_error(&self) -> Option<String> {
         match self {
             ChainError::Reverted { data } => {
-                pogo_verifier::rounds::decode_revert(data).map(|t| t.split('(').next().unwrap_or(&t).to_string())
+                pogo_verifier::rounds::decode_revert(data).map(|t| pogo_verifier::rounds::error_name(&t).to_string())
             }
             _ => None,
         }

@@ -10,7 +10,7 @@ use super::harness::{Evm, Fork, CODE_SIZE_LIMIT};
 use super::solc::{Solc, SolcError};
 use super::solidity::{verifier_source, GenerateError};
 use crate::evm::{Address, U256};
-use crate::keys::{read_checked, sha256_hex, KeysError, Manifest, Versioned};
+use crate::keys::{io_error, read_checked, sha256_hex, KeysError, Manifest, Versioned};
 use halo2_base::halo2_proofs::halo2curves::bn256::{Bn256, G1Affine};
 use halo2_base::halo2_proofs::plonk::VerifyingKey;
 use halo2_base::halo2_proofs::poly::kzg::commitment::ParamsKZG;
@@ -91,10 +91,6 @@ pub enum ExportError {
     },
 }
 
-fn io(path: &Path) -> impl FnOnce(std::io::Error) -> KeysError + '_ {
-    move |source| KeysError::Io { path: path.display().to_string(), source }
-}
-
 /// The deployed size of `creation` code, measured by deploying it in a scratch EVM.
 pub fn deployed_size(creation: &[u8]) -> Result<usize, ExportError> {
     let mut evm = Evm::new(Fork::default());
@@ -146,7 +142,7 @@ pub fn export_verifier(dir: &Path, solc: &Solc) -> Result<VerifierManifest, Expo
     ];
     for (name, bytes) in files {
         let path = dir.join(name);
-        write_atomic(&path, &bytes).map_err(io(&path))?;
+        write_atomic(&path, &bytes).map_err(io_error(&path))?;
     }
     Ok(out)
 }
@@ -164,7 +160,7 @@ pub fn load_verifier(dir: &Path) -> Result<(VerifierManifest, Vec<u8>), ExportEr
         });
     }
     let path = dir.join(VERIFIER_BIN);
-    let text = std::fs::read_to_string(&path).map_err(io(&path))?;
+    let text = std::fs::read_to_string(&path).map_err(io_error(&path))?;
     let malformed =
         |reason: String| KeysError::Malformed { path: path.display().to_string(), what: "verifier bytecode", reason };
     let bytecode = hex::decode(text.trim()).map_err(|e| malformed(e.to_string()))?;
