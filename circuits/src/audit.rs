@@ -13,7 +13,7 @@ use serde::Serialize;
 use crate::config::{CircuitConfig, ConfigError, RESERVED_ROWS};
 use crate::encoding::{BLOCK_WEIGHTS, LIMBS_PER_ELEMENT, NIBBLES_PER_HALF};
 use crate::field::{fr_to_hex, Field, Fr};
-use crate::gadgets::pow5::rows_per_hash;
+use crate::gadgets::pow5;
 use crate::merkle::MerkleTree;
 use crate::poseidon::spec::FULL_ROUNDS;
 use crate::update_circuit::{
@@ -38,7 +38,7 @@ pub enum CellClass {
     Sibling,
     /// A path bit.
     PathBit,
-    /// A state or square cell of the `H_2` region.
+    /// A state or square cell of the `H_2` gates.
     HashState,
     /// The sampled index.
     Index,
@@ -192,7 +192,7 @@ struct Trial {
     samples: Vec<SampleWitness>,
     positions: Vec<u64>,
     prank: Option<Prank>,
-    region: Option<(usize, usize, usize)>,
+    region: Option<pow5::Tamper>,
 }
 
 /// Runs the circuit variant on a witness under MockProver; `true` if accepted.
@@ -377,9 +377,9 @@ fn cell_pranks(
             }),
         );
     }
-    // The H_2 region: a state cell in a full and a partial round, a square, the output.
+    // The H_2 rows: a state cell in a full and a partial round, a square, the output.
     let hashes = 3 * depth as usize * samples;
-    let rounds = (rows_per_hash() - 1) / 2;
+    let rounds = pow5::rounds();
     let picks = [
         (rng.gen_range(0..FULL_ROUNDS / 2), rng.gen_range(0..3)),
         (FULL_ROUNDS / 2 + 5, 0),
@@ -397,7 +397,7 @@ fn cell_pranks(
             samples: witness.to_vec(),
             positions: indices.to_vec(),
             prank: None,
-            region: Some((hash, round, column)),
+            region: Some(pow5::Tamper::Cell { hash, round, column }),
         });
     }
     trials

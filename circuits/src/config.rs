@@ -7,7 +7,7 @@ use halo2_base::gates::circuit::BaseCircuitParams;
 
 use crate::encoding::BLOCK_WEIGHTS;
 use crate::field::{Field, Fr};
-use crate::gadgets::pow5::{rows_per_hash, COLUMNS as HASH_COLUMNS};
+use crate::gadgets::pow5::rows_per_hash;
 use crate::merkle::MAX_DEPTH;
 use crate::update_circuit::{synthesize, PublicInputs, SampleWitness, UpdateCircuit, WitnessShapeError};
 
@@ -15,13 +15,13 @@ use crate::update_circuit::{synthesize, PublicInputs, SampleWitness, UpdateCircu
 pub const RESERVED_ROWS: usize = 20;
 /// Smallest and largest supported `k`.
 const K_RANGE: std::ops::RangeInclusive<u32> = 12..=24;
-/// Flex-gate advice columns a configuration aims for. Proving time falls with more columns,
-/// but every column costs the on-chain verifier 34–47k gas and 1.4–2 KB of code: with one
-/// (plus the `H_2` region's three) the S = 32, D = 20 verifier fits EIP-170 (23.4 KB,
-/// 430k gas) where two columns do not (25.4 KB), at the price of k = 21 and 2–3× the
-/// proving time (docs/BENCHMARKS.md). Proofs are made once per round, verified on chain
-/// every round.
-const TARGET_ADVICE_COLUMNS: usize = 1;
+/// Advice columns of every configuration: one, shared by the flex gate and the `H_2`
+/// gates. Proving time falls with more columns, but every column costs the on-chain
+/// verifier ~36k gas and ~1.3 KB of code (DESIGN §4, docs/BENCHMARKS.md); with one, proof
+/// verification stays under 350k gas and the S = 32, D = 20 verifier under EIP-170, at the
+/// price of k = 21 and 2–3× the proving time of a wide layout. Proofs are made once per
+/// round, verified on chain every round.
+const ADVICE_COLUMNS: usize = 1;
 
 /// `UpdateCircuit{D, S}`: tree depth and samples per proof.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
@@ -42,7 +42,7 @@ pub enum ConfigError {
     #[error("samples per proof must be between 1 and 1024, got {0}")]
     Samples(usize),
     /// Too large for any supported `k`.
-    #[error("UpdateCircuit{{D = {depth}, S = {samples}}} needs {cells} cells, more than 2^{max_k} rows of {TARGET_ADVICE_COLUMNS} columns")]
+    #[error("UpdateCircuit{{D = {depth}, S = {samples}}} needs {cells} cells, more than 2^{max_k} rows of {ADVICE_COLUMNS} columns")]
     TooLarge {
         /// `D`.
         depth: u32,
@@ -100,7 +100,7 @@ impl CircuitConfig {
         (inputs, vec![sample; self.samples])
     }
 
-    /// Rows of the dedicated `H_2` region: three Merkle paths of `D` levels per sample.
+    /// Rows of the `H_2` gates: three Merkle paths of `D` levels per sample.
     pub fn hash_rows(&self) -> usize {
         3 * self.depth as usize * self.samples * rows_per_hash()
     }
@@ -112,12 +112,9 @@ impl CircuitConfig {
         let hash_rows = self.hash_rows();
         for lookup_bits in [16usize, 8] {
             let flex_cells = self.count_cells(lookup_bits)?;
-            // The H_2 region's columns count as advice cells too.
-            let cells = flex_cells + HASH_COLUMNS * hash_rows;
-            let fits = |k: &u32| {
-                let usable = (1usize << k) - RESERVED_ROWS;
-                flex_cells <= TARGET_ADVICE_COLUMNS * usable && hash_rows <= usable
-            };
+            // The H_2 rows follow the flex gate's in the same column.
+            let cells = flex_cells + hash_rows;
+            let fits = |k: &u32| cells <= ADVICE_COLUMNS * ((1usize << k) - RESERVED_ROWS);
             let k = K_RANGE.clone().find(fits).ok_or(ConfigError::TooLarge {
                 depth: self.depth,
                 samples: self.samples,
@@ -151,7 +148,7 @@ pub struct CircuitShape {
     pub k: u32,
     /// Range-check table of `2^lookup_bits` rows.
     pub lookup_bits: usize,
-    /// Advice cells: the flex gate's plus the `H_2` region's (lookup copies excluded).
+    /// Advice cells: the flex gate's plus the `H_2` gates' rows.
     pub advice_cells: usize,
 }
 
@@ -191,6 +188,6 @@ mod tests {
         let more = CircuitConfig::new(2, 2).unwrap().shape().unwrap();
         assert!(deeper.advice_cells > small.advice_cells && more.advice_cells > small.advice_cells);
         assert!(small.lookup_bits < small.k as usize);
-        assert!(small.advice_cells <= (TARGET_ADVICE_COLUMNS + HASH_COLUMNS) << small.k);
+        assert!(small.advice_cells <= ADVICE_COLUMNS << small.k);
     }
 }

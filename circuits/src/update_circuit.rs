@@ -18,10 +18,11 @@ use halo2_base::halo2_proofs::circuit::{Layouter, SimpleFloorPlanner};
 use halo2_base::halo2_proofs::plonk::{Circuit, ConstraintSystem, Error};
 use halo2_base::QuantumCell::{Constant, Existing, Witness};
 
+use crate::config::RESERVED_ROWS;
 use crate::encoding::{UpdateBlock, BLOCK_WEIGHTS, ELEMENTS_PER_BLOCK, LIMBS_PER_ELEMENT, NIBBLES_PER_HALF};
 use crate::field::{Field, Fr};
 use crate::gadgets::linear::{combine, Value};
-use crate::gadgets::pow5::Pow5Config;
+use crate::gadgets::pow5::{rows_per_hash, Pow5Config, Tamper};
 use crate::gadgets::{merkle, poseidon, AssignedValue, Context, Gate, Range};
 use crate::merkle::{MerklePath, MAX_DEPTH};
 
@@ -185,10 +186,12 @@ pub fn check_shape(depth: u32, inputs: &PublicInputs, samples: &[SampleWitness])
     Ok(())
 }
 
-/// One Merkle-level hash `out = H_2(left, right)`: the three cells live in halo2-base's
-/// region, the permutation itself in the dedicated region ([`Pow5Config`]).
+/// One Merkle-level hash `out = H_2(left, right)`: the cells live in halo2-base's
+/// region, the permutation itself in the rows of the `H_2` gates ([`Pow5Config`]).
 #[derive(Debug, Clone, Copy)]
 pub struct HashCall {
+    /// A constant 0: the capacity element the permutation starts from.
+    pub zero: AssignedValue<Fr>,
     /// Left input.
     pub left: AssignedValue<Fr>,
     /// Right input.
@@ -202,7 +205,7 @@ pub struct HashCall {
 pub struct Synthesized {
     /// The cells of every sample.
     pub samples: Vec<SampleCells>,
-    /// Every Merkle-level `H_2`, to be proven by [`UpdateCircuit`]'s dedicated region.
+    /// Every Merkle-level `H_2`, to be proven by [`UpdateCircuit`]'s `H_2` gates.
     pub hashes: Vec<HashCall>,
 }
 
@@ -313,7 +316,8 @@ pub fn synthesize_variant(
         {
             let computed = merkle::root_with(ctx, *leaf, &bits, path, &mut |ctx, left, right| {
                 let out = ctx.load_witness(crate::poseidon::hash2(*left.value(), *right.value()));
-                hashes.push(HashCall { left, right, out });
+                let zero = ctx.load_zero();
+                hashes.push(HashCall { zero, left, right, out });
                 out
             });
             ctx.constrain_equal(&computed, &root);
@@ -333,14 +337,14 @@ pub fn synthesize_variant(
 }
 
 /// `UpdateCircuit{D, S}` as halo2 sees it: halo2-base's region (everything but the
-/// Merkle-level hashes) plus the dedicated `H_2` region, tied by copy constraints.
+/// Merkle-level hashes) plus the rows of the `H_2` gates after it, tied by copy constraints.
 pub struct UpdateCircuit {
     /// The laid-out flex-gate part.
     pub builder: BaseCircuitBuilder<Fr>,
     /// The Merkle-level hashes it recorded.
     pub hashes: Vec<HashCall>,
-    /// Soundness tests only: overwrite state cell `(hash, row, column)` of the `H_2` region.
-    pub tamper: Option<(usize, usize, usize)>,
+    /// Soundness tests only: a fault in the `H_2` rows.
+    pub tamper: Option<Tamper>,
 }
 
 impl UpdateCircuit {
@@ -372,7 +376,14 @@ impl Circuit<Fr> for UpdateCircuit {
     }
 
     fn configure_with_params(meta: &mut ConstraintSystem<Fr>, params: Self::Params) -> Self::Config {
-        UpdateCircuitConfig { base: BaseConfig::configure(meta, params), pow5: Pow5Config::configure(meta) }
+        let base = BaseConfig::configure(meta, params);
+        let gate = base.gate();
+        assert!(
+            gate.basic_gates[0].len() == 1 && gate.constants.len() == 1,
+            "UpdateCircuit lays out one advice and one constants column"
+        );
+        let pow5 = Pow5Config::configure(meta, gate.basic_gates[0][0].value, gate.constants[0]);
+        UpdateCircuitConfig { base, pow5 }
     }
 
     fn configure(_: &mut ConstraintSystem<Fr>) -> Self::Config {
@@ -383,10 +394,18 @@ impl Circuit<Fr> for UpdateCircuit {
         self.builder.synthesize(config.base.clone(), layouter.namespace(|| "flex gate"))?;
         let pairs: Vec<(Fr, Fr)> = self.hashes.iter().map(|h| (*h.left.value(), *h.right.value())).collect();
         let link = !self.builder.witness_gen_only();
+        // The H_2 rows follow the flex gate's in its column; the round constants share the
+        // constants column, whose halo2-base constants end far above.
+        let statistics = self.builder.statistics();
+        let start = statistics.gate.total_advice_per_phase[0];
+        let usable = (1usize << self.builder.config_params.k) - RESERVED_ROWS;
+        if start + pairs.len() * rows_per_hash() > usable || statistics.gate.total_fixed > start {
+            return Err(Error::NotEnoughRowsAvailable { current_k: self.builder.config_params.k as u32 });
+        }
         layouter.assign_region(
             || "H_2 rounds",
             |mut region| {
-                let cells = config.pow5.assign(&mut region, &pairs, self.tamper);
+                let cells = config.pow5.assign(&mut region, start, &pairs, self.tamper);
                 if link {
                     // Tie inputs and output to the flex-gate cells they stand for.
                     let copies = self.builder.core().copy_manager.lock().expect("copy manager lock");
@@ -394,6 +413,7 @@ impl Circuit<Fr> for UpdateCircuit {
                         *copies.assigned_advices.get(&v.cell.expect("a virtual cell")).expect("laid out before")
                     };
                     for (call, hashed) in self.hashes.iter().zip(&cells) {
+                        region.constrain_equal(physical(&call.zero), hashed.capacity);
                         region.constrain_equal(physical(&call.left), hashed.inputs[0]);
                         region.constrain_equal(physical(&call.right), hashed.inputs[1]);
                         region.constrain_equal(physical(&call.out), hashed.output);

@@ -6,16 +6,18 @@ use halo2_base::gates::circuit::builder::BaseCircuitBuilder;
 use halo2_base::halo2_proofs::dev::{MockProver, VerifyFailure};
 use pogo_circuits::encoding::{bias, Nibble, UpdateBlock, BLOCK_WEIGHTS};
 use pogo_circuits::field::{Field, Fr};
+use pogo_circuits::gadgets::pow5::Tamper;
 use pogo_circuits::gadgets::Context;
 use pogo_circuits::merkle::MerkleTree;
 use pogo_circuits::model::{Model, TensorInfo};
+use pogo_circuits::poseidon::RawSpec;
 use pogo_circuits::update::Update;
 use pogo_circuits::update_circuit::{
     limbs_leaf, nibbles_leaf, synthesize, PublicInputs, SampleCells, SampleWitness, UpdateCircuit, WitnessShapeError,
 };
 use rand::{Rng, SeedableRng};
 
-const K: usize = 15;
+const K: usize = 17;
 const LOOKUP_BITS: usize = 8;
 
 /// An honest old model, update and new model with `blocks` blocks (the last one partial).
@@ -103,7 +105,7 @@ fn mock_with(
     samples: &[SampleWitness],
     instances: Option<Vec<Fr>>,
     prank: impl FnOnce(&mut Context<Fr>, &[SampleCells]),
-    tamper: Option<(usize, usize, usize)>,
+    tamper: Option<Tamper>,
 ) -> Result<(), Vec<VerifyFailure>> {
     let mut builder =
         BaseCircuitBuilder::<Fr>::new(false).use_k(K).use_lookup_bits(LOOKUP_BITS).use_instance_columns(1);
@@ -327,7 +329,7 @@ fn malformed_witness_shapes_are_errors_not_panics() {
 
 #[test]
 fn tampered_h2_round_cells_are_rejected() {
-    // Every H_2 of the three paths is proven in the dedicated region: changing any state
+    // Every H_2 of the three paths is proven by the round gates: changing any state
     // cell (first row, a full round, a partial round, the output row) or square must fail.
     let f = Fixture::new(5, 3, 14);
     let (inputs, samples) = f.witness(&[2], None, |_, _| {});
@@ -335,9 +337,38 @@ fn tampered_h2_round_cells_are_rejected() {
     for (hash, row, column) in
         [(0, 0, 0), (0, 0, 1), (4, 2, 2), (8, 30, 0), (8, 30, 1), (2, 65, 0), (5, 64, 2), (1, 3, 4), (6, 20, 3)]
     {
-        let result = mock_with(3, &inputs, &samples, None, |_, _| {}, Some((hash, row, column)));
+        let result = mock_with(3, &inputs, &samples, None, |_, _| {}, Some(Tamper::Cell { hash, round: row, column }));
         assert!(result.is_err(), "hash {hash} row {row} column {column}");
     }
+}
+
+#[test]
+fn an_h2_from_another_capacity_is_rejected_by_its_tie_to_zero() {
+    // The top hash of the old path (hash D − 1) runs from capacity 1, every round consistent
+    // with it, and the claimed old root is that result: only the capacity's copy
+    // constraint to the constant 0 objects.
+    let f = Fixture::new(5, 3, 16);
+    let (mut inputs, samples) = f.witness(&[3], None, |_, _| {});
+    let mut builder =
+        BaseCircuitBuilder::<Fr>::new(false).use_k(K).use_lookup_bits(LOOKUP_BITS).use_instance_columns(1);
+    let top = synthesize(&mut builder, 3, &inputs, &samples).unwrap().hashes[2];
+    let mut state = [Fr::ONE, *top.left.value(), *top.right.value()];
+    RawSpec::generate(2).permute(&mut state);
+    inputs.old_root = state[0];
+
+    let mut builder =
+        BaseCircuitBuilder::<Fr>::new(false).use_k(K).use_lookup_bits(LOOKUP_BITS).use_instance_columns(1);
+    let laid_out = synthesize(&mut builder, 3, &inputs, &samples).unwrap();
+    let out = laid_out.hashes[2].out;
+    out.debug_prank(builder.main(0), state[0]);
+    builder.calculate_params(Some(20));
+    let mut circuit = UpdateCircuit::new(builder, laid_out.hashes);
+    circuit.tamper = Some(Tamper::Capacity { hash: 2 });
+    let failures = MockProver::run(K as u32, &circuit, vec![inputs.to_instances()]).unwrap().verify().unwrap_err();
+    assert!(
+        failures.iter().all(|f| matches!(f, VerifyFailure::Permutation { .. })),
+        "only a copy constraint fails: {failures:?}"
+    );
 }
 
 #[test]

@@ -77,14 +77,13 @@ fn one(depth: u32, samples: usize) {
     }
     let native_ms = t.elapsed().as_secs_f64() * 1e3;
 
-    let p = &keys.params;
+    let columns = pogo_verifier::audit::constraint_report(keys.vk(), samples);
     println!(
-        "| {depth} | {samples} | {} | {} + {} / {} / {} | {} | {:.1} | {:.1} | {:.1} | {:.1} | {} | {:.0} | {:.2} |",
+        "| {depth} | {samples} | {} | {} / {} / {} | {} | {:.1} | {:.1} | {:.1} | {:.1} | {} | {:.0} | {:.2} |",
         shape.k,
-        p.num_advice_per_phase[0],
-        pogo_circuits::gadgets::pow5::COLUMNS,
-        p.num_fixed + pogo_circuits::gadgets::pow5::FIXED_COLUMNS,
-        p.num_lookup_advice_per_phase[0],
+        columns.advice_columns,
+        columns.fixed_columns,
+        columns.lookups.len(),
         shape.advice_cells / samples,
         setup_s,
         keygen_s,
@@ -104,7 +103,7 @@ fn main() {
     }
     let configs = std::env::var("POGO_BENCH_CONFIGS").unwrap_or_else(|_| "10:1,10:8,10:32,20:1,20:8,20:32".into());
     println!("UpdateCircuit on {} rayon threads", rayon::current_num_threads());
-    println!("| D | S | k | advice (flex + H_2 region) / fixed / lookup cols | cells per sample | setup s | keygen s | prove s | verify ms | proof bytes | peak MiB | native check ms |");
+    println!("| D | S | k | advice / fixed cols / lookups | cells per sample | setup s | keygen s | prove s | verify ms | proof bytes | peak MiB | native check ms |");
     println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
     for config in configs.split(',') {
         let status = Command::new(std::env::current_exe().unwrap())

@@ -44,7 +44,7 @@ pub fn root(
 pub type LevelHash<'a> = dyn FnMut(&mut Context<Fr>, AssignedValue<Fr>, AssignedValue<Fr>) -> AssignedValue<Fr> + 'a;
 
 /// [`root`] with the level hash `H_2(left, right)` supplied by the caller (the update
-/// circuit proves it in a dedicated region, see [`super::pow5`]).
+/// circuit proves it with custom round gates, see [`super::pow5`]).
 pub fn root_with(
     ctx: &mut Context<Fr>,
     leaf: AssignedValue<Fr>,

@@ -1,6 +1,6 @@
 //! halo2-base gadgets for the statement of DESIGN §2, each beside the native reference it
 //! must agree with: circomlib Poseidon ([`poseidon`]), Merkle paths ([`merkle`]), and the
-//! linear-combination helper they share ([`linear`]), and a dedicated `H_2` region for Merkle
+//! linear-combination helper they share ([`linear`]), and custom `H_2` round gates for Merkle
 //! levels ([`pow5`]).
 
 pub mod linear;

@@ -74,17 +74,15 @@ pub(super) fn run(args: SetupArgs) -> anyhow::Result<()> {
     if insecure && !args.output.json {
         eprintln!("warning: development setup from public seed {}: anyone can forge proofs against it", args.dev_seed);
     }
+    let columns = pogo_verifier::audit::constraint_report(keys.vk(), config.samples);
     Report::new()
         .add("config", config.name())
         .add("dir", shown(&dir))
         .add("k", shape.k)
         .add("lookup_bits", shape.lookup_bits)
-        .add(
-            "advice_columns",
-            keys.params.num_advice_per_phase.first().copied().unwrap_or(0) + pogo_circuits::gadgets::pow5::COLUMNS,
-        )
-        .add("lookup_columns", keys.params.num_lookup_advice_per_phase.first().copied().unwrap_or(0))
-        .add("fixed_columns", keys.params.num_fixed + pogo_circuits::gadgets::pow5::FIXED_COLUMNS)
+        .add("advice_columns", columns.advice_columns)
+        .add("fixed_columns", columns.fixed_columns)
+        .add("lookups", columns.lookups.len())
         .add("advice_cells", shape.advice_cells)
         .add("cells_per_sample", shape.advice_cells / config.samples)
         .add(
