@@ -8,10 +8,8 @@ use std::process::Command;
 use std::time::Instant;
 
 use pogo_circuits::config::CircuitConfig;
-use pogo_circuits::encoding::{bias, Nibble, UpdateBlock, BLOCK_WEIGHTS};
-use pogo_circuits::model::{Model, TensorInfo};
 use pogo_circuits::sampling::sample_indices;
-use pogo_circuits::update::Update;
+use pogo_prover::audit::synthetic_round;
 use pogo_prover::prove::{keygen, prove};
 use pogo_prover::setup::dev_setup;
 use pogo_prover::witness::{assemble, round_trees};
@@ -33,22 +31,7 @@ fn one(depth: u32, samples: usize) {
     let shape = config.shape().unwrap();
     let blocks_in_model = MAX_BLOCKS.min(1 << depth);
 
-    let n = blocks_in_model as usize * BLOCK_WEIGHTS;
-    let mut x = 7u64;
-    let mut next = move || {
-        x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-        (x >> 33) as u32
-    };
-    let weights = (0..n).map(|_| bias((next() % 2_000_000) as i32 - 1_000_000)).collect();
-    let old = Model::new(Default::default(), vec![TensorInfo { name: "w".into(), shape: vec![n] }], weights).unwrap();
-    let blocks = (0..blocks_in_model)
-        .map(|_| UpdateBlock {
-            scale: next() % 1000 + 1,
-            nibbles: std::array::from_fn(|_| Nibble::new((next() % 16) as u8).unwrap()),
-        })
-        .collect();
-    let update = Update::new(n as u64, blocks).unwrap();
-    let new = update.apply(&old).unwrap();
+    let (old, new, update) = synthetic_round(blocks_in_model, 7);
     let trees = round_trees(&old, &new, &update, depth, &()).unwrap();
     let indices = sample_indices(&[0x42; 32], samples, blocks_in_model);
 

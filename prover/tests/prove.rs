@@ -3,11 +3,12 @@
 //! unsatisfying witnesses do not.
 
 use pogo_circuits::config::CircuitConfig;
-use pogo_circuits::encoding::{bias, Nibble, UpdateBlock, BLOCK_WEIGHTS};
+use pogo_circuits::encoding::BLOCK_WEIGHTS;
 use pogo_circuits::field::{Field, Fr};
-use pogo_circuits::model::{Model, TensorInfo};
+use pogo_circuits::model::Model;
 use pogo_circuits::sampling::sample_indices;
 use pogo_circuits::update::Update;
+use pogo_prover::audit::synthetic_round;
 use pogo_prover::prove::{keygen, prove, Keys};
 use pogo_prover::setup::{dev_setup, Setup};
 use pogo_prover::witness::{assemble, round_trees};
@@ -21,31 +22,7 @@ struct Round {
 
 /// A model of `blocks` blocks (the last partial) and a random valid update.
 fn round(blocks: u64, seed: u64) -> Round {
-    let n = (blocks as usize - 1) * BLOCK_WEIGHTS + 50;
-    let mut x = seed;
-    let mut next = move || {
-        x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-        (x >> 33) as u32
-    };
-    let weights = (0..n).map(|_| bias((next() % 2_000_000) as i32 - 1_000_000)).collect();
-    let old = Model::new(Default::default(), vec![TensorInfo { name: "w".into(), shape: vec![n] }], weights).unwrap();
-    let blocks = (0..blocks)
-        .map(|b| {
-            let used = (n - b as usize * BLOCK_WEIGHTS).min(BLOCK_WEIGHTS);
-            UpdateBlock {
-                scale: next() % 1000 + 1,
-                nibbles: std::array::from_fn(|j| {
-                    if j < used {
-                        Nibble::new((next() % 16) as u8).unwrap()
-                    } else {
-                        Nibble::ZERO
-                    }
-                }),
-            }
-        })
-        .collect();
-    let update = Update::new(n as u64, blocks).unwrap();
-    let new = update.apply(&old).unwrap();
+    let (old, new, update) = synthetic_round(blocks, seed);
     Round { old, new, update }
 }
 
