@@ -46,11 +46,11 @@ pub enum AuditError {
     Witness(#[from] WitnessError),
 }
 
-/// A random honest round over `blocks` blocks (the last one partial): old model, new model,
-/// update. Deterministic in `seed`.
+/// A random honest round over `blocks` blocks, the last one partial (1 to
+/// `BLOCK_WEIGHTS - 1` weights): old model, new model, update. Deterministic in `seed`.
 pub fn synthetic_round(blocks: u64, seed: u64) -> (Model, Model, Update) {
     let mut rng = ChaCha20Rng::seed_from_u64(seed);
-    let n = (blocks as usize - 1) * BLOCK_WEIGHTS + rng.gen_range(1..=BLOCK_WEIGHTS);
+    let n = (blocks as usize - 1) * BLOCK_WEIGHTS + rng.gen_range(1..BLOCK_WEIGHTS);
     let weights = (0..n).map(|_| bias(rng.gen_range(-1_000_000..1_000_000))).collect();
     let old = Model::new(Default::default(), vec![TensorInfo { name: "w".into(), shape: vec![n] }], weights)
         .expect("a valid synthetic model");
