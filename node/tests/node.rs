@@ -9,6 +9,8 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+use pogo_node::chain::EmbeddedChain;
+
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
@@ -159,6 +161,9 @@ struct Network {
     verifiers: Vec<Child>,
 }
 
+/// How long any one wait of the restart test may take before it fails.
+const PATIENCE: Duration = Duration::from_secs(300);
+
 impl Network {
     fn cmd(&self, args: &[&str]) -> Command {
         let mut cmd = pogo();
@@ -180,6 +185,21 @@ impl Network {
         cmd
     }
 
+    /// A verifier fetching from the miner's store, its stderr in `verifier-KEY.log`.
+    fn verifier(&self, key: &str, crash: Option<&str>) -> Child {
+        let log = std::fs::File::create(self.log(key)).unwrap();
+        let peers = format!("http://127.0.0.1:{}", self.port);
+        let mut cmd = self.cmd(&["verifier", "--key", key, "--poll", "0.1", "--peers", &peers]);
+        if let Some(point) = crash {
+            cmd.env("POGO_CRASH_AT", point);
+        }
+        cmd.stdout(Stdio::null()).stderr(log).spawn().unwrap()
+    }
+
+    fn log(&self, key: &str) -> PathBuf {
+        self.home.path().join(format!("verifier-{key}.log"))
+    }
+
     fn miner_phase(&self) -> String {
         let path = self.home.path().join("miner-miner/miner.json");
         std::fs::read(path)
@@ -187,6 +207,31 @@ impl Network {
             .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
             .map(|v| v["phase"]["phase"].as_str().unwrap_or("").to_string())
             .unwrap_or_default()
+    }
+
+    /// Waits for `miner` to finish its round. The windows are long enough that no restart
+    /// can miss them however loaded the machine is; once the proof and both attestations
+    /// are in, the test moves the chain past the attestation window itself, so the round
+    /// closes at once instead of after the wall-clock window.
+    fn finish_round(&self, mut miner: Child) {
+        let start = Instant::now();
+        loop {
+            if let Some(exit) = miner.try_wait().unwrap() {
+                assert!(exit.success(), "the miner failed: {:#}", self.status());
+                return;
+            }
+            let status = self.status();
+            if status["phase"] == "attesting" && status["attestations"] == 2 {
+                let to = status["attest_deadline"].as_u64().unwrap() + 1;
+                let now = status["block"].as_u64().unwrap();
+                if now <= to {
+                    let mut chain = EmbeddedChain::open(&self.home.path().join("chain.json")).unwrap();
+                    chain.advance(to + 1 - now).unwrap();
+                }
+            }
+            assert!(start.elapsed() < PATIENCE, "the round never closed: {status:#}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
     }
 }
 
@@ -207,8 +252,8 @@ fn roles_killed_at_any_phase_resume_without_double_submission() {
         ok(net.cmd(&["keys", "new", key, "--json"]).output().unwrap());
     }
     let task = root().join("tasks/digits.json");
-    // Windows in 0.2 s blocks: 60 s to prove (a loaded 2-core CI machine proves slowly, and a
-    // killed miner proves again), and attestation closes 4 s after that.
+    // Windows in 0.2 s blocks: 10 minutes to prove, so that no restart on a loaded machine
+    // misses a deadline; `finish_round` closes each round early by moving the chain on.
     ok(net
         .cmd(&[
             "task",
@@ -222,44 +267,39 @@ fn roles_killed_at_any_phase_resume_without_double_submission() {
             "--quorum",
             "2",
         ])
-        .args(["--proof-window", "300", "--attest-window", "320"])
+        .args(["--proof-window", "3000", "--attest-window", "3100"])
         .output()
         .unwrap());
-    let peers = format!("http://127.0.0.1:{port}");
     // Verifier v1 aborts right after its first attestation and is restarted; v2 runs throughout.
-    let v1_crash = net
-        .cmd(&["verifier", "--key", "v1", "--poll", "0.1", "--peers", &peers])
-        .env("POGO_CRASH_AT", "verifier-after-attest")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    net.verifiers.push(v1_crash);
-    let v2 = net
-        .cmd(&["verifier", "--key", "v2", "--poll", "0.1", "--peers", &peers])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    net.verifiers.push(v2);
+    net.verifiers.push(net.verifier("v1", Some("verifier-after-attest")));
+    net.verifiers.push(net.verifier("v2", None));
 
     // The miner aborts at each phase boundary in turn, then finishes the round.
     for point in ["miner-after-prepare", "miner-after-commit", "miner-after-submit"] {
         let status = net.miner(Some(point)).arg("--rounds").arg("1").status().unwrap();
         assert!(!status.success(), "the miner was to abort at {point}");
+        if point == "miner-after-commit" {
+            // The round is open and the miner's store is down until it restarts: a verifier
+            // must wait for the blob, not attest negative and have an honest miner slashed.
+            let start = Instant::now();
+            loop {
+                let status = net.status();
+                assert_eq!(status["attestations"], 0, "a verifier attested while the miner restarted: {status:#}");
+                let log = std::fs::read_to_string(net.log("v2")).unwrap();
+                if log.contains("retrying until the proof deadline") {
+                    break;
+                }
+                assert!(start.elapsed() < PATIENCE, "v2 never tried to fetch the blob:\n{log}");
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
         if point == "miner-after-submit" {
             let v1 = net.verifiers[0].wait().unwrap();
             assert!(!v1.success(), "v1 aborted after attesting");
-            let again = net
-                .cmd(&["verifier", "--key", "v1", "--poll", "0.1", "--peers", &peers])
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .unwrap();
-            net.verifiers[0] = again;
+            net.verifiers[0] = net.verifier("v1", None);
         }
     }
-    assert!(net.miner(None).arg("--rounds").arg("1").status().unwrap().success());
+    net.finish_round(net.miner(None).arg("--rounds").arg("1").spawn().unwrap());
     let status = net.status();
     assert_eq!(
         (status["rounds"].as_u64(), status["accepted"].as_u64()),
@@ -271,16 +311,69 @@ fn roles_killed_at_any_phase_resume_without_double_submission() {
     let mut miner = net.miner(None).arg("--rounds").arg("2").spawn().unwrap();
     let start = Instant::now();
     while !matches!(net.miner_phase().as_str(), "committed" | "proved") {
-        assert!(start.elapsed() < Duration::from_secs(120), "the miner never committed");
+        assert!(start.elapsed() < PATIENCE, "the miner never committed");
         std::thread::sleep(Duration::from_millis(20));
     }
     miner.kill().unwrap();
     assert!(!miner.wait().unwrap().success());
-    assert!(net.miner(None).arg("--rounds").arg("2").status().unwrap().success());
+    net.finish_round(net.miner(None).arg("--rounds").arg("2").spawn().unwrap());
     let status = net.status();
     assert_eq!(
         (status["rounds"].as_u64(), status["accepted"].as_u64(), status["rejected"].as_u64()),
         (Some(2), Some(2), Some(0)),
         "{status:#}"
     );
+}
+
+/// A task registered with a verifier that just `STOP`s (it would accept every proof): the
+/// miner and the verifier refuse it, naming the mismatch, instead of joining its rounds.
+#[test]
+fn nodes_refuse_a_task_whose_verifier_is_not_the_one_their_keys_give() {
+    use pogo_node::chain::Chain;
+    use pogo_node::contract::Rounds;
+    use pogo_node::deploy::Deployment;
+
+    let net = Network { home: tempfile::tempdir().unwrap(), port: free_port(), verifiers: Vec::new() };
+    for key in ["owner", "v1"] {
+        ok(net.cmd(&["keys", "new", key, "--json"]).output().unwrap());
+    }
+    let task = root().join("tasks/digits.json");
+    ok(net.cmd(&["task", "create", task.to_str().unwrap(), "--key", "owner", "--json"]).output().unwrap());
+    // The same task again, but its verifier is `00` (STOP): every call to it succeeds.
+    let deployment_path = net.home.path().join("deployment.json");
+    let mut deployment = Deployment::load(&deployment_path).unwrap();
+    let owner = pogo_node::keystore::Keystore::new(&net.home.path().join("keystore"), "test").open("owner").unwrap();
+    let mut chain = EmbeddedChain::open(&net.home.path().join("chain.json")).unwrap();
+    let stop_initcode = hex::decode("6001600c60003960016000f300").unwrap();
+    let stop = chain.send(&owner, None, stop_initcode, Default::default()).unwrap().created.unwrap();
+    assert_eq!(chain.code(stop).unwrap(), vec![0u8], "a STOP contract");
+    let rounds = Rounds::at(&mut chain, deployment.contract).unwrap();
+    let mut params = rounds.task(&mut chain, deployment.task).unwrap().params;
+    params.verifier = stop;
+    let (forged, _) = rounds.create_task(&mut chain, &owner, params, Default::default()).unwrap();
+    deployment.task = forged;
+    deployment.verifier = stop;
+    let forged_path = net.home.path().join("forged.json");
+    deployment.save(&forged_path).unwrap();
+    for role in [&["verifier", "--key", "v1"][..], &["miner", "--key", "owner", "--serve", "127.0.0.1:0"][..]] {
+        let mut child = net
+            .cmd(role)
+            .arg("--deployment")
+            .arg(&forged_path)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let start = Instant::now();
+        while child.try_wait().unwrap().is_none() {
+            if start.elapsed() > Duration::from_secs(60) {
+                let _ = child.kill();
+                panic!("{role:?} took part in a task whose verifier accepts every proof");
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let out = child.wait_with_output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success() && err.contains("is not the verifier of d6-s2"), "{role:?}: {err}");
+    }
 }

@@ -32,6 +32,23 @@ struct Stored {
     state: ChainState,
 }
 
+/// When blocks are due: `block_time` seconds each from `started` (none when manual).
+struct Clock {
+    block_time: f64,
+    started: f64,
+}
+
+impl Clock {
+    /// The block number that should exist by now (0 on a manual chain: no block is due).
+    fn due(&self) -> u64 {
+        if self.block_time > 0.0 {
+            1 + ((unix_now() - self.started) / self.block_time).max(0.0) as u64
+        } else {
+            0
+        }
+    }
+}
+
 /// An embedded chain stored at a path.
 pub struct EmbeddedChain {
     path: PathBuf,
@@ -62,7 +79,7 @@ impl EmbeddedChain {
             let stored = chain.load()?;
             (chain.block_time, chain.started) = (stored.block_time, stored.started);
         } else {
-            chain.with(true, |_| Ok(()))?;
+            chain.with(true, |_, _| Ok(()))?;
         }
         Ok(chain)
     }
@@ -70,6 +87,18 @@ impl EmbeddedChain {
     /// Seconds per block (0: manual).
     pub fn block_time(&self) -> f64 {
         self.block_time
+    }
+
+    /// Moves the chain `blocks` blocks ahead at once, as a development node's `anvil_mine`
+    /// does; a clocked chain's clock moves with it, so blocks keep following the wall clock
+    /// from the new height instead of pausing until the clock catches up. Returns the new
+    /// block number.
+    pub fn advance(&mut self, blocks: u64) -> Result<u64, ChainError> {
+        self.with(true, |evm, clock| {
+            evm.mine(blocks);
+            clock.started -= blocks as f64 * clock.block_time;
+            Ok(evm.block_number())
+        })
     }
 
     fn load(&self) -> Result<Stored, ChainError> {
@@ -83,28 +112,34 @@ impl EmbeddedChain {
 
     /// Runs `f` on the chain under the file lock; with `write`, saves the state afterwards
     /// (temp file + rename, so a crash leaves the old state or the new, never half).
-    fn with<T>(&self, write: bool, f: impl FnOnce(&mut Evm) -> Result<T, ChainError>) -> Result<T, ChainError> {
+    fn with<T>(
+        &self,
+        write: bool,
+        f: impl FnOnce(&mut Evm, &mut Clock) -> Result<T, ChainError>,
+    ) -> Result<T, ChainError> {
         let lock_path = self.path.with_extension("lock");
         let lock =
             File::create(&lock_path).map_err(|e| self.state_error(format!("lock {}: {e}", lock_path.display())))?;
         lock.lock().map_err(|e| self.state_error(format!("lock {}: {e}", lock_path.display())))?;
-        let mut evm = if self.path.exists() {
-            Evm::import_state(&self.load()?.state).map_err(|e| self.state_error(e.to_string()))?
+        // The clock's start is read from the file every time: `advance` moves it, and every
+        // process sharing the chain must see that.
+        let (mut evm, started) = if self.path.exists() {
+            let stored = self.load()?;
+            (Evm::import_state(&stored.state).map_err(|e| self.state_error(e.to_string()))?, stored.started)
         } else {
-            Evm::new(Fork::Prague)
+            (Evm::new(Fork::Prague), self.started)
         };
+        let mut clock = Clock { block_time: self.block_time, started };
         // The clock: the blocks that should exist by now.
         let mut write = write;
-        if self.block_time > 0.0 {
-            let due = 1 + ((unix_now() - self.started) / self.block_time).max(0.0) as u64;
-            if evm.block_number() < due {
-                evm.mine(due - evm.block_number());
-                write = true;
-            }
+        let due = clock.due();
+        if evm.block_number() < due {
+            evm.mine(due - evm.block_number());
+            write = true;
         }
-        let out = f(&mut evm)?;
+        let out = f(&mut evm, &mut clock)?;
         if write {
-            let stored = Stored { block_time: self.block_time, started: self.started, state: evm.export_state() };
+            let stored = Stored { block_time: self.block_time, started: clock.started, state: evm.export_state() };
             let json = serde_json::to_vec(&stored).expect("chain state serializes");
             pogo_circuits::files::write_atomic(&self.path, &json).map_err(|e| self.state_error(e.to_string()))?;
         }
@@ -125,7 +160,7 @@ impl Chain for EmbeddedChain {
     }
 
     fn block_number(&mut self) -> Result<u64, ChainError> {
-        self.with(false, |evm| Ok(evm.block_number()))
+        self.with(false, |evm, _| Ok(evm.block_number()))
     }
 
     fn send(
@@ -135,7 +170,7 @@ impl Chain for EmbeddedChain {
         data: Vec<u8>,
         value: U256,
     ) -> Result<TxReceipt, ChainError> {
-        self.with(true, |evm| {
+        self.with(true, |evm, _| {
             let sender = from.address();
             if evm.balance(sender).is_zero() && evm.nonce(sender) == 0 {
                 evm.set_balance(sender, U256::from(DEV_BALANCE));
@@ -154,15 +189,15 @@ impl Chain for EmbeddedChain {
     }
 
     fn call(&mut self, to: Address, data: Vec<u8>) -> Result<Vec<u8>, ChainError> {
-        self.with(false, |evm| Ok(evm.view(Address::ZERO, to, data).map_err(refused)?.output))
+        self.with(false, |evm, _| Ok(evm.view(Address::ZERO, to, data).map_err(refused)?.output))
     }
 
     fn balance(&mut self, who: Address) -> Result<U256, ChainError> {
-        self.with(false, |evm| Ok(evm.balance(who)))
+        self.with(false, |evm, _| Ok(evm.balance(who)))
     }
 
     fn code(&mut self, at: Address) -> Result<Vec<u8>, ChainError> {
-        self.with(false, |evm| Ok(evm.code(at)))
+        self.with(false, |evm, _| Ok(evm.code(at)))
     }
 
     /// A manual chain mines at once; a clocked one only lets time pass.
@@ -170,7 +205,7 @@ impl Chain for EmbeddedChain {
         if self.block_time > 0.0 {
             return Ok(self.block_number()? > block);
         }
-        self.with(true, |evm| {
+        self.with(true, |evm, _| {
             let now = evm.block_number();
             if now <= block {
                 evm.mine(block + 1 - now);

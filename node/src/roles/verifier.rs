@@ -14,6 +14,23 @@ use super::{crash_point, load_state, loss_units, save_state, since, Event, Node,
 use crate::contract::seed;
 use crate::keystore::Wallet;
 
+/// The verdict on a rebuilt round from the losses of the old and new model on the phase-1
+/// batch: positive only when both are finite and the new one is lower by at least `margin`
+/// units. A NaN or infinite loss is the worst loss there is (`u64::MAX` units), never a
+/// perfect score. Returns the verdict, both losses in units and why.
+pub fn judge(loss_old: f32, loss_new: f32, margin: u64) -> (u8, u64, u64, String) {
+    let (old, new) = (loss_units(loss_old), loss_units(loss_new));
+    if !loss_new.is_finite() {
+        (verdict::NEGATIVE, old, new, format!("the new model's loss is {loss_new}"))
+    } else if !loss_old.is_finite() {
+        (verdict::NEGATIVE, old, new, format!("the old model's loss is {loss_old}: no gain can be measured"))
+    } else if u128::from(new) + u128::from(margin) <= u128::from(old) {
+        (verdict::POSITIVE, old, new, "loss fell".into())
+    } else {
+        (verdict::NEGATIVE, old, new, "loss did not fall by the margin".into())
+    }
+}
+
 /// What a verifier persists.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct VerifierState {
@@ -78,22 +95,28 @@ impl Verifier {
             return super::draw(node, &self.wallet, &self.name(), round, &r, now)
                 .map(|s| s.unwrap_or(Step::Wait { until: None, why: "phase-1 randomness".into() }));
         };
+        // A blob that cannot be fetched yet is no verdict while the proof window is open: the
+        // miner may be restarting (its store is down until it is back), and attesting
+        // negative then would slash an honest miner that finishes in time. Once the proof
+        // deadline has passed, a blob still missing is the miner's fault.
+        let proof_deadline = r.commitBlock + node.params.proofWindow;
+        if now <= proof_deadline {
+            if let Err(e) = node.store.fetch_blob(r.blobHash, &node.sources) {
+                return Ok(Step::Wait {
+                    until: None,
+                    why: format!("round {round}: {e}; retrying until the proof deadline (block {proof_deadline})"),
+                });
+            }
+        }
         // Rebuild: fetch, check the update root, apply, check the new root.
         let old = node.model_at(r.oldRoot)?;
         let rebuilt = node.rebuild(&old, r.blobHash, r.updateRoot, r.newRoot);
         let rebuild_seconds = since(start);
         let eval_start = Instant::now();
-        let loss_old = loss_units(node.trainer.eval_batch(&old, seed1)?);
-        let (verdict, loss_new, why) = match &rebuilt {
-            Ok(new) => {
-                let loss_new = loss_units(node.trainer.eval_batch(new, seed1)?);
-                if loss_new + node.params.margin <= loss_old {
-                    (verdict::POSITIVE, loss_new, "loss fell".to_string())
-                } else {
-                    (verdict::NEGATIVE, loss_new, "loss did not fall by the margin".to_string())
-                }
-            }
-            Err(e) => (verdict::NEGATIVE, loss_old, format!("{e:#}")),
+        let loss_old = node.trainer.eval_batch(&old, seed1)?;
+        let (verdict, loss_old, loss_new, why) = match &rebuilt {
+            Ok(new) => judge(loss_old, node.trainer.eval_batch(new, seed1)?, node.params.margin),
+            Err(e) => (verdict::NEGATIVE, loss_units(loss_old), loss_units(loss_old), format!("{e:#}")),
         };
         let call = PogoRounds::attestCall { task: node.task, verdict, lossOld: loss_old, lossNew: loss_new };
         let receipt = match node.rounds.send(node.chain.as_mut(), &self.wallet, call, U256::ZERO) {
@@ -167,5 +190,27 @@ impl Verifier {
             )));
         }
         Ok(None)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_lower_loss_by_the_margin_is_positive_and_one_unit_less_is_not() {
+        assert_eq!(judge(2.0, 1.5, 500_000_000).0, verdict::POSITIVE);
+        assert_eq!(judge(2.0, 1.5, 500_000_001).0, verdict::NEGATIVE);
+        assert_eq!(judge(2.0, 2.0, 0).0, verdict::POSITIVE, "a zero margin passes equal losses");
+    }
+
+    #[test]
+    fn nan_and_infinite_losses_are_negative_never_a_perfect_score() {
+        for bad in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY] {
+            let (v, old, new, why) = judge(2.0, bad, 0);
+            assert_eq!((v, old, new), (verdict::NEGATIVE, 2_000_000_000, u64::MAX), "{why}");
+            let (v, old, _, why) = judge(bad, 1.0, 0);
+            assert_eq!((v, old), (verdict::NEGATIVE, u64::MAX), "{why}");
+        }
     }
 }
