@@ -108,7 +108,7 @@ pub fn run(opts: &DemoOptions, print: &mut dyn FnMut(&str)) -> anyhow::Result<De
         depth: None,
         proof_window: 20,
         attest_window: 40,
-        quorum: 3,
+        quorum: 3.0,
         bond: 1.0,
         stake: 1.0,
         reward: 0.5,
@@ -125,6 +125,8 @@ pub fn run(opts: &DemoOptions, print: &mut dyn FnMut(&str)) -> anyhow::Result<De
     ));
     let deployment = create_task(chain.as_mut(), &chain_spec, &wallets[0], None, &opts.task, &terms, &opts.params_dir)?;
     deployment.save(&opts.dir.join("deployment.json"))?;
+    let registered = Rounds::at(chain.as_mut(), deployment.contract)?.task(chain.as_mut(), deployment.task)?;
+    crate::deploy::check_verifier(chain.as_mut(), &registered.params, &opts.params_dir)?;
     print(&format!(
         "task {} in round contract {} (verifier {}, D = {}, S = {}) in {:.1} s",
         deployment.task,
@@ -226,7 +228,7 @@ pub fn run(opts: &DemoOptions, print: &mut dyn FnMut(&str)) -> anyhow::Result<De
         let r = finalizer_node.rounds.round(finalizer_node.chain.as_mut(), deployment.task, id)?;
         if r.finalized && r.accepted {
             accepted += 1;
-        } else if r.finalized {
+        } else if r.finalized && !r.refunded {
             slashed += 1;
         }
     }

@@ -4,13 +4,13 @@
 
 use std::path::{Path, PathBuf};
 
-use alloy::primitives::{Address, U256};
+use alloy::primitives::{keccak256, Address, U256};
 use anyhow::{bail, Context};
 use pogo_circuits::config::CircuitConfig;
 use pogo_circuits::merkle::default_depth;
 use pogo_prover::prove::keygen;
 use pogo_prover::setup::dev_setup;
-use pogo_verifier::evm::{export_verifier, load_verifier, Solc};
+use pogo_verifier::evm::{export_verifier, load_verifier, Evm, Fork, Solc};
 use pogo_verifier::keys::{config_dir, SetupOrigin, MANIFEST_FILE};
 use pogo_verifier::rounds::TaskParams;
 use serde::{Deserialize, Serialize};
@@ -39,9 +39,11 @@ pub struct TaskTerms {
     /// Blocks after a commit during which verifiers attest (more than --proof-window).
     #[arg(long, default_value_t = 100)]
     pub attest_window: u64,
-    /// Attestations needed to accept a round.
-    #[arg(long, default_value_t = 3)]
-    pub quorum: u16,
+    /// Attesting stake needed to decide a round, in ether (a stake, not a count of
+    /// addresses, so splitting one stake over many addresses gains nothing). A proven round
+    /// short of it is no fault of the miner: its bond comes back.
+    #[arg(long, default_value_t = 3.0)]
+    pub quorum: f64,
     /// Miner bond per commit, in ether.
     #[arg(long, default_value_t = 1.0)]
     pub bond: f64,
@@ -135,6 +137,46 @@ pub fn ensure_verifier(
     Ok(load_verifier(&dir)?.1)
 }
 
+/// Refuses a task whose on-chain verifier is not the one this node's keys give: the round
+/// contract accepts whatever the verifier contract says, so one that just `STOP`s would
+/// accept every proof. The verifier compiled from the keys for the task's (D, S) under
+/// `params_dir` is deployed in a scratch EVM and its runtime code compared byte for byte
+/// with the code at the task's verifier address.
+pub fn check_verifier(chain: &mut dyn Chain, params: &TaskParams, params_dir: &Path) -> anyhow::Result<()> {
+    let config = CircuitConfig::new(params.depth, params.samples as usize)?;
+    let dir = config_dir(params_dir, &config.name());
+    let (_, initcode) = load_verifier(&dir).with_context(|| {
+        format!(
+            "checking the task's verifier needs the keys and verifier of {} (run `pogo setup --depth {} --samples {}` \
+             and `pogo export-verifier` with the same --params-dir)",
+            config.name(),
+            params.depth,
+            params.samples
+        )
+    })?;
+    let mut scratch = Evm::new(Fork::Prague);
+    scratch.set_code_size_limit(false);
+    let deployer = Address::repeat_byte(0x01);
+    scratch.set_balance(deployer, U256::from(1u64) << 100);
+    let (at, _) = scratch
+        .deploy(deployer, initcode, U256::ZERO)
+        .map_err(|e| anyhow::anyhow!("deploying the verifier of {} in a scratch EVM: {e}", config.name()))?;
+    let expected = scratch.code(at);
+    let found = chain.code(params.verifier)?;
+    if found != expected {
+        bail!(
+            "the task's verifier at {} is not the verifier of {} from the keys in {} (code hash {} on chain, {} from \
+             the keys): refusing a task whose proofs this node cannot trust",
+            params.verifier,
+            config.name(),
+            dir.display(),
+            keccak256(&found),
+            keccak256(&expected)
+        );
+    }
+    Ok(())
+}
+
 /// Deploys the verifier (and the round contract unless `rounds` is given) and registers the
 /// task; returns the deployment.
 pub fn create_task(
@@ -174,7 +216,7 @@ pub fn create_task(
         proofWindow: terms.proof_window,
         attestWindow: terms.attest_window,
         margin,
-        quorum: terms.quorum,
+        quorum: wei(terms.quorum).saturating_to(),
         minerBond: wei(terms.bond).saturating_to(),
         minVerifierStake: wei(terms.stake).saturating_to(),
         reward: wei(terms.reward).saturating_to(),

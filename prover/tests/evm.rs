@@ -148,15 +148,16 @@ fn proof_before_phase_two_is_refused() {
 fn late_proof_is_refused_and_the_miner_slashed() {
     let fx = Fixture::small();
     let mut world = World::new(fx, 3, |_| {});
+    // Two negative attesters with stakes 1 and 2 ether share the bond 1:2.
+    let (v0, v1) = (world.verifiers[0], world.verifiers[1]);
+    let task = world.task;
+    world.send("join", v1, PogoRounds::joinCall { task }, STAKE).unwrap();
+    world.evm.mine(1);
     world.commit().unwrap();
     world.draw();
     let proof = world.honest_proof();
     world.evm.mine(PROOF_WINDOW);
     assert_eq!(refused(world.submit(proof)), "TooLate");
-    // Two negative attesters with stakes 1 and 2 ether share the bond 1:2.
-    let (v0, v1) = (world.verifiers[0], world.verifiers[1]);
-    let task = world.task;
-    world.send("join", v1, PogoRounds::joinCall { task }, STAKE).unwrap();
     world.attest(v0, false).unwrap();
     world.attest(v1, false).unwrap();
     // The proof deadline passed without a proof: finalize need not wait for the window.
@@ -270,17 +271,18 @@ fn task_registration_checks_its_parameters() {
     cases.push((p, "need 0 < proofWindow < attestWindow"));
     let mut p = base.clone();
     p.quorum = 0;
-    cases.push((p, "quorum must be at least 1"));
+    cases.push((p, "quorum must be positive"));
     for (params, why) in cases {
         let err = world.send("createTask", owner, PogoRounds::createTaskCall { p: params }, 0).unwrap_err();
         assert_eq!(err.to_string(), format!("the round contract refused: BadParams({why})"));
     }
 }
 
-/// Runs one round with `positive` and `negative` attestations (equal stakes) and quorum `q`.
-fn outcome(positive: usize, negative: usize, quorum: u16) -> bool {
+/// Runs one round with `positive` and `negative` attestations (equal stakes) and a quorum
+/// of `quorum` stakes.
+fn outcome(positive: usize, negative: usize, quorum: u128) -> bool {
     let fx = Fixture::small();
-    let mut world = World::new(fx, positive + negative, |p| p.quorum = quorum);
+    let mut world = World::new(fx, positive + negative, |p| p.quorum = quorum * STAKE);
     world.commit().unwrap();
     world.draw();
     let proof = world.honest_proof();
@@ -425,12 +427,27 @@ fn owed(world: &mut World) -> U256 {
     total
 }
 
-/// Runs `call`, then checks the books.
+/// Runs `call`, then checks the books and the acceptance rule: no round accepted without a
+/// valid proof, attesting stake of at least the quorum and 2/3 of it positive, or for an
+/// unchanged model; none both accepted and refunded, and refunds only for proven rounds.
 fn checked(world: &mut World, result: Result<(), RoundsError>) -> Result<(), TestCaseError> {
     let _ = result;
     let contract = world.rounds.address;
     let held = world.evm.balance(contract);
     prop_assert_eq!(held, owed(world));
+    let state = world.task_state();
+    for id in 0..state.roundCount {
+        let r = world.rounds.read(&mut world.evm, PogoRounds::getRoundCall { task: world.task, round: id }).unwrap();
+        let attesting = r.positiveStake + r.negativeStake;
+        if r.accepted {
+            prop_assert!(r.proven && r.finalized && r.newRoot != r.oldRoot);
+            prop_assert!(attesting >= state.params.quorum && 3 * r.positiveStake >= 2 * attesting);
+        }
+        prop_assert!(!(r.accepted && r.refunded));
+        if r.refunded {
+            prop_assert!(r.proven && attesting < state.params.quorum);
+        }
+    }
     Ok(())
 }
 

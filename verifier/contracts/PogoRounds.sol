@@ -27,7 +27,7 @@ contract PogoRounds {
         uint64 proofWindow; // blocks after the commit by which the proof must be in
         uint64 attestWindow; // blocks after the commit during which verifiers attest
         uint64 margin; // loss decrease a positive attestation needs (loss units of 1e-9)
-        uint16 quorum; // attestations needed to accept
+        uint128 quorum; // attesting stake (wei) needed to accept: stake, not a count of addresses
         uint128 minerBond; // bond posted with each commit
         uint128 minVerifierStake; // stake a verifier needs to attest
         uint128 reward; // paid from the task's pool for each accepted round
@@ -65,6 +65,7 @@ contract PogoRounds {
         bool proven;
         bool finalized;
         bool accepted;
+        bool refunded; // finalized without fault of the miner (proven, quorum missed): bond returned
         uint16 attestations;
         uint128 positiveStake;
         uint128 negativeStake;
@@ -85,6 +86,12 @@ contract PogoRounds {
     mapping(uint256 => mapping(uint64 => Round)) private rounds;
     mapping(uint256 => mapping(uint64 => mapping(address => Attestation))) private attestations;
     mapping(uint256 => mapping(address => uint256)) public stakeOf;
+    /// Block of a verifier's (latest) join: its stake weighs only in rounds committed later.
+    mapping(uint256 => mapping(address => uint64)) public stakeSince;
+    /// Block a verifier called `leave` (0: staked): it weighs in no round committed since,
+    /// and its stake is released `attestWindow` blocks later, once every round it could
+    /// attest in has closed its window.
+    mapping(uint256 => mapping(address => uint64)) public leavingSince;
     /// Ether each address can withdraw.
     mapping(address => uint256) public balanceOf;
     bool private locked;
@@ -92,6 +99,7 @@ contract PogoRounds {
     event TaskCreated(uint256 indexed task, address indexed owner, TaskParams params);
     event Funded(uint256 indexed task, address indexed from, uint256 amount);
     event VerifierJoined(uint256 indexed task, address indexed verifier, uint256 stake);
+    event VerifierLeaving(uint256 indexed task, address indexed verifier, uint256 stake, uint64 releasedAfter);
     event VerifierLeft(uint256 indexed task, address indexed verifier, uint256 stake);
     event Committed(
         uint256 indexed task, uint64 indexed round, address indexed miner, uint256 newRoot, uint256 updateRoot, bytes32 blobHash
@@ -104,6 +112,7 @@ contract PogoRounds {
     );
     event Finalized(uint256 indexed task, uint64 indexed round, bool accepted, uint256 newRoot, uint256 reward);
     event Slashed(uint256 indexed task, uint64 indexed round, address indexed miner, uint256 amount, bool proven);
+    event Refunded(uint256 indexed task, uint64 indexed round, address indexed miner, uint256 amount);
     event SlashClaimed(uint256 indexed task, uint64 indexed round, address indexed verifier, uint256 amount);
     event Withdrawn(address indexed to, uint256 amount);
 
@@ -123,6 +132,10 @@ contract PogoRounds {
     error NotEnoughGas(uint256 needed);
     error NotVerifier(address who);
     error MinerCannotAttest();
+    error StakeTooNew(uint64 since, uint64 commitBlock);
+    error StakeLeaving(uint64 since);
+    error StakeLocked(uint64 releasedAfter);
+    error UnchangedModel();
     error AlreadyAttested(address who);
     error VerdictContradictsLosses();
     error AlreadyFinalized();
@@ -155,7 +168,7 @@ contract PogoRounds {
         if (p.proofWindow == 0 || p.attestWindow <= p.proofWindow) {
             revert BadParams("need 0 < proofWindow < attestWindow");
         }
-        if (p.quorum == 0) revert BadParams("quorum must be at least 1");
+        if (p.quorum == 0) revert BadParams("quorum must be positive");
         if (p.minVerifierStake == 0) revert BadParams("minVerifierStake must be positive");
         task = taskCount++;
         Task storage t = tasks[task];
@@ -173,20 +186,36 @@ contract PogoRounds {
         emit Funded(task, msg.sender, msg.value);
     }
 
-    /// Stakes `msg.value` as a verifier of `task` (adds to an existing stake).
+    /// Stakes `msg.value` as a verifier of `task`. The stake weighs only in rounds committed
+    /// after this block. Adding to a stake is refused while a round is open (the stake a
+    /// round weighs is the one held before its commit) and while leaving.
     function join(uint256 task) external payable nonReentrant exists(task) {
-        uint256 stake = stakeOf[task][msg.sender] + msg.value;
+        uint256 held = stakeOf[task][msg.sender];
+        if (leavingSince[task][msg.sender] != 0) revert StakeLeaving(leavingSince[task][msg.sender]);
+        if (held != 0 && tasks[task].open) revert RoundOpen(task);
+        uint256 stake = held + msg.value;
         if (stake < tasks[task].params.minVerifierStake) revert BadParams("stake below minVerifierStake");
         stakeOf[task][msg.sender] = stake;
+        stakeSince[task][msg.sender] = uint64(block.number);
         emit VerifierJoined(task, msg.sender, stake);
     }
 
-    /// Stops verifying `task`; the stake becomes withdrawable. Attestations already made
-    /// keep the stake they were made with.
+    /// Starts leaving `task`: from this block the stake weighs in no new round, and it stays
+    /// locked for `attestWindow` blocks, until every round it could attest in is closed;
+    /// then a second `leave` releases it to the withdrawable balance.
     function leave(uint256 task) external nonReentrant exists(task) {
         uint256 stake = stakeOf[task][msg.sender];
         if (stake == 0) revert NotVerifier(msg.sender);
+        uint64 since = leavingSince[task][msg.sender];
+        uint64 releasedAfter = since + tasks[task].params.attestWindow;
+        if (since == 0) {
+            leavingSince[task][msg.sender] = uint64(block.number);
+            emit VerifierLeaving(task, msg.sender, stake, uint64(block.number) + tasks[task].params.attestWindow);
+            return;
+        }
+        if (block.number <= releasedAfter) revert StakeLocked(releasedAfter);
         stakeOf[task][msg.sender] = 0;
+        leavingSince[task][msg.sender] = 0;
         balanceOf[msg.sender] += stake;
         emit VerifierLeft(task, msg.sender, stake);
     }
@@ -206,6 +235,8 @@ contract PogoRounds {
         if (msg.value != t.params.minerBond) revert WrongBond(t.params.minerBond, msg.value);
         if (newRoot >= FIELD_MODULUS) revert NotFieldElement(newRoot);
         if (updateRoot >= FIELD_MODULUS) revert NotFieldElement(updateRoot);
+        // An update that leaves the model as it is (every scale 0) is no work.
+        if (newRoot == t.root) revert UnchangedModel();
         uint64 id = t.rounds++;
         t.open = true;
         Round storage r = rounds[task][id];
@@ -292,7 +323,8 @@ contract PogoRounds {
     }
 
     /// A registered verifier's verdict on the open round, with the losses of the old and
-    /// new model on the phase-1 batch (units of 1e-9). A positive verdict needs
+    /// new model on the phase-1 batch (units of 1e-9). Only stake joined before the round's
+    /// commit block, and not leaving since, may attest. A positive verdict needs
     /// `lossNew + margin <= lossOld`; a negative one may also mean the blob was missing or
     /// did not rebuild to the committed root.
     function attest(uint256 task, Verdict verdict, uint64 lossOld, uint64 lossNew) external nonReentrant exists(task) {
@@ -303,6 +335,11 @@ contract PogoRounds {
         uint256 stake = stakeOf[task][msg.sender];
         if (stake == 0) revert NotVerifier(msg.sender);
         if (msg.sender == r.miner) revert MinerCannotAttest();
+        if (stakeSince[task][msg.sender] >= r.commitBlock) {
+            revert StakeTooNew(stakeSince[task][msg.sender], r.commitBlock);
+        }
+        uint64 leaving = leavingSince[task][msg.sender];
+        if (leaving != 0 && leaving <= r.commitBlock) revert StakeLeaving(leaving);
         if (r.seed1 == bytes32(0)) revert PhaseNotReady(1);
         uint64 end = r.commitBlock + t.params.attestWindow;
         if (block.number > end) revert TooLate(uint64(block.number), end);
@@ -323,10 +360,12 @@ contract PogoRounds {
     }
 
     /// Closes the open round once the attestation window is over (or once the proof
-    /// deadline passed without a proof). Accepted (proof valid, quorum of attestations,
-    /// positive stake at least 2/3 of attesting stake): the root advances and the miner gets
-    /// the bond back plus the reward. Otherwise the bond is slashed: negative attesters
-    /// claim it in proportion to stake, or it joins the reward pool if there are none.
+    /// deadline passed without a proof). Accepted (proof valid, attesting stake at least the
+    /// quorum, positive stake at least 2/3 of it): the root advances and the miner gets the
+    /// bond back plus the reward. Proven but short of the quorum (verifiers offline): no
+    /// fault of the miner, the bond comes back without reward. Otherwise (no valid proof in
+    /// time, or the quorum judged it) the bond is slashed: negative attesters claim it in
+    /// proportion to stake, or it joins the reward pool if there are none.
     function finalize(uint256 task) external nonReentrant exists(task) {
         Task storage t = tasks[task];
         if (!t.open) revert NoOpenRound(task);
@@ -339,8 +378,14 @@ contract PogoRounds {
         t.open = false;
         r.finalized = true;
         uint256 attesting = uint256(r.positiveStake) + r.negativeStake;
-        bool accepted = r.proven && r.attestations >= t.params.quorum && 3 * uint256(r.positiveStake) >= 2 * attesting;
-        if (accepted) {
+        bool quorate = attesting >= t.params.quorum;
+        bool accepted = r.proven && quorate && 3 * uint256(r.positiveStake) >= 2 * attesting;
+        if (r.proven && !quorate) {
+            r.refunded = true;
+            balanceOf[r.miner] += r.bond;
+            emit Refunded(task, id, r.miner, r.bond);
+            emit Finalized(task, id, false, t.root, 0);
+        } else if (accepted) {
             r.accepted = true;
             t.root = r.newRoot;
             uint256 reward = t.params.reward < t.pool ? t.params.reward : t.pool;

@@ -13,7 +13,7 @@ use serde::Deserialize;
 use super::{OutputArgs, Report};
 use crate::chain::{self, Chain, EmbeddedChain};
 use crate::contract::Rounds;
-use crate::deploy::{create_task, wei, Deployment, TaskTerms};
+use crate::deploy::{check_verifier, create_task, wei, Deployment, TaskTerms};
 use crate::keystore::{Keystore, Wallet};
 use crate::roles::finalizer::Finalizer;
 use crate::roles::miner::{Cheat, Miner};
@@ -141,13 +141,18 @@ impl Settings {
         Deployment::load(&self.deployment)
     }
 
-    /// Connects to the deployment's chain and task.
-    fn node(&self, wallet: &Wallet, role_dir: &str) -> anyhow::Result<Node> {
+    /// Connects to the deployment's chain and task. Miners and verifiers (`trust_proofs`)
+    /// also refuse a task whose on-chain verifier is not the one their keys give.
+    fn node(&self, wallet: &Wallet, role_dir: &str, trust_proofs: bool) -> anyhow::Result<Node> {
         let deployment = self.deployment()?;
         let mut chain = chain::open(&self.chain_spec(Some(&deployment)), std::slice::from_ref(wallet))?;
         let rounds = Rounds::at(chain.as_mut(), deployment.contract)?;
         let store = Store::new(&self.home.join(role_dir).join("store"));
-        Node::new(chain, rounds, deployment.task, &deployment.task_file, store, self.peers.clone())
+        let mut node = Node::new(chain, rounds, deployment.task, &deployment.task_file, store, self.peers.clone())?;
+        if trust_proofs {
+            check_verifier(node.chain.as_mut(), &node.params, &self.params_dir)?;
+        }
+        Ok(node)
     }
 }
 
@@ -334,7 +339,7 @@ fn drive(
 pub(super) fn miner(args: MinerArgs) -> anyhow::Result<()> {
     let settings = args.node.settings()?;
     let wallet = settings.wallet()?;
-    let mut node = settings.node(&wallet, &format!("miner-{}", wallet.name()))?;
+    let mut node = settings.node(&wallet, &format!("miner-{}", wallet.name()), true)?;
     let serve = args.serve.or(settings.serve.clone()).unwrap_or_else(|| "127.0.0.1:7700".into());
     let server = node.store.serve(&serve)?;
     eprintln!("serving update blobs at {}", server.url);
@@ -346,7 +351,7 @@ pub(super) fn miner(args: MinerArgs) -> anyhow::Result<()> {
 pub(super) fn verifier(args: VerifierArgs) -> anyhow::Result<()> {
     let settings = args.node.settings()?;
     let wallet = settings.wallet()?;
-    let mut node = settings.node(&wallet, &format!("verifier-{}", wallet.name()))?;
+    let mut node = settings.node(&wallet, &format!("verifier-{}", wallet.name()), true)?;
     let dir = settings.home.join(format!("verifier-{}", wallet.name()));
     let mut verifier = Verifier::new(wallet, &dir, wei(args.stake))?;
     let limit = args.rounds.unwrap_or(u64::MAX);
@@ -366,7 +371,7 @@ pub(super) fn verifier(args: VerifierArgs) -> anyhow::Result<()> {
 pub(super) fn finalize(args: FinalizeArgs) -> anyhow::Result<()> {
     let settings = args.node.settings()?;
     let wallet = settings.wallet()?;
-    let mut node = settings.node(&wallet, "finalizer")?;
+    let mut node = settings.node(&wallet, "finalizer", false)?;
     let mut finalizer = Finalizer::new(wallet);
     let once = !args.watch;
     let mut acted = false;
@@ -401,18 +406,21 @@ pub(super) fn status(args: FinalizeArgs) -> anyhow::Result<()> {
         .add("root", format!("{:#x}", task.root))
         .add("pool_wei", task.pool.to_string())
         .add("rounds", task.rounds);
-    let (mut accepted, mut rejected) = (0u64, 0u64);
+    // Rejected rounds slashed their miner; refunded ones were proven but short of the quorum.
+    let (mut accepted, mut rejected, mut refunded) = (0u64, 0u64, 0u64);
     for id in 0..task.rounds {
         let r = rounds.round(chain.as_mut(), deployment.task, id)?;
         if r.finalized {
             if r.accepted {
                 accepted += 1;
+            } else if r.refunded {
+                refunded += 1;
             } else {
                 rejected += 1;
             }
         }
     }
-    report = report.add("accepted", accepted).add("rejected", rejected);
+    report = report.add("accepted", accepted).add("rejected", rejected).add("refunded", refunded);
     if task.open {
         let id = task.rounds - 1;
         let r = rounds.round(chain.as_mut(), deployment.task, id)?;

@@ -40,6 +40,11 @@ pub fn finalize_open_round(
             let done = node.rounds.round(node.chain.as_mut(), node.task, round)?;
             let what = if done.accepted {
                 format!("finalized round {round}: accepted ({} attestations)", done.attestations)
+            } else if done.refunded {
+                format!(
+                    "finalized round {round}: proven but short of the quorum ({} attestations): bond returned",
+                    done.attestations
+                )
             } else {
                 format!(
                     "finalized round {round}: rejected, bond slashed (proven: {}, {} attestations)",

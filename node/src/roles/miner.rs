@@ -256,6 +256,8 @@ impl Miner {
                 }
                 let verdict = if r.accepted {
                     format!("accepted: root is now {new_root:#x}")
+                } else if r.refunded {
+                    "not decided (attesting stake short of the quorum): bond returned".into()
                 } else {
                     "rejected: bond slashed".into()
                 };

@@ -206,8 +206,12 @@ pub fn model_root(model: &Model, depth: u32) -> anyhow::Result<U256> {
     Ok(fr_to_u256(&model_tree(model, Some(depth), &())?.root()))
 }
 
-/// Losses go on chain as integers in units of 1e-9.
+/// Losses go on chain as integers in units of 1e-9; a NaN or infinite loss is the worst
+/// (`u64::MAX`), not 0 (which `f32::max` would make of NaN).
 pub fn loss_units(loss: f32) -> u64 {
+    if !loss.is_finite() {
+        return u64::MAX;
+    }
     (f64::from(loss.max(0.0)) * 1e9).round() as u64
 }
 

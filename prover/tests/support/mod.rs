@@ -193,7 +193,7 @@ impl World {
             proofWindow: PROOF_WINDOW,
             attestWindow: ATTEST_WINDOW,
             margin: MARGIN,
-            quorum: 2,
+            quorum: 2 * STAKE,
             minerBond: BOND,
             minVerifierStake: STAKE,
             reward: REWARD,
@@ -220,6 +220,8 @@ impl World {
         for v in world.verifiers.clone() {
             world.send("join", v, PogoRounds::joinCall { task }, STAKE).unwrap();
         }
+        // Stake weighs only in rounds committed after the block it joined in.
+        world.evm.mine(1);
         world
     }
 
