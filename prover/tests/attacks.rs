@@ -9,15 +9,8 @@ use pogo_circuits::encoding::{Nibble, UpdateBlock};
 use pogo_circuits::update::Update;
 use pogo_prover::witness::{assemble, round_trees};
 use pogo_verifier::evm::{fr_to_u256, B256, U256};
-use pogo_verifier::rounds::{verdict, PogoRounds, RoundsError};
+use pogo_verifier::rounds::{verdict, PogoRounds};
 use support::*;
-
-fn refused(result: Result<(), RoundsError>) -> String {
-    match result {
-        Err(e) => e.contract_error().unwrap_or_else(|| panic!("not a contract error: {e}")).to_string(),
-        Ok(()) => panic!("the contract accepted what it must refuse"),
-    }
-}
 
 /// No work: an update whose every scale is 0 leaves the model as it was (`newRoot ==
 /// oldRoot`); it proves, and equal losses pass a zero margin. It must never be committed.

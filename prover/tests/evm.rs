@@ -12,13 +12,6 @@ use pogo_verifier::rounds::{PogoRounds, RoundsError};
 use proptest::prelude::*;
 use support::*;
 
-fn refused(result: Result<(), RoundsError>) -> String {
-    match result {
-        Err(e) => e.contract_error().unwrap_or_else(|| panic!("not a contract error: {e}")).to_string(),
-        Ok(()) => panic!("the contract accepted what it must refuse"),
-    }
-}
-
 #[test]
 fn verifier_accepts_honest_proofs_and_reverts_on_tampered_ones() {
     let fx = Fixture::small();

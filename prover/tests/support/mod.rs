@@ -163,6 +163,14 @@ pub struct World {
     pub gas: Vec<(String, u64)>,
 }
 
+/// The contract error's name of a call that must be refused (panics if it went through).
+pub fn refused(result: Result<(), RoundsError>) -> String {
+    match result {
+        Err(e) => e.contract_error().unwrap_or_else(|| panic!("not a contract error: {e}")).to_string(),
+        Ok(()) => panic!("the contract accepted what it must refuse"),
+    }
+}
+
 pub fn actor(n: u8) -> Address {
     Address::repeat_byte(n)
 }
