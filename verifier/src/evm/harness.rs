@@ -1,6 +1,7 @@
 //! An in-process EVM (revm) under a named fork, with blocks produced on demand: what
 //! pogo deploys verifiers and the round contract into to test them and measure gas.
 
+use alloy_eips::eip2935;
 use revm::context::result::{ExecutionResult, Output};
 use revm::context::TxEnv;
 use revm::database::{CacheDB, EmptyDB};
@@ -134,6 +135,11 @@ impl Evm {
             })
             .build_mainnet();
         let mut chain = Evm { evm, fork, tx_gas_limit: 30_000_000 };
+        // Prague's EIP-2935 history contract, as a mainnet node has it: the last 8,191 block
+        // hashes from state (`mine` writes each closed block's hash, as the system call does).
+        let code = revm::bytecode::Bytecode::new_raw(eip2935::HISTORY_STORAGE_CODE.clone());
+        let info = AccountInfo { balance: U256::ZERO, nonce: 1, code_hash: code.hash_slow(), code: Some(code) };
+        chain.db_mut().insert_account_info(eip2935::HISTORY_STORAGE_ADDRESS, info);
         chain.record_block_hash(0);
         chain
     }
@@ -232,7 +238,14 @@ impl Evm {
         let mut preimage = parent.to_vec();
         preimage.extend_from_slice(&number.to_be_bytes());
         let hash = keccak256(preimage);
-        self.db_mut().cache.block_hashes.insert(U256::from(number), hash);
+        let db = self.db_mut();
+        db.cache.block_hashes.insert(U256::from(number), hash);
+        // EIP-2935's system call at the start of block `number + 1`: slot `number % 8191`.
+        let slot = U256::from(number % eip2935::HISTORY_SERVE_WINDOW as u64);
+        if db.cache.accounts.contains_key(&eip2935::HISTORY_STORAGE_ADDRESS) {
+            db.insert_account_storage(eip2935::HISTORY_STORAGE_ADDRESS, slot, hash.into())
+                .unwrap_or_else(|never| match never {});
+        }
     }
 
     fn db(&self) -> &Db {
@@ -372,6 +385,24 @@ mod tests {
         let mut code = vec![0x60, runtime.len() as u8, 0x80, 0x60, 0x09, 0x5f, 0x39, 0x5f, 0xf3];
         code.extend(runtime);
         code
+    }
+
+    /// EIP-2935: a block older than BLOCKHASH's 256 is still served by the history
+    /// contract, and blocks older than 8,191, or not yet closed, are refused.
+    #[test]
+    fn the_history_contract_serves_the_last_8191_block_hashes() {
+        let mut evm = Evm::new(Fork::Prague);
+        evm.mine(9000);
+        let now = evm.block_number();
+        let ask = |evm: &mut Evm, n: u64| {
+            evm.view(Address::ZERO, eip2935::HISTORY_STORAGE_ADDRESS, U256::from(n).to_be_bytes::<32>().to_vec())
+        };
+        for n in [now - 1, now - 300, now - 8191] {
+            let out = ask(&mut evm, n).unwrap().output;
+            assert_eq!(B256::from_slice(&out), evm.block_hash(n).unwrap(), "block {n}");
+        }
+        assert!(ask(&mut evm, now - 8192).is_err(), "out of the window");
+        assert!(ask(&mut evm, now).is_err(), "the current block is not closed");
     }
 
     #[test]
