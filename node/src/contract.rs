@@ -3,7 +3,7 @@
 
 use alloy::primitives::{Address, B256, U256};
 use alloy::sol_types::{SolCall, SolEvent};
-use pogo_verifier::rounds::{bytecode, PogoRounds, Round, TaskParams};
+use pogo_verifier::rounds::{bytecode, Attestation, Candidate, PogoRounds, Round, TaskParams};
 
 use crate::chain::{Chain, ChainError, TxReceipt};
 use crate::keystore::Wallet;
@@ -42,6 +42,8 @@ impl ContractError {
 pub struct TaskState {
     /// Registration parameters.
     pub params: TaskParams,
+    /// EXTCODEHASH of the verifier when the task was registered.
+    pub verifier_code_hash: B256,
     /// Current accepted root.
     pub root: U256,
     /// Reward pool (wei).
@@ -112,7 +114,14 @@ impl Rounds {
     /// A task's state.
     pub fn task(&self, chain: &mut dyn Chain, task: U256) -> Result<TaskState, ContractError> {
         let t = self.read(chain, PogoRounds::getTaskCall { task })?;
-        Ok(TaskState { params: t.params, root: t.root, pool: t.pool, rounds: t.roundCount, open: t.open })
+        Ok(TaskState {
+            params: t.params,
+            verifier_code_hash: t.verifierCodeHash,
+            root: t.root,
+            pool: t.pool,
+            rounds: t.roundCount,
+            open: t.open,
+        })
     }
 
     /// One round.
@@ -120,15 +129,59 @@ impl Rounds {
         self.read(chain, PogoRounds::getRoundCall { task, round })
     }
 
-    /// The open round's public inputs (roots, nb, sampled indices).
-    pub fn public_inputs(&self, chain: &mut dyn Chain, task: U256) -> Result<Vec<U256>, ContractError> {
-        self.read(chain, PogoRounds::publicInputsCall { task })
+    /// One candidate of a round.
+    pub fn candidate(
+        &self,
+        chain: &mut dyn Chain,
+        task: U256,
+        round: u64,
+        index: u16,
+    ) -> Result<Candidate, ContractError> {
+        self.read(chain, PogoRounds::getCandidateCall { task, round, index })
     }
 
-    /// `who`'s verdict in a round (0 none, 1 positive, 2 negative).
-    pub fn verdict(&self, chain: &mut dyn Chain, task: U256, round: u64, who: Address) -> Result<u8, ContractError> {
-        let a = self.read(chain, PogoRounds::getAttestationCall { task, round, verifier: who })?;
-        Ok(a.verdict)
+    /// Every candidate of a round, in commit order.
+    pub fn candidates(
+        &self,
+        chain: &mut dyn Chain,
+        task: U256,
+        round: &Round,
+        id: u64,
+    ) -> Result<Vec<Candidate>, ContractError> {
+        (0..round.commits).map(|i| self.candidate(chain, task, id, i)).collect()
+    }
+
+    /// The seed of `phase` (1: evaluation batch, 2: sampled blocks) of round `id`, or `None`
+    /// while its block is not closed (or once it is out of every reach).
+    pub fn seed(
+        &self,
+        chain: &mut dyn Chain,
+        task: U256,
+        id: u64,
+        phase: u8,
+    ) -> Result<Option<[u8; 32]>, ContractError> {
+        Ok(seed(self.read(chain, PogoRounds::seedOfCall { task, id, phase })?))
+    }
+
+    /// The public inputs of candidate `index` of the open round (roots, nb, sampled indices).
+    pub fn public_inputs(&self, chain: &mut dyn Chain, task: U256, index: u16) -> Result<Vec<U256>, ContractError> {
+        self.read(chain, PogoRounds::publicInputsCall { task, index })
+    }
+
+    /// `who`'s attestation in a round (stake 0 when it did not attest).
+    pub fn attestation(
+        &self,
+        chain: &mut dyn Chain,
+        task: U256,
+        round: u64,
+        who: Address,
+    ) -> Result<Attestation, ContractError> {
+        self.read(chain, PogoRounds::getAttestationCall { task, round, verifier: who })
+    }
+
+    /// Who attested in a round, in order.
+    pub fn attesters(&self, chain: &mut dyn Chain, task: U256, round: u64) -> Result<Vec<Address>, ContractError> {
+        self.read(chain, PogoRounds::getAttestersCall { task, round })
     }
 
     /// `who`'s stake in a task.

@@ -1,9 +1,10 @@
 //! `pogo demo`: rounds end to end with every role in one process — task registration,
-//! honest rounds (train, commit, both randomness phases, prove, on-chain verification,
-//! three verifiers attesting, finalize, the next round from the accepted root), then two
-//! cheating miners slashed — on the embedded chain (blocks produced when every role
-//! waits), or on a development node such as Anvil. Update blobs travel over HTTP from the
-//! miners' stores to the verifiers'.
+//! competing rounds (three honest miners train, commit, reveal, prove; three verifiers
+//! evaluate every candidate on the same batch and attest; the largest median gain wins, the
+//! others get their bonds back; the next round starts from the winner's root), then a
+//! round in which three cheating miners compete with an honest one and are slashed — on
+//! the embedded chain (blocks produced when every role waits), or on a development node
+//! such as Anvil. Update blobs travel over HTTP from the miners' stores to the verifiers'.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -21,6 +22,7 @@ use crate::roles::miner::{Cheat, Miner};
 use crate::roles::verifier::Verifier;
 use crate::roles::{Event, Node, Phase, Step};
 use crate::store::{Store, StoreServer};
+use pogo_verifier::rounds::outcome;
 
 /// The demo keystore's password (the demo's keys guard nothing).
 pub const DEMO_PASSWORD: &str = "pogo-demo-insecure";
@@ -29,8 +31,8 @@ const MARKER: &str = ".pogo-demo";
 /// What to run.
 #[derive(Debug, Clone)]
 pub struct DemoOptions {
-    /// The task file.
-    pub task: PathBuf,
+    /// The task file (`None`: the digits task shipped in the binary, written into `dir`).
+    pub task: Option<PathBuf>,
     /// Honest rounds.
     pub rounds: u64,
     /// Also run the two cheating miners.
@@ -56,6 +58,36 @@ pub struct PhaseTotal {
     pub gas: u64,
 }
 
+/// How one candidate of a round ended.
+#[derive(Debug, Clone, Serialize)]
+pub struct CandidateRow {
+    /// The miner's name.
+    pub miner: String,
+    /// `won`, `returned` or `slashed`.
+    pub outcome: String,
+    /// Why, for people.
+    pub why: String,
+    /// Stake-weighted median gain (loss units), when it was judged eligible.
+    pub gain: Option<f64>,
+}
+
+/// One round of the demo, as the chain settled it.
+#[derive(Debug, Clone, Serialize)]
+pub struct RoundRow {
+    /// Round id.
+    pub round: u64,
+    /// The winner's name, if any.
+    pub winner: Option<String>,
+    /// Every candidate.
+    pub candidates: Vec<CandidateRow>,
+    /// Bonds returned (wei).
+    pub returned_wei: String,
+    /// Bonds slashed (wei).
+    pub slashed_wei: String,
+    /// The verifiers' fee (wei), shared by the winner's positive attesters.
+    pub fee_wei: String,
+}
+
 /// What the demo did.
 #[derive(Debug, Clone, Serialize)]
 pub struct DemoSummary {
@@ -65,16 +97,18 @@ pub struct DemoSummary {
     pub deployment: Deployment,
     /// Weights of the model.
     pub weights: u64,
-    /// Rounds accepted.
+    /// Rounds with a winner.
     pub accepted: u64,
-    /// Rounds slashed.
+    /// Candidates slashed.
     pub slashed: u64,
+    /// Each round, settled.
+    pub rounds: Vec<RoundRow>,
     /// Per phase, over the whole demo.
     pub phases: BTreeMap<Phase, PhaseTotal>,
-    /// Miner's work per honest round (train + commit + prove), seconds.
+    /// An honest miner's work per candidate (train + commit + reveal + prove), seconds.
     pub miner_seconds: f64,
-    /// One verifier's work per honest round (on-chain proof check + fetch, rebuild,
-    /// evaluate, attest), seconds.
+    /// One verifier's work per honest candidate: its share of the rebuild, evaluation and
+    /// attestation of a round, plus the candidate's on-chain proof check, seconds.
     pub verifier_seconds: f64,
     /// verifier_seconds / miner_seconds.
     pub verify_train_ratio: f64,
@@ -82,12 +116,34 @@ pub struct DemoSummary {
     pub events: Vec<(u64, Event)>,
 }
 
+/// The demo's honest miners (each honest round, all of them compete) and its cheaters
+/// (they compete with the first honest miner in a last round).
+const HONEST: [&str; 3] = ["miner-a", "miner-b", "miner-c"];
+const CHEATS: [(&str, Cheat); 3] =
+    [("cheat-mismatch", Cheat::Mismatch), ("cheat-no-gain", Cheat::NoGain), ("cheat-zero", Cheat::Zero)];
+const VERIFIERS: [&str; 3] = ["verifier-1", "verifier-2", "verifier-3"];
+
 /// Runs the demo, calling `print` with each line of progress.
 pub fn run(opts: &DemoOptions, print: &mut dyn FnMut(&str)) -> anyhow::Result<DemoSummary> {
+    // Absolute paths: the deployment record must still name the right files when `pogo
+    // status --home DIR` runs from another directory.
+    let absolute = |p: &Path| std::path::absolute(p).with_context(|| format!("resolving {}", p.display()));
+    let opts = &DemoOptions {
+        dir: absolute(&opts.dir)?,
+        params_dir: absolute(&opts.params_dir)?,
+        task: opts.task.as_deref().map(absolute).transpose()?,
+        ..opts.clone()
+    };
     prepare_dir(&opts.dir)?;
+    let task_file = match &opts.task {
+        Some(path) => path.clone(),
+        None => write_shipped_task(&opts.dir.join("task"))?,
+    };
     let keystore = Keystore::new(&opts.dir.join("keystore"), DEMO_PASSWORD);
-    let names = ["owner", "miner", "cheat-mismatch", "cheat-no-gain", "verifier-1", "verifier-2", "verifier-3"];
+    let miner_names: Vec<&str> = HONEST.iter().copied().chain(CHEATS.iter().map(|(n, _)| *n)).collect();
+    let names: Vec<&str> = ["owner"].into_iter().chain(miner_names.iter().copied()).chain(VERIFIERS).collect();
     let wallets: Vec<Wallet> = names.iter().map(|n| keystore.open_or_create(n)).collect::<Result<_, _>>()?;
+    let wallet = |name: &str| wallets[names.iter().position(|n| *n == name).expect("a demo name")].clone();
     let chain_spec = match &opts.chain {
         Some(url) => url.clone(),
         None => {
@@ -106,8 +162,12 @@ pub fn run(opts: &DemoOptions, print: &mut dyn FnMut(&str)) -> anyhow::Result<De
     let terms = TaskTerms {
         samples: opts.samples,
         depth: None,
+        commit_window: 10,
+        reveal_window: 5,
         proof_window: 20,
         attest_window: 40,
+        max_candidates: 16,
+        verifier_fee: 0.1,
         quorum: 3.0,
         bond: 1.0,
         stake: 1.0,
@@ -115,15 +175,18 @@ pub fn run(opts: &DemoOptions, print: &mut dyn FnMut(&str)) -> anyhow::Result<De
         pool: 10.0,
         verifier_gas: 1_500_000,
         dev_seed: Some(0),
+        // The demo's keys are INSECURE: it runs on development chains only.
+        insecure: false,
     };
     let start = Instant::now();
     print(&format!(
         "registering {} (keys and verifier for S = {} from {})",
-        opts.task.display(),
+        task_file.display(),
         opts.samples,
         opts.params_dir.display()
     ));
-    let deployment = create_task(chain.as_mut(), &chain_spec, &wallets[0], None, &opts.task, &terms, &opts.params_dir)?;
+    let owner = wallet("owner");
+    let deployment = create_task(chain.as_mut(), &chain_spec, &owner, None, &task_file, &terms, &opts.params_dir)?;
     deployment.save(&opts.dir.join("deployment.json"))?;
     let registered = Rounds::at(chain.as_mut(), deployment.contract)?.task(chain.as_mut(), deployment.task)?;
     crate::deploy::check_verifier(chain.as_mut(), &registered.params, &opts.params_dir)?;
@@ -137,10 +200,11 @@ pub fn run(opts: &DemoOptions, print: &mut dyn FnMut(&str)) -> anyhow::Result<De
         start.elapsed().as_secs_f64()
     ));
 
-    // Each miner serves its store over HTTP; every node fetches blobs it lacks from them.
+    // Each miner serves its store over HTTP (a blob enters it only at the reveal); every
+    // node fetches blobs it lacks from them.
     let store = |name: &str| Store::new(&opts.dir.join(name).join("store"));
     let servers: Vec<StoreServer> =
-        names[1..4].iter().map(|n| store(n).serve("127.0.0.1:0")).collect::<Result<_, _>>()?;
+        miner_names.iter().map(|n| store(n).serve("127.0.0.1:0")).collect::<Result<_, _>>()?;
     let urls: Vec<String> = servers.iter().map(|s| s.url.clone()).collect();
     print(&format!("miners serve their update stores at {}", urls.join(", ")));
     let actor = |name: &str| -> anyhow::Result<Node> {
@@ -148,33 +212,38 @@ pub fn run(opts: &DemoOptions, print: &mut dyn FnMut(&str)) -> anyhow::Result<De
         let rounds = Rounds::at(chain.as_mut(), deployment.contract)?;
         Node::new(chain, rounds, deployment.task, &deployment.task_file, store(name), urls.clone())
     };
-    let mut miners: Vec<Node> = names[1..4].iter().map(|n| actor(n)).collect::<Result<_, _>>()?;
-    let mut verifier_nodes: Vec<Node> = names[4..7].iter().map(|n| actor(n)).collect::<Result<_, _>>()?;
+    let mut miner_nodes: Vec<Node> = miner_names.iter().map(|n| actor(n)).collect::<Result<_, _>>()?;
+    let mut verifier_nodes: Vec<Node> = VERIFIERS.iter().map(|n| actor(n)).collect::<Result<_, _>>()?;
     let mut finalizer_node = actor("finalizer")?;
     let weights = finalizer_node.trainer.genesis()?.weight_count();
-    let mut verifiers: Vec<Verifier> = names[4..7]
+    let mut verifiers: Vec<Verifier> =
+        VERIFIERS.iter().map(|n| Verifier::new(wallet(n), &opts.dir.join(n), wei(1.0))).collect::<Result<_, _>>()?;
+    let mut finalizer = Finalizer::new(owner.clone());
+    let mut miners: Vec<Miner> = miner_names
         .iter()
-        .zip(&wallets[4..7])
-        .map(|(n, w)| Verifier::new(w.clone(), &opts.dir.join(n), wei(1.0)))
+        .map(|n| {
+            let cheat = CHEATS.iter().find(|(c, _)| c == n).map_or(Cheat::None, |(_, cheat)| *cheat);
+            Miner::new(wallet(n), &opts.dir.join(n), &opts.params_dir, cheat, u64::MAX)
+        })
         .collect::<Result<_, _>>()?;
-    let mut finalizer = Finalizer::new(wallets[0].clone());
 
-    let mut schedule: Vec<(usize, Cheat)> = (0..opts.rounds).map(|_| (0, Cheat::None)).collect();
+    let mut schedule: Vec<Vec<usize>> = (0..opts.rounds).map(|_| (0..HONEST.len()).collect()).collect();
     if opts.cheats {
-        schedule.extend([(1, Cheat::Mismatch), (2, Cheat::NoGain)]);
+        schedule.push((0..miner_names.len()).filter(|&i| i == 0 || i >= HONEST.len()).collect());
     }
     let mut events: Vec<(u64, Event)> = Vec::new();
-    for (who, cheat) in schedule {
-        let name = names[1 + who];
-        let mut miner = Miner::new(wallets[1 + who].clone(), &opts.dir.join(name), &opts.params_dir, cheat, u64::MAX)?;
-        let target = miner.state.finished + 1;
-        print(&format!(
-            "--- round by {name}{} ---",
-            if cheat == Cheat::None { String::new() } else { format!(" (cheating: {cheat:?})") }
-        ));
+    for competitors in schedule {
+        let who: Vec<&str> = competitors.iter().map(|&i| miner_names[i]).collect();
+        print(&format!("--- a round contested by {} ---", who.join(", ")));
+        let targets: Vec<u64> = competitors.iter().map(|&i| miners[i].state.finished + 1).collect();
         let mut idle_passes = 0;
-        while miner.state.finished < target {
-            let mut steps = vec![miner.step(&mut miners[who])?];
+        while competitors.iter().zip(&targets).any(|(&i, t)| miners[i].state.finished < *t) {
+            let mut steps = Vec::new();
+            for (&i, t) in competitors.iter().zip(&targets) {
+                if miners[i].state.finished < *t {
+                    steps.push(miners[i].step(&mut miner_nodes[i])?);
+                }
+            }
             for (v, a) in verifiers.iter_mut().zip(verifier_nodes.iter_mut()) {
                 steps.push(v.step(a)?);
             }
@@ -214,6 +283,14 @@ pub fn run(opts: &DemoOptions, print: &mut dyn FnMut(&str)) -> anyhow::Result<De
             }
         }
     }
+    // The verifiers collect their fee shares and slashed bonds of the last round.
+    for (v, a) in verifiers.iter_mut().zip(verifier_nodes.iter_mut()) {
+        while let Step::Acted(e) = v.step(a)? {
+            let block = finalizer_node.chain.block_number()?;
+            print(&format!("[block {block:>4}] {:<26} {} ({:.2} s{})", e.role, e.what, e.seconds, gas_note(e.gas)));
+            events.push((block, e));
+        }
+    }
 
     let mut phases: BTreeMap<Phase, PhaseTotal> = BTreeMap::new();
     for (_, e) in &events {
@@ -222,36 +299,35 @@ pub fn run(opts: &DemoOptions, print: &mut dyn FnMut(&str)) -> anyhow::Result<De
         t.seconds += e.seconds;
         t.gas += e.gas;
     }
-    let task = finalizer_node.rounds.task(finalizer_node.chain.as_mut(), deployment.task)?;
-    let (mut accepted, mut slashed) = (0, 0);
-    for id in 0..task.rounds {
-        let r = finalizer_node.rounds.round(finalizer_node.chain.as_mut(), deployment.task, id)?;
-        if r.finalized && r.accepted {
-            accepted += 1;
-        } else if r.finalized && !r.refunded {
-            slashed += 1;
-        }
-    }
-    // Cost per honest round: the honest miner's work, and one verifier's.
-    let honest = |e: &Event| e.role == "miner miner" || e.role.starts_with("verifier");
-    let honest_rounds: Vec<u64> =
-        events.iter().filter(|(_, e)| e.role == "miner miner").map(|(_, e)| e.round).collect();
-    let in_honest = |e: &Event| honest_rounds.contains(&e.round) && honest(e);
-    let sum = |f: &dyn Fn(&Event) -> bool| {
-        events.iter().filter(|(_, e)| in_honest(e) && f(e)).map(|(_, e)| e.seconds).sum::<f64>()
-    };
-    let n = opts.rounds.max(1) as f64;
-    let miner_seconds =
-        sum(&|e| e.role == "miner miner" && matches!(e.phase, Phase::Train | Phase::Commit | Phase::Prove)) / n;
-    let proof_check = sum(&|e| e.phase == Phase::SubmitProof) / n;
-    let verifier_seconds =
-        proof_check + sum(&|e| e.role.starts_with("verifier") && e.phase == Phase::Evaluate) / n / 3.0;
+    let addresses: Vec<(alloy::primitives::Address, &str)> = names.iter().map(|n| (wallet(n).address(), *n)).collect();
+    let rounds = settle(&mut finalizer_node, &addresses)?;
+    let accepted = rounds.iter().filter(|r| r.winner.is_some()).count() as u64;
+    let slashed = rounds.iter().flat_map(|r| &r.candidates).filter(|c| c.outcome == "slashed").count() as u64;
+    // Cost per honest candidate: an honest miner's work, and one verifier's share.
+    let honest_role = |e: &Event| HONEST.iter().any(|n| e.role == format!("miner {n}"));
+    let miner_work: f64 = events
+        .iter()
+        .filter(|(_, e)| honest_role(e) && matches!(e.phase, Phase::Train | Phase::Commit | Phase::Prove))
+        .map(|(_, e)| e.seconds)
+        .sum();
+    let honest_candidates = events.iter().filter(|(_, e)| honest_role(e) && e.phase == Phase::Train).count().max(1);
+    let all_candidates: usize = rounds.iter().map(|r| r.candidates.len()).sum::<usize>().max(1);
+    let proof_checks: f64 = events.iter().filter(|(_, e)| e.phase == Phase::SubmitProof).map(|(_, e)| e.seconds).sum();
+    let proofs = events.iter().filter(|(_, e)| e.phase == Phase::SubmitProof).count().max(1);
+    let evaluation: f64 = events
+        .iter()
+        .filter(|(_, e)| e.role.starts_with("verifier") && e.phase == Phase::Evaluate)
+        .map(|(_, e)| e.seconds)
+        .sum();
+    let miner_seconds = miner_work / honest_candidates as f64;
+    let verifier_seconds = proof_checks / proofs as f64 + evaluation / VERIFIERS.len() as f64 / all_candidates as f64;
     Ok(DemoSummary {
         chain: chain.describe(),
         deployment,
         weights,
         accepted,
         slashed,
+        rounds,
         phases,
         miner_seconds,
         verifier_seconds,
@@ -261,12 +337,76 @@ pub fn run(opts: &DemoOptions, print: &mut dyn FnMut(&str)) -> anyhow::Result<De
     .inspect(|_| drop(servers))
 }
 
+/// Reads back how the chain settled every round, naming the miners.
+fn settle(node: &mut Node, names: &[(alloy::primitives::Address, &str)]) -> anyhow::Result<Vec<RoundRow>> {
+    let task = node.rounds.task(node.chain.as_mut(), node.task)?;
+    let name = |a: alloy::primitives::Address| {
+        names.iter().find(|(w, _)| *w == a).map_or_else(|| a.to_string(), |(_, n)| n.to_string())
+    };
+    let mut rows = Vec::new();
+    for id in 0..task.rounds {
+        let r = node.rounds.round(node.chain.as_mut(), node.task, id)?;
+        let candidates = node.rounds.candidates(node.chain.as_mut(), node.task, &r, id)?;
+        let (mut returned, mut slashed) = (0u128, 0u128);
+        let mut rows_c = Vec::new();
+        for c in &candidates {
+            let (word, why) = match c.outcome {
+                outcome::WON => ("won", "largest median gain among proven, quorate, 2/3-positive candidates"),
+                outcome::RETURNED if r.winner != 0 => ("returned", "eligible but beaten by a larger gain"),
+                outcome::RETURNED => ("returned", "not judged: no quorum or no randomness"),
+                outcome::SLASHED if !c.revealed => ("slashed", "never revealed (or its reveal was refused)"),
+                outcome::SLASHED if !c.proven => ("slashed", "no valid proof by the deadline"),
+                outcome::SLASHED => ("slashed", "judged bad by the verifiers"),
+                _ => ("pending", "round still open"),
+            };
+            match c.outcome {
+                outcome::RETURNED => returned += c.bond,
+                outcome::SLASHED => slashed += c.bond,
+                _ => {}
+            }
+            let judged = matches!(c.outcome, outcome::WON) || (c.outcome == outcome::RETURNED && r.winner != 0);
+            rows_c.push(CandidateRow {
+                miner: name(c.miner),
+                outcome: word.into(),
+                why: why.into(),
+                gain: judged.then(|| crate::roles::gain(c.gain)),
+            });
+        }
+        let fee = r.fee;
+        rows.push(RoundRow {
+            round: id,
+            winner: (r.winner != 0).then(|| name(candidates[r.winner as usize - 1].miner)),
+            candidates: rows_c,
+            returned_wei: returned.to_string(),
+            slashed_wei: slashed.to_string(),
+            fee_wei: fee.to_string(),
+        });
+    }
+    Ok(rows)
+}
+
 fn gas_note(gas: u64) -> String {
     if gas == 0 {
         String::new()
     } else {
         format!(", {gas} gas")
     }
+}
+
+/// The digits task (`tasks/digits.json`) and its data, shipped in the binary so the demo
+/// runs from any directory.
+const DIGITS_TASK: &str = include_str!("../../tasks/digits.json");
+const DIGITS_DATA: &[u8] = include_bytes!("../data/digits.bin");
+
+/// Writes the shipped digits task into `dir` (its data beside it); returns the task file.
+fn write_shipped_task(dir: &Path) -> anyhow::Result<PathBuf> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let mut task: serde_json::Value = serde_json::from_str(DIGITS_TASK).expect("the shipped task parses");
+    task["data"]["path"] = serde_json::json!("digits.bin");
+    pogo_circuits::files::write_atomic(&dir.join("digits.bin"), DIGITS_DATA)?;
+    let file = dir.join("digits.json");
+    pogo_circuits::files::write_atomic(&file, &serde_json::to_vec_pretty(&task).expect("json"))?;
+    Ok(file)
 }
 
 /// Makes `dir` empty: creates it, or wipes an earlier demo's; refuses anything else.
@@ -289,13 +429,30 @@ pub fn print_summary(s: &DemoSummary) {
         "\n== summary ({}; model of {} weights, D = {}, S = {}) ==",
         s.chain, s.weights, s.deployment.depth, s.deployment.samples
     );
-    println!("rounds accepted: {}, slashed: {}", s.accepted, s.slashed);
-    println!("{:<14} {:>6} {:>11} {:>12}", "phase", "events", "seconds", "gas");
+    println!("rounds won: {} of {}, candidates slashed: {}", s.accepted, s.rounds.len(), s.slashed);
+    println!("{:<6} {:<15} {:<9} {:>12}  why", "round", "miner", "outcome", "median gain");
+    for r in &s.rounds {
+        for c in &r.candidates {
+            let gain = c.gain.map_or_else(|| "–".to_string(), |g| format!("{g:.6}"));
+            println!("{:<6} {:<15} {:<9} {:>12}  {}", r.round, c.miner, c.outcome, gain, c.why);
+        }
+        let ether = |wei: &str| wei.parse::<f64>().unwrap_or(0.0) / 1e18;
+        println!(
+            "{:<6} winner: {}; bonds returned {} ETH, slashed {} ETH; verifiers' fee {} ETH",
+            "",
+            r.winner.as_deref().unwrap_or("none"),
+            ether(&r.returned_wei),
+            ether(&r.slashed_wei),
+            ether(&r.fee_wei)
+        );
+    }
+    println!("\n{:<14} {:>6} {:>11} {:>12}", "phase", "events", "seconds", "gas");
     for (phase, t) in &s.phases {
         println!("{:<14} {:>6} {:>11.2} {:>12}", format!("{phase:?}"), t.count, t.seconds, t.gas);
     }
     println!(
-        "per honest round: miner {:.2} s (train + commit + prove), one verifier {:.3} s (proof check + fetch, rebuild, evaluate, attest): verify/train ratio {:.2} %",
+        "per honest candidate: its miner {:.2} s (train + commit + reveal + prove); one verifier {:.3} s (on-chain proof \
+         check + its share of fetch, rebuild, evaluate, attest); verifier / miner = {:.2} %",
         s.miner_seconds,
         s.verifier_seconds,
         100.0 * s.verify_train_ratio

@@ -10,8 +10,8 @@ use pogo_circuits::config::CircuitConfig;
 use pogo_circuits::merkle::default_depth;
 use pogo_prover::prove::keygen;
 use pogo_prover::setup::dev_setup;
-use pogo_verifier::evm::{export_verifier, load_verifier, Evm, Fork, Solc};
-use pogo_verifier::keys::{config_dir, SetupOrigin, MANIFEST_FILE};
+use pogo_verifier::evm::{export_verifier, install_shipped, load_verifier, Evm, Fork, Solc};
+use pogo_verifier::keys::{config_dir, Manifest, SetupOrigin, MANIFEST_FILE};
 use pogo_verifier::rounds::TaskParams;
 use serde::{Deserialize, Serialize};
 
@@ -20,6 +20,12 @@ use crate::contract::Rounds;
 use crate::keystore::Wallet;
 use crate::roles::{model_root, task_hashes};
 use crate::train::{TaskConfig, Trainer};
+
+/// Phase-1 batches `pogo task create` evaluates the genesis model on to measure the noise.
+pub const NOISE_BATCHES: usize = 32;
+
+/// Standard deviations of that noise a task's margin must reach.
+pub const NOISE_SIGMAS: f64 = 2.0;
 
 /// One ether in wei.
 pub const ETHER: u128 = 1_000_000_000_000_000_000;
@@ -33,12 +39,27 @@ pub struct TaskTerms {
     /// Tree depth D [default: the smallest D with nb <= 2^D]
     #[arg(long)]
     pub depth: Option<u32>,
-    /// Blocks after a commit by which the proof must be in.
+    /// Blocks after a round opens (its first commit) during which miners commit.
+    #[arg(long, default_value_t = 20)]
+    pub commit_window: u64,
+    /// Blocks after the commit window during which miners reveal their commitments.
+    #[arg(long, default_value_t = 10)]
+    pub reveal_window: u64,
+    /// Blocks after the reveal window by which every proof must be in (more than 2: the
+    /// sampled blocks come from the hash of block revealEnd + 2).
     #[arg(long, default_value_t = 50)]
     pub proof_window: u64,
-    /// Blocks after a commit during which verifiers attest (more than --proof-window).
+    /// Blocks after the reveal window during which verifiers attest (more than
+    /// --proof-window, at most 8191 so the seeds stay readable from EIP-2935's history).
     #[arg(long, default_value_t = 100)]
     pub attest_window: u64,
+    /// Most candidates (commits) a round takes (1 to 64).
+    #[arg(long, default_value_t = 16)]
+    pub max_candidates: u16,
+    /// Share of the reward paid to the verifiers who attested positive on the winner, in
+    /// proportion to stake (0 to 1).
+    #[arg(long, default_value_t = 0.1)]
+    pub verifier_fee: f64,
     /// Attesting stake needed to decide a round, in ether (a stake, not a count of
     /// addresses, so splitting one stake over many addresses gains nothing). A proven round
     /// short of it is no fault of the miner: its bond comes back.
@@ -63,6 +84,37 @@ pub struct TaskTerms {
     /// otherwise missing keys are an error naming `pogo setup`.
     #[arg(skip)]
     pub dev_seed: Option<u64>,
+    /// Accept INSECURE development keys off development chains (`--insecure` of the node
+    /// commands).
+    #[arg(skip)]
+    pub insecure: bool,
+}
+
+impl TaskTerms {
+    /// The contract's rules on windows, cap and fee, said in flag names before anything is
+    /// deployed.
+    pub fn check(&self) -> anyhow::Result<()> {
+        const HISTORY: u64 = 8191;
+        if self.commit_window == 0 || self.reveal_window == 0 {
+            bail!("--commit-window and --reveal-window must be at least 1 block");
+        }
+        if self.commit_window > HISTORY || self.reveal_window > HISTORY || self.attest_window > HISTORY {
+            bail!("--commit-window, --reveal-window and --attest-window must be at most {HISTORY} blocks (EIP-2935)");
+        }
+        if self.proof_window <= 2 {
+            bail!("--proof-window ({}) must be more than 2 blocks", self.proof_window);
+        }
+        if self.attest_window <= self.proof_window {
+            bail!("--attest-window ({}) must be more than --proof-window ({})", self.attest_window, self.proof_window);
+        }
+        if !(1..=64).contains(&self.max_candidates) {
+            bail!("--max-candidates ({}) must be in 1..=64", self.max_candidates);
+        }
+        if !(0.0..=1.0).contains(&self.verifier_fee) {
+            bail!("--verifier-fee ({}) must be between 0 and 1", self.verifier_fee);
+        }
+        Ok(())
+    }
 }
 
 /// Ether as wei (to the gwei).
@@ -128,7 +180,8 @@ pub fn ensure_verifier(
         let keys = keygen(&setup, &shape)?;
         pogo_prover::keys::write(&dir, &setup, SetupOrigin::DevSeededInsecure { seed }, &keys)?;
     }
-    if load_verifier(&dir).is_err() {
+    // A verifier shipped in the binary for these very keys needs no compiler (the demo's).
+    if load_verifier(&dir).is_err() && !install_shipped(&dir)? {
         let solc = Solc::locate(None).context(
             "compiling the verifier needs solc 0.8.19 (run scripts/solc/install.sh and put it on PATH or in POGO_SOLC)",
         )?;
@@ -177,8 +230,61 @@ pub fn check_verifier(chain: &mut dyn Chain, params: &TaskParams, params_dir: &P
     Ok(())
 }
 
+/// Refuses a task whose margin is below the noise of its own evaluation: a gain smaller
+/// than the spread of the loss over phase-1 batches can be a lucky batch, not work. The
+/// noise is [`NOISE_SIGMAS`] standard deviations of the genesis model's loss over
+/// [`NOISE_BATCHES`] batches (`Trainer::eval_noise`).
+pub fn check_margin(trainer: &Trainer, genesis: &pogo_circuits::model::Model, task_file: &Path) -> anyhow::Result<f64> {
+    let (mean, sd) = trainer.eval_noise(genesis, NOISE_BATCHES)?;
+    let floor = NOISE_SIGMAS * sd;
+    let margin = trainer.task.margin;
+    if !(margin.is_finite() && margin > 0.0 && margin >= floor) {
+        bail!(
+            "the margin {margin} of {} is below the noise of its evaluation: the genesis model's loss over \
+             {NOISE_BATCHES} random phase-1 batches of {} examples is {mean:.6} ± {sd:.6}, so a gain under \
+             {floor:.6} ({NOISE_SIGMAS} standard deviations) can be a lucky batch; set \"margin\" to at least {floor:.6}",
+            task_file.display(),
+            trainer.task.eval_batch_size
+        );
+    }
+    Ok(floor)
+}
+
+/// Whether keys from `origin` may be used on a chain: INSECURE development keys (anyone can
+/// forge proofs with them) only on a development chain, or where the operator says
+/// `--insecure` out loud.
+pub fn keys_allowed(origin: &SetupOrigin, development: bool, insecure: bool, chain: &str) -> anyhow::Result<()> {
+    match origin {
+        SetupOrigin::DevSeededInsecure { seed } if !development && !insecure => bail!(
+            "the keys come from the INSECURE seeded development setup (seed {seed}): anyone can forge proofs with \
+             them, and {chain} is not a development chain. Make keys from a ceremony (`pogo setup --ptau FILE`), or \
+             pass --insecure to accept forgeable proofs anyway"
+        ),
+        _ => Ok(()),
+    }
+}
+
+/// [`keys_allowed`] for the keys of (depth, samples) under `params_dir` on `chain`.
+pub fn check_keys(
+    chain: &mut dyn Chain,
+    depth: u32,
+    samples: usize,
+    params_dir: &Path,
+    insecure: bool,
+) -> anyhow::Result<()> {
+    let config = CircuitConfig::new(depth, samples)?;
+    let dir = config_dir(params_dir, &config.name());
+    let manifest = Manifest::load(&dir).with_context(|| {
+        format!("no usable keys for {} (run `pogo setup --depth {depth} --samples {samples}`)", config.name())
+    })?;
+    let development = chain.is_development()?;
+    keys_allowed(&manifest.setup, development, insecure, &chain.describe())
+        .with_context(|| format!("keys of {} in {}", config.name(), dir.display()))
+}
+
 /// Deploys the verifier (and the round contract unless `rounds` is given) and registers the
-/// task; returns the deployment.
+/// task; returns the deployment. INSECURE development keys are refused on a chain that is
+/// not a development chain unless `terms.insecure`.
 pub fn create_task(
     chain: &mut dyn Chain,
     chain_spec: &str,
@@ -193,12 +299,12 @@ pub fn create_task(
     let margin = crate::roles::loss_units(config.margin as f32);
     let trainer = Trainer::new(config, candle_core::Device::Cpu)?;
     let genesis = trainer.genesis()?;
+    check_margin(&trainer, &genesis, task_file)?;
     let nb = genesis.block_count();
     let depth = terms.depth.unwrap_or_else(|| default_depth(nb));
-    if terms.attest_window <= terms.proof_window {
-        bail!("--attest-window ({}) must be more than --proof-window ({})", terms.attest_window, terms.proof_window);
-    }
+    terms.check()?;
     let code = ensure_verifier(params_dir, depth, terms.samples, terms.dev_seed)?;
+    check_keys(chain, depth, terms.samples, params_dir, terms.insecure)?;
     let verifier =
         chain.send(owner, None, code, U256::ZERO)?.created.context("the verifier deployment made no contract")?;
     let rounds = match rounds {
@@ -213,8 +319,12 @@ pub fn create_task(
         samples: terms.samples as u32,
         verifier,
         verifierGas: terms.verifier_gas,
+        commitWindow: terms.commit_window,
+        revealWindow: terms.reveal_window,
         proofWindow: terms.proof_window,
         attestWindow: terms.attest_window,
+        maxCandidates: terms.max_candidates,
+        verifierFeeBps: (terms.verifier_fee * 10_000.0).round() as u16,
         margin,
         quorum: wei(terms.quorum).saturating_to(),
         minerBond: wei(terms.bond).saturating_to(),
@@ -233,4 +343,20 @@ pub fn create_task(
         samples: terms.samples,
         verifier,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn insecure_keys_only_on_development_chains_or_when_asked() {
+        let dev = SetupOrigin::DevSeededInsecure { seed: 0 };
+        let ceremony = SetupOrigin::Ptau { sha256: "00".into(), file: "pot.ptau".into() };
+        assert!(keys_allowed(&dev, true, false, "anvil").is_ok());
+        let err = keys_allowed(&dev, false, false, "mainnet").unwrap_err().to_string();
+        assert!(err.contains("INSECURE") && err.contains("--insecure") && err.contains("mainnet"), "{err}");
+        assert!(keys_allowed(&dev, false, true, "mainnet").is_ok(), "said out loud");
+        assert!(keys_allowed(&ceremony, false, false, "mainnet").is_ok());
+    }
 }

@@ -1,5 +1,5 @@
-//! The node end to end: `pogo demo` on the embedded chain (honest rounds accepted, both
-//! cheaters slashed), the same contract bytecode against a real Anvil node over JSON-RPC,
+//! The node end to end: `pogo demo` on the embedded chain (competing honest rounds, every
+//! cheater slashed), the same contract bytecode against a real Anvil node over JSON-RPC,
 //! and restart safety: roles killed (abort at each phase boundary, and a real SIGKILL)
 //! and restarted never double-submit and finish their rounds.
 
@@ -9,7 +9,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use pogo_node::chain::EmbeddedChain;
+use pogo_node::chain::{Chain, EmbeddedChain};
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -67,36 +67,58 @@ fn free_port() -> u16 {
 }
 
 #[test]
-fn demo_accepts_honest_rounds_and_slashes_both_cheaters() {
+fn demo_runs_competing_rounds_and_slashes_every_cheater() {
+    // As a new user runs it: outside the checkout, with no compiler anywhere (the demo's
+    // task and its verifier ship in the binary), keys present but no verifier exported.
     let dir = tempfile::tempdir().unwrap();
     let demo = dir.path().join("demo");
-    let summary = ok(pogo()
-        .args(["demo", "--json", "--rounds", "2", "--dir"])
-        .arg(&demo)
-        .arg("--params-dir")
-        .arg(params())
+    let keys = dir.path().join("params/d6-s2");
+    std::fs::create_dir_all(&keys).unwrap();
+    for file in ["manifest.json", "setup.bin", "vk.bin", "pk.bin"] {
+        std::fs::hard_link(params().join("d6-s2").join(file), keys.join(file)).unwrap();
+    }
+    let summary = ok(Command::new(env!("CARGO_BIN_EXE_pogo"))
+        .current_dir(dir.path())
+        .env_remove("POGO_SOLC")
+        .env_remove("POGO_PARAMS")
+        .env("PATH", "/usr/bin:/bin")
+        .args(["demo", "--json", "--rounds", "1", "--dir", "demo"])
         .output()
         .unwrap());
+    assert!(keys.join("verifier.json").exists(), "the shipped verifier was installed");
+    // A round of three competing honest miners, then one honest miner against three
+    // cheaters: every round has a winner, every cheater is slashed.
     assert_eq!(summary["accepted"], 2, "{summary:#}");
-    assert_eq!(summary["slashed"], 2);
+    assert_eq!(summary["slashed"], 3);
+    let rounds = summary["rounds"].as_array().unwrap();
+    for r in &rounds[..1] {
+        let outcomes: Vec<&str> =
+            r["candidates"].as_array().unwrap().iter().map(|c| c["outcome"].as_str().unwrap()).collect();
+        let mut sorted = outcomes.clone();
+        sorted.sort();
+        assert_eq!(sorted, ["returned", "returned", "won"], "one winner, the others' bonds back: {r:#}");
+    }
+    assert_eq!(rounds[1]["winner"], "miner-a", "{:#}", rounds[1]);
     let events = summary["events"].as_array().unwrap();
     let said = |role: &str, needle: &str| {
         events
             .iter()
             .any(|e| e[1]["role"].as_str().unwrap().contains(role) && e[1]["what"].as_str().unwrap().contains(needle))
     };
-    assert!(said("cheat-mismatch", "rejected"), "the mismatched commitment is slashed");
+    assert!(said("cheat-mismatch", "bond slashed"), "the mismatched commitment is slashed");
     assert!(said("verifier", "not the committed"), "verifiers saw the root mismatch");
-    assert!(said("cheat-no-gain", "rejected"));
+    assert!(said("cheat-no-gain", "rejected by the verifiers: bond slashed"));
     assert!(said("verifier", "did not fall"), "verifiers saw the loss rise");
-    assert!(said("verifier", "claimed a share"), "negative attesters share the bond");
+    assert!(said("cheat-zero", "UnchangedModel"), "no work is refused at the reveal");
+    assert!(said("miner", "beaten by a larger gain: bond returned"));
+    assert!(said("verifier", "claimed"), "verifiers are paid");
     assert!(summary["verify_train_ratio"].as_f64().unwrap() > 0.0);
-    // The chain on disk says the same to `pogo status`, and the second honest round started
-    // from the first one's root.
+    // The chain on disk says the same to `pogo status`, and each round started from the
+    // previous winner's root.
     let status = ok(pogo().args(["status", "--json", "--home"]).arg(&demo).output().unwrap());
     assert_eq!(
-        (status["rounds"].as_u64(), status["accepted"].as_u64(), status["rejected"].as_u64()),
-        (Some(4), Some(2), Some(2))
+        (status["rounds"].as_u64(), status["won"].as_u64(), status["candidates"].as_u64()),
+        (Some(2), Some(2), Some(7))
     );
     // A second run refuses a folder that is not a demo's.
     let other = dir.path().join("precious");
@@ -116,23 +138,34 @@ impl Drop for Anvil {
     }
 }
 
-#[test]
-fn a_full_round_against_anvil_over_json_rpc() {
-    let anvil = install("scripts/anvil/install.sh");
+/// A fresh Anvil node (the pinned one the install script provides) under Prague, and its URL.
+fn anvil() -> (Anvil, String) {
+    anvil_with(&[])
+}
+
+/// [`anvil`] with extra arguments.
+fn anvil_with(extra: &[&str]) -> (Anvil, String) {
+    let binary = install("scripts/anvil/install.sh");
     let port = free_port();
-    let _node = Anvil(
-        Command::new(anvil)
+    let node = Anvil(
+        Command::new(binary)
             .args(["--port", &port.to_string(), "--silent", "--hardfork", "prague"])
+            .args(extra)
             .stdout(Stdio::null())
             .spawn()
             .unwrap(),
     );
-    let url = format!("http://127.0.0.1:{port}");
     let start = Instant::now();
     while TcpListener::bind(("127.0.0.1", port)).is_ok() {
         assert!(start.elapsed() < Duration::from_secs(20), "anvil did not start");
         std::thread::sleep(Duration::from_millis(50));
     }
+    (node, format!("http://127.0.0.1:{port}"))
+}
+
+#[test]
+fn a_full_round_against_anvil_over_json_rpc() {
+    let (_node, url) = anvil();
     let dir = tempfile::tempdir().unwrap();
     let demo = dir.path().join("demo");
     let summary = ok(pogo()
@@ -146,7 +179,7 @@ fn a_full_round_against_anvil_over_json_rpc() {
     assert!(summary["chain"].as_str().unwrap().contains("JSON-RPC"));
     assert!(summary["phases"]["submit_proof"]["gas"].as_u64().unwrap() > 300_000, "the real verifier ran");
     let status = ok(pogo().args(["status", "--json", "--chain", &url, "--home"]).arg(&demo).output().unwrap());
-    assert_eq!(status["accepted"], 1);
+    assert_eq!(status["won"], 1);
     // A chain that is down is a clear error, not a panic.
     let down = format!("http://127.0.0.1:{}", free_port());
     let out = pogo().args(["status", "--chain", &down, "--home"]).arg(&demo).output().unwrap();
@@ -209,10 +242,33 @@ impl Network {
             .unwrap_or_default()
     }
 
-    /// Waits for `miner` to finish its round. The windows are long enough that no restart
-    /// can miss them however loaded the machine is; once the proof and both attestations
-    /// are in, the test moves the chain past the attestation window itself, so the round
-    /// closes at once instead of after the wall-clock window.
+    /// Moves the embedded chain on to block `to` at once (a no-op if it is there).
+    fn advance_to(&self, to: u64) {
+        let mut chain = EmbeddedChain::open(&self.home.path().join("chain.json")).unwrap();
+        let now = chain.block_number().unwrap();
+        if now < to {
+            chain.advance(to - now).unwrap();
+        }
+    }
+
+    /// Skips the waits a round has once its roles have done their part: the rest of the
+    /// reveal window once every commitment is revealed, the rest of the attestation window
+    /// once every reveal is proven and both verifiers attested. The windows themselves are
+    /// long enough that no restart can miss them however loaded the machine is.
+    fn hurry(&self, status: &serde_json::Value) {
+        if status["open_round"].is_null() {
+            return;
+        }
+        let (committed, revealed) = (status["committed"].as_u64(), status["revealed"].as_u64());
+        if status["phase"] == "reveal" && committed == revealed {
+            self.advance_to(status["reveal_deadline"].as_u64().unwrap() + 2);
+        }
+        if status["attestations"] == 2 && status["proven"] == status["revealed"] && revealed > Some(0) {
+            self.advance_to(status["attest_deadline"].as_u64().unwrap() + 2);
+        }
+    }
+
+    /// Waits for `miner` to finish its round, hurrying the chain along.
     fn finish_round(&self, mut miner: Child) {
         let start = Instant::now();
         loop {
@@ -221,14 +277,7 @@ impl Network {
                 return;
             }
             let status = self.status();
-            if status["phase"] == "attesting" && status["attestations"] == 2 {
-                let to = status["attest_deadline"].as_u64().unwrap() + 1;
-                let now = status["block"].as_u64().unwrap();
-                if now <= to {
-                    let mut chain = EmbeddedChain::open(&self.home.path().join("chain.json")).unwrap();
-                    chain.advance(to + 1 - now).unwrap();
-                }
-            }
+            self.hurry(&status);
             assert!(start.elapsed() < PATIENCE, "the round never closed: {status:#}");
             std::thread::sleep(Duration::from_millis(100));
         }
@@ -252,8 +301,8 @@ fn roles_killed_at_any_phase_resume_without_double_submission() {
         ok(net.cmd(&["keys", "new", key, "--json"]).output().unwrap());
     }
     let task = root().join("tasks/digits.json");
-    // Windows in 0.2 s blocks: 10 minutes to prove, so that no restart on a loaded machine
-    // misses a deadline; `finish_round` closes each round early by moving the chain on.
+    // Windows in 0.2 s blocks: 10 minutes to reveal and to prove, so that no restart on a
+    // loaded machine misses a deadline; `hurry` skips the rest of a window once it is done.
     ok(net
         .cmd(&[
             "task",
@@ -267,7 +316,7 @@ fn roles_killed_at_any_phase_resume_without_double_submission() {
             "--quorum",
             "2",
         ])
-        .args(["--proof-window", "3000", "--attest-window", "3100"])
+        .args(["--commit-window", "10", "--reveal-window", "3000", "--proof-window", "3000", "--attest-window", "3100"])
         .output()
         .unwrap());
     // Verifier v1 aborts right after its first attestation and is restarted; v2 runs throughout.
@@ -275,15 +324,16 @@ fn roles_killed_at_any_phase_resume_without_double_submission() {
     net.verifiers.push(net.verifier("v2", None));
 
     // The miner aborts at each phase boundary in turn, then finishes the round.
-    for point in ["miner-after-prepare", "miner-after-commit", "miner-after-submit"] {
+    for point in ["miner-after-prepare", "miner-after-commit", "miner-after-reveal", "miner-after-submit"] {
         let status = net.miner(Some(point)).arg("--rounds").arg("1").status().unwrap();
         assert!(!status.success(), "the miner was to abort at {point}");
-        if point == "miner-after-commit" {
-            // The round is open and the miner's store is down until it restarts: a verifier
-            // must wait for the blob, not attest negative and have an honest miner slashed.
+        if point == "miner-after-reveal" {
+            // Revealed, and the miner's store is down until it restarts: a verifier must
+            // wait for the blob, not attest negative and have an honest miner slashed.
             let start = Instant::now();
             loop {
                 let status = net.status();
+                net.hurry(&status);
                 assert_eq!(status["attestations"], 0, "a verifier attested while the miner restarted: {status:#}");
                 let log = std::fs::read_to_string(net.log("v2")).unwrap();
                 if log.contains("retrying until the proof deadline") {
@@ -302,15 +352,15 @@ fn roles_killed_at_any_phase_resume_without_double_submission() {
     net.finish_round(net.miner(None).arg("--rounds").arg("1").spawn().unwrap());
     let status = net.status();
     assert_eq!(
-        (status["rounds"].as_u64(), status["accepted"].as_u64()),
-        (Some(1), Some(1)),
+        (status["rounds"].as_u64(), status["won"].as_u64(), status["candidates"].as_u64()),
+        (Some(1), Some(1), Some(1)),
         "one commit, accepted: {status:#}"
     );
 
     // A real SIGKILL in the middle of the second round.
     let mut miner = net.miner(None).arg("--rounds").arg("2").spawn().unwrap();
     let start = Instant::now();
-    while !matches!(net.miner_phase().as_str(), "committed" | "proved") {
+    while !matches!(net.miner_phase().as_str(), "committed" | "revealed" | "proved") {
         assert!(start.elapsed() < PATIENCE, "the miner never committed");
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -319,7 +369,7 @@ fn roles_killed_at_any_phase_resume_without_double_submission() {
     net.finish_round(net.miner(None).arg("--rounds").arg("2").spawn().unwrap());
     let status = net.status();
     assert_eq!(
-        (status["rounds"].as_u64(), status["accepted"].as_u64(), status["rejected"].as_u64()),
+        (status["rounds"].as_u64(), status["won"].as_u64(), status["without_winner"].as_u64()),
         (Some(2), Some(2), Some(0)),
         "{status:#}"
     );
@@ -329,7 +379,6 @@ fn roles_killed_at_any_phase_resume_without_double_submission() {
 /// miner and the verifier refuse it, naming the mismatch, instead of joining its rounds.
 #[test]
 fn nodes_refuse_a_task_whose_verifier_is_not_the_one_their_keys_give() {
-    use pogo_node::chain::Chain;
     use pogo_node::contract::Rounds;
     use pogo_node::deploy::Deployment;
 
@@ -375,5 +424,236 @@ fn nodes_refuse_a_task_whose_verifier_is_not_the_one_their_keys_give() {
         let out = child.wait_with_output().unwrap();
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(!out.status.success() && err.contains("is not the verifier of d6-s2"), "{role:?}: {err}");
+    }
+}
+
+/// The copier and recycled-stake attacks against the round contract through a [`Chain`]
+/// adapter, so that they run on the embedded chain and over JSON-RPC against Anvil alike.
+/// These attacks never reach a proof, so the task's verifier is a placeholder with code.
+mod attacks {
+    use alloy::primitives::{Address, B256, U256};
+    use pogo_node::chain::Chain;
+    use pogo_node::contract::Rounds;
+    use pogo_node::keystore::{Keystore, Wallet};
+    use pogo_verifier::rounds::{commitment, PogoRounds, TaskParams};
+
+    const ETHER: u128 = 1_000_000_000_000_000_000;
+
+    pub struct World {
+        pub rounds: Rounds,
+        pub task: U256,
+        pub owner: Wallet,
+        pub miner: Wallet,
+        pub copier: Wallet,
+        pub v1: Wallet,
+        pub v2: Wallet,
+    }
+
+    /// Wallets, one of which the chain adapter signs for.
+    pub fn wallets(dir: &std::path::Path) -> Vec<Wallet> {
+        let keys = Keystore::new(dir, "test");
+        ["owner", "miner", "copier", "v1", "v2"].iter().map(|n| keys.create(n).unwrap()).collect()
+    }
+
+    fn refused<T>(result: Result<T, pogo_node::contract::ContractError>) -> String {
+        match result {
+            Err(e) => e.contract_error().unwrap_or_else(|| panic!("not a contract error: {e}")),
+            Ok(_) => panic!("the contract accepted what it must refuse"),
+        }
+    }
+
+    /// Deploys the round contract and a task with short windows; v1 joins.
+    pub fn world(chain: &mut dyn Chain, wallets: &[Wallet]) -> World {
+        for w in wallets {
+            chain.dev_fund(w.address(), U256::from(100 * ETHER)).unwrap();
+        }
+        let [owner, miner, copier, v1, v2] = <[Wallet; 5]>::try_from(wallets.to_vec()).unwrap();
+        let placeholder = hex::decode("6001600c60003960016000f300").unwrap();
+        let verifier = chain.send(&owner, None, placeholder, U256::ZERO).unwrap().created.unwrap();
+        let (rounds, _) = Rounds::deploy(chain, &owner).unwrap();
+        let params = TaskParams {
+            genesisRoot: U256::from(1),
+            nb: 2,
+            depth: 1,
+            samples: 2,
+            verifier,
+            verifierGas: 2_000_000,
+            commitWindow: 5,
+            revealWindow: 5,
+            proofWindow: 20,
+            attestWindow: 40,
+            maxCandidates: 4,
+            verifierFeeBps: 1000,
+            margin: 1,
+            quorum: ETHER,
+            minerBond: ETHER,
+            minVerifierStake: ETHER,
+            reward: ETHER / 2,
+            dataset: B256::repeat_byte(0xda),
+            spec: B256::repeat_byte(0x5c),
+        };
+        let (task, _) = rounds.create_task(chain, &owner, params, U256::from(10 * ETHER)).unwrap();
+        rounds.send(chain, &v1, PogoRounds::joinCall { task }, U256::from(ETHER)).unwrap();
+        let now = chain.block_number().unwrap();
+        chain.produce_blocks_until(now).unwrap();
+        World { rounds, task, owner, miner, copier, v1, v2 }
+    }
+
+    fn commit(
+        chain: &mut dyn Chain,
+        w: &World,
+        who: &Wallet,
+        hash: B256,
+    ) -> Result<u16, pogo_node::contract::ContractError> {
+        let receipt =
+            w.rounds.send(chain, who, PogoRounds::commitCall { task: w.task, commitment: hash }, U256::from(ETHER))?;
+        let state = w.rounds.task(chain, w.task)?;
+        let r = w.rounds.round(chain, w.task, state.rounds - 1)?;
+        let _ = receipt;
+        Ok(r.commits - 1)
+    }
+
+    fn reveal(
+        chain: &mut dyn Chain,
+        w: &World,
+        who: &Wallet,
+        index: u16,
+        salt: B256,
+    ) -> Result<(), pogo_node::contract::ContractError> {
+        let call = PogoRounds::revealCall {
+            task: w.task,
+            index,
+            newRoot: U256::from(2),
+            updateRoot: U256::from(3),
+            blobHash: B256::repeat_byte(4),
+            salt,
+        };
+        w.rounds.send(chain, who, call, U256::ZERO).map(|_| ())
+    }
+
+    fn honest_hash(w: &World, who: Address, round: u64, salt: B256) -> B256 {
+        commitment(w.rounds.address, w.task, round, who, U256::from(2), U256::from(3), B256::repeat_byte(4), salt)
+    }
+
+    /// A watcher copies the honest commitment: it can never reveal it, and once the roots
+    /// are public the commit window is closed.
+    pub fn copier(chain: &mut dyn Chain, w: &World) {
+        let salt = B256::repeat_byte(0x5a);
+        let honest = commit(chain, w, &w.miner, honest_hash(w, w.miner.address(), 0, salt)).unwrap();
+        let copy = commit(chain, w, &w.copier, honest_hash(w, w.miner.address(), 0, salt)).unwrap();
+        let r = w.rounds.round(chain, w.task, 0).unwrap();
+        chain.produce_blocks_until(r.commitEnd).unwrap();
+        reveal(chain, w, &w.miner, honest, salt).unwrap();
+        assert_eq!(refused(reveal(chain, w, &w.copier, copy, salt)), "WrongReveal");
+        let late = honest_hash(w, w.copier.address(), 0, salt);
+        assert_eq!(refused(commit(chain, w, &w.copier, late)), "TooLate");
+    }
+
+    /// One stake cannot vote twice: stake joined after the round opened has no weight, and
+    /// a leaving stake is locked.
+    pub fn recycled_stake(chain: &mut dyn Chain, w: &World) {
+        let salt = B256::repeat_byte(0x5b);
+        let index = commit(chain, w, &w.miner, honest_hash(w, w.miner.address(), 0, salt)).unwrap();
+        let r = w.rounds.round(chain, w.task, 0).unwrap();
+        chain.produce_blocks_until(r.commitEnd).unwrap();
+        reveal(chain, w, &w.miner, index, salt).unwrap();
+        chain.produce_blocks_until(r.revealEnd + 2).unwrap();
+        let attest = |chain: &mut dyn Chain, who: &Wallet| {
+            let call = PogoRounds::attestCall { task: w.task, lossOld: 10, verdicts: vec![1], lossNew: vec![5] };
+            w.rounds.send(chain, who, call, U256::ZERO).map(|_| ())
+        };
+        attest(chain, &w.v1).unwrap();
+        w.rounds.send(chain, &w.v1, PogoRounds::leaveCall { task: w.task }, U256::ZERO).unwrap();
+        assert_eq!(refused(w.rounds.send(chain, &w.v1, PogoRounds::withdrawCall {}, U256::ZERO)), "NothingToWithdraw");
+        w.rounds.send(chain, &w.v2, PogoRounds::joinCall { task: w.task }, U256::from(ETHER)).unwrap();
+        assert_eq!(refused(attest(chain, &w.v2)), "StakeTooNew");
+        let _ = &w.owner;
+    }
+}
+
+#[test]
+fn copier_and_recycled_stake_are_refused_on_the_embedded_chain() {
+    let dir = tempfile::tempdir().unwrap();
+    let wallets = attacks::wallets(&dir.path().join("keys"));
+    for scenario in [attacks::copier as fn(&mut dyn Chain, &attacks::World), attacks::recycled_stake] {
+        let mut chain = EmbeddedChain::open_with(&dir.path().join(format!("chain-{}.json", rand_name())), 0.0).unwrap();
+        let world = attacks::world(&mut chain, &wallets);
+        scenario(&mut chain, &world);
+    }
+}
+
+#[test]
+fn copier_and_recycled_stake_are_refused_against_anvil_over_json_rpc() {
+    let dir = tempfile::tempdir().unwrap();
+    let wallets = attacks::wallets(&dir.path().join("keys"));
+    for scenario in [attacks::copier as fn(&mut dyn Chain, &attacks::World), attacks::recycled_stake] {
+        let (_anvil, url) = anvil();
+        let mut chain = pogo_node::chain::open(&url, &wallets).unwrap();
+        let world = attacks::world(chain.as_mut(), &wallets);
+        scenario(chain.as_mut(), &world);
+    }
+}
+
+fn rand_name() -> u64 {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+}
+
+/// INSECURE development keys on a chain that is not a development chain (Anvil posing as
+/// Sepolia, chain id 11155111) are refused, naming the way out, unless `--insecure`.
+#[test]
+fn insecure_keys_are_refused_off_development_chains_unless_said_out_loud() {
+    let (_node, url) = anvil_with(&["--chain-id", "11155111"]);
+    let net = Network { home: tempfile::tempdir().unwrap(), port: free_port(), verifiers: Vec::new() };
+    ok(net.cmd(&["keys", "new", "owner", "--json"]).output().unwrap());
+    let owner = pogo_node::keystore::Keystore::new(&net.home.path().join("keystore"), "test").open("owner").unwrap();
+    let mut chain = pogo_node::chain::open(&url, std::slice::from_ref(&owner)).unwrap();
+    assert!(!chain.is_development().unwrap());
+    chain.dev_fund(owner.address(), alloy::primitives::U256::from(10u128.pow(21))).unwrap();
+    let task = root().join("tasks/digits.json");
+    let create = |extra: &[&str]| {
+        net.cmd(&["task", "create", task.to_str().unwrap(), "--key", "owner", "--json", "--chain", &url])
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    let out = create(&[]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("INSECURE") && err.contains("--insecure"), "{err}");
+    assert_eq!(err.matches("INSECURE").count(), 1, "said once: {err}");
+    let made = ok(create(&["--insecure"]));
+    assert!(made["task"].is_string() || made["task"].is_number(), "{made:#}");
+}
+
+/// A margin under the noise of the task's own evaluation (here 0: equal losses would pass)
+/// is refused at registration, naming the measured noise.
+#[test]
+fn a_margin_below_the_evaluation_noise_is_refused() {
+    let net = Network { home: tempfile::tempdir().unwrap(), port: free_port(), verifiers: Vec::new() };
+    ok(net.cmd(&["keys", "new", "owner", "--json"]).output().unwrap());
+    let mut task: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(root().join("tasks/digits.json")).unwrap()).unwrap();
+    task["margin"] = serde_json::json!(0.0);
+    task["data"]["path"] = serde_json::json!(root().join("node/data/digits.bin").display().to_string());
+    let file = net.home.path().join("zero-margin.json");
+    std::fs::write(&file, serde_json::to_vec(&task).unwrap()).unwrap();
+    let out = net.cmd(&["task", "create", file.to_str().unwrap(), "--key", "owner"]).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("below the noise of its evaluation"), "{err}");
+    assert!(err.contains("set \"margin\" to at least"), "{err}");
+}
+
+/// The verifier shipped in the binary for the demo's keys (D = 6, S = 2, INSECURE seed 0) is
+/// byte for byte the one `pogo export-verifier` makes from them; `POGO_BLESS=1` rewrites it.
+#[test]
+fn the_shipped_demo_verifier_is_the_one_its_keys_give() {
+    let made = params().join("d6-s2");
+    let shipped = root().join("verifier/contracts/build/verifiers/d6-s2-dev0");
+    for file in ["Verifier.sol", "verifier.bin", "verifier.json"] {
+        let fresh = std::fs::read(made.join(file)).unwrap();
+        if std::env::var("POGO_BLESS").is_ok() {
+            std::fs::write(shipped.join(file), &fresh).unwrap();
+        }
+        assert!(std::fs::read(shipped.join(file)).unwrap() == fresh, "{file} is stale: rerun with POGO_BLESS=1");
     }
 }

@@ -1,15 +1,18 @@
 //! `cargo bench -p pogo-prover --bench gas`: EVM gas of the generated verifier and of each
-//! round-contract call (deploy, createTask, join, commit, drawRandomness, submitProof,
-//! attest, finalize, withdraw) for each configuration in `POGO_GAS_CONFIGS` (default
-//! `3:2,10:8,20:32`, as `D:S`), under Prague, with real proofs; the verifier's code size
-//! against EIP-170; Groth16's ~207,000 + 7,160 per public input for comparison.
+//! round-contract call (deploy, createTask, join, commit, reveal, drawRandomness,
+//! submitProof, attest, finalize, withdraw) for each configuration in `POGO_GAS_CONFIGS`
+//! (default `3:2,10:8,20:32`, as `D:S`), under Prague, with real proofs; the verifier's code
+//! size against EIP-170; Groth16's ~207,000 + 7,160 per public input for comparison. Then
+//! gas per competing round (every candidate commits, reveals and proves; every verifier
+//! attests once for all; one finalize; every claim) for 1, 4 and 16 candidates with 3 and
+//! 30 verifiers (`POGO_GAS_ROUNDS`, default `1:3,4:3,16:3,1:30,4:30,16:30`) at D = 3, S = 2.
 
 #[path = "../tests/support/mod.rs"]
 mod support;
 
 use pogo_verifier::evm::{calldata, CODE_SIZE_LIMIT, U256};
 use pogo_verifier::rounds::PogoRounds;
-use support::{Fixture, World};
+use support::{positive_vote, Fixture, World};
 
 fn configs() -> Vec<(u32, usize)> {
     let text = std::env::var("POGO_GAS_CONFIGS").unwrap_or_else(|_| "3:2,10:8,20:32".into());
@@ -25,8 +28,8 @@ fn main() {
     if std::env::args().any(|a| a == "--list") {
         return;
     }
-    println!("| D | S | public inputs | verifier code bytes (EIP-170: {CODE_SIZE_LIMIT}) | deploy verifier | deploy rounds | createTask | join | commit | drawRandomness (each) | verify (direct call) | submitProof | attest | finalize | withdraw | Groth16 estimate |");
-    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("| D | S | public inputs | verifier code bytes (EIP-170: {CODE_SIZE_LIMIT}) | deploy verifier | deploy rounds | createTask | join | commit | reveal | drawRandomness | verify (direct call) | submitProof | attest | finalize | withdraw | Groth16 estimate |");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     for (depth, samples) in configs() {
         let blocks = 1000u64.min(1 << depth);
         let fx: &'static Fixture = Box::leak(Box::new(Fixture::new(depth, samples, blocks, 1)));
@@ -37,7 +40,7 @@ fn main() {
         world.send("withdraw", miner, PogoRounds::withdrawCall {}, 0).unwrap();
 
         // The verifier alone, called directly with the round's public inputs and proof.
-        let round = world.rounds.read(&mut world.evm, PogoRounds::getRoundCall { task: world.task, round: 0 }).unwrap();
+        let round = world.round_at(0);
         let indices = pogo_circuits::sampling::sample_indices(&round.seed2.0, samples, blocks);
         let proof = fx.proof(0, &indices);
         let mut instances = vec![
@@ -62,19 +65,75 @@ fn main() {
         };
         let inputs = 4 + samples;
         println!(
-            "| {depth} | {samples} | {inputs} | {verifier_bytes}{} | {} | {} | {} | {} | {} | {} | {direct} | {} | {} | {} | {} | {} |",
+            "| {depth} | {samples} | {inputs} | {verifier_bytes}{} | {} | {} | {} | {} | {} | {} | {} | {direct} | {} | {} | {} | {} | {} |",
             if verifier_bytes > CODE_SIZE_LIMIT { " (over)" } else { "" },
             gas("deploy verifier"),
             gas("deploy rounds"),
             gas("createTask"),
             gas("join"),
             gas("commit"),
+            gas("reveal"),
             gas("drawRandomness"),
             gas("submitProof"),
             gas("attest"),
             gas("finalize"),
             gas("withdraw"),
             207_000 + 7_160 * inputs,
+        );
+    }
+    competing_rounds();
+}
+
+/// Gas of whole competing rounds, by kind of call and in total.
+fn competing_rounds() {
+    let text = std::env::var("POGO_GAS_ROUNDS").unwrap_or_else(|_| "1:3,4:3,16:3,1:30,4:30,16:30".into());
+    let fx: &'static Fixture = Box::leak(Box::new(Fixture::new(3, 2, 8, 1)));
+    println!();
+    println!("| candidates | verifiers | commits | reveals | proofs (submitProof) | draw | attests | attest (each) | finalize | claims | round total | per candidate |");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
+    for pair in text.split(',') {
+        let (c, v) = pair.split_once(':').expect("candidates:verifiers");
+        let (c, v): (usize, usize) = (c.trim().parse().expect("candidates"), v.trim().parse().expect("verifiers"));
+        let mut world = World::with_miners(fx, v, c, |p| {
+            p.maxCandidates = 16;
+            p.quorum = 2 * support::STAKE;
+        });
+        world.gas.clear();
+        for k in 0..c {
+            let (new_root, update_root) = fx.rival_roots(k);
+            let miner = world.miners[k];
+            world.commit_as(miner, new_root, update_root).unwrap();
+        }
+        world.reveal_all();
+        world.draw();
+        let indices = world.indices();
+        for k in 0..c {
+            world.submit_for(k, fx.rival_proof(k, &indices)).unwrap();
+        }
+        for (j, verifier) in world.verifiers.clone().into_iter().enumerate() {
+            world.attest_with(verifier, |k| positive_vote(1_900_000_000 - 10_000_000 * k as u64 - j as u64)).unwrap();
+        }
+        world.close_window();
+        world.finalize().unwrap();
+        for verifier in world.verifiers.clone() {
+            world.claim(verifier, 0).unwrap();
+        }
+        assert_eq!(world.round_at(0).winner as usize, c, "the largest gain wins");
+        let sum = |label: &str| world.gas.iter().filter(|(l, _)| l == label).map(|(_, g)| *g).sum::<u64>();
+        let attests: Vec<u64> = world.gas.iter().filter(|(l, _)| l == "attest").map(|(_, g)| *g).collect();
+        let total: u64 = world.gas.iter().map(|(_, g)| *g).sum();
+        println!(
+            "| {c} | {v} | {} | {} | {} | {} | {} | {}–{} | {} | {} | {total} | {} |",
+            sum("commit"),
+            sum("reveal"),
+            sum("submitProof"),
+            sum("drawRandomness"),
+            sum("attest"),
+            attests.iter().min().unwrap(),
+            attests.iter().max().unwrap(),
+            sum("finalize"),
+            sum("claim"),
+            total / c as u64,
         );
     }
 }

@@ -1,21 +1,22 @@
 //! The round protocol tried as an adversary would (issue "Rounds that pay only for useful
 //! work"): each attack is a test that plays it against the real contract in revm and must
 //! see it refused. Every one of these was first run against the contract before the fix
-//! and showed the attack working.
+//! and showed the attack working (the zero update paid, one stake voting twice, an honest
+//! miner slashed for offline verifiers, a copier paid for front-running the commit or for
+//! re-committing a rejected update, a squatter holding the task, a re-anchored seed).
 
 mod support;
 
 use pogo_circuits::encoding::{Nibble, UpdateBlock};
 use pogo_circuits::update::Update;
-use pogo_prover::witness::{assemble, round_trees};
 use pogo_verifier::evm::{fr_to_u256, B256, U256};
-use pogo_verifier::rounds::{verdict, PogoRounds};
+use pogo_verifier::rounds::{commitment, outcome, PogoRounds};
 use support::*;
 
 /// No work: an update whose every scale is 0 leaves the model as it was (`newRoot ==
-/// oldRoot`); it proves, and equal losses pass a zero margin. It must never be committed.
+/// oldRoot`); it would prove, and equal losses pass a zero margin. It is never revealed.
 #[test]
-fn an_unchanged_model_is_refused_at_commit() {
+fn an_unchanged_model_is_refused_at_reveal() {
     let fx = Fixture::small();
     let mut world = World::new(fx, 2, |p| p.margin = 0);
     let old = &fx.chain.models[0];
@@ -27,30 +28,19 @@ fn an_unchanged_model_is_refused_at_commit() {
     let root = fr_to_u256(&same.reference_tree(fx.depth).unwrap().root());
     assert_eq!(root, fr_to_u256(&fx.chain.root(0, fx.depth)), "a zero update changes nothing");
     let update_root = fr_to_u256(&zero.reference_tree(fx.depth).unwrap().root());
-    let (task, miner) = (world.task, world.miner);
-    let call = PogoRounds::commitCall { task, newRoot: root, updateRoot: update_root, blobHash: B256::repeat_byte(1) };
-    let result = world.send("commit", miner, call, BOND).map(|_| ());
-    if result.is_ok() {
-        // The attack, played to the end: the proof is valid and equal losses attest positive.
-        world.draw();
-        let indices = world.indices();
-        let trees = round_trees(old, &same, &zero, fx.depth, &()).unwrap();
-        let (inputs, witness) = assemble(old, &same, &zero, &trees, &indices).unwrap();
-        let proof = pogo_prover::prove::prove(&fx.setup, &fx.keys, &inputs, &witness).unwrap();
-        world.submit(proof).unwrap();
-        for v in world.verifiers.clone() {
-            let call = PogoRounds::attestCall { task, verdict: verdict::POSITIVE, lossOld: 7, lossNew: 7 };
-            world.send("attest", v, call, 0).unwrap();
-        }
-        world.close_window();
-        world.finalize().unwrap();
-        panic!("no work was paid: the miner is owed {} wei", world.balance_of(miner));
-    }
-    assert_eq!(refused(result), "UnchangedModel");
+    let miner = world.miner;
+    world.commit_as(miner, root, update_root).unwrap();
+    world.mine_to_reveal();
+    assert_eq!(refused(world.reveal(0)), "UnchangedModel");
+    // Unrevealed, it is slashed: the miner's own fault.
+    world.close_window();
+    world.finalize().unwrap();
+    assert_eq!(world.candidate(0, 0).outcome, outcome::SLASHED);
+    assert_eq!(world.balance_of(miner), U256::ZERO);
 }
 
-/// One stake, many votes: attest, leave, withdraw, then join again from a fresh address
-/// with the same ether and attest the same round again.
+/// One stake, many votes: attest, leave, then join again from a fresh address with the same
+/// ether and attest the same round again.
 #[test]
 fn one_stake_cannot_vote_twice_from_two_addresses() {
     let fx = Fixture::small();
@@ -60,40 +50,43 @@ fn one_stake_cannot_vote_twice_from_two_addresses() {
     let second = actor(0x66);
     world.evm.set_balance(second, U256::from(1000 * ETHER));
     world.commit().unwrap();
+    world.reveal_all();
     world.draw();
     world.attest(first, true).unwrap();
     // Leaving starts the unbonding delay: the stake cannot be withdrawn while the round it
     // attested in is open.
     world.send("leave", first, PogoRounds::leaveCall { task }, 0).unwrap();
-    assert_eq!(refused(world.send("withdraw", first, PogoRounds::withdrawCall {}, 0).map(|_| ())), "NothingToWithdraw");
-    // Stake that arrived after the commit carries no weight in this round.
+    assert_eq!(refused(world.send("withdraw", first, PogoRounds::withdrawCall {}, 0)), "NothingToWithdraw");
+    // Stake that arrived after the round opened carries no weight in it.
     world.send("join", second, PogoRounds::joinCall { task }, STAKE).unwrap();
     assert_eq!(refused(world.attest(second, true)), "StakeTooNew");
 }
 
-/// Verifiers who stay offline are no fault of the miner: a proven round that misses its
-/// quorum gives the bond back instead of slashing it.
+/// Verifiers who stay offline are no fault of the miner: a proven candidate that misses
+/// the quorum gets its bond back instead of being slashed.
 #[test]
 fn an_honest_miner_is_not_slashed_when_verifiers_stay_offline() {
     let fx = Fixture::small();
     let mut world = World::new(fx, 3, |_| {});
     let miner = world.miner;
     world.commit().unwrap();
+    world.reveal_all();
     world.draw();
     let proof = world.honest_proof();
     world.submit(proof).unwrap();
     world.attest(world.verifiers[0], true).unwrap(); // one of three: below the quorum of two
     world.close_window();
     world.finalize().unwrap();
-    let round = world.rounds.read(&mut world.evm, PogoRounds::getRoundCall { task: world.task, round: 0 }).unwrap();
-    assert!(round.finalized && !round.accepted);
+    let round = world.round_at(0);
+    assert!(round.finalized && round.winner == 0);
+    assert_eq!(world.candidate(0, 0).outcome, outcome::RETURNED);
     assert_eq!(world.task_state().root, fr_to_u256(&fx.chain.root(0, fx.depth)), "the root stays");
     assert_eq!(world.balance_of(miner), U256::from(BOND), "the bond comes back, no reward");
     assert_eq!(world.task_state().pool, U256::from(POOL), "nothing was slashed into the pool");
 }
 
 /// Every refusal of the stake rules: a top-up while a round is open, joining while leaving,
-/// a stake that left before the commit attesting, and releasing before the lock is over.
+/// a stake that left before the round opened attesting, and releasing before the lock ends.
 #[test]
 fn stake_rules_refuse_each_way_around_the_lock() {
     let fx = Fixture::small();
@@ -103,21 +96,269 @@ fn stake_rules_refuse_each_way_around_the_lock() {
     world.send("leave", v1, PogoRounds::leaveCall { task }, 0).unwrap();
     world.evm.mine(1);
     world.commit().unwrap();
-    let top_up = world.send("join", v0, PogoRounds::joinCall { task }, STAKE).map(|_| ());
-    assert_eq!(refused(top_up), "RoundOpen");
-    let rejoin = world.send("join", v1, PogoRounds::joinCall { task }, STAKE).map(|_| ());
-    assert_eq!(refused(rejoin), "StakeLeaving");
+    assert_eq!(refused(world.send("join", v0, PogoRounds::joinCall { task }, STAKE)), "RoundOpen");
+    assert_eq!(refused(world.send("join", v1, PogoRounds::joinCall { task }, STAKE)), "StakeLeaving");
+    world.reveal_all();
     world.draw();
-    assert_eq!(refused(world.attest(v1, true)), "StakeLeaving", "left before the commit");
+    assert_eq!(refused(world.attest(v1, true)), "StakeLeaving", "left before the round opened");
     world.attest(v0, true).unwrap();
-    let early = world.send("leave", v1, PogoRounds::leaveCall { task }, 0).map(|_| ());
-    assert_eq!(refused(early), "StakeLocked");
-    world.evm.mine(ATTEST_WINDOW);
+    assert_eq!(refused(world.send("leave", v1, PogoRounds::leaveCall { task }, 0)), "StakeLocked");
+    world.evm.mine(COMMIT_WINDOW + REVEAL_WINDOW + ATTEST_WINDOW);
     world.send("leave", v1, PogoRounds::leaveCall { task }, 0).unwrap();
-    assert_eq!(world.balance_of(v1), U256::from(STAKE), "released after the lock");
+    assert_eq!(world.balance_of(v1), U256::from(STAKE), "released after the unbonding delay");
     let stake = world
         .rounds
         .read(&mut world.evm, <PogoRounds::stakeOfCall as alloy_sol_types::SolCall>::new((task, v1)))
         .unwrap();
     assert_eq!(stake, U256::ZERO);
+}
+
+/// A watcher copies the honest miner's commitment into its own commit: the hash binds the
+/// miner's address, so the copy can never be revealed; and once the honest reveal shows the
+/// roots, the commit window is closed. The honest miner is paid, the copier slashed.
+#[test]
+fn a_copier_cannot_front_run_a_commit() {
+    let fx = Fixture::small();
+    let mut world = World::new(fx, 2, |_| {});
+    let copier = actor(0x77);
+    world.evm.set_balance(copier, U256::from(1000 * ETHER));
+    world.commit().unwrap();
+    let seen = world.entries[0];
+    let task = world.task;
+    let copy =
+        world.send("commit", copier, PogoRounds::commitCall { task, commitment: commitment_of(&world, seen) }, BOND);
+    let copy_index = copy.unwrap().index;
+    world.mine_to_reveal();
+    world.reveal(0).unwrap();
+    // The copier replays the honest preimage from its own address: the hash is not its own.
+    let call = PogoRounds::revealCall {
+        task,
+        index: copy_index,
+        newRoot: seen.new_root,
+        updateRoot: seen.update_root,
+        blobHash: seen.blob_hash,
+        salt: seen.salt,
+    };
+    assert_eq!(refused(world.send("reveal", copier, call, 0)), "WrongReveal");
+    // Committing the now-public roots afresh is too late for this round.
+    let late =
+        commitment(world.rounds.address, task, 0, copier, seen.new_root, seen.update_root, seen.blob_hash, seen.salt);
+    assert_eq!(
+        refused(world.send("commit", copier, PogoRounds::commitCall { task, commitment: late }, BOND)),
+        "TooLate"
+    );
+    world.draw();
+    let proof = world.honest_proof();
+    world.submit(proof).unwrap();
+    for v in world.verifiers.clone() {
+        world.attest(v, true).unwrap();
+    }
+    world.close_window();
+    world.finalize().unwrap();
+    assert_eq!(world.candidate(0, 0).outcome, outcome::WON);
+    assert_eq!(world.candidate(0, copy_index).outcome, outcome::SLASHED);
+    assert_eq!(world.balance_of(copier), U256::ZERO, "the copier is paid nothing");
+    let fee = REWARD * FEE_BPS as u128 / 10_000;
+    assert_eq!(world.balance_of(world.miner), U256::from(BOND + REWARD - fee));
+}
+
+/// The same commitment hash a miner made (its own address inside).
+fn commitment_of(world: &World, e: Entry) -> B256 {
+    commitment(world.rounds.address, world.task, 0, e.miner, e.new_root, e.update_root, e.blob_hash, e.salt)
+}
+
+/// A rejected update, re-committed by a copier in a later round: an update root once
+/// revealed for a task is never revealed again, by anyone.
+#[test]
+fn a_rejected_update_cannot_be_recommitted_later() {
+    let fx = Fixture::small();
+    let mut world = World::new(fx, 2, |_| {});
+    world.commit().unwrap();
+    world.reveal_all();
+    world.draw();
+    let proof = world.honest_proof();
+    world.submit(proof).unwrap();
+    for v in world.verifiers.clone() {
+        world.attest(v, false).unwrap();
+    }
+    world.close_window();
+    world.finalize().unwrap();
+    assert_eq!(world.candidate(0, 0).outcome, outcome::SLASHED);
+    let copier = actor(0x77);
+    world.evm.set_balance(copier, U256::from(1000 * ETHER));
+    let (new_root, update_root) = fx.roots(0);
+    world.commit_as(copier, new_root, update_root).unwrap();
+    world.mine_to_reveal();
+    assert_eq!(refused(world.reveal(0)), "UpdateReused");
+}
+
+/// A squatter's junk commit no longer holds the task: others commit in the same round, the
+/// honest one wins, the squatter (who cannot reveal anything that proves) is slashed; and
+/// the per-task cap bounds a round.
+#[test]
+fn a_squatter_cannot_hold_the_task() {
+    let fx = Fixture::small();
+    let mut world = World::new(fx, 2, |p| p.maxCandidates = 2);
+    let squatter = world.miners[3];
+    let task = world.task;
+    let junk = PogoRounds::commitCall { task, commitment: B256::repeat_byte(0x99) };
+    world.send("commit", squatter, junk.clone(), BOND).unwrap();
+    world.commit().unwrap();
+    assert_eq!(refused(world.send("commit", world.miners[2], junk, BOND)), "RoundFull");
+    world.mine_to_reveal();
+    world.reveal(0).unwrap();
+    world.draw();
+    let proof = world.honest_proof();
+    world.submit(proof).unwrap();
+    for v in world.verifiers.clone() {
+        world.attest(v, true).unwrap();
+    }
+    world.close_window();
+    world.finalize().unwrap();
+    assert_eq!(world.round_at(0).winner, 2, "the honest candidate (index 1) won");
+    assert_eq!(world.candidate(0, 0).outcome, outcome::SLASHED);
+    assert_eq!(world.balance_of(squatter), U256::ZERO);
+    assert_eq!(world.task_state().pool, U256::from(POOL - REWARD + BOND), "the unrevealed bond feeds the pool");
+}
+
+/// No one can re-roll: the seed blocks are fixed when the round opens, after every reveal;
+/// drawing late (here 300 blocks, past BLOCKHASH's reach) reads the same hashes from the
+/// EIP-2935 history instead of re-anchoring; a miner who withholds its draw changes nothing
+/// because a verifier's attestation and the proof draw for themselves. Phase 1 is the hash
+/// of block revealEnd + 1 and phase 2 the hash of the block after it.
+#[test]
+fn a_miner_cannot_re_roll_or_withhold_randomness() {
+    let fx = Fixture::small();
+    let mut world = World::new(fx, 2, |p| p.attestWindow = 400);
+    world.commit().unwrap();
+    world.reveal_all();
+    let end = world.round().revealEnd;
+    world.evm.mine(300);
+    // Nobody drew: the first attestation draws phase 1 itself.
+    world.attest(world.verifiers[0], true).unwrap();
+    let r = world.round();
+    assert_eq!(Some(r.seed1), world.evm.block_hash(end + 1), "phase 1 is block revealEnd + 1");
+    assert_eq!(r.seed2, B256::ZERO, "phase 2 is drawn only when needed");
+    let owner = world.owner;
+    world.send("draw", owner, PogoRounds::drawRandomnessCall { task: world.task }, 0).unwrap();
+    let r = world.round();
+    assert_eq!(Some(r.seed2), world.evm.block_hash(end + 2), "phase 2 is the block after phase 1's");
+    assert_ne!(r.seed1, r.seed2);
+    assert_eq!(
+        refused(world.send("draw", owner, PogoRounds::drawRandomnessCall { task: world.task }, 0)),
+        "AlreadyDrawn"
+    );
+}
+
+/// A seed out of every reach (no history that far back) makes the round no-fault: the
+/// revealed candidates get their bonds back.
+#[test]
+fn a_round_whose_randomness_expired_returns_the_bonds() {
+    let fx = Fixture::small();
+    let mut world = World::new(fx, 2, |_| {});
+    world.commit().unwrap();
+    world.reveal_all();
+    world.evm.mine(8300);
+    assert_eq!(refused(world.attest(world.verifiers[0], true)), "TooLate");
+    world.finalize().unwrap();
+    assert!(world.round_at(0).noRandomness);
+    assert_eq!(world.candidate(0, 0).outcome, outcome::RETURNED);
+    assert_eq!(world.balance_of(world.miner), U256::from(BOND));
+}
+
+/// Three honest miners compete: verifiers measure the gains of all three on the same batch,
+/// the largest stake-weighted median gain wins the reward, the others get their bonds back,
+/// and the winner's positive attesters share the fee.
+#[test]
+fn three_honest_miners_compete_and_the_best_gain_wins() {
+    let fx = Fixture::small();
+    let mut world = World::new(fx, 3, |_| {});
+    for k in 0..3 {
+        let (new_root, update_root) = fx.rival_roots(k);
+        let miner = world.miners[k];
+        world.commit_as(miner, new_root, update_root).unwrap();
+    }
+    world.reveal_all();
+    world.draw();
+    let indices = world.indices();
+    for k in 0..3 {
+        world.submit_for(k, fx.rival_proof(k, &indices)).unwrap();
+    }
+    // Gains 0.2, 0.5 and 0.3 (a verifier's own numbers vary a little).
+    let losses = [1_800_000_000u64, 1_500_000_000, 1_700_000_000];
+    for (j, v) in world.verifiers.clone().into_iter().enumerate() {
+        world.attest_with(v, |k| positive_vote(losses[k] + j as u64 * 1000)).unwrap();
+    }
+    world.close_window();
+    world.finalize().unwrap();
+    assert_eq!(world.round_at(0).winner, 2, "candidate 1 has the largest gain");
+    assert_eq!(world.task_state().root, world.entries[1].new_root);
+    let fee = REWARD * FEE_BPS as u128 / 10_000;
+    assert_eq!(world.balance_of(world.miners[1]), U256::from(BOND + REWARD - fee));
+    for k in [0, 2] {
+        assert_eq!(world.candidate(0, k as u16).outcome, outcome::RETURNED);
+        assert_eq!(world.balance_of(world.miners[k]), U256::from(BOND), "beaten, not slashed");
+    }
+    for v in world.verifiers.clone() {
+        world.claim(v, 0).unwrap();
+    }
+    let paid: U256 = world.verifiers.clone().into_iter().map(|v| world.balance_of(v)).sum();
+    assert_eq!(paid, U256::from(fee), "the whole fee is shared");
+    assert_eq!(refused(world.claim(world.verifiers[0], 0)), "NothingToClaim");
+}
+
+/// The ranking is a stake-weighted median: one verifier inflating a candidate's gain does
+/// not make it win.
+#[test]
+fn one_verifier_cannot_steer_the_ranking() {
+    let fx = Fixture::small();
+    let mut world = World::new(fx, 3, |_| {});
+    for k in 0..2 {
+        let (new_root, update_root) = fx.rival_roots(k);
+        let miner = world.miners[k];
+        world.commit_as(miner, new_root, update_root).unwrap();
+    }
+    world.reveal_all();
+    world.draw();
+    let indices = world.indices();
+    for k in 0..2 {
+        world.submit_for(k, fx.rival_proof(k, &indices)).unwrap();
+    }
+    let vs = world.verifiers.clone();
+    world.attest_with(vs[0], |k| positive_vote([1_500_000_000, 1_900_000_000][k])).unwrap();
+    world.attest_with(vs[1], |k| positive_vote([1_500_000_000, 1_900_000_000][k])).unwrap();
+    // The liar claims candidate 1 gained everything.
+    world.attest_with(vs[2], |k| positive_vote([1_500_000_000, 0][k])).unwrap();
+    world.close_window();
+    world.finalize().unwrap();
+    assert_eq!(world.round_at(0).winner, 1, "candidate 0: median gain 0.5 against 0.1");
+    assert_eq!(world.candidate(0, 1).gain, alloy_primitives_i256(100_000_000));
+}
+
+fn alloy_primitives_i256(v: i64) -> pogo_verifier::evm::I256 {
+    pogo_verifier::evm::I256::try_from(v).unwrap()
+}
+
+/// A negative verdict on a candidate that proved but lost the vote: slashed to the negative
+/// attesters; the positive attester of a slashed candidate gets nothing.
+#[test]
+fn negative_attesters_share_a_rejected_bond() {
+    let fx = Fixture::small();
+    let mut world = World::new(fx, 3, |_| {});
+    world.commit().unwrap();
+    world.reveal_all();
+    world.draw();
+    let proof = world.honest_proof();
+    world.submit(proof).unwrap();
+    let vs = world.verifiers.clone();
+    world.attest(vs[0], false).unwrap();
+    world.attest(vs[1], false).unwrap();
+    world.attest(vs[2], true).unwrap();
+    world.close_window();
+    world.finalize().unwrap();
+    assert_eq!(world.candidate(0, 0).outcome, outcome::SLASHED);
+    world.claim(vs[0], 0).unwrap();
+    world.claim(vs[1], 0).unwrap();
+    assert_eq!(refused(world.claim(vs[2], 0)), "NothingToClaim");
+    assert_eq!(world.balance_of(vs[0]) + world.balance_of(vs[1]), U256::from(BOND));
 }

@@ -1,20 +1,47 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
 pragma solidity 0.8.19;
 
-/// @title PoGO rounds: commit, randomness, proof, loss attestations, finalize (DESIGN §3).
-/// @notice One contract holds every task. Each task has at most one open round at a time:
-/// a miner commits (new model root, update root, blob hash, bond); two later block hashes
-/// fix the phase-1 seed (the held-out evaluation batch) and the phase-2 seed (the sampled
-/// blocks, derived here exactly as DESIGN §2 says, so the miner never chooses them); the
-/// miner proves the sampled blocks with the task's generated halo2 verifier; registered
-/// verifiers attest to the loss; anyone finalizes after the window. Ether only leaves
-/// through `withdraw` (pull payments); every transition emits an event.
+/// @title PoGO rounds: competing candidates, commit–reveal, randomness, proofs, loss
+/// attestations, ranking, finalize (DESIGN §3 as changed by the competing-rounds issue).
+/// @notice One contract holds every task. A task runs one round at a time; a round is a
+/// contest among up to `maxCandidates` miners against the task's current root:
+///
+///   open (first commit) ─ commitWindow ─┬─ revealWindow ─┬─ proofWindow ─┐
+///                                       commitEnd        revealEnd         proofEnd
+///                                                         └──── attestWindow ────┴ attestEnd
+///
+/// * commit: a hash binding this contract, the task, the round, the miner, the roots, the
+///   blob hash and a salt, with the bond — a watcher learns nothing it could copy;
+/// * reveal (after commitEnd): the preimage; an update root once revealed for a task can
+///   never be revealed again, by anyone, and `newRoot == oldRoot` is refused;
+/// * randomness: phase 1 (the evaluation batch) is the hash of block revealEnd + 1, phase 2
+///   (the sampled blocks of every proof) the hash of block revealEnd + 2. Both blocks are
+///   fixed when the round opens and come after every reveal, so no miner can re-roll or
+///   steer them; anyone may draw, and a draw later than 256 blocks reads the EIP-2935
+///   history contract (8,191 blocks, and every window is bounded by that at task creation);
+/// * proofs: each revealed candidate proves its own sampled blocks with the task's
+///   verifier, at its own miner's cost, by proofEnd;
+/// * attestations: one transaction per verifier for the whole round: the old model's loss
+///   on the phase-1 batch and, per candidate, a verdict and the new model's loss. Stake
+///   weighs only if it joined before the round opened and was not leaving then;
+/// * finalize: a candidate is eligible when proven, the attesting stake reaches the quorum
+///   and at least 2/3 of it attests positive; among eligible candidates the one with the
+///   largest stake-weighted median gain (negative verdicts count as no gain) wins the
+///   reward less the verifiers' fee; other eligible or merely unjudged (no quorum, no
+///   randomness) candidates get their bonds back; unrevealed, unproven or rejected
+///   candidates are slashed to the verifiers who attested negative on them.
+/// Ether only leaves through `withdraw` (pull payments); every transition emits an event.
 contract PogoRounds {
     /// BN254 scalar field modulus: roots and public inputs are elements of this field.
     uint256 public constant FIELD_MODULUS =
         21888242871839275222246405745257275088548364400416034343698204186575808495617;
-    /// Blocks between a phase's anchor and the block whose hash seeds it.
-    uint64 public constant RANDOMNESS_DELAY = 1;
+    /// EIP-2935 block-hash history contract (Prague) and the blocks it serves.
+    address public constant HISTORY_STORAGE = 0x0000F90827F1C53a10cb7A02335B175320002935;
+    uint64 public constant HISTORY_SERVE_WINDOW = 8191;
+    /// Most candidates a task may allow per round (bounds every loop over candidates).
+    uint16 public constant MAX_CANDIDATES = 64;
+    /// Basis points: `verifierFeeBps` of 10,000 is the whole reward.
+    uint16 public constant BPS = 10_000;
 
     /// Parameters fixed when a task is registered.
     struct TaskParams {
@@ -24,10 +51,14 @@ contract PogoRounds {
         uint32 samples; // sampled blocks S of the circuit configuration
         address verifier; // generated verifier of UpdateCircuit{D, S}
         uint64 verifierGas; // gas the verifier call may use
-        uint64 proofWindow; // blocks after the commit by which the proof must be in
-        uint64 attestWindow; // blocks after the commit during which verifiers attest
+        uint64 commitWindow; // blocks after the round opens during which miners commit
+        uint64 revealWindow; // blocks after the commit window during which miners reveal
+        uint64 proofWindow; // blocks after the reveal window by which proofs must be in
+        uint64 attestWindow; // blocks after the reveal window during which verifiers attest
+        uint16 maxCandidates; // commits a round takes
+        uint16 verifierFeeBps; // share of the reward paid to the winner's positive attesters
         uint64 margin; // loss decrease a positive attestation needs (loss units of 1e-9)
-        uint128 quorum; // attesting stake (wei) needed to accept: stake, not a count of addresses
+        uint128 quorum; // attesting stake (wei) needed to judge: stake, not a count of addresses
         uint128 minerBond; // bond posted with each commit
         uint128 minVerifierStake; // stake a verifier needs to attest
         uint128 reward; // paid from the task's pool for each accepted round
@@ -38,6 +69,7 @@ contract PogoRounds {
     struct Task {
         TaskParams params;
         address owner;
+        bytes32 verifierCodeHash; // EXTCODEHASH of the verifier when the task was registered
         uint256 root; // current accepted model root
         uint256 pool; // ether for rewards
         uint64 rounds; // rounds opened so far; the open one (if any) is rounds - 1
@@ -50,70 +82,101 @@ contract PogoRounds {
         Negative
     }
 
+    /// How a candidate ended.
+    enum Outcome {
+        Pending,
+        Won, // bond + reward - fee
+        Returned, // bond back: eligible but beaten, or not judged for no fault of the miner
+        Slashed // unrevealed, unproven in time, or judged bad by the quorum
+    }
+
     struct Round {
-        address miner;
         uint256 oldRoot;
+        uint64 openBlock;
+        uint64 commitEnd;
+        uint64 revealEnd; // phase-1 seed: hash of revealEnd + 1; phase 2: revealEnd + 2
+        uint64 proofEnd;
+        uint64 attestEnd;
+        bytes32 seed1;
+        bytes32 seed2;
+        uint16 commits;
+        uint16 revealed;
+        uint16 proven;
+        uint16 winner; // index + 1 of the winning candidate (0: none)
+        bool finalized;
+        bool noRandomness; // a seed could not be read in time: no candidate is at fault
+        uint128 attestingStake;
+        uint128 fee; // the verifiers' fee of the winner's reward
+        uint128 feeLeft; // verifiers' fee not yet claimed
+        uint128 feeStakeLeft; // positive stake on the winner that has not claimed yet
+    }
+
+    struct Candidate {
+        address miner;
+        bytes32 commitment;
+        uint128 bond;
+        bool revealed;
+        bool proven;
+        Outcome outcome;
         uint256 newRoot;
         uint256 updateRoot;
         bytes32 blobHash;
-        uint128 bond;
-        uint64 commitBlock;
-        uint64 seed1Block; // block whose hash is the phase-1 seed
-        uint64 seed2Block; // block whose hash is the phase-2 seed (0 until phase 1 is drawn)
-        bytes32 seed1;
-        bytes32 seed2;
-        bool proven;
-        bool finalized;
-        bool accepted;
-        bool refunded; // finalized without fault of the miner (proven, quorum missed): bond returned
-        uint16 attestations;
         uint128 positiveStake;
         uint128 negativeStake;
+        int256 gain; // stake-weighted median gain, set at finalize for eligible candidates
         uint128 slashLeft; // slashed bond not yet claimed by negative attesters
-        uint128 slashStakeLeft; // negative stake that has not claimed yet
+        uint128 slashStakeLeft; // negative stake on it that has not claimed yet
     }
 
     struct Attestation {
-        Verdict verdict;
         uint128 stake;
         uint64 lossOld;
-        uint64 lossNew;
         bool claimed;
+        uint8[] verdicts; // per candidate (None for unrevealed ones)
+        uint64[] lossNew; // per candidate
     }
 
     mapping(uint256 => Task) private tasks;
     uint256 public taskCount;
     mapping(uint256 => mapping(uint64 => Round)) private rounds;
+    mapping(uint256 => mapping(uint64 => mapping(uint16 => Candidate))) private candidates;
+    mapping(uint256 => mapping(uint64 => address[])) private attesters;
     mapping(uint256 => mapping(uint64 => mapping(address => Attestation))) private attestations;
+    /// Update roots revealed for a task, in any round, by anyone: never revealed again.
+    mapping(uint256 => mapping(uint256 => bool)) public updateRevealed;
     mapping(uint256 => mapping(address => uint256)) public stakeOf;
-    /// Block of a verifier's (latest) join: its stake weighs only in rounds committed later.
+    /// Block of a verifier's (latest) join: its stake weighs only in rounds opened later.
     mapping(uint256 => mapping(address => uint64)) public stakeSince;
-    /// Block a verifier called `leave` (0: staked): it weighs in no round committed since,
-    /// and its stake is released `attestWindow` blocks later, once every round it could
-    /// attest in has closed its window.
+    /// Block a verifier called `leave` (0: staked): it weighs in no round opened since, and
+    /// its stake is released `unbonding(task)` blocks later, once every round it could
+    /// attest in has closed.
     mapping(uint256 => mapping(address => uint64)) public leavingSince;
     /// Ether each address can withdraw.
     mapping(address => uint256) public balanceOf;
     bool private locked;
 
-    event TaskCreated(uint256 indexed task, address indexed owner, TaskParams params);
+    event TaskCreated(uint256 indexed task, address indexed owner, TaskParams params, bytes32 verifierCodeHash);
     event Funded(uint256 indexed task, address indexed from, uint256 amount);
     event VerifierJoined(uint256 indexed task, address indexed verifier, uint256 stake);
     event VerifierLeaving(uint256 indexed task, address indexed verifier, uint256 stake, uint64 releasedAfter);
     event VerifierLeft(uint256 indexed task, address indexed verifier, uint256 stake);
-    event Committed(
-        uint256 indexed task, uint64 indexed round, address indexed miner, uint256 newRoot, uint256 updateRoot, bytes32 blobHash
+    event RoundOpened(uint256 indexed task, uint64 indexed round, uint256 oldRoot, uint64 commitEnd, uint64 revealEnd);
+    event Committed(uint256 indexed task, uint64 indexed round, uint16 candidate, address indexed miner, bytes32 commitment);
+    event Revealed(
+        uint256 indexed task,
+        uint64 indexed round,
+        uint16 candidate,
+        address indexed miner,
+        uint256 newRoot,
+        uint256 updateRoot,
+        bytes32 blobHash
     );
     event RandomnessDrawn(uint256 indexed task, uint64 indexed round, uint8 phase, uint64 blockNumber, bytes32 seed);
-    event RandomnessRetargeted(uint256 indexed task, uint64 indexed round, uint8 phase, uint64 blockNumber);
-    event ProofAccepted(uint256 indexed task, uint64 indexed round, uint256[] publicInputs);
-    event Attested(
-        uint256 indexed task, uint64 indexed round, address indexed verifier, Verdict verdict, uint64 lossOld, uint64 lossNew
-    );
-    event Finalized(uint256 indexed task, uint64 indexed round, bool accepted, uint256 newRoot, uint256 reward);
-    event Slashed(uint256 indexed task, uint64 indexed round, address indexed miner, uint256 amount, bool proven);
-    event Refunded(uint256 indexed task, uint64 indexed round, address indexed miner, uint256 amount);
-    event SlashClaimed(uint256 indexed task, uint64 indexed round, address indexed verifier, uint256 amount);
+    event ProofAccepted(uint256 indexed task, uint64 indexed round, uint16 candidate, uint256[] publicInputs);
+    event Attested(uint256 indexed task, uint64 indexed round, address indexed verifier, uint128 stake);
+    event Finalized(uint256 indexed task, uint64 indexed round, uint16 winner, uint256 root, uint256 reward);
+    event CandidateSettled(uint256 indexed task, uint64 indexed round, uint16 candidate, Outcome outcome, int256 gain);
+    event Claimed(uint256 indexed task, uint64 indexed round, address indexed verifier, uint256 amount);
     event Withdrawn(address indexed to, uint256 amount);
 
     error Reentrant();
@@ -122,23 +185,30 @@ contract PogoRounds {
     error NotFieldElement(uint256 value);
     error RoundOpen(uint256 task);
     error NoOpenRound(uint256 task);
+    error RoundFull(uint16 cap);
     error WrongBond(uint256 expected, uint256 got);
     error TooEarly(uint64 now_, uint64 from);
     error TooLate(uint64 now_, uint64 deadline);
     error PhaseNotReady(uint8 phase);
-    error AlreadyDrawn(uint8 phase);
+    error AlreadyDrawn();
+    error NoSuchCandidate(uint16 candidate);
+    error NotYourCandidate(uint16 candidate);
+    error AlreadyRevealed(uint16 candidate);
+    error WrongReveal();
+    error UpdateReused(uint256 updateRoot);
+    error NotRevealed(uint16 candidate);
     error AlreadyProven();
     error ProofRejected();
     error NotEnoughGas(uint256 needed);
     error NotVerifier(address who);
     error MinerCannotAttest();
-    error StakeTooNew(uint64 since, uint64 commitBlock);
+    error StakeTooNew(uint64 since, uint64 openBlock);
     error StakeLeaving(uint64 since);
     error StakeLocked(uint64 releasedAfter);
     error UnchangedModel();
     error AlreadyAttested(address who);
-    error VerdictContradictsLosses();
-    error AlreadyFinalized();
+    error WrongLength(uint256 expected, uint256 got);
+    error VerdictContradictsLosses(uint16 candidate);
     error NothingToClaim();
     error NothingToWithdraw();
     error TransferFailed();
@@ -157,7 +227,8 @@ contract PogoRounds {
 
     // ---- tasks and verifiers ----
 
-    /// Registers a task; `msg.value` starts its reward pool. The verifier must have code.
+    /// Registers a task; `msg.value` starts its reward pool. The verifier must have code;
+    /// its code hash is recorded, so nodes can compare it with the verifier of their keys.
     function createTask(TaskParams calldata p) external payable nonReentrant returns (uint256 task) {
         if (p.genesisRoot >= FIELD_MODULUS) revert NotFieldElement(p.genesisRoot);
         if (p.depth == 0 || p.depth > 32) revert BadParams("depth must be in 1..=32");
@@ -165,18 +236,28 @@ contract PogoRounds {
         if (p.samples == 0) revert BadParams("samples must be at least 1");
         if (p.verifier.code.length == 0) revert BadParams("verifier has no code");
         if (p.verifierGas == 0) revert BadParams("verifierGas must be positive");
-        if (p.proofWindow == 0 || p.attestWindow <= p.proofWindow) {
-            revert BadParams("need 0 < proofWindow < attestWindow");
+        if (p.commitWindow == 0 || p.revealWindow == 0) revert BadParams("commit and reveal windows must be positive");
+        if (p.commitWindow > HISTORY_SERVE_WINDOW || p.revealWindow > HISTORY_SERVE_WINDOW) {
+            revert BadParams("commit and reveal windows must be at most 8191 blocks");
         }
+        // Phase 2 is readable from revealEnd + 3: a proof window must leave room after it.
+        if (p.proofWindow <= 2 || p.attestWindow <= p.proofWindow) {
+            revert BadParams("need 2 < proofWindow < attestWindow");
+        }
+        // Every seed is read within attestWindow blocks of its block: EIP-2935 still has it.
+        if (p.attestWindow > HISTORY_SERVE_WINDOW) revert BadParams("attestWindow must be at most 8191 blocks");
+        if (p.maxCandidates == 0 || p.maxCandidates > MAX_CANDIDATES) revert BadParams("maxCandidates must be in 1..=64");
+        if (p.verifierFeeBps > BPS) revert BadParams("verifierFeeBps must be at most 10000");
         if (p.quorum == 0) revert BadParams("quorum must be positive");
         if (p.minVerifierStake == 0) revert BadParams("minVerifierStake must be positive");
         task = taskCount++;
         Task storage t = tasks[task];
         t.params = p;
         t.owner = msg.sender;
+        t.verifierCodeHash = p.verifier.codehash;
         t.root = p.genesisRoot;
         t.pool = msg.value;
-        emit TaskCreated(task, msg.sender, p);
+        emit TaskCreated(task, msg.sender, p, t.verifierCodeHash);
         if (msg.value > 0) emit Funded(task, msg.sender, msg.value);
     }
 
@@ -186,9 +267,15 @@ contract PogoRounds {
         emit Funded(task, msg.sender, msg.value);
     }
 
-    /// Stakes `msg.value` as a verifier of `task`. The stake weighs only in rounds committed
+    /// Blocks a leaving stake stays locked: the longest a round it could attest in lasts.
+    function unbonding(uint256 task) public view exists(task) returns (uint64) {
+        TaskParams storage p = tasks[task].params;
+        return p.commitWindow + p.revealWindow + p.attestWindow;
+    }
+
+    /// Stakes `msg.value` as a verifier of `task`. The stake weighs only in rounds opened
     /// after this block. Adding to a stake is refused while a round is open (the stake a
-    /// round weighs is the one held before its commit) and while leaving.
+    /// round weighs is the one held before it opened) and while leaving.
     function join(uint256 task) external payable nonReentrant exists(task) {
         uint256 held = stakeOf[task][msg.sender];
         if (leavingSince[task][msg.sender] != 0) revert StakeLeaving(leavingSince[task][msg.sender]);
@@ -201,18 +288,18 @@ contract PogoRounds {
     }
 
     /// Starts leaving `task`: from this block the stake weighs in no new round, and it stays
-    /// locked for `attestWindow` blocks, until every round it could attest in is closed;
+    /// locked for `unbonding(task)` blocks, until every round it could attest in is closed;
     /// then a second `leave` releases it to the withdrawable balance.
     function leave(uint256 task) external nonReentrant exists(task) {
         uint256 stake = stakeOf[task][msg.sender];
         if (stake == 0) revert NotVerifier(msg.sender);
         uint64 since = leavingSince[task][msg.sender];
-        uint64 releasedAfter = since + tasks[task].params.attestWindow;
         if (since == 0) {
             leavingSince[task][msg.sender] = uint64(block.number);
-            emit VerifierLeaving(task, msg.sender, stake, uint64(block.number) + tasks[task].params.attestWindow);
+            emit VerifierLeaving(task, msg.sender, stake, uint64(block.number) + unbonding(task));
             return;
         }
+        uint64 releasedAfter = since + unbonding(task);
         if (block.number <= releasedAfter) revert StakeLocked(releasedAfter);
         stakeOf[task][msg.sender] = 0;
         leavingSince[task][msg.sender] = 0;
@@ -222,95 +309,170 @@ contract PogoRounds {
 
     // ---- a round ----
 
-    /// Opens a round: the miner's new model root, update root and update blob hash, with
-    /// exactly the task's bond.
-    function commit(uint256 task, uint256 newRoot, uint256 updateRoot, bytes32 blobHash)
+    /// Commits to a candidate with exactly the task's bond: `commitment` is
+    /// `commitmentOf(task, round, miner, newRoot, updateRoot, blobHash, salt)`. The first
+    /// commit after a round closed opens the next one against the current root. Returns the
+    /// round and the candidate's index.
+    function commit(uint256 task, bytes32 commitment)
         external
         payable
         nonReentrant
         exists(task)
+        returns (uint64 id, uint16 index)
     {
         Task storage t = tasks[task];
-        if (t.open) revert RoundOpen(task);
         if (msg.value != t.params.minerBond) revert WrongBond(t.params.minerBond, msg.value);
+        if (!t.open) {
+            id = t.rounds++;
+            t.open = true;
+            Round storage fresh = rounds[task][id];
+            uint64 now_ = uint64(block.number);
+            fresh.oldRoot = t.root;
+            fresh.openBlock = now_;
+            fresh.commitEnd = now_ + t.params.commitWindow;
+            fresh.revealEnd = fresh.commitEnd + t.params.revealWindow;
+            fresh.proofEnd = fresh.revealEnd + t.params.proofWindow;
+            fresh.attestEnd = fresh.revealEnd + t.params.attestWindow;
+            emit RoundOpened(task, id, t.root, fresh.commitEnd, fresh.revealEnd);
+        } else {
+            id = t.rounds - 1;
+        }
+        Round storage r = rounds[task][id];
+        if (block.number > r.commitEnd) revert TooLate(uint64(block.number), r.commitEnd);
+        if (r.commits >= t.params.maxCandidates) revert RoundFull(t.params.maxCandidates);
+        index = r.commits++;
+        Candidate storage c = candidates[task][id][index];
+        c.miner = msg.sender;
+        c.commitment = commitment;
+        c.bond = uint128(msg.value);
+        emit Committed(task, id, index, msg.sender, commitment);
+    }
+
+    /// The hash a miner commits to (pure: compute it off chain the same way).
+    function commitmentOf(
+        uint256 task,
+        uint64 round,
+        address miner,
+        uint256 newRoot,
+        uint256 updateRoot,
+        bytes32 blobHash,
+        bytes32 salt
+    ) public view returns (bytes32) {
+        return keccak256(abi.encode(address(this), task, round, miner, newRoot, updateRoot, blobHash, salt));
+    }
+
+    /// Opens a commitment after the commit window closed: the roots, the blob hash (the
+    /// miner serves the blob from now on) and the salt.
+    function reveal(uint256 task, uint16 index, uint256 newRoot, uint256 updateRoot, bytes32 blobHash, bytes32 salt)
+        external
+        nonReentrant
+        exists(task)
+    {
+        (uint64 id, Round storage r) = openRound(task);
+        if (block.number <= r.commitEnd) revert TooEarly(uint64(block.number), r.commitEnd + 1);
+        if (block.number > r.revealEnd) revert TooLate(uint64(block.number), r.revealEnd);
+        if (index >= r.commits) revert NoSuchCandidate(index);
+        Candidate storage c = candidates[task][id][index];
+        if (c.miner != msg.sender) revert NotYourCandidate(index);
+        if (c.revealed) revert AlreadyRevealed(index);
+        if (commitmentOf(task, id, msg.sender, newRoot, updateRoot, blobHash, salt) != c.commitment) {
+            revert WrongReveal();
+        }
         if (newRoot >= FIELD_MODULUS) revert NotFieldElement(newRoot);
         if (updateRoot >= FIELD_MODULUS) revert NotFieldElement(updateRoot);
         // An update that leaves the model as it is (every scale 0) is no work.
-        if (newRoot == t.root) revert UnchangedModel();
-        uint64 id = t.rounds++;
-        t.open = true;
-        Round storage r = rounds[task][id];
-        r.miner = msg.sender;
-        r.oldRoot = t.root;
-        r.newRoot = newRoot;
-        r.updateRoot = updateRoot;
-        r.blobHash = blobHash;
-        r.bond = uint128(msg.value);
-        r.commitBlock = uint64(block.number);
-        r.seed1Block = uint64(block.number) + RANDOMNESS_DELAY;
-        emit Committed(task, id, msg.sender, newRoot, updateRoot, blobHash);
+        if (newRoot == r.oldRoot) revert UnchangedModel();
+        // A copier re-submitting someone's update, in this round or a later one.
+        if (updateRevealed[task][updateRoot]) revert UpdateReused(updateRoot);
+        updateRevealed[task][updateRoot] = true;
+        c.revealed = true;
+        c.newRoot = newRoot;
+        c.updateRoot = updateRoot;
+        c.blobHash = blobHash;
+        r.revealed += 1;
+        emit Revealed(task, id, index, msg.sender, newRoot, updateRoot, blobHash);
     }
 
-    /// Fixes the next randomness phase of the open round from a block hash: phase 1 from
-    /// the block after the commit, phase 2 from the block after the one phase 1 was drawn
-    /// in. Anyone may call it. If that block is older than 256 blocks its hash is gone, so
-    /// the phase is re-anchored to the block after this one (the deadlines do not move).
-    function drawRandomness(uint256 task) external nonReentrant exists(task) returns (uint8 phase) {
+    /// The seed of `phase` (1 or 2) of round `id`, or zero while its block is not closed or
+    /// once its hash is out of reach (older than 256 blocks and not in EIP-2935's history).
+    function seedOf(uint256 task, uint64 id, uint8 phase) public view exists(task) returns (bytes32) {
+        Round storage r = rounds[task][id];
+        bytes32 stored = phase == 1 ? r.seed1 : r.seed2;
+        if (stored != bytes32(0)) return stored;
+        return blockHashOf(r.revealEnd + phase);
+    }
+
+    /// The hash of block `number`: BLOCKHASH for the last 256 blocks, then the EIP-2935
+    /// history contract for the last 8,191; zero when neither has it (or not yet closed).
+    function blockHashOf(uint64 number) public view returns (bytes32 hash) {
+        if (number >= block.number) return bytes32(0);
+        hash = blockhash(number);
+        if (hash != bytes32(0) || HISTORY_STORAGE.code.length == 0) return hash;
+        (bool ok, bytes memory out) = HISTORY_STORAGE.staticcall(abi.encode(uint256(number)));
+        if (ok && out.length == 32) hash = abi.decode(out, (bytes32));
+    }
+
+    /// Fixes every phase of the open round whose block has closed (anyone may call it; the
+    /// seeds do not depend on who draws or when; attestations and proofs draw for
+    /// themselves, so withholding a draw changes nothing). Returns the phases drawn.
+    function drawRandomness(uint256 task) external nonReentrant exists(task) returns (uint8 drawn) {
+        (uint64 id, Round storage r) = openRound(task);
+        if (r.seed2 != bytes32(0)) revert AlreadyDrawn();
+        for (uint8 phase = 1; phase <= 2; phase++) {
+            if ((phase == 1 ? r.seed1 : r.seed2) != bytes32(0)) continue;
+            if (draw(task, id, r, phase) == bytes32(0)) break;
+            drawn++;
+        }
+        if (drawn == 0) revert PhaseNotReady(r.seed1 == bytes32(0) ? 1 : 2);
+    }
+
+    function draw(uint256 task, uint64 id, Round storage r, uint8 phase) private returns (bytes32 seed) {
+        seed = phase == 1 ? r.seed1 : r.seed2;
+        if (seed != bytes32(0)) return seed;
+        uint64 target = r.revealEnd + phase;
+        seed = blockHashOf(target);
+        if (seed == bytes32(0)) return seed;
+        if (phase == 1) r.seed1 = seed;
+        else r.seed2 = seed;
+        emit RandomnessDrawn(task, id, phase, target, seed);
+    }
+
+    /// The circuit's public inputs of candidate `index` of the open round (DESIGN §2): old
+    /// root, new root, update root, nb, then the S sampled indices
+    /// `uint256(keccak256(abi.encode(seed2, j))) % nb`.
+    function publicInputs(uint256 task, uint16 index) public view exists(task) returns (uint256[] memory inputs) {
         Task storage t = tasks[task];
         if (!t.open) revert NoOpenRound(task);
         uint64 id = t.rounds - 1;
         Round storage r = rounds[task][id];
-        if (r.seed2 != bytes32(0)) revert AlreadyDrawn(2);
-        phase = r.seed1 == bytes32(0) ? 1 : 2;
-        uint64 target = phase == 1 ? r.seed1Block : r.seed2Block;
-        if (block.number <= target) revert PhaseNotReady(phase);
-        bytes32 seed = blockhash(target);
-        if (seed == bytes32(0)) {
-            uint64 retarget = uint64(block.number) + RANDOMNESS_DELAY;
-            if (phase == 1) r.seed1Block = retarget;
-            else r.seed2Block = retarget;
-            emit RandomnessRetargeted(task, id, phase, retarget);
-            return phase;
-        }
-        if (phase == 1) {
-            r.seed1 = seed;
-            r.seed2Block = uint64(block.number) + RANDOMNESS_DELAY;
-        } else {
-            r.seed2 = seed;
-        }
-        emit RandomnessDrawn(task, id, phase, target, seed);
-    }
-
-    /// The circuit's public inputs for the open round (DESIGN §2): old root, new root,
-    /// update root, nb, then the S sampled indices `uint256(keccak256(abi.encode(seed2, j))) % nb`.
-    function publicInputs(uint256 task) public view exists(task) returns (uint256[] memory inputs) {
-        Task storage t = tasks[task];
-        if (!t.open) revert NoOpenRound(task);
-        Round storage r = rounds[task][t.rounds - 1];
-        if (r.seed2 == bytes32(0)) revert PhaseNotReady(2);
+        Candidate storage c = candidates[task][id][index];
+        if (!c.revealed) revert NotRevealed(index);
+        bytes32 seed2 = seedOf(task, id, 2);
+        if (seed2 == bytes32(0)) revert PhaseNotReady(2);
         uint256 samples = t.params.samples;
         uint256 nb = t.params.nb;
         inputs = new uint256[](4 + samples);
         inputs[0] = r.oldRoot;
-        inputs[1] = r.newRoot;
-        inputs[2] = r.updateRoot;
+        inputs[1] = c.newRoot;
+        inputs[2] = c.updateRoot;
         inputs[3] = nb;
         for (uint256 j = 0; j < samples; j++) {
-            inputs[4 + j] = uint256(keccak256(abi.encode(r.seed2, j))) % nb;
+            inputs[4 + j] = uint256(keccak256(abi.encode(seed2, j))) % nb;
         }
     }
 
-    /// Verifies the miner's proof for the open round with the task's verifier (bounded
-    /// gas). An invalid proof reverts and changes nothing; a valid one is recorded.
-    function submitProof(uint256 task, bytes calldata proof) external nonReentrant exists(task) {
+    /// Verifies the proof of revealed candidate `index` with the task's verifier (bounded
+    /// gas), drawing phase 2 if nobody has. An invalid proof reverts and changes nothing.
+    function submitProof(uint256 task, uint16 index, bytes calldata proof) external nonReentrant exists(task) {
+        (uint64 id, Round storage r) = openRound(task);
         Task storage t = tasks[task];
-        if (!t.open) revert NoOpenRound(task);
-        uint64 id = t.rounds - 1;
-        Round storage r = rounds[task][id];
-        if (r.proven) revert AlreadyProven();
-        uint64 deadline = r.commitBlock + t.params.proofWindow;
-        if (block.number > deadline) revert TooLate(uint64(block.number), deadline);
-        uint256[] memory inputs = publicInputs(task);
+        if (block.number > r.proofEnd) revert TooLate(uint64(block.number), r.proofEnd);
+        if (index >= r.commits) revert NoSuchCandidate(index);
+        Candidate storage c = candidates[task][id][index];
+        if (!c.revealed) revert NotRevealed(index);
+        if (c.proven) revert AlreadyProven();
+        if (draw(task, id, r, 2) == bytes32(0)) revert PhaseNotReady(2);
+        uint256[] memory inputs = publicInputs(task, index);
         bytes memory data = abi.encodePacked(inputs, proof);
         uint256 gasLimit = t.params.verifierGas;
         // EIP-150 passes at most 63/64 of what is left: make sure the verifier really gets
@@ -318,106 +480,207 @@ contract PogoRounds {
         if (gasleft() < gasLimit + gasLimit / 63 + 10_000) revert NotEnoughGas(gasLimit + gasLimit / 63 + 10_000);
         (bool ok,) = t.params.verifier.staticcall{gas: gasLimit}(data);
         if (!ok) revert ProofRejected();
-        r.proven = true;
-        emit ProofAccepted(task, id, inputs);
+        c.proven = true;
+        r.proven += 1;
+        emit ProofAccepted(task, id, index, inputs);
     }
 
-    /// A registered verifier's verdict on the open round, with the losses of the old and
-    /// new model on the phase-1 batch (units of 1e-9). Only stake joined before the round's
-    /// commit block, and not leaving since, may attest. A positive verdict needs
-    /// `lossNew + margin <= lossOld`; a negative one may also mean the blob was missing or
-    /// did not rebuild to the committed root.
-    function attest(uint256 task, Verdict verdict, uint64 lossOld, uint64 lossNew) external nonReentrant exists(task) {
-        Task storage t = tasks[task];
-        if (!t.open) revert NoOpenRound(task);
-        uint64 id = t.rounds - 1;
-        Round storage r = rounds[task][id];
+    /// A verifier's judgement of the whole open round, in one transaction: the old model's
+    /// loss on the phase-1 batch, and per candidate (in commit order) a verdict and the new
+    /// model's loss (units of 1e-9). Unrevealed candidates take `None`; revealed ones
+    /// `Positive` (needs `lossNew + margin <= lossOld`) or `Negative` (also: the blob was
+    /// missing or did not rebuild to the revealed root). Only stake joined before the round
+    /// opened, and not leaving since, may attest.
+    function attest(uint256 task, uint64 lossOld, uint8[] calldata verdicts, uint64[] calldata lossNew)
+        external
+        nonReentrant
+        exists(task)
+    {
+        (uint64 id, Round storage r) = openRound(task);
         uint256 stake = stakeOf[task][msg.sender];
         if (stake == 0) revert NotVerifier(msg.sender);
-        if (msg.sender == r.miner) revert MinerCannotAttest();
-        if (stakeSince[task][msg.sender] >= r.commitBlock) {
-            revert StakeTooNew(stakeSince[task][msg.sender], r.commitBlock);
-        }
+        if (stakeSince[task][msg.sender] >= r.openBlock) revert StakeTooNew(stakeSince[task][msg.sender], r.openBlock);
         uint64 leaving = leavingSince[task][msg.sender];
-        if (leaving != 0 && leaving <= r.commitBlock) revert StakeLeaving(leaving);
-        if (r.seed1 == bytes32(0)) revert PhaseNotReady(1);
-        uint64 end = r.commitBlock + t.params.attestWindow;
-        if (block.number > end) revert TooLate(uint64(block.number), end);
+        if (leaving != 0 && leaving <= r.openBlock) revert StakeLeaving(leaving);
+        if (block.number > r.attestEnd) revert TooLate(uint64(block.number), r.attestEnd);
+        if (draw(task, id, r, 1) == bytes32(0)) revert PhaseNotReady(1);
+        if (attestations[task][id][msg.sender].stake != 0) revert AlreadyAttested(msg.sender);
+        uint16 n = r.commits;
+        if (verdicts.length != n) revert WrongLength(n, verdicts.length);
+        if (lossNew.length != n) revert WrongLength(n, lossNew.length);
+        tally(task, id, uint128(stake), lossOld, verdicts, lossNew);
         Attestation storage a = attestations[task][id][msg.sender];
-        if (a.verdict != Verdict.None) revert AlreadyAttested(msg.sender);
-        if (verdict == Verdict.None) revert BadParams("verdict must be Positive or Negative");
-        if (verdict == Verdict.Positive && uint256(lossNew) + t.params.margin > lossOld) {
-            revert VerdictContradictsLosses();
-        }
-        a.verdict = verdict;
         a.stake = uint128(stake);
         a.lossOld = lossOld;
+        a.verdicts = verdicts;
         a.lossNew = lossNew;
-        r.attestations += 1;
-        if (verdict == Verdict.Positive) r.positiveStake += uint128(stake);
-        else r.negativeStake += uint128(stake);
-        emit Attested(task, id, msg.sender, verdict, lossOld, lossNew);
+        r.attestingStake += uint128(stake);
+        attesters[task][id].push(msg.sender);
+        emit Attested(task, id, msg.sender, uint128(stake));
     }
 
-    /// Closes the open round once the attestation window is over (or once the proof
-    /// deadline passed without a proof). Accepted (proof valid, attesting stake at least the
-    /// quorum, positive stake at least 2/3 of it): the root advances and the miner gets the
-    /// bond back plus the reward. Proven but short of the quorum (verifiers offline): no
-    /// fault of the miner, the bond comes back without reward. Otherwise (no valid proof in
-    /// time, or the quorum judged it) the bond is slashed: negative attesters claim it in
-    /// proportion to stake, or it joins the reward pool if there are none.
+    /// Checks each verdict against the candidate and the losses, and adds the stake to it.
+    function tally(
+        uint256 task,
+        uint64 id,
+        uint128 stake,
+        uint64 lossOld,
+        uint8[] calldata verdicts,
+        uint64[] calldata lossNew
+    ) private {
+        uint64 margin = tasks[task].params.margin;
+        for (uint16 i = 0; i < verdicts.length; i++) {
+            Candidate storage c = candidates[task][id][i];
+            if (verdicts[i] > uint8(Verdict.Negative)) revert BadParams("verdict must be 0, 1 or 2");
+            Verdict v = Verdict(verdicts[i]);
+            if (c.miner == msg.sender && v != Verdict.None) revert MinerCannotAttest();
+            if (!c.revealed || c.miner == msg.sender) {
+                if (v != Verdict.None) revert BadParams("verdict on an unrevealed candidate must be None");
+                continue;
+            }
+            if (v == Verdict.None) revert BadParams("verdict on a revealed candidate must be Positive or Negative");
+            if (v == Verdict.Positive) {
+                if (uint256(lossNew[i]) + margin > lossOld) revert VerdictContradictsLosses(i);
+                c.positiveStake += stake;
+            } else {
+                c.negativeStake += stake;
+            }
+        }
+    }
+
+    /// Closes the open round: after the attestation window, or earlier once nothing is left
+    /// to happen (no reveal by the reveal deadline, no proof by the proof deadline). Settles
+    /// every candidate (see the contract's notice) and advances the root to the winner's.
     function finalize(uint256 task) external nonReentrant exists(task) {
+        (uint64 id, Round storage r) = openRound(task);
         Task storage t = tasks[task];
-        if (!t.open) revert NoOpenRound(task);
-        uint64 id = t.rounds - 1;
-        Round storage r = rounds[task][id];
-        uint64 attestEnd = r.commitBlock + t.params.attestWindow;
-        uint64 proofEnd = r.commitBlock + t.params.proofWindow;
-        bool missedProof = !r.proven && block.number > proofEnd;
-        if (block.number <= attestEnd && !missedProof) revert TooEarly(uint64(block.number), attestEnd + 1);
+        bool early = (r.revealed == 0 && block.number > r.revealEnd) || (r.proven == 0 && block.number > r.proofEnd);
+        if (block.number <= r.attestEnd && !early) revert TooEarly(uint64(block.number), r.attestEnd + 1);
         t.open = false;
         r.finalized = true;
-        uint256 attesting = uint256(r.positiveStake) + r.negativeStake;
-        bool quorate = attesting >= t.params.quorum;
-        bool accepted = r.proven && quorate && 3 * uint256(r.positiveStake) >= 2 * attesting;
-        if (r.proven && !quorate) {
-            r.refunded = true;
-            balanceOf[r.miner] += r.bond;
-            emit Refunded(task, id, r.miner, r.bond);
-            emit Finalized(task, id, false, t.root, 0);
-        } else if (accepted) {
-            r.accepted = true;
-            t.root = r.newRoot;
-            uint256 reward = t.params.reward < t.pool ? t.params.reward : t.pool;
-            t.pool -= reward;
-            balanceOf[r.miner] += uint256(r.bond) + reward;
-            emit Finalized(task, id, true, r.newRoot, reward);
-        } else {
-            if (r.negativeStake > 0) {
-                r.slashLeft = r.bond;
-                r.slashStakeLeft = r.negativeStake;
+        // A seed nobody could read in time (a chain without EIP-2935 history, or a window
+        // that outlived it) is no miner's fault: nothing could be proven or judged.
+        r.noRandomness = r.revealed > 0 && (seedOf(task, id, 1) == bytes32(0) || seedOf(task, id, 2) == bytes32(0));
+        bool quorate = r.attestingStake >= t.params.quorum;
+        int256 best;
+        uint16 winner;
+        for (uint16 i = 0; i < r.commits; i++) {
+            Candidate storage c = candidates[task][id][i];
+            if (!c.revealed) {
+                c.outcome = Outcome.Slashed; // a missing reveal is the miner's fault
+            } else if (r.noRandomness) {
+                c.outcome = Outcome.Returned;
+            } else if (!c.proven) {
+                c.outcome = Outcome.Slashed; // so is a missed proof deadline
+            } else if (!quorate) {
+                c.outcome = Outcome.Returned; // verifiers offline: no fault of the miner
+            } else if (3 * uint256(c.positiveStake) >= 2 * uint256(r.attestingStake)) {
+                c.outcome = Outcome.Returned; // eligible; the winner is re-marked below
+                c.gain = medianGain(task, id, i, r.attestingStake);
+                if (winner == 0 || c.gain > best) (winner, best) = (i + 1, c.gain);
             } else {
-                t.pool += r.bond;
+                c.outcome = Outcome.Slashed; // judged bad by the quorum
             }
-            emit Slashed(task, id, r.miner, r.bond, r.proven);
-            emit Finalized(task, id, false, t.root, 0);
         }
+        uint256 reward;
+        if (winner != 0) {
+            Candidate storage w = candidates[task][id][winner - 1];
+            w.outcome = Outcome.Won;
+            r.winner = winner;
+            t.root = w.newRoot;
+            reward = t.params.reward < t.pool ? t.params.reward : t.pool;
+            t.pool -= reward;
+            uint256 fee = (reward * t.params.verifierFeeBps) / BPS;
+            r.fee = uint128(fee);
+            r.feeLeft = uint128(fee);
+            r.feeStakeLeft = w.positiveStake;
+            balanceOf[w.miner] += uint256(w.bond) + reward - fee;
+        }
+        for (uint16 i = 0; i < r.commits; i++) {
+            Candidate storage c = candidates[task][id][i];
+            if (c.outcome == Outcome.Returned) {
+                balanceOf[c.miner] += c.bond;
+            } else if (c.outcome == Outcome.Slashed) {
+                if (c.negativeStake > 0) {
+                    c.slashLeft = c.bond;
+                    c.slashStakeLeft = c.negativeStake;
+                } else {
+                    t.pool += c.bond;
+                }
+            }
+            emit CandidateSettled(task, id, i, c.outcome, c.gain);
+        }
+        emit Finalized(task, id, winner, t.root, reward);
     }
 
-    /// A negative attester's share of a slashed bond: `bond * stake / negative stake`; the
-    /// last claimant takes what rounding left, so the whole bond is paid out.
-    function claimSlash(uint256 task, uint64 round) external nonReentrant exists(task) {
+    /// Stake-weighted (lower) median of the gains `lossOld - lossNew` the attesters report
+    /// for candidate `index`; a negative verdict counts as the lowest gain there is.
+    function medianGain(uint256 task, uint64 id, uint16 index, uint128 total) private view returns (int256) {
+        address[] storage who = attesters[task][id];
+        uint256 n = who.length;
+        int256[] memory gains = new int256[](n);
+        uint128[] memory stakes = new uint128[](n);
+        for (uint256 k = 0; k < n; k++) {
+            Attestation storage a = attestations[task][id][who[k]];
+            int256 g = a.verdicts[index] == uint8(Verdict.Positive)
+                ? int256(uint256(a.lossOld)) - int256(uint256(a.lossNew[index]))
+                : type(int256).min;
+            uint128 s = a.stake;
+            // Insertion sort by gain: n is the number of attesters of one round.
+            uint256 j = k;
+            while (j > 0 && gains[j - 1] > g) {
+                gains[j] = gains[j - 1];
+                stakes[j] = stakes[j - 1];
+                j--;
+            }
+            gains[j] = g;
+            stakes[j] = s;
+        }
+        uint256 acc;
+        for (uint256 k = 0; k < n; k++) {
+            acc += stakes[k];
+            if (2 * acc >= total) return gains[k];
+        }
+        return type(int256).min;
+    }
+
+    /// A verifier's pay for a finished round, in proportion to stake: its share of the fee
+    /// if it attested positive on the winner, and of every slashed bond of a candidate it
+    /// attested negative on. The last claimant of each pot takes what rounding left.
+    function claim(uint256 task, uint64 round) external nonReentrant exists(task) {
         Round storage r = rounds[task][round];
         Attestation storage a = attestations[task][round][msg.sender];
-        if (!r.finalized || r.accepted || a.verdict != Verdict.Negative || a.claimed || r.slashStakeLeft == 0) {
-            revert NothingToClaim();
-        }
+        if (!r.finalized || a.stake == 0 || a.claimed) revert NothingToClaim();
         a.claimed = true;
-        uint256 share = a.stake == r.slashStakeLeft ? r.slashLeft : (uint256(r.slashLeft) * a.stake) / r.slashStakeLeft;
-        r.slashLeft -= uint128(share);
-        r.slashStakeLeft -= a.stake;
-        balanceOf[msg.sender] += share;
-        emit SlashClaimed(task, round, msg.sender, share);
+        uint256 amount;
+        if (r.winner != 0 && a.verdicts[r.winner - 1] == uint8(Verdict.Positive) && r.feeStakeLeft != 0) {
+            (uint128 share, uint128 left, uint128 stakeLeft) = shareOf(r.feeLeft, r.feeStakeLeft, a.stake);
+            (r.feeLeft, r.feeStakeLeft) = (left, stakeLeft);
+            amount += share;
+        }
+        for (uint16 i = 0; i < r.commits; i++) {
+            Candidate storage c = candidates[task][round][i];
+            if (c.outcome != Outcome.Slashed || a.verdicts[i] != uint8(Verdict.Negative) || c.slashStakeLeft == 0) {
+                continue;
+            }
+            (uint128 share, uint128 left, uint128 stakeLeft) = shareOf(c.slashLeft, c.slashStakeLeft, a.stake);
+            (c.slashLeft, c.slashStakeLeft) = (left, stakeLeft);
+            amount += share;
+        }
+        if (amount == 0) revert NothingToClaim();
+        balanceOf[msg.sender] += amount;
+        emit Claimed(task, round, msg.sender, amount);
+    }
+
+    /// `stake`'s share of a pot shared in proportion to `stakeLeft` (the last claimant takes
+    /// the rest, so the whole pot is paid out), and the pot and stake left after it.
+    function shareOf(uint128 pot, uint128 stakeLeft, uint128 stake)
+        private
+        pure
+        returns (uint128 share, uint128 potLeft, uint128 newStakeLeft)
+    {
+        share = stake == stakeLeft ? pot : uint128((uint256(pot) * stake) / stakeLeft);
+        return (share, pot - share, stakeLeft - stake);
     }
 
     /// Sends the caller everything it is owed.
@@ -430,6 +693,13 @@ contract PogoRounds {
         emit Withdrawn(msg.sender, amount);
     }
 
+    function openRound(uint256 task) private view returns (uint64 id, Round storage r) {
+        Task storage t = tasks[task];
+        if (!t.open) revert NoOpenRound(task);
+        id = t.rounds - 1;
+        r = rounds[task][id];
+    }
+
     // ---- reads ----
 
     /// A task's parameters and state.
@@ -437,10 +707,18 @@ contract PogoRounds {
         external
         view
         exists(task)
-        returns (TaskParams memory params, address owner, uint256 root, uint256 pool, uint64 roundCount, bool open)
+        returns (
+            TaskParams memory params,
+            address owner,
+            bytes32 verifierCodeHash,
+            uint256 root,
+            uint256 pool,
+            uint64 roundCount,
+            bool open
+        )
     {
         Task storage t = tasks[task];
-        return (t.params, t.owner, t.root, t.pool, t.rounds, t.open);
+        return (t.params, t.owner, t.verifierCodeHash, t.root, t.pool, t.rounds, t.open);
     }
 
     /// One round of a task.
@@ -449,8 +727,19 @@ contract PogoRounds {
         return rounds[task][round];
     }
 
-    /// A verifier's attestation in a round (verdict None if it did not attest).
+    /// One candidate of a round.
+    function getCandidate(uint256 task, uint64 round, uint16 index) external view exists(task) returns (Candidate memory) {
+        if (round >= tasks[task].rounds || index >= rounds[task][round].commits) revert NoSuchCandidate(index);
+        return candidates[task][round][index];
+    }
+
+    /// A verifier's attestation in a round (stake 0 if it did not attest).
     function getAttestation(uint256 task, uint64 round, address verifier) external view returns (Attestation memory) {
         return attestations[task][round][verifier];
+    }
+
+    /// Who attested in a round, in order.
+    function getAttesters(uint256 task, uint64 round) external view returns (address[] memory) {
+        return attesters[task][round];
     }
 }

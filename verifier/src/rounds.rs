@@ -15,7 +15,7 @@ alloy_sol_types::sol!(
     "contracts/build/PogoRounds.json"
 );
 
-pub use PogoRounds::{Attestation, Round, TaskParams};
+pub use PogoRounds::{Attestation, Candidate, Round, TaskParams};
 
 /// The contract's Solidity source.
 pub const SOURCE: &str = include_str!("../contracts/PogoRounds.sol");
@@ -26,8 +26,10 @@ pub const SOURCE_UNIT: &str = "PogoRounds.sol";
 /// Optimizer runs the artifact was compiled with.
 pub const OPTIMIZER_RUNS: u32 = 200;
 
-/// `Verdict.Positive` / `Verdict.Negative` as the ABI carries them (`uint8`).
+/// `Verdict` as the ABI carries it (`uint8`).
 pub mod verdict {
+    /// No verdict: the candidate was not revealed (or is the attester's own).
+    pub const NONE: u8 = 0;
     /// The new model's loss fell by at least the margin.
     pub const POSITIVE: u8 = 1;
     /// It did not, or the blob was unavailable or did not rebuild to the committed root.
@@ -58,6 +60,36 @@ impl RoundsError {
     }
 }
 
+/// `Outcome` of a candidate as the ABI carries it (`uint8`).
+pub mod outcome {
+    /// The round is not finalized.
+    pub const PENDING: u8 = 0;
+    /// Won the round: bond, reward less the verifiers' fee.
+    pub const WON: u8 = 1;
+    /// Bond returned: eligible but beaten, or not judged for no fault of the miner.
+    pub const RETURNED: u8 = 2;
+    /// Bond slashed: unrevealed, unproven in time, or judged bad by the quorum.
+    pub const SLASHED: u8 = 3;
+}
+
+/// The hash a miner commits to, exactly as the contract's `commitmentOf` computes it:
+/// keccak-256 of the ABI encoding of (contract, task, round, miner, new root, update root,
+/// blob hash, salt).
+#[allow(clippy::too_many_arguments)]
+pub fn commitment(
+    contract: Address,
+    task: U256,
+    round: u64,
+    miner: Address,
+    new_root: U256,
+    update_root: U256,
+    blob_hash: crate::evm::B256,
+    salt: crate::evm::B256,
+) -> crate::evm::B256 {
+    use alloy_sol_types::SolValue;
+    crate::evm::keccak256((contract, task, round, miner, new_root, update_root, blob_hash, salt).abi_encode())
+}
+
 /// The error's name in a decoded revert (`"LateProof(3)"` → `"LateProof"`).
 pub fn error_name(decoded: &str) -> &str {
     decoded.split('(').next().unwrap_or(decoded)
@@ -72,7 +104,15 @@ fn describe(error: &PogoRounds::PogoRoundsErrors) -> String {
         E::TooEarly(e) => format!("TooEarly(block {}, allowed from {})", e.now_, e.from),
         E::TooLate(e) => format!("TooLate(block {}, deadline {})", e.now_, e.deadline),
         E::PhaseNotReady(e) => format!("PhaseNotReady(phase {})", e.phase),
-        E::AlreadyDrawn(e) => format!("AlreadyDrawn(phase {})", e.phase),
+        E::RoundFull(e) => format!("RoundFull(cap {})", e.cap),
+        E::NoSuchCandidate(e) => format!("NoSuchCandidate({})", e.candidate),
+        E::NotYourCandidate(e) => format!("NotYourCandidate({})", e.candidate),
+        E::AlreadyRevealed(e) => format!("AlreadyRevealed({})", e.candidate),
+        E::NotRevealed(e) => format!("NotRevealed({})", e.candidate),
+        E::UpdateReused(e) => format!("UpdateReused(update root {:#x})", e.updateRoot),
+        E::WrongLength(e) => format!("WrongLength(expected {}, got {})", e.expected, e.got),
+        E::VerdictContradictsLosses(e) => format!("VerdictContradictsLosses(candidate {})", e.candidate),
+        E::StakeTooNew(e) => format!("StakeTooNew(joined at block {}, round opened at {})", e.since, e.openBlock),
         E::NotVerifier(e) => format!("NotVerifier({})", e.who),
         E::AlreadyAttested(e) => format!("AlreadyAttested({})", e.who),
         E::NotEnoughGas(e) => format!("NotEnoughGas(needs {})", e.needed),

@@ -200,6 +200,10 @@ impl Chain for EmbeddedChain {
         self.with(false, |evm, _| Ok(evm.code(at)))
     }
 
+    fn is_development(&mut self) -> Result<bool, ChainError> {
+        Ok(true)
+    }
+
     /// A manual chain mines at once; a clocked one only lets time pass.
     fn produce_blocks_until(&mut self, block: u64) -> Result<bool, ChainError> {
         if self.block_time > 0.0 {

@@ -75,6 +75,10 @@ impl ChainError {
     }
 }
 
+/// Chain ids of development nodes by default: Anvil and Hardhat (31337), Ganache and
+/// `geth --dev` (1337).
+pub const DEVELOPMENT_CHAIN_IDS: [u64; 2] = [31337, 1337];
+
 /// What the node needs from a chain.
 pub trait Chain: Send {
     /// Where it is, for messages.
@@ -94,6 +98,10 @@ pub trait Chain: Send {
     /// Produces blocks until `block` is in the past, where the chain lets us (the embedded
     /// chain and development nodes); returns false when only waiting can get there.
     fn produce_blocks_until(&mut self, block: u64) -> Result<bool, ChainError>;
+    /// Whether this is a development chain (the embedded chain; a JSON-RPC node whose chain
+    /// id is a development node's default: 31337 for Anvil and Hardhat, 1337 for Ganache and
+    /// geth --dev), where INSECURE development keys are acceptable.
+    fn is_development(&mut self) -> Result<bool, ChainError>;
     /// Gives `who` `wei` on development chains (the embedded chain already credits new
     /// accounts; Anvil through `anvil_setBalance`); false where the chain does not allow it.
     fn dev_fund(&mut self, who: Address, wei: U256) -> Result<bool, ChainError> {

@@ -112,6 +112,11 @@ impl Chain for RpcChain {
             .map_err(|e| self.classify(e))
     }
 
+    fn is_development(&mut self) -> Result<bool, ChainError> {
+        let id = self.runtime.block_on(async { self.provider.get_chain_id().await }).map_err(|e| self.classify(e))?;
+        Ok(super::DEVELOPMENT_CHAIN_IDS.contains(&id))
+    }
+
     fn dev_fund(&mut self, who: Address, wei: U256) -> Result<bool, ChainError> {
         let provider = self.provider.clone();
         let result = self.runtime.block_on(async move {

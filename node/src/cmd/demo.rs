@@ -9,15 +9,17 @@ use crate::demo::{print_summary, run, DemoOptions};
 
 /// Arguments of `pogo demo`.
 #[derive(Args, Debug)]
-#[command(after_help = "Registers the task (keys from the INSECURE seeded setup are made in --params-dir if missing; \
-compiling the verifier needs solc 0.8.19: scripts/solc/install.sh), then runs --rounds honest rounds and two \
-cheating miners (an update that does not match its commitment, and one that does not lower the loss), with three \
-verifiers and a finalizer, printing each step and a summary.\n\nExamples:\n  pogo demo\n  pogo demo --task tasks/licenses.json --rounds 3\n  \
+#[command(after_help = "Registers the task (keys from the INSECURE seeded setup are made in --params-dir if missing, \
+about a minute; the verifier of the default configuration ships in pogo, other configurations compile it with solc \
+0.8.19: scripts/solc/install.sh), then runs --rounds rounds in which three honest miners compete, and a round in \
+which one honest miner competes with three cheaters (an update that does not match its commitment, one that does \
+not lower the loss, one that changes nothing), with three verifiers and a finalizer, printing each step and a \
+summary table. Works from any directory with only the pogo binary.\n\nExamples:\n  pogo demo\n  pogo demo --task tasks/licenses.json --rounds 3\n  \
 pogo demo --chain http://127.0.0.1:8545     # against Anvil")]
 pub struct DemoArgs {
-    /// The task file.
-    #[arg(long, default_value = "tasks/digits.json")]
-    task: PathBuf,
+    /// The task file [default: the digits task shipped in pogo, written into --dir]
+    #[arg(long)]
+    task: Option<PathBuf>,
     /// Honest rounds.
     #[arg(long, default_value_t = 2)]
     rounds: u64,

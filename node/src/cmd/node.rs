@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use alloy::primitives::{Address, U256};
+use alloy::primitives::Address;
 use anyhow::{bail, Context};
 use clap::{Args, Subcommand};
 use serde::Deserialize;
@@ -13,7 +13,7 @@ use serde::Deserialize;
 use super::{OutputArgs, Report};
 use crate::chain::{self, Chain, EmbeddedChain};
 use crate::contract::Rounds;
-use crate::deploy::{check_verifier, create_task, wei, Deployment, TaskTerms};
+use crate::deploy::{check_keys, check_verifier, create_task, wei, Deployment, TaskTerms};
 use crate::keystore::{Keystore, Wallet};
 use crate::roles::finalizer::Finalizer;
 use crate::roles::miner::{Cheat, Miner};
@@ -53,6 +53,10 @@ pub struct NodeArgs {
     /// Seconds between polls while waiting.
     #[arg(long, default_value_t = 1.0, value_name = "SECONDS")]
     pub poll: f64,
+    /// Accept keys from the INSECURE seeded development setup on a chain that is not a
+    /// development chain (anyone can forge proofs with them: for testnets you own).
+    #[arg(long)]
+    pub insecure: bool,
     #[command(flatten)]
     pub output: OutputArgs,
 }
@@ -83,6 +87,7 @@ pub struct Settings {
     peers: Vec<String>,
     serve: Option<String>,
     poll: Duration,
+    insecure: bool,
     output: OutputArgs,
 }
 
@@ -110,6 +115,7 @@ impl NodeArgs {
             peers: if self.peers.is_empty() { file.peers.unwrap_or_default() } else { self.peers.clone() },
             serve: file.serve,
             poll: Duration::from_secs_f64(self.poll),
+            insecure: self.insecure,
             output: self.output,
             home,
         })
@@ -150,6 +156,8 @@ impl Settings {
         let store = Store::new(&self.home.join(role_dir).join("store"));
         let mut node = Node::new(chain, rounds, deployment.task, &deployment.task_file, store, self.peers.clone())?;
         if trust_proofs {
+            let (depth, samples) = (node.params.depth, node.params.samples as usize);
+            check_keys(node.chain.as_mut(), depth, samples, &self.params_dir, self.insecure)?;
             check_verifier(node.chain.as_mut(), &node.params, &self.params_dir)?;
         }
         Ok(node)
@@ -240,8 +248,8 @@ pub(super) fn task(args: TaskArgs) -> anyhow::Result<()> {
         Box::new(EmbeddedChain::open_with(Path::new(&spec), args.block_time)?)
     };
     let rounds = args.contract.map(|a| Rounds::at(chain.as_mut(), a)).transpose()?;
-    let deployment =
-        create_task(chain.as_mut(), &spec, &wallet, rounds, &args.task, &args.terms, &settings.params_dir)?;
+    let terms = TaskTerms { insecure: settings.insecure, ..args.terms };
+    let deployment = create_task(chain.as_mut(), &spec, &wallet, rounds, &args.task, &terms, &settings.params_dir)?;
     deployment.save(&settings.deployment)?;
     Report::new()
         .add("chain", chain.describe())
@@ -406,40 +414,47 @@ pub(super) fn status(args: FinalizeArgs) -> anyhow::Result<()> {
         .add("root", format!("{:#x}", task.root))
         .add("pool_wei", task.pool.to_string())
         .add("rounds", task.rounds);
-    // Rejected rounds slashed their miner; refunded ones were proven but short of the quorum.
-    let (mut accepted, mut rejected, mut refunded) = (0u64, 0u64, 0u64);
+    // A round with a winner advanced the root; one without either judged every candidate
+    // bad or could not judge (no quorum, no randomness), and returned or slashed bonds.
+    let (mut won, mut without_winner, mut candidates) = (0u64, 0u64, 0u64);
     for id in 0..task.rounds {
         let r = rounds.round(chain.as_mut(), deployment.task, id)?;
+        candidates += u64::from(r.commits);
         if r.finalized {
-            if r.accepted {
-                accepted += 1;
-            } else if r.refunded {
-                refunded += 1;
+            if r.winner != 0 {
+                won += 1;
             } else {
-                rejected += 1;
+                without_winner += 1;
             }
         }
     }
-    report = report.add("accepted", accepted).add("rejected", rejected).add("refunded", refunded);
+    report = report.add("won", won).add("without_winner", without_winner).add("candidates", candidates);
     if task.open {
         let id = task.rounds - 1;
         let r = rounds.round(chain.as_mut(), deployment.task, id)?;
-        let phase = if r.seed1.is_zero() {
-            "waiting for phase-1 randomness"
-        } else if r.seed2.is_zero() {
-            "waiting for phase-2 randomness"
-        } else if !r.proven {
-            "waiting for the proof"
+        let phase = if block <= r.commitEnd {
+            "commit"
+        } else if block <= r.revealEnd {
+            "reveal"
+        } else if r.proven < r.revealed && block <= r.proofEnd {
+            "proofs and attestations"
+        } else if block <= r.attestEnd {
+            "attestations"
         } else {
-            "attesting"
+            "closed: waiting for finalize"
         };
         report = report
             .add("open_round", id)
-            .add("miner", r.miner.to_string())
             .add("phase", phase)
-            .add("attestations", r.attestations)
-            .add("proof_deadline", r.commitBlock + task.params.proofWindow)
-            .add("attest_deadline", r.commitBlock + task.params.attestWindow);
+            .add("committed", r.commits)
+            .add("revealed", r.revealed)
+            .add("proven", r.proven)
+            .add("attestations", rounds.attesters(chain.as_mut(), deployment.task, id)?.len())
+            .add("attesting_stake_wei", r.attestingStake.to_string())
+            .add("commit_deadline", r.commitEnd)
+            .add("reveal_deadline", r.revealEnd)
+            .add("proof_deadline", r.proofEnd)
+            .add("attest_deadline", r.attestEnd);
     }
     if let Ok(wallet) = settings.wallet() {
         let who = wallet.address();
@@ -449,7 +464,6 @@ pub(super) fn status(args: FinalizeArgs) -> anyhow::Result<()> {
             .add("owed_wei", rounds.owed(chain.as_mut(), who)?.to_string())
             .add("stake_wei", rounds.stake(chain.as_mut(), deployment.task, who)?.to_string());
     }
-    let _ = U256::ZERO;
     report.print(settings.output);
     Ok(())
 }

@@ -4,18 +4,41 @@
 use std::time::Instant;
 
 use alloy::primitives::U256;
-use pogo_verifier::rounds::{PogoRounds, Round};
+use pogo_verifier::rounds::{outcome, PogoRounds, Round};
 
 use super::{since, Event, Node, Phase, Step};
 use crate::keystore::Wallet;
 
-/// The block after which `r` can be finalized.
-pub fn finalizable_after(node: &Node, r: &Round) -> u64 {
-    if r.proven {
-        r.commitBlock + node.params.attestWindow
+/// The block after which `r` can be finalized: its reveal deadline if nothing was
+/// revealed, its proof deadline if nothing is proven yet, else the end of its attestations.
+pub fn finalizable_after(r: &Round) -> u64 {
+    if r.revealed == 0 {
+        r.revealEnd
+    } else if r.proven == 0 {
+        r.proofEnd
     } else {
-        r.commitBlock + node.params.proofWindow
+        r.attestEnd
     }
+}
+
+/// What became of each candidate of a finalized round, for people.
+pub fn settlement(node: &mut Node, round: u64, r: &Round) -> anyhow::Result<String> {
+    let candidates = node.rounds.candidates(node.chain.as_mut(), node.task, r, round)?;
+    let mut parts = Vec::new();
+    for (i, c) in candidates.iter().enumerate() {
+        let what = match c.outcome {
+            outcome::WON => format!("won (median gain {:.6})", super::gain(c.gain)),
+            outcome::RETURNED if r.winner != 0 => {
+                format!("beaten (median gain {:.6}), bond returned", super::gain(c.gain))
+            }
+            outcome::RETURNED => "not judged (no quorum or no randomness), bond returned".into(),
+            _ if !c.revealed => "never revealed, slashed".into(),
+            _ if !c.proven => "not proven in time, slashed".into(),
+            _ => "rejected by the verifiers, slashed".into(),
+        };
+        parts.push(format!("#{i} {what}"));
+    }
+    Ok(parts.join("; "))
 }
 
 /// Finalizes the open round `round` if its time has come, else says when it will.
@@ -27,7 +50,7 @@ pub fn finalize_open_round(
     r: &Round,
     now: u64,
 ) -> anyhow::Result<Step> {
-    let after = finalizable_after(node, r);
+    let after = finalizable_after(r);
     if now <= after {
         return Ok(Step::Wait {
             until: Some(after),
@@ -38,19 +61,12 @@ pub fn finalize_open_round(
     match node.rounds.send(node.chain.as_mut(), wallet, PogoRounds::finalizeCall { task: node.task }, U256::ZERO) {
         Ok(receipt) => {
             let done = node.rounds.round(node.chain.as_mut(), node.task, round)?;
-            let what = if done.accepted {
-                format!("finalized round {round}: accepted ({} attestations)", done.attestations)
-            } else if done.refunded {
-                format!(
-                    "finalized round {round}: proven but short of the quorum ({} attestations): bond returned",
-                    done.attestations
-                )
+            let head = if done.winner != 0 {
+                format!("finalized round {round}: candidate {} won", done.winner - 1)
             } else {
-                format!(
-                    "finalized round {round}: rejected, bond slashed (proven: {}, {} attestations)",
-                    done.proven, done.attestations
-                )
+                format!("finalized round {round}: no winner")
             };
+            let what = format!("{head} ({} candidates: {})", done.commits, settlement(node, round, &done)?);
             Ok(Step::Acted(Event {
                 role: role.into(),
                 round,
@@ -61,7 +77,7 @@ pub fn finalize_open_round(
             }))
         }
         // Someone else finalized it between our read and our transaction.
-        Err(e) if matches!(e.contract_error().as_deref(), Some("NoOpenRound" | "AlreadyFinalized")) => {
+        Err(e) if matches!(e.contract_error().as_deref(), Some("NoOpenRound")) => {
             Ok(Step::Wait { until: None, why: "finalized by another node".into() })
         }
         Err(e) => Err(e.into()),

@@ -1,11 +1,13 @@
-//! The miner: train from the accepted model, commit, draw randomness, prove the sampled
-//! blocks, submit, and finalize; the error-feedback residual is kept across rounds and only
-//! advanced by accepted rounds.
+//! The miner: train from the accepted model, commit (a hash that hides the roots), reveal
+//! once the commit window closed (and only then serve the blob), draw randomness, prove
+//! the sampled blocks, submit, and finalize; the error-feedback residual is kept across
+//! rounds and only advanced by rounds it won.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use alloy::primitives::{B256, U256};
+use alloy::primitives::{keccak256, B256, U256};
+use alloy::sol_types::SolEvent;
 use anyhow::Context;
 use pogo_circuits::config::CircuitConfig;
 use pogo_circuits::encoding::{Nibble, UpdateBlock, BLOCK_WEIGHTS};
@@ -16,12 +18,11 @@ use pogo_prover::prove::{prove, Keys};
 use pogo_prover::setup::Setup;
 use pogo_prover::witness::{assemble, round_trees};
 use pogo_verifier::keys::config_dir;
-use pogo_verifier::rounds::PogoRounds;
+use pogo_verifier::rounds::{commitment, outcome, PogoRounds};
 use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
 
 use super::{crash_point, draw, load_state, save_state, since, Event, Node, Phase, Step};
-use crate::contract::seed;
 use crate::keystore::Wallet;
 use crate::quantize::Residual;
 
@@ -36,6 +37,24 @@ pub enum Cheat {
     Mismatch,
     /// Publishes a random update that does not lower the loss.
     NoGain,
+    /// Publishes an update whose every scale is 0: no work, the model unchanged (refused
+    /// at the reveal).
+    Zero,
+}
+
+/// What a miner's commitment opens to: the roots, the blob hash and the secret salt.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Prepared {
+    /// The root the update was trained from.
+    pub old_root: U256,
+    /// New model root.
+    pub new_root: U256,
+    /// Update root.
+    pub update_root: U256,
+    /// Blob hash (the blob waits in the miner's folder, unserved, until the reveal).
+    pub blob_hash: B256,
+    /// The salt that hides the roots in the commitment.
+    pub salt: B256,
 }
 
 /// Where a miner is in its round.
@@ -45,23 +64,29 @@ pub enum MinerPhase {
     /// Between rounds.
     #[default]
     Idle,
-    /// Trained: the update and new model are in the store; the commit may or may not be in.
+    /// Trained: the update and new model are ready; `round` is the round the commit is
+    /// being sent to (`None` until a send is attempted), so a restart can find it on chain.
     Prepared {
-        /// The round id the commit will open.
-        round: u64,
-        /// The root the round starts from.
-        old_root: U256,
-        /// Committed roots and blob hash.
-        new_root: U256,
-        /// Update root.
-        update_root: U256,
-        /// Blob hash.
-        blob_hash: B256,
+        /// The commitment's preimage.
+        prepared: Prepared,
+        /// The round the commit went (or is going) to.
+        round: Option<u64>,
     },
-    /// The commit is in.
+    /// The commit is in: candidate `index` of `round`.
     Committed {
+        /// The commitment's preimage.
+        prepared: Prepared,
         /// Round id.
         round: u64,
+        /// Candidate index.
+        index: u16,
+    },
+    /// Revealed; the blob is served. Next: randomness, then the proof.
+    Revealed {
+        /// Round id.
+        round: u64,
+        /// Candidate index.
+        index: u16,
         /// New root.
         new_root: U256,
     },
@@ -69,6 +94,8 @@ pub enum MinerPhase {
     Proved {
         /// Round id.
         round: u64,
+        /// Candidate index.
+        index: u16,
         /// New root.
         new_root: U256,
     },
@@ -76,6 +103,8 @@ pub enum MinerPhase {
     Submitted {
         /// Round id.
         round: u64,
+        /// Candidate index.
+        index: u16,
         /// New root.
         new_root: U256,
     },
@@ -86,9 +115,9 @@ pub enum MinerPhase {
 pub struct MinerState {
     /// The state machine.
     pub phase: MinerPhase,
-    /// Rounds this miner finished (accepted or not).
+    /// Rounds this miner finished (won or not).
     pub finished: u64,
-    /// Of which accepted.
+    /// Of which won.
     pub accepted: u64,
 }
 
@@ -121,7 +150,8 @@ impl Miner {
         })
     }
 
-    fn name(&self) -> String {
+    /// Its name in logs (`miner NAME`).
+    pub fn name(&self) -> String {
         format!("miner {}", self.wallet.name())
     }
 
@@ -132,6 +162,11 @@ impl Miner {
 
     fn residual_path(&self, next: bool) -> PathBuf {
         self.dir.join(if next { "residual.next.safetensors" } else { "residual.safetensors" })
+    }
+
+    /// Where the update blob waits, unserved, until the reveal.
+    fn pending_blob(&self) -> PathBuf {
+        self.dir.join("pending.blob")
     }
 
     fn event(&self, round: u64, phase: Phase, what: String, start: Instant, gas: u64) -> Step {
@@ -148,76 +183,159 @@ impl Miner {
                     return Ok(Step::Done);
                 }
                 if task.open {
-                    return Ok(Step::Wait {
-                        until: None,
-                        why: format!("round {} of another miner is open", task.rounds - 1),
-                    });
+                    let id = task.rounds - 1;
+                    let r = node.rounds.round(node.chain.as_mut(), node.task, id)?;
+                    if now > r.commitEnd {
+                        return Ok(Step::Wait {
+                            until: None,
+                            why: format!(
+                                "round {id} closed its commits at block {}; waiting for the next",
+                                r.commitEnd
+                            ),
+                        });
+                    }
                 }
                 self.train(node, task.rounds, task.root)
             }
-            MinerPhase::Prepared { round, old_root, new_root, update_root, blob_hash } => {
-                if task.rounds > round {
-                    let r = node.rounds.round(node.chain.as_mut(), node.task, round)?;
-                    if r.miner == self.wallet.address() && r.newRoot == new_root {
-                        // The commit went in before we could record it.
-                        self.set(MinerPhase::Committed { round, new_root })?;
-                        return Ok(Step::Wait { until: None, why: "commit found on chain".into() });
+            MinerPhase::Prepared { prepared, round } => {
+                if let Some(id) = round.filter(|id| *id < task.rounds) {
+                    // A commit was being sent: did it go in before we could record it?
+                    let hash = self.commitment(node, id, &prepared);
+                    let r = node.rounds.round(node.chain.as_mut(), node.task, id)?;
+                    for c in node.rounds.candidates(node.chain.as_mut(), node.task, &r, id)?.iter().enumerate() {
+                        if c.1.commitment == hash && c.1.miner == self.wallet.address() {
+                            self.set(MinerPhase::Committed { prepared, round: id, index: c.0 as u16 })?;
+                            return Ok(Step::Wait { until: None, why: "commit found on chain".into() });
+                        }
                     }
                 }
-                if task.open || task.rounds != round || task.root != old_root {
-                    // Another miner's round came first: this update is stale.
+                if task.root != prepared.old_root {
+                    // Another miner's update was accepted: this one is stale.
                     self.set(MinerPhase::Idle)?;
-                    return Ok(Step::Wait { until: None, why: "another miner committed first; retraining".into() });
+                    return Ok(Step::Wait { until: None, why: "the root moved on; retraining".into() });
                 }
+                let target = if task.open { task.rounds - 1 } else { task.rounds };
+                if task.open {
+                    let r = node.rounds.round(node.chain.as_mut(), node.task, target)?;
+                    if now > r.commitEnd {
+                        return Ok(Step::Wait {
+                            until: None,
+                            why: format!("round {target} closed its commits; committing in the next"),
+                        });
+                    }
+                }
+                self.set(MinerPhase::Prepared { prepared, round: Some(target) })?;
                 let start = Instant::now();
-                let call = PogoRounds::commitCall {
-                    task: node.task,
-                    newRoot: new_root,
-                    updateRoot: update_root,
-                    blobHash: blob_hash,
+                let commitment = self.commitment(node, target, &prepared);
+                let call = PogoRounds::commitCall { task: node.task, commitment };
+                let receipt = match node.rounds.send(
+                    node.chain.as_mut(),
+                    &self.wallet,
+                    call,
+                    U256::from(node.params.minerBond),
+                ) {
+                    Ok(receipt) => receipt,
+                    // The window closed or the round filled between our read and our send.
+                    Err(e) if matches!(e.contract_error().as_deref(), Some("TooLate" | "RoundFull")) => {
+                        return Ok(Step::Wait { until: None, why: format!("commit refused: {e}") });
+                    }
+                    Err(e) => return Err(e.into()),
                 };
-                let receipt =
-                    node.rounds.send(node.chain.as_mut(), &self.wallet, call, U256::from(node.params.minerBond))?;
                 crash_point("miner-after-commit");
-                self.set(MinerPhase::Committed { round, new_root })?;
+                let index = receipt
+                    .logs
+                    .iter()
+                    .find_map(|log| PogoRounds::Committed::decode_log(log).ok().map(|e| e.candidate))
+                    .context("the commit emitted no Committed event")?;
+                self.set(MinerPhase::Committed { prepared, round: target, index })?;
                 Ok(self.event(
-                    round,
+                    target,
                     Phase::Commit,
-                    format!("committed new root {new_root:#x}"),
+                    format!("committed candidate {index} (roots hidden until the reveal)"),
                     start,
                     receipt.gas_used,
                 ))
             }
-            MinerPhase::Committed { round, new_root } => {
+            MinerPhase::Committed { prepared, round, index } => {
                 let r = node.rounds.round(node.chain.as_mut(), node.task, round)?;
-                if r.finalized || r.proven {
-                    self.set(MinerPhase::Submitted { round, new_root })?;
+                let c = node.rounds.candidate(node.chain.as_mut(), node.task, round, index)?;
+                let new_root = prepared.new_root;
+                if c.revealed {
+                    self.publish(node)?;
+                    self.set(MinerPhase::Revealed { round, index, new_root })?;
+                    return Ok(Step::Wait { until: None, why: "reveal found on chain".into() });
+                }
+                if r.finalized || now > r.revealEnd {
+                    self.set(MinerPhase::Submitted { round, index, new_root })?;
+                    return Ok(Step::Wait { until: None, why: "the reveal window passed".into() });
+                }
+                if now <= r.commitEnd {
+                    return Ok(Step::Wait {
+                        until: Some(r.commitEnd),
+                        why: format!("reveal opens after block {}", r.commitEnd),
+                    });
+                }
+                let start = Instant::now();
+                let call = PogoRounds::revealCall {
+                    task: node.task,
+                    index,
+                    newRoot: prepared.new_root,
+                    updateRoot: prepared.update_root,
+                    blobHash: prepared.blob_hash,
+                    salt: prepared.salt,
+                };
+                let result = node.rounds.send(node.chain.as_mut(), &self.wallet, call, U256::ZERO);
+                crash_point("miner-after-reveal");
+                match result {
+                    Ok(receipt) => {
+                        self.publish(node)?;
+                        self.set(MinerPhase::Revealed { round, index, new_root })?;
+                        Ok(self.event(
+                            round,
+                            Phase::Commit,
+                            format!("revealed candidate {index}: new root {new_root:#x}; serving its blob"),
+                            start,
+                            receipt.gas_used,
+                        ))
+                    }
+                    Err(e) => {
+                        self.set(MinerPhase::Submitted { round, index, new_root })?;
+                        Ok(self.event(round, Phase::Commit, format!("reveal refused: {e}"), start, 0))
+                    }
+                }
+            }
+            MinerPhase::Revealed { round, index, new_root } => {
+                let r = node.rounds.round(node.chain.as_mut(), node.task, round)?;
+                let c = node.rounds.candidate(node.chain.as_mut(), node.task, round, index)?;
+                if r.finalized || c.proven {
+                    self.set(MinerPhase::Submitted { round, index, new_root })?;
                     return Ok(Step::Wait { until: None, why: "proof already in".into() });
                 }
                 if let Some(step) = draw(node, &self.wallet, &self.name(), round, &r, now)? {
                     return Ok(step);
                 }
-                let Some(seed2) = seed(r.seed2) else {
+                let Some(seed2) = node.rounds.seed(node.chain.as_mut(), node.task, round, 2)? else {
                     return Ok(Step::Wait { until: None, why: "phase-2 randomness".into() });
                 };
-                if now > r.commitBlock + node.params.proofWindow {
-                    self.set(MinerPhase::Submitted { round, new_root })?;
+                if now > r.proofEnd {
+                    self.set(MinerPhase::Submitted { round, index, new_root })?;
                     return Ok(Step::Wait { until: None, why: "proof deadline passed".into() });
                 }
-                self.prove(node, round, new_root, &r, seed2)
+                self.prove(node, round, index, &r, &c, seed2)
             }
-            MinerPhase::Proved { round, new_root } => {
+            MinerPhase::Proved { round, index, new_root } => {
                 let r = node.rounds.round(node.chain.as_mut(), node.task, round)?;
-                if r.proven || r.finalized || now > r.commitBlock + node.params.proofWindow {
-                    self.set(MinerPhase::Submitted { round, new_root })?;
+                let c = node.rounds.candidate(node.chain.as_mut(), node.task, round, index)?;
+                if c.proven || r.finalized || now > r.proofEnd {
+                    self.set(MinerPhase::Submitted { round, index, new_root })?;
                     return Ok(Step::Wait { until: None, why: "proof in or deadline passed".into() });
                 }
                 let proof = std::fs::read(self.dir.join("proof.bin")).context("reading the saved proof")?;
                 let start = Instant::now();
-                let call = PogoRounds::submitProofCall { task: node.task, proof: proof.into() };
+                let call = PogoRounds::submitProofCall { task: node.task, index, proof: proof.into() };
                 let result = node.rounds.send(node.chain.as_mut(), &self.wallet, call, U256::ZERO);
                 crash_point("miner-after-submit");
-                self.set(MinerPhase::Submitted { round, new_root })?;
+                self.set(MinerPhase::Submitted { round, index, new_root })?;
                 match result {
                     Ok(receipt) => Ok(self.event(
                         round,
@@ -229,14 +347,16 @@ impl Miner {
                     Err(e) => Ok(self.event(round, Phase::SubmitProof, format!("proof refused: {e}"), start, 0)),
                 }
             }
-            MinerPhase::Submitted { round, new_root } => {
+            MinerPhase::Submitted { round, index, new_root } => {
                 let r = node.rounds.round(node.chain.as_mut(), node.task, round)?;
                 if !r.finalized {
                     return super::finalizer::finalize_open_round(node, &self.wallet, &self.name(), round, &r, now);
                 }
+                let c = node.rounds.candidate(node.chain.as_mut(), node.task, round, index)?;
                 let start = Instant::now();
                 let next = self.residual_path(true);
-                if r.accepted {
+                let won = c.outcome == outcome::WON;
+                if won {
                     if next.exists() {
                         std::fs::rename(&next, self.residual_path(false)).context("adopting the residual")?;
                     }
@@ -244,6 +364,7 @@ impl Miner {
                 } else {
                     let _ = std::fs::remove_file(&next);
                 }
+                let _ = std::fs::remove_file(self.pending_blob());
                 self.state.finished += 1;
                 self.set(MinerPhase::Idle)?;
                 let owed = node.rounds.owed(node.chain.as_mut(), self.wallet.address())?;
@@ -254,16 +375,45 @@ impl Miner {
                         .send(node.chain.as_mut(), &self.wallet, PogoRounds::withdrawCall {}, U256::ZERO)?
                         .gas_used;
                 }
-                let verdict = if r.accepted {
-                    format!("accepted: root is now {new_root:#x}")
-                } else if r.refunded {
-                    "not decided (attesting stake short of the quorum): bond returned".into()
-                } else {
-                    "rejected: bond slashed".into()
+                let verdict = match c.outcome {
+                    outcome::WON => format!("won: root is now {new_root:#x}"),
+                    outcome::RETURNED if r.winner != 0 => "beaten by a larger gain: bond returned".into(),
+                    outcome::RETURNED => "not decided (no quorum or no randomness): bond returned".into(),
+                    _ if !c.revealed => "not revealed: bond slashed".into(),
+                    _ if !c.proven => "not proven in time: bond slashed".into(),
+                    _ => "rejected by the verifiers: bond slashed".into(),
                 };
-                Ok(self.event(round, Phase::Payout, format!("round {verdict}; withdrew {owed} wei"), start, gas))
+                Ok(self.event(
+                    round,
+                    Phase::Payout,
+                    format!("round {round}: {verdict}; withdrew {owed} wei"),
+                    start,
+                    gas,
+                ))
             }
         }
+    }
+
+    /// The commitment to `prepared` for round `id` (the contract's `commitmentOf`).
+    fn commitment(&self, node: &Node, id: u64, p: &Prepared) -> B256 {
+        commitment(
+            node.rounds.address,
+            node.task,
+            id,
+            self.wallet.address(),
+            p.new_root,
+            p.update_root,
+            p.blob_hash,
+            p.salt,
+        )
+    }
+
+    /// Moves the revealed blob into the served store.
+    fn publish(&self, node: &Node) -> anyhow::Result<()> {
+        if let Ok(blob) = std::fs::read(self.pending_blob()) {
+            node.store.put_blob(&blob)?;
+        }
+        Ok(())
     }
 
     /// Trains from the accepted model and records the prepared commit.
@@ -274,7 +424,11 @@ impl Miner {
             Ok(r) if r.values().len() as u64 == current.weight_count() => r,
             _ => Residual::zero(current.weight_count()),
         };
-        let out = node.trainer.work(&current, &mut residual, round, &|| {})?;
+        // Each miner draws its own training batches: competing miners must not all make the
+        // same update (the contract would refuse every copy after the first).
+        let me = self.wallet.address();
+        let stream = round ^ u64::from_be_bytes(me.0[..8].try_into().expect("8 bytes"));
+        let out = node.trainer.work(&current, &mut residual, stream, &|| {})?;
         let (update, new_model) = match self.cheat {
             Cheat::None => (out.update, out.new_model),
             Cheat::Mismatch => {
@@ -289,14 +443,26 @@ impl Miner {
                 let new = update.apply(&current)?;
                 (update, new)
             }
+            Cheat::Zero => {
+                let blocks = (0..current.block_count())
+                    .map(|_| UpdateBlock { scale: 0, nibbles: [Nibble::new(8).expect("below 16"); BLOCK_WEIGHTS] })
+                    .collect();
+                let update = Update::new(current.weight_count(), blocks)?;
+                let new = update.apply(&current)?;
+                (update, new)
+            }
         };
         let blob = update.to_blob();
-        let blob_hash = node.store.put_blob(&blob)?;
+        // The blob stays unserved until the reveal: served now, a watcher could copy it.
+        pogo_circuits::files::write_atomic(&self.pending_blob(), &blob).context("keeping the update blob")?;
+        let blob_hash = keccak256(&blob);
         let new_root = node.root(&new_model)?;
         let update_root = node.update_root(&update)?;
         node.store.put_model(new_root, &new_model)?;
         residual.save(&self.residual_path(true))?;
-        self.set(MinerPhase::Prepared { round, old_root: root, new_root, update_root, blob_hash })?;
+        let salt = B256::from(rand::random::<[u8; 32]>());
+        let prepared = Prepared { old_root: root, new_root, update_root, blob_hash, salt };
+        self.set(MinerPhase::Prepared { prepared, round: None })?;
         crash_point("miner-after-prepare");
         let what = format!(
             "trained {} steps (train loss {:.4}), update blob {} bytes{}",
@@ -307,6 +473,7 @@ impl Miner {
                 Cheat::None => String::new(),
                 Cheat::Mismatch => " [cheating: new model ≠ old + update]".into(),
                 Cheat::NoGain => " [cheating: random update]".into(),
+                Cheat::Zero => " [cheating: no work, every scale 0]".into(),
             }
         );
         Ok(self.event(round, Phase::Train, what, start, 0))
@@ -316,20 +483,21 @@ impl Miner {
         &mut self,
         node: &mut Node,
         round: u64,
-        new_root: U256,
+        index: u16,
         r: &pogo_verifier::rounds::Round,
+        c: &pogo_verifier::rounds::Candidate,
         seed2: [u8; 32],
     ) -> anyhow::Result<Step> {
         let start = Instant::now();
         let samples = node.params.samples as usize;
-        let inputs = node.rounds.public_inputs(node.chain.as_mut(), node.task)?;
+        let new_root = c.newRoot;
+        let inputs = node.rounds.public_inputs(node.chain.as_mut(), node.task, index)?;
         let indices = sample_indices(&seed2, samples, node.params.nb);
         let on_chain: Vec<u64> = inputs[4..].iter().map(|v| v.saturating_to()).collect();
         anyhow::ensure!(on_chain == indices, "the contract samples {on_chain:?}, the native rule {indices:?}");
-        let (old_root, blob_hash) = (r.oldRoot, r.blobHash);
-        let old = node.model_at(old_root)?;
+        let old = node.model_at(r.oldRoot)?;
         let new = node.store.model(new_root).context("the new model is missing from the store")?;
-        let blob = node.store.local_blob(blob_hash).context("the update blob is missing from the store")?;
+        let blob = node.store.local_blob(c.blobHash).context("the update blob is missing from the store")?;
         let update = Update::from_blob(&blob)?;
         if self.keys.is_none() {
             let config = CircuitConfig::new(node.depth(), samples)?;
@@ -345,7 +513,7 @@ impl Miner {
         match proof {
             Ok(proof) => {
                 pogo_circuits::files::write_atomic(&self.dir.join("proof.bin"), &proof)?;
-                self.set(MinerPhase::Proved { round, new_root })?;
+                self.set(MinerPhase::Proved { round, index, new_root })?;
                 Ok(self.event(
                     round,
                     Phase::Prove,
@@ -355,7 +523,7 @@ impl Miner {
                 ))
             }
             Err(e) => {
-                self.set(MinerPhase::Submitted { round, new_root })?;
+                self.set(MinerPhase::Submitted { round, index, new_root })?;
                 Ok(self.event(round, Phase::Prove, format!("cannot prove blocks {indices:?}: {e:#}"), start, 0))
             }
         }

@@ -164,9 +164,13 @@ impl Node {
         let count = self.rounds.task(self.chain.as_mut(), self.task)?.rounds;
         for id in (0..count).rev() {
             let r = self.rounds.round(self.chain.as_mut(), self.task, id)?;
-            if r.accepted && r.newRoot == root {
+            if r.winner == 0 {
+                continue;
+            }
+            let w = self.rounds.candidate(self.chain.as_mut(), self.task, id, r.winner - 1)?;
+            if w.newRoot == root {
                 let old = self.model_at(r.oldRoot)?;
-                let new = self.rebuild(&old, r.blobHash, r.updateRoot, r.newRoot)?;
+                let new = self.rebuild(&old, w.blobHash, w.updateRoot, w.newRoot)?;
                 return Ok(new);
             }
         }
@@ -215,6 +219,12 @@ pub fn loss_units(loss: f32) -> u64 {
     (f64::from(loss.max(0.0)) * 1e9).round() as u64
 }
 
+/// A candidate's median gain as the contract holds it (loss units of 1e-9, signed), as a
+/// loss difference; a gain beyond `i64` (a negative verdict's sentinel) is -inf.
+pub fn gain(units: alloy::primitives::I256) -> f64 {
+    i64::try_from(units).map(|v| v as f64 / 1e9).unwrap_or(f64::NEG_INFINITY)
+}
+
 /// Reads a role's state file (the default when there is none).
 pub fn load_state<T: Default + DeserializeOwned>(path: &Path) -> anyhow::Result<T> {
     match std::fs::read(path) {
@@ -244,8 +254,14 @@ pub fn since(start: Instant) -> f64 {
     start.elapsed().as_secs_f64()
 }
 
-/// Draws the next randomness phase of `round` when its block has passed (anyone may); `None`
-/// when both are drawn.
+/// The first block at which both seeds of a round can be read: phase 1 is the hash of
+/// block `revealEnd + 1`, phase 2 the hash of the block after it.
+pub fn seeds_ready_at(r: &pogo_verifier::rounds::Round) -> u64 {
+    r.revealEnd + 3
+}
+
+/// Draws both randomness phases of `round` once their blocks have closed (anyone may; the
+/// seeds do not depend on who draws or when); `None` when they are already drawn.
 pub fn draw(
     node: &mut Node,
     wallet: &crate::keystore::Wallet,
@@ -257,9 +273,12 @@ pub fn draw(
     if r.seed2 != B256::ZERO {
         return Ok(None);
     }
-    let (phase, target) = if r.seed1 == B256::ZERO { (1, r.seed1Block) } else { (2, r.seed2Block) };
-    if now <= target {
-        return Ok(Some(Step::Wait { until: Some(target), why: format!("phase-{phase} randomness (block {target})") }));
+    let ready = seeds_ready_at(r);
+    if now < ready {
+        return Ok(Some(Step::Wait {
+            until: Some(ready - 1),
+            why: format!("randomness: phase 1 from block {}, phase 2 from block {}", r.revealEnd + 1, r.revealEnd + 2),
+        }));
     }
     let start = Instant::now();
     match node.rounds.send(
@@ -272,14 +291,16 @@ pub fn draw(
             role: role.to_string(),
             round,
             phase: Phase::Randomness,
-            what: format!("drew phase-{phase} randomness from block {target}"),
+            what: format!(
+                "drew phase-1 randomness from block {} and phase-2 randomness from block {}",
+                r.revealEnd + 1,
+                r.revealEnd + 2
+            ),
             seconds: since(start),
             gas: receipt.gas_used,
         }))),
-        // Someone else drew it between our read and our transaction.
-        Err(e) if e.contract_error().as_deref() == Some("AlreadyDrawn") => {
-            Ok(Some(Step::Wait { until: None, why: "drawn by another node".into() }))
-        }
+        // Someone else drew it between our read and our transaction (or an attestation did).
+        Err(e) if matches!(e.contract_error().as_deref(), Some("AlreadyDrawn")) => Ok(None),
         Err(e) => Err(e.into()),
     }
 }

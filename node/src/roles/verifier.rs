@@ -1,17 +1,18 @@
-//! The verifier: stakes once, then for each open round fetches the update blob, rebuilds
-//! the new model from the old one, checks both roots, evaluates old and new model on the
-//! phase-1 batch and attests; claims its share of slashed bonds and withdraws.
+//! The verifier: stakes once, then for each open round, once the reveals are in and the
+//! phase-1 batch is fixed, fetches every candidate's update blob, rebuilds each new model
+//! from the old one, checks the roots, evaluates the old and every new model on the same
+//! batch and attests once for all; claims its fee share and slashed bonds and withdraws.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use alloy::primitives::U256;
+use alloy::sol_types::SolEvent;
 use anyhow::Context;
 use pogo_verifier::rounds::{verdict, PogoRounds};
 use serde::{Deserialize, Serialize};
 
 use super::{crash_point, load_state, loss_units, save_state, since, Event, Node, Phase, Step};
-use crate::contract::seed;
 use crate::keystore::Wallet;
 
 /// The verdict on a rebuilt round from the losses of the old and new model on the phase-1
@@ -31,13 +32,26 @@ pub fn judge(loss_old: f32, loss_new: f32, margin: u64) -> (u8, u64, u64, String
     }
 }
 
+/// One attestation this verifier sent (a record for reports and claims; the chain is what
+/// prevents a second attestation).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Attested {
+    /// Round id.
+    pub round: u64,
+    /// Verdict per candidate (0 none, 1 positive, 2 negative).
+    pub verdicts: Vec<u8>,
+    /// The old model's loss (units of 1e-9).
+    pub loss_old: u64,
+    /// Each candidate's new loss (units of 1e-9).
+    pub loss_new: Vec<u64>,
+}
+
 /// What a verifier persists.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct VerifierState {
-    /// Rounds attested: (round, verdict, loss old, loss new) — a record for reports; the
-    /// chain is what prevents a second attestation.
-    pub attested: Vec<(u64, u8, u64, u64)>,
-    /// Rounds whose slash share was claimed (or found nothing to claim).
+    /// Rounds attested.
+    pub attested: Vec<Attested>,
+    /// Rounds whose pay was claimed (or found nothing to claim).
     pub claimed: Vec<u64>,
 }
 
@@ -87,38 +101,68 @@ impl Verifier {
         let round = task.rounds - 1;
         let r = node.rounds.round(node.chain.as_mut(), node.task, round)?;
         let now = node.chain.block_number()?;
-        let end = r.commitBlock + node.params.attestWindow;
-        if r.miner == me || node.rounds.verdict(node.chain.as_mut(), node.task, round, me)? != 0 || now > end {
+        if node.rounds.attestation(node.chain.as_mut(), node.task, round, me)?.stake != 0 || now > r.attestEnd {
             return Ok(Step::Wait { until: None, why: format!("nothing to attest in round {round}") });
         }
-        let Some(seed1) = seed(r.seed1) else {
-            return super::draw(node, &self.wallet, &self.name(), round, &r, now)
-                .map(|s| s.unwrap_or(Step::Wait { until: None, why: "phase-1 randomness".into() }));
+        // The batch is fixed by the hash of block revealEnd + 1, after every reveal.
+        if now <= r.revealEnd + 1 {
+            return Ok(Step::Wait {
+                until: Some(r.revealEnd + 1),
+                why: format!("round {round}: reveals and the evaluation batch (block {})", r.revealEnd + 1),
+            });
+        }
+        if r.revealed == 0 {
+            return Ok(Step::Wait { until: None, why: format!("round {round}: nothing was revealed") });
+        }
+        let Some(seed1) = node.rounds.seed(node.chain.as_mut(), node.task, round, 1)? else {
+            return Ok(Step::Wait { until: None, why: "phase-1 randomness out of reach".into() });
         };
+        let candidates = node.rounds.candidates(node.chain.as_mut(), node.task, &r, round)?;
+        let judged: Vec<usize> =
+            (0..candidates.len()).filter(|&i| candidates[i].revealed && candidates[i].miner != me).collect();
         // A blob that cannot be fetched yet is no verdict while the proof window is open: the
         // miner may be restarting (its store is down until it is back), and attesting
         // negative then would slash an honest miner that finishes in time. Once the proof
         // deadline has passed, a blob still missing is the miner's fault.
-        let proof_deadline = r.commitBlock + node.params.proofWindow;
-        if now <= proof_deadline {
-            if let Err(e) = node.store.fetch_blob(r.blobHash, &node.sources) {
-                return Ok(Step::Wait {
-                    until: None,
-                    why: format!("round {round}: {e}; retrying until the proof deadline (block {proof_deadline})"),
-                });
+        if now <= r.proofEnd {
+            for &i in &judged {
+                if let Err(e) = node.store.fetch_blob(candidates[i].blobHash, &node.sources) {
+                    return Ok(Step::Wait {
+                        until: None,
+                        why: format!(
+                            "round {round}, candidate {i}: {e}; retrying until the proof deadline (block {})",
+                            r.proofEnd
+                        ),
+                    });
+                }
             }
         }
-        // Rebuild: fetch, check the update root, apply, check the new root.
+        // Rebuild each candidate (fetch, check the update root, apply, check the new root)
+        // and evaluate it on the same phase-1 batch as the old model.
         let old = node.model_at(r.oldRoot)?;
-        let rebuilt = node.rebuild(&old, r.blobHash, r.updateRoot, r.newRoot);
-        let rebuild_seconds = since(start);
-        let eval_start = Instant::now();
         let loss_old = node.trainer.eval_batch(&old, seed1)?;
-        let (verdict, loss_old, loss_new, why) = match &rebuilt {
-            Ok(new) => judge(loss_old, node.trainer.eval_batch(new, seed1)?, node.params.margin),
-            Err(e) => (verdict::NEGATIVE, loss_units(loss_old), loss_units(loss_old), format!("{e:#}")),
+        let mut verdicts = vec![verdict::NONE; candidates.len()];
+        let mut losses = vec![0u64; candidates.len()];
+        let mut notes = Vec::new();
+        let mut old_units = loss_units(loss_old);
+        for &i in &judged {
+            let c = &candidates[i];
+            let (v, lo, ln, why) = match node.rebuild(&old, c.blobHash, c.updateRoot, c.newRoot) {
+                Ok(new) => judge(loss_old, node.trainer.eval_batch(&new, seed1)?, node.params.margin),
+                Err(e) => (verdict::NEGATIVE, loss_units(loss_old), loss_units(loss_old), format!("{e:#}")),
+            };
+            old_units = lo;
+            verdicts[i] = v;
+            losses[i] = ln;
+            let word = if v == verdict::POSITIVE { "positive" } else { "negative" };
+            notes.push(format!("#{i} {word} ({why}, loss {:.6})", ln as f64 / 1e9));
+        }
+        let call = PogoRounds::attestCall {
+            task: node.task,
+            lossOld: old_units,
+            verdicts: verdicts.clone(),
+            lossNew: losses.clone(),
         };
-        let call = PogoRounds::attestCall { task: node.task, verdict, lossOld: loss_old, lossNew: loss_new };
         let receipt = match node.rounds.send(node.chain.as_mut(), &self.wallet, call, U256::ZERO) {
             Ok(receipt) => receipt,
             Err(e) if matches!(e.contract_error().as_deref(), Some("AlreadyAttested" | "TooLate" | "NoOpenRound")) => {
@@ -127,34 +171,31 @@ impl Verifier {
             Err(e) => return Err(e.into()),
         };
         crash_point("verifier-after-attest");
-        self.state.attested.push((round, verdict, loss_old, loss_new));
+        self.state.attested.push(Attested { round, verdicts, loss_old: old_units, loss_new: losses });
         save_state(&self.path, &self.state)?;
-        let word = if verdict == verdict::POSITIVE { "positive" } else { "negative" };
         let what = format!(
-            "attested {word} ({why}): loss {:.6} -> {:.6} on the phase-1 batch; rebuild {rebuild_seconds:.2} s",
-            loss_old as f64 / 1e9,
-            loss_new as f64 / 1e9
+            "attested on {} candidate(s), old loss {:.6} on the phase-1 batch: {}",
+            judged.len(),
+            old_units as f64 / 1e9,
+            notes.join("; ")
         );
-        let mut step = self.acted(round, Phase::Evaluate, what, eval_start, receipt.gas_used);
-        if let Step::Acted(e) = &mut step {
-            e.seconds += rebuild_seconds;
-        }
-        Ok(step)
+        Ok(self.acted(round, Phase::Evaluate, what, start, receipt.gas_used))
     }
 
-    /// Claims slash shares of finished rounds it attested negative in, then withdraws.
+    /// Claims its pay (fee share, slashed bonds) of finished rounds it attested in, then
+    /// withdraws.
     fn payout(&mut self, node: &mut Node, rounds: u64, open: bool) -> anyhow::Result<Option<Step>> {
         let finished = if open { rounds.saturating_sub(1) } else { rounds };
         let pending: Vec<u64> = self
             .state
             .attested
             .iter()
-            .filter(|(r, v, _, _)| *v == verdict::NEGATIVE && *r < finished && !self.state.claimed.contains(r))
-            .map(|(r, ..)| *r)
+            .filter(|a| a.round < finished && !self.state.claimed.contains(&a.round))
+            .map(|a| a.round)
             .collect();
         let start = Instant::now();
         for round in pending {
-            let call = PogoRounds::claimSlashCall { task: node.task, round };
+            let call = PogoRounds::claimCall { task: node.task, round };
             let result = node.rounds.send(node.chain.as_mut(), &self.wallet, call, U256::ZERO);
             // Recorded only once the chain answered: a failed send (chain down) is retried.
             if result.is_ok()
@@ -165,13 +206,18 @@ impl Verifier {
             }
             match result {
                 Ok(receipt) => {
+                    let amount = receipt
+                        .logs
+                        .iter()
+                        .find_map(|log| PogoRounds::Claimed::decode_log(log).ok().map(|e| e.amount))
+                        .unwrap_or_default();
                     return Ok(Some(self.acted(
                         round,
                         Phase::Payout,
-                        "claimed a share of the slashed bond".into(),
+                        format!("claimed {amount} wei (fee share and slashed bonds)"),
                         start,
                         receipt.gas_used,
-                    )))
+                    )));
                 }
                 Err(e) if e.contract_error().as_deref() == Some("NothingToClaim") => {}
                 Err(e) => return Err(e.into()),

@@ -104,6 +104,23 @@ impl Trainer {
         Ok(self.loss_on(&self.data.validation, &indices)?.to_scalar::<f32>()?)
     }
 
+    /// The spread of a verifier's measurement: mean and (population) standard deviation of
+    /// `model`'s loss over `count` phase-1 batches, drawn from the fixed seeds
+    /// `keccak256("pogo/evaluation-noise" || k)` for k = 0..count, so anyone recomputes the
+    /// same figures.
+    pub fn eval_noise(&self, model: &Model, count: usize) -> Result<(f64, f64), TrainError> {
+        let mut losses = Vec::with_capacity(count);
+        for k in 0..count as u64 {
+            let mut preimage = b"pogo/evaluation-noise".to_vec();
+            preimage.extend_from_slice(&k.to_be_bytes());
+            losses.push(f64::from(self.eval_batch(model, alloy::primitives::keccak256(preimage).0)?));
+        }
+        let n = losses.len().max(1) as f64;
+        let mean = losses.iter().sum::<f64>() / n;
+        let var = losses.iter().map(|l| (l - mean).powi(2)).sum::<f64>() / n;
+        Ok((mean, var.sqrt()))
+    }
+
     /// Loss of the current parameters on the whole validation split (for text, its
     /// non-overlapping windows), evaluated in batches of at most 256 examples.
     pub fn validation_loss(&self) -> Result<f32, TrainError> {

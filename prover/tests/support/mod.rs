@@ -18,15 +18,21 @@ use pogo_prover::setup::{dev_setup, Setup};
 use pogo_prover::witness::{assemble, round_trees};
 use pogo_verifier::evm::{export_verifier, fr_to_u256, load_verifier, Address, Evm, Fork, Receipt, Solc, B256, U256};
 use pogo_verifier::keys::{config_dir, SetupOrigin};
-use pogo_verifier::rounds::{verdict, PogoRounds, RoundsContract, RoundsError, TaskParams};
+use pogo_verifier::rounds::{commitment, verdict, PogoRounds, RoundsContract, RoundsError, TaskParams};
 
 pub const ETHER: u128 = 1_000_000_000_000_000_000;
 pub const BOND: u128 = ETHER;
 pub const STAKE: u128 = ETHER;
 pub const REWARD: u128 = ETHER / 2;
 pub const POOL: u128 = 10 * ETHER;
+pub const COMMIT_WINDOW: u64 = 5;
+pub const REVEAL_WINDOW: u64 = 5;
 pub const PROOF_WINDOW: u64 = 20;
 pub const ATTEST_WINDOW: u64 = 40;
+pub const MAX_CANDIDATES: u16 = 4;
+pub const FEE_BPS: u16 = 1000;
+/// The loss every test attestation gives the old model (units of 1e-9).
+pub const LOSS_OLD: u64 = 2_000_000_000;
 pub const MARGIN: u64 = 1_000_000;
 pub const VERIFIER_GAS: u64 = 2_000_000;
 
@@ -80,8 +86,8 @@ impl ModelChain {
     }
 }
 
-/// Proofs by (position in the model chain, sampled indices).
-type ProofCache = HashMap<(usize, Vec<u64>), Vec<u8>>;
+/// Proofs by (new model's root, sampled indices).
+type ProofCache = HashMap<(U256, Vec<u64>), Vec<u8>>;
 
 /// Keys, verifier bytecode and models of one configuration, made once per test binary.
 pub struct Fixture {
@@ -129,12 +135,17 @@ impl Fixture {
 
     /// A proof that update `position` (model `position` → `position + 1`) was applied at `indices`.
     pub fn proof(&self, position: usize, indices: &[u64]) -> Vec<u8> {
-        let key = (position, indices.to_vec());
+        let (old, new, update) =
+            (&self.chain.models[position], &self.chain.models[position + 1], &self.chain.updates[position]);
+        self.proof_of(old, new, update, indices)
+    }
+
+    /// A proof that `update` takes `old` to `new` at `indices` (cached by new root).
+    pub fn proof_of(&self, old: &Model, new: &Model, update: &Update, indices: &[u64]) -> Vec<u8> {
+        let key = (fr_to_u256(&new.reference_tree(self.depth).unwrap().root()), indices.to_vec());
         if let Some(proof) = self.proofs.lock().unwrap().get(&key) {
             return proof.clone();
         }
-        let (old, new, update) =
-            (&self.chain.models[position], &self.chain.models[position + 1], &self.chain.updates[position]);
         let trees = round_trees(old, new, update, self.depth, &()).unwrap();
         let (inputs, witness) = assemble(old, new, update, &trees, indices).unwrap();
         let proof = prove(&self.setup, &self.keys, &inputs, &witness).unwrap();
@@ -142,11 +153,46 @@ impl Fixture {
         proof
     }
 
+    /// Another honest update of the genesis model, for competing miners: (update, new
+    /// model), the first update `ModelChain::new(.., seed 100 + k)` makes, applied to model 0.
+    pub fn rival(&self, k: usize) -> (Update, Model) {
+        let other = ModelChain::new(self.blocks, 1, 100 + k as u64);
+        let update = other.updates[0].clone();
+        let new = update.apply(&self.chain.models[0]).unwrap();
+        (update, new)
+    }
+
+    /// A proof of rival `k` at `indices`.
+    pub fn rival_proof(&self, k: usize, indices: &[u64]) -> Vec<u8> {
+        let (update, new) = self.rival(k);
+        self.proof_of(&self.chain.models[0], &new, &update, indices)
+    }
+
+    /// (new root, update root) of rival `k`.
+    pub fn rival_roots(&self, k: usize) -> (U256, U256) {
+        let (update, new) = self.rival(k);
+        (
+            fr_to_u256(&new.reference_tree(self.depth).unwrap().root()),
+            fr_to_u256(&update.reference_tree(self.depth).unwrap().root()),
+        )
+    }
+
     pub fn roots(&self, position: usize) -> (U256, U256) {
         let new_root = self.chain.root(position + 1, self.depth);
         let update_root = self.chain.updates[position].reference_tree(self.depth).unwrap().root();
         (fr_to_u256(&new_root), fr_to_u256(&update_root))
     }
+}
+
+/// One commitment of the current round, with what its reveal needs.
+#[derive(Debug, Clone, Copy)]
+pub struct Entry {
+    pub miner: Address,
+    pub index: u16,
+    pub new_root: U256,
+    pub update_root: U256,
+    pub blob_hash: B256,
+    pub salt: B256,
 }
 
 /// A chain with the verifier and the round contract deployed and one task registered.
@@ -157,17 +203,21 @@ pub struct World {
     pub verifier: Address,
     pub task: U256,
     pub owner: Address,
+    /// The first of `miners`: the one `commit` and `honest_round` use.
     pub miner: Address,
+    pub miners: Vec<Address>,
     pub verifiers: Vec<Address>,
+    /// Commitments of the current round, in commit order.
+    pub entries: Vec<Entry>,
     /// Gas of each transaction sent through [`World::send`], by label.
     pub gas: Vec<(String, u64)>,
 }
 
 /// The contract error's name of a call that must be refused (panics if it went through).
-pub fn refused(result: Result<(), RoundsError>) -> String {
+pub fn refused<T>(result: Result<T, RoundsError>) -> String {
     match result {
         Err(e) => e.contract_error().unwrap_or_else(|| panic!("not a contract error: {e}")).to_string(),
-        Ok(()) => panic!("the contract accepted what it must refuse"),
+        Ok(_) => panic!("the contract accepted what it must refuse"),
     }
 }
 
@@ -178,14 +228,25 @@ pub fn actor(n: u8) -> Address {
 impl World {
     /// Deploys everything; `tweak` adjusts the task's parameters before registration.
     pub fn new(fx: &'static Fixture, verifiers: usize, tweak: impl FnOnce(&mut TaskParams)) -> Self {
+        Self::with_miners(fx, verifiers, 4, tweak)
+    }
+
+    /// [`World::new`] with `miners` funded miners.
+    pub fn with_miners(
+        fx: &'static Fixture,
+        verifiers: usize,
+        miners: usize,
+        tweak: impl FnOnce(&mut TaskParams),
+    ) -> Self {
         let mut evm = Evm::new(Fork::Prague);
         // The generated verifier exceeds EIP-170 (docs/BENCHMARKS.md); like Anvil's
         // --disable-code-size-limit, the test chain accepts it.
         evm.set_code_size_limit(false);
         let owner = actor(0x10);
-        let miner = actor(0x20);
+        assert!(miners <= 64 && verifiers <= 64, "actor addresses overlap");
+        let miners: Vec<Address> = (0..miners as u8).map(|i| actor(0x80 + i)).collect();
         let verifier_accounts: Vec<Address> = (0..verifiers as u8).map(|i| actor(0x30 + i)).collect();
-        for who in [owner, miner].iter().chain(&verifier_accounts) {
+        for who in [owner].iter().chain(&miners).chain(&verifier_accounts) {
             evm.set_balance(*who, U256::from(1000 * ETHER));
         }
         let (verifier, deploy_verifier) = evm.deploy(owner, fx.verifier_code.clone(), U256::ZERO).unwrap();
@@ -198,8 +259,12 @@ impl World {
             samples: fx.samples as u32,
             verifier,
             verifierGas: VERIFIER_GAS,
+            commitWindow: COMMIT_WINDOW,
+            revealWindow: REVEAL_WINDOW,
             proofWindow: PROOF_WINDOW,
             attestWindow: ATTEST_WINDOW,
+            maxCandidates: MAX_CANDIDATES,
+            verifierFeeBps: FEE_BPS,
             margin: MARGIN,
             quorum: 2 * STAKE,
             minerBond: BOND,
@@ -216,8 +281,10 @@ impl World {
             verifier,
             task: U256::ZERO,
             owner,
-            miner,
+            miner: miners[0],
+            miners,
             verifiers: verifier_accounts,
+            entries: Vec::new(),
             gas: vec![
                 ("deploy verifier".into(), deploy_verifier.gas_used),
                 ("deploy rounds".into(), deploy_rounds.gas_used),
@@ -228,7 +295,7 @@ impl World {
         for v in world.verifiers.clone() {
             world.send("join", v, PogoRounds::joinCall { task }, STAKE).unwrap();
         }
-        // Stake weighs only in rounds committed after the block it joined in.
+        // Stake weighs only in rounds opened after the block it joined in.
         world.evm.mine(1);
         world
     }
@@ -250,71 +317,155 @@ impl World {
         self.rounds.read(&mut self.evm, PogoRounds::getTaskCall { task: self.task }).unwrap()
     }
 
+    /// The last round opened.
+    pub fn round(&mut self) -> pogo_verifier::rounds::Round {
+        let id = self.task_state().roundCount.checked_sub(1).expect("a round was opened");
+        self.round_at(id)
+    }
+
+    pub fn round_at(&mut self, round: u64) -> pogo_verifier::rounds::Round {
+        self.rounds.read(&mut self.evm, PogoRounds::getRoundCall { task: self.task, round }).unwrap()
+    }
+
+    pub fn candidate(&mut self, round: u64, index: u16) -> pogo_verifier::rounds::Candidate {
+        self.rounds.read(&mut self.evm, PogoRounds::getCandidateCall { task: self.task, round, index }).unwrap()
+    }
+
     /// Index in the model chain of the task's current root.
     pub fn position(&mut self) -> usize {
-        let root = self.task_state().root;
-        (0..self.fx.chain.models.len())
-            .find(|&i| fr_to_u256(&self.fx.chain.root(i, self.fx.depth)) == root)
-            .expect("the root is one of the chain's models")
+        self.position_of().expect("the root is one of the chain's models")
     }
 
-    /// The miner commits the next honest update.
-    pub fn commit(&mut self) -> Result<(), RoundsError> {
+    /// Like [`World::position`], `None` when the root is not on the model chain (a rival won).
+    pub fn position_of(&mut self) -> Option<usize> {
+        let root = self.task_state().root;
+        (0..self.fx.chain.models.len()).find(|&i| fr_to_u256(&self.fx.chain.root(i, self.fx.depth)) == root)
+    }
+
+    /// `miner` commits to (new root, update root); returns its candidate index. The first
+    /// commit of a round forgets the previous round's entries.
+    pub fn commit_as(&mut self, miner: Address, new_root: U256, update_root: U256) -> Result<u16, RoundsError> {
+        let state = self.task_state();
+        let round = if state.open { state.roundCount - 1 } else { state.roundCount };
+        if !state.open {
+            self.entries.clear();
+        }
+        let salt = B256::from(U256::from(self.entries.len() as u64 + 1) * U256::from(0x5a17u64));
+        let blob_hash = B256::from(update_root);
+        let hash = commitment(self.rounds.address, self.task, round, miner, new_root, update_root, blob_hash, salt);
+        let call = PogoRounds::commitCall { task: self.task, commitment: hash };
+        let ret = self.send("commit", miner, call, BOND)?;
+        let entry = Entry { miner, index: ret.index, new_root, update_root, blob_hash, salt };
+        self.entries.push(entry);
+        Ok(ret.index)
+    }
+
+    /// The first miner commits the next honest update.
+    pub fn commit(&mut self) -> Result<u16, RoundsError> {
         let position = self.position();
         let (new_root, update_root) = self.fx.roots(position);
-        let call = PogoRounds::commitCall {
+        self.commit_as(self.miner, new_root, update_root)
+    }
+
+    /// Mines until the reveal window is open.
+    pub fn mine_to_reveal(&mut self) {
+        let end = self.round().commitEnd;
+        let now = self.evm.block_number();
+        if now <= end {
+            self.evm.mine(end + 1 - now);
+        }
+    }
+
+    /// Reveals entry `k` of the current round.
+    pub fn reveal(&mut self, k: usize) -> Result<(), RoundsError> {
+        let e = self.entries[k];
+        let call = PogoRounds::revealCall {
             task: self.task,
-            newRoot: new_root,
-            updateRoot: update_root,
-            blobHash: B256::repeat_byte(0xb1),
+            index: e.index,
+            newRoot: e.new_root,
+            updateRoot: e.update_root,
+            blobHash: e.blob_hash,
+            salt: e.salt,
         };
-        self.send("commit", self.miner, call, BOND).map(|_| ())
+        self.send("reveal", e.miner, call, 0).map(|_| ())
     }
 
-    /// Mines past each randomness block and tries to draw both phases (refusals ignored).
-    pub fn draw_phases(&mut self) {
-        for _ in 0..2 {
-            self.evm.mine(2);
-            let miner = self.miner;
-            let _ = self.send("drawRandomness", miner, PogoRounds::drawRandomnessCall { task: self.task }, 0);
+    /// Opens the reveal window and reveals every entry.
+    pub fn reveal_all(&mut self) {
+        self.mine_to_reveal();
+        for k in 0..self.entries.len() {
+            self.reveal(k).unwrap();
         }
     }
 
-    /// Mines past each randomness block and draws both phases.
+    /// Mines until both seed blocks are closed (revealEnd + 2 < now).
+    pub fn mine_to_randomness(&mut self) {
+        let ready = self.round().revealEnd + 3;
+        let now = self.evm.block_number();
+        if now < ready {
+            self.evm.mine(ready - now);
+        }
+    }
+
+    /// Mines past both seed blocks and draws them.
     pub fn draw(&mut self) {
-        for _ in 0..2 {
-            self.evm.mine(2);
-            let miner = self.miner;
-            self.send("drawRandomness", miner, PogoRounds::drawRandomnessCall { task: self.task }, 0).unwrap();
-        }
+        self.mine_to_randomness();
+        let owner = self.owner;
+        self.send("drawRandomness", owner, PogoRounds::drawRandomnessCall { task: self.task }, 0).unwrap();
     }
 
-    /// The sampled indices the contract derived for the open round.
+    /// The sampled indices the contract derives for the open round (the same for every
+    /// candidate: they come from phase 2 alone).
     pub fn indices(&mut self) -> Vec<u64> {
-        let inputs = self.rounds.read(&mut self.evm, PogoRounds::publicInputsCall { task: self.task }).unwrap();
+        let index = self.entries[0].index;
+        let call = PogoRounds::publicInputsCall { task: self.task, index };
+        let inputs = self.rounds.read(&mut self.evm, call).unwrap();
         inputs[4..].iter().map(|i| i.to::<u64>()).collect()
     }
 
-    /// The honest proof for the open round.
+    /// The honest proof of the next update in the model chain, for the open round.
     pub fn honest_proof(&mut self) -> Vec<u8> {
         let indices = self.indices();
         let position = self.position();
         self.fx.proof(position, &indices)
     }
 
+    /// Submits `proof` for entry 0.
     pub fn submit(&mut self, proof: Vec<u8>) -> Result<(), RoundsError> {
-        let call = PogoRounds::submitProofCall { task: self.task, proof: proof.into() };
-        self.send("submitProof", self.miner, call, 0).map(|_| ())
+        self.submit_for(0, proof)
     }
 
-    pub fn attest(&mut self, verifier: Address, positive: bool) -> Result<(), RoundsError> {
-        let (v, lo, ln) = if positive {
-            (verdict::POSITIVE, 2_000_000_000, 1_500_000_000)
-        } else {
-            (verdict::NEGATIVE, 2_000_000_000, 2_100_000_000)
-        };
-        let call = PogoRounds::attestCall { task: self.task, verdict: v, lossOld: lo, lossNew: ln };
+    pub fn submit_for(&mut self, k: usize, proof: Vec<u8>) -> Result<(), RoundsError> {
+        let e = self.entries[k];
+        let call = PogoRounds::submitProofCall { task: self.task, index: e.index, proof: proof.into() };
+        self.send("submitProof", e.miner, call, 0).map(|_| ())
+    }
+
+    /// `verifier` attests: `None` for unrevealed candidates, else the verdict and new loss
+    /// `judge(k)` gives entry `k`.
+    pub fn attest_with(&mut self, verifier: Address, judge: impl Fn(usize) -> (u8, u64)) -> Result<(), RoundsError> {
+        let state = self.task_state();
+        let round = state.roundCount.saturating_sub(1);
+        let commits = if state.roundCount == 0 { 0 } else { self.round_at(round).commits };
+        let mut verdicts = Vec::new();
+        let mut losses = Vec::new();
+        for i in 0..commits {
+            let c = self.candidate(round, i);
+            let (v, loss) = if c.revealed {
+                judge(self.entries.iter().position(|e| e.index == i).unwrap_or(i as usize))
+            } else {
+                (verdict::NONE, 0)
+            };
+            verdicts.push(v);
+            losses.push(loss);
+        }
+        let call = PogoRounds::attestCall { task: self.task, lossOld: LOSS_OLD, verdicts, lossNew: losses };
         self.send("attest", verifier, call, 0).map(|_| ())
+    }
+
+    /// Every revealed candidate positive (loss 1.5) or negative (loss 2.1).
+    pub fn attest(&mut self, verifier: Address, positive: bool) -> Result<(), RoundsError> {
+        self.attest_with(verifier, |_| if positive { positive_vote(1_500_000_000) } else { negative_vote() })
     }
 
     pub fn finalize(&mut self) -> Result<(), RoundsError> {
@@ -324,16 +475,28 @@ impl World {
 
     /// Mines until the attestation window is over.
     pub fn close_window(&mut self) {
-        self.evm.mine(ATTEST_WINDOW + 1);
+        let end = self.round().attestEnd;
+        let now = self.evm.block_number();
+        if now <= end {
+            self.evm.mine(end + 1 - now);
+        }
     }
 
     pub fn balance_of(&mut self, who: Address) -> U256 {
         self.rounds.read(&mut self.evm, <PogoRounds::balanceOfCall as alloy_sol_types::SolCall>::new((who,))).unwrap()
     }
 
-    /// A full honest round, attested positively by the first `positive` verifiers.
+    /// A verifier's pay for a finished round.
+    pub fn claim(&mut self, verifier: Address, round: u64) -> Result<(), RoundsError> {
+        let call = PogoRounds::claimCall { task: self.task, round };
+        self.send("claim", verifier, call, 0).map(|_| ())
+    }
+
+    /// A full honest round by the first miner, attested positively by the first `positive`
+    /// verifiers.
     pub fn honest_round(&mut self, positive: usize) {
         self.commit().unwrap();
+        self.reveal_all();
         self.draw();
         let proof = self.honest_proof();
         self.submit(proof).unwrap();
@@ -343,4 +506,14 @@ impl World {
         self.close_window();
         self.finalize().unwrap();
     }
+}
+
+/// A positive verdict with the new model's loss.
+pub fn positive_vote(loss_new: u64) -> (u8, u64) {
+    (verdict::POSITIVE, loss_new)
+}
+
+/// A negative verdict (the loss rose).
+pub fn negative_vote() -> (u8, u64) {
+    (verdict::NEGATIVE, 2_100_000_000)
 }
