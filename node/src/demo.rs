@@ -353,10 +353,10 @@ fn settle(node: &mut Node, names: &[(alloy::primitives::Address, &str)]) -> anyh
             let (word, why) = match c.outcome {
                 outcome::WON => ("won", "largest median gain among proven, quorate, 2/3-positive candidates"),
                 outcome::RETURNED if r.winner != 0 => ("returned", "eligible but beaten by a larger gain"),
-                outcome::RETURNED => ("returned", "not judged: no quorum or no randomness"),
+                outcome::RETURNED => ("returned", "not judged: no quorum, or the verifiers split"),
                 outcome::SLASHED if !c.revealed => ("slashed", "never revealed (or its reveal was refused)"),
                 outcome::SLASHED if !c.proven => ("slashed", "no valid proof by the deadline"),
-                outcome::SLASHED => ("slashed", "judged bad by the verifiers"),
+                outcome::SLASHED => ("slashed", "judged bad by 2/3 of the verifiers' stake"),
                 _ => ("pending", "round still open"),
             };
             match c.outcome {

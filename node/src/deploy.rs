@@ -53,7 +53,7 @@ pub struct TaskTerms {
     /// --proof-window, at most 8191 so the seeds stay readable from EIP-2935's history).
     #[arg(long, default_value_t = 100)]
     pub attest_window: u64,
-    /// Most candidates (commits) a round takes (1 to 64).
+    /// Most candidates (commits) a round takes (1 to 16).
     #[arg(long, default_value_t = 16)]
     pub max_candidates: u16,
     /// Share of the reward paid to the verifiers who attested positive on the winner, in
@@ -107,8 +107,8 @@ impl TaskTerms {
         if self.attest_window <= self.proof_window {
             bail!("--attest-window ({}) must be more than --proof-window ({})", self.attest_window, self.proof_window);
         }
-        if !(1..=64).contains(&self.max_candidates) {
-            bail!("--max-candidates ({}) must be in 1..=64", self.max_candidates);
+        if !(1..=16).contains(&self.max_candidates) {
+            bail!("--max-candidates ({}) must be in 1..=16", self.max_candidates);
         }
         if !(0.0..=1.0).contains(&self.verifier_fee) {
             bail!("--verifier-fee ({}) must be between 0 and 1", self.verifier_fee);

@@ -231,6 +231,35 @@ fn bad_inputs_fail_clearly_and_write_nothing() {
     fails_with(&["apply", &dir.path("base.safetensors"), &dir.path("small.pogo"), "-o", &out], "model of 280 weights");
     assert!(!Path::new(&out).exists());
 
+    // `prove` says what is wrong with the depth and the indices before it looks for keys
+    // (there are none in this --params-dir).
+    write_f32(Path::new(&dir.path("shifted.safetensors")), &base_tensors(0.25));
+    quantize(&dir, "base.safetensors", "shifted.safetensors", "base.pogo", "base-new.safetensors");
+    let prove = |extra: &[&str], needle: &str| {
+        let (base, new, blob, proof, keys) = (
+            dir.path("base.safetensors"),
+            dir.path("base-new.safetensors"),
+            dir.path("base.pogo"),
+            dir.path("never.proof"),
+            dir.path("no-params"),
+        );
+        let mut all = vec![
+            "prove",
+            base.as_str(),
+            new.as_str(),
+            blob.as_str(),
+            "-o",
+            proof.as_str(),
+            "--params-dir",
+            keys.as_str(),
+        ];
+        all.extend_from_slice(extra);
+        fails_with(&all, needle);
+    };
+    prove(&["--indices", "0", "--depth", "1"], "do not fit in a tree of depth 1");
+    prove(&["--indices", "7"], "block index 7 is out of range");
+    prove(&["--indices", "0"], "pogo setup --depth 3 --samples 1 --params-dir");
+
     // A blob with a flipped checksum byte.
     let mut blob = std::fs::read(dir.path("small.pogo")).unwrap();
     blob[40] ^= 1;
@@ -365,7 +394,10 @@ fn setup_prove_and_verify_proof_end_to_end() {
         "is not the old model plus the update",
     );
     assert!(!Path::new(&dir.path("never.proof")).exists());
-    fails_with(&["verify-proof", &dir.path("round.proof"), "--params-dir", &dir.path("elsewhere")], "manifest.json");
+    fails_with(
+        &["verify-proof", &dir.path("round.proof"), "--params-dir", &dir.path("elsewhere")],
+        "run `pogo setup --depth 3 --samples 2 --params-dir",
+    );
 }
 
 #[test]

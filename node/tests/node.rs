@@ -505,12 +505,11 @@ mod attacks {
         who: &Wallet,
         hash: B256,
     ) -> Result<u16, pogo_node::contract::ContractError> {
-        let receipt =
-            w.rounds.send(chain, who, PogoRounds::commitCall { task: w.task, commitment: hash }, U256::from(ETHER))?;
-        let state = w.rounds.task(chain, w.task)?;
-        let r = w.rounds.round(chain, w.task, state.rounds - 1)?;
-        let _ = receipt;
-        Ok(r.commits - 1)
+        let before = w.rounds.task(chain, w.task)?;
+        let round = if before.open { before.rounds - 1 } else { before.rounds };
+        let call = PogoRounds::commitCall { task: w.task, round, commitment: hash };
+        w.rounds.send(chain, who, call, U256::from(ETHER))?;
+        Ok(w.rounds.round(chain, w.task, round)?.commits - 1)
     }
 
     fn reveal(

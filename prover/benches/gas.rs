@@ -99,17 +99,7 @@ fn competing_rounds() {
             p.quorum = 2 * support::STAKE;
         });
         world.gas.clear();
-        for k in 0..c {
-            let (new_root, update_root) = fx.rival_roots(k);
-            let miner = world.miners[k];
-            world.commit_as(miner, new_root, update_root).unwrap();
-        }
-        world.reveal_all();
-        world.draw();
-        let indices = world.indices();
-        for k in 0..c {
-            world.submit_for(k, fx.rival_proof(k, &indices)).unwrap();
-        }
+        world.compete(c);
         for (j, verifier) in world.verifiers.clone().into_iter().enumerate() {
             world.attest_with(verifier, |k| positive_vote(1_900_000_000 - 10_000_000 * k as u64 - j as u64)).unwrap();
         }

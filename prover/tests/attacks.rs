@@ -69,11 +69,7 @@ fn an_honest_miner_is_not_slashed_when_verifiers_stay_offline() {
     let fx = Fixture::small();
     let mut world = World::new(fx, 3, |_| {});
     let miner = world.miner;
-    world.commit().unwrap();
-    world.reveal_all();
-    world.draw();
-    let proof = world.honest_proof();
-    world.submit(proof).unwrap();
+    world.commit_and_prove();
     world.attest(world.verifiers[0], true).unwrap(); // one of three: below the quorum of two
     world.close_window();
     world.finalize().unwrap();
@@ -125,8 +121,12 @@ fn a_copier_cannot_front_run_a_commit() {
     world.commit().unwrap();
     let seen = world.entries[0];
     let task = world.task;
-    let copy =
-        world.send("commit", copier, PogoRounds::commitCall { task, commitment: commitment_of(&world, seen) }, BOND);
+    let copy = world.send(
+        "commit",
+        copier,
+        PogoRounds::commitCall { task, round: 0, commitment: commitment_of(&world, seen) },
+        BOND,
+    );
     let copy_index = copy.unwrap().index;
     world.mine_to_reveal();
     world.reveal(0).unwrap();
@@ -144,17 +144,10 @@ fn a_copier_cannot_front_run_a_commit() {
     let late =
         commitment(world.rounds.address, task, 0, copier, seen.new_root, seen.update_root, seen.blob_hash, seen.salt);
     assert_eq!(
-        refused(world.send("commit", copier, PogoRounds::commitCall { task, commitment: late }, BOND)),
+        refused(world.send("commit", copier, PogoRounds::commitCall { task, round: 0, commitment: late }, BOND)),
         "TooLate"
     );
-    world.draw();
-    let proof = world.honest_proof();
-    world.submit(proof).unwrap();
-    for v in world.verifiers.clone() {
-        world.attest(v, true).unwrap();
-    }
-    world.close_window();
-    world.finalize().unwrap();
+    world.prove_and_judge(true);
     assert_eq!(world.candidate(0, 0).outcome, outcome::WON);
     assert_eq!(world.candidate(0, copy_index).outcome, outcome::SLASHED);
     assert_eq!(world.balance_of(copier), U256::ZERO, "the copier is paid nothing");
@@ -175,14 +168,7 @@ fn a_rejected_update_cannot_be_recommitted_later() {
     let mut world = World::new(fx, 2, |_| {});
     world.commit().unwrap();
     world.reveal_all();
-    world.draw();
-    let proof = world.honest_proof();
-    world.submit(proof).unwrap();
-    for v in world.verifiers.clone() {
-        world.attest(v, false).unwrap();
-    }
-    world.close_window();
-    world.finalize().unwrap();
+    world.prove_and_judge(false);
     assert_eq!(world.candidate(0, 0).outcome, outcome::SLASHED);
     let copier = actor(0x77);
     world.evm.set_balance(copier, U256::from(1000 * ETHER));
@@ -201,20 +187,13 @@ fn a_squatter_cannot_hold_the_task() {
     let mut world = World::new(fx, 2, |p| p.maxCandidates = 2);
     let squatter = world.miners[3];
     let task = world.task;
-    let junk = PogoRounds::commitCall { task, commitment: B256::repeat_byte(0x99) };
+    let junk = PogoRounds::commitCall { task, round: 0, commitment: B256::repeat_byte(0x99) };
     world.send("commit", squatter, junk.clone(), BOND).unwrap();
     world.commit().unwrap();
     assert_eq!(refused(world.send("commit", world.miners[2], junk, BOND)), "RoundFull");
     world.mine_to_reveal();
     world.reveal(0).unwrap();
-    world.draw();
-    let proof = world.honest_proof();
-    world.submit(proof).unwrap();
-    for v in world.verifiers.clone() {
-        world.attest(v, true).unwrap();
-    }
-    world.close_window();
-    world.finalize().unwrap();
+    world.prove_and_judge(true);
     assert_eq!(world.round_at(0).winner, 2, "the honest candidate (index 1) won");
     assert_eq!(world.candidate(0, 0).outcome, outcome::SLASHED);
     assert_eq!(world.balance_of(squatter), U256::ZERO);
@@ -250,20 +229,92 @@ fn a_miner_cannot_re_roll_or_withhold_randomness() {
     );
 }
 
-/// A seed out of every reach (no history that far back) makes the round no-fault: the
-/// revealed candidates get their bonds back.
+/// Finalizing late does not turn a missed proof into a refund: the seeds were readable for
+/// the whole proof window, so an unproven candidate is slashed however late the round closes.
 #[test]
-fn a_round_whose_randomness_expired_returns_the_bonds() {
+fn a_late_finalize_does_not_refund_an_unproven_candidate() {
     let fx = Fixture::small();
     let mut world = World::new(fx, 2, |_| {});
     world.commit().unwrap();
     world.reveal_all();
     world.evm.mine(8300);
-    assert_eq!(refused(world.attest(world.verifiers[0], true)), "TooLate");
     world.finalize().unwrap();
-    assert!(world.round_at(0).noRandomness);
+    assert_eq!(world.candidate(0, 0).outcome, outcome::SLASHED);
+    assert_eq!(world.balance_of(world.miner), U256::ZERO);
+    assert_eq!(world.task_state().pool, U256::from(POOL + BOND), "an unproven bond feeds the pool");
+}
+
+/// Stake short of 2/3 cannot slash an honest proven miner: one negative attester against one
+/// positive (the others offline) leaves the candidate unjudged, its bond returned, and the
+/// attacker is paid nothing.
+#[test]
+fn a_minority_cannot_slash_an_honest_miner() {
+    let fx = Fixture::small();
+    let mut world = World::new(fx, 4, |_| {});
+    world.commit_and_prove();
+    let (honest, attacker) = (world.verifiers[0], world.verifiers[3]);
+    world.attest(honest, true).unwrap();
+    world.attest(attacker, false).unwrap();
+    world.close_window();
+    world.finalize().unwrap();
     assert_eq!(world.candidate(0, 0).outcome, outcome::RETURNED);
     assert_eq!(world.balance_of(world.miner), U256::from(BOND));
+    assert_eq!(refused(world.claim(attacker, 0)), "NothingToClaim");
+}
+
+/// A miner who is also a verifier abstains on its own candidate, and the abstention counts
+/// neither way: the candidate is judged by the other stake alone.
+#[test]
+fn a_miners_abstention_on_its_own_candidate_counts_neither_way() {
+    let fx = Fixture::small();
+    let mut world = World::new(fx, 1, |p| p.quorum = STAKE);
+    let (task, miner, v0) = (world.task, world.miner, world.verifiers[0]);
+    world.send("join", miner, PogoRounds::joinCall { task }, STAKE).unwrap();
+    world.evm.mine(1);
+    world.commit_and_prove();
+    world.attest(v0, true).unwrap();
+    // The miner's own verdict must be None; it may still attest (on rivals, were there any).
+    assert_eq!(refused(world.attest(miner, false)), "MinerCannotAttest");
+    world.attest_with(miner, |_| (pogo_verifier::rounds::verdict::NONE, 0)).unwrap();
+    world.close_window();
+    world.finalize().unwrap();
+    assert_eq!(world.candidate(0, 0).outcome, outcome::WON, "judged by v0's stake alone");
+}
+
+/// A round counts at most 32 attesters, so finalize stays bounded however many stakes
+/// join: once full, an equal stake is refused and a larger one evicts the smallest, whose
+/// attestation then neither counts nor earns.
+#[test]
+fn a_full_round_of_attesters_makes_room_only_for_a_larger_stake() {
+    let fx = Fixture::small();
+    let mut world = World::new(fx, 33, |_| {});
+    let task = world.task;
+    let big = actor(0x70);
+    world.evm.set_balance(big, U256::from(1000 * ETHER));
+    world.send("join", big, PogoRounds::joinCall { task }, 2 * STAKE).unwrap();
+    world.evm.mine(1);
+    world.commit_and_prove();
+    // Decreasing gains: the order that makes the median's sort work hardest.
+    let vs = world.verifiers.clone();
+    for (j, v) in vs[..32].iter().enumerate() {
+        world.attest_with(*v, |_| positive_vote(1_500_000_000 + j as u64 * 1_000)).unwrap();
+    }
+    assert_eq!(refused(world.attest(vs[32], true)), "AttestersFull");
+    world.attest(big, true).unwrap();
+    let evicted = vs[0];
+    let a = world
+        .rounds
+        .read(&mut world.evm, PogoRounds::getAttestationCall { task, round: 0, verifier: evicted })
+        .unwrap();
+    assert_eq!(a.stake, 0, "the smallest (first) stake was evicted");
+    assert_eq!(world.round().attestingStake, 33 * STAKE);
+    world.close_window();
+    world.finalize().unwrap();
+    let gas = world.gas.iter().rev().find(|(l, _)| l == "finalize").unwrap().1;
+    assert!(gas < 2_000_000, "finalize over 32 attesters took {gas} gas");
+    assert_eq!(world.candidate(0, 0).outcome, outcome::WON);
+    world.claim(big, 0).unwrap();
+    assert_eq!(refused(world.claim(evicted, 0)), "NothingToClaim");
 }
 
 /// Three honest miners compete: verifiers measure the gains of all three on the same batch,
@@ -273,17 +324,7 @@ fn a_round_whose_randomness_expired_returns_the_bonds() {
 fn three_honest_miners_compete_and_the_best_gain_wins() {
     let fx = Fixture::small();
     let mut world = World::new(fx, 3, |_| {});
-    for k in 0..3 {
-        let (new_root, update_root) = fx.rival_roots(k);
-        let miner = world.miners[k];
-        world.commit_as(miner, new_root, update_root).unwrap();
-    }
-    world.reveal_all();
-    world.draw();
-    let indices = world.indices();
-    for k in 0..3 {
-        world.submit_for(k, fx.rival_proof(k, &indices)).unwrap();
-    }
+    world.compete(3);
     // Gains 0.2, 0.5 and 0.3 (a verifier's own numbers vary a little).
     let losses = [1_800_000_000u64, 1_500_000_000, 1_700_000_000];
     for (j, v) in world.verifiers.clone().into_iter().enumerate() {
@@ -313,17 +354,7 @@ fn three_honest_miners_compete_and_the_best_gain_wins() {
 fn one_verifier_cannot_steer_the_ranking() {
     let fx = Fixture::small();
     let mut world = World::new(fx, 3, |_| {});
-    for k in 0..2 {
-        let (new_root, update_root) = fx.rival_roots(k);
-        let miner = world.miners[k];
-        world.commit_as(miner, new_root, update_root).unwrap();
-    }
-    world.reveal_all();
-    world.draw();
-    let indices = world.indices();
-    for k in 0..2 {
-        world.submit_for(k, fx.rival_proof(k, &indices)).unwrap();
-    }
+    world.compete(2);
     let vs = world.verifiers.clone();
     world.attest_with(vs[0], |k| positive_vote([1_500_000_000, 1_900_000_000][k])).unwrap();
     world.attest_with(vs[1], |k| positive_vote([1_500_000_000, 1_900_000_000][k])).unwrap();
@@ -339,17 +370,17 @@ fn alloy_primitives_i256(v: i64) -> pogo_verifier::evm::I256 {
     pogo_verifier::evm::I256::try_from(v).unwrap()
 }
 
-/// A negative verdict on a candidate that proved but lost the vote: slashed to the negative
-/// attesters; the positive attester of a slashed candidate gets nothing.
+/// A proven candidate 2/3 of the judging stake rejected: slashed to the negative attesters
+/// in proportion to stake; the positive attester of a slashed candidate gets nothing.
 #[test]
 fn negative_attesters_share_a_rejected_bond() {
     let fx = Fixture::small();
     let mut world = World::new(fx, 3, |_| {});
-    world.commit().unwrap();
-    world.reveal_all();
-    world.draw();
-    let proof = world.honest_proof();
-    world.submit(proof).unwrap();
+    // Stakes 1 and 2 ether negative against 1 positive: 3/4 rejects; the bond is shared 1:2.
+    let task = world.task;
+    world.send("join", world.verifiers[1], PogoRounds::joinCall { task }, STAKE).unwrap();
+    world.evm.mine(1);
+    world.commit_and_prove();
     let vs = world.verifiers.clone();
     world.attest(vs[0], false).unwrap();
     world.attest(vs[1], false).unwrap();
@@ -360,5 +391,7 @@ fn negative_attesters_share_a_rejected_bond() {
     world.claim(vs[0], 0).unwrap();
     world.claim(vs[1], 0).unwrap();
     assert_eq!(refused(world.claim(vs[2], 0)), "NothingToClaim");
-    assert_eq!(world.balance_of(vs[0]) + world.balance_of(vs[1]), U256::from(BOND));
+    assert_eq!(world.balance_of(vs[0]), U256::from(BOND / 3));
+    assert_eq!(world.balance_of(vs[1]), U256::from(BOND - BOND / 3));
+    assert_eq!(refused(world.claim(vs[0], 0)), "NothingToClaim", "once");
 }

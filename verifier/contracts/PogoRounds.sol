@@ -24,24 +24,28 @@ pragma solidity 0.8.19;
 /// * attestations: one transaction per verifier for the whole round: the old model's loss
 ///   on the phase-1 batch and, per candidate, a verdict and the new model's loss. Stake
 ///   weighs only if it joined before the round opened and was not leaving then;
-/// * finalize: a candidate is eligible when proven, the attesting stake reaches the quorum
-///   and at least 2/3 of it attests positive; among eligible candidates the one with the
-///   largest stake-weighted median gain (negative verdicts count as no gain) wins the
-///   reward less the verifiers' fee; other eligible or merely unjudged (no quorum, no
-///   randomness) candidates get their bonds back; unrevealed, unproven or rejected
-///   candidates are slashed to the verifiers who attested negative on them.
+/// * finalize: a candidate is eligible when proven, the stake that judged it reaches the
+///   quorum and at least 2/3 of it attests positive; among eligible candidates the one with
+///   the largest stake-weighted median gain (negative verdicts count as no gain) wins the
+///   reward less the verifiers' fee; other eligible or unjudged (no quorum, split vote)
+///   candidates get their bonds back; unrevealed or unproven ones are slashed to the pool,
+///   and proven ones that 2/3 of a quorum rejected to the verifiers who attested negative.
 /// Ether only leaves through `withdraw` (pull payments); every transition emits an event.
 contract PogoRounds {
     /// BN254 scalar field modulus: roots and public inputs are elements of this field.
     uint256 public constant FIELD_MODULUS =
         21888242871839275222246405745257275088548364400416034343698204186575808495617;
     /// EIP-2935 block-hash history contract (Prague) and the blocks it serves.
-    address public constant HISTORY_STORAGE = 0x0000F90827F1C53a10cb7A02335B175320002935;
-    uint64 public constant HISTORY_SERVE_WINDOW = 8191;
+    address internal constant HISTORY_STORAGE = 0x0000F90827F1C53a10cb7A02335B175320002935;
+    uint64 internal constant HISTORY_SERVE_WINDOW = 8191;
     /// Most candidates a task may allow per round (bounds every loop over candidates).
-    uint16 public constant MAX_CANDIDATES = 64;
+    uint16 internal constant MAX_CANDIDATES = 16;
+    /// Most attesters a round counts (bounds finalize): when full, a larger stake evicts the
+    /// smallest, so small sybil stakes cannot crowd out large ones. Committees (a later
+    /// change) replace this bound.
+    uint16 internal constant MAX_ATTESTERS = 32;
     /// Basis points: `verifierFeeBps` of 10,000 is the whole reward.
-    uint16 public constant BPS = 10_000;
+    uint16 internal constant BPS = 10_000;
 
     /// Parameters fixed when a task is registered.
     struct TaskParams {
@@ -104,8 +108,7 @@ contract PogoRounds {
         uint16 proven;
         uint16 winner; // index + 1 of the winning candidate (0: none)
         bool finalized;
-        bool noRandomness; // a seed could not be read in time: no candidate is at fault
-        uint128 attestingStake;
+        uint128 attestingStake; // stake of every counted attestation
         uint128 fee; // the verifiers' fee of the winner's reward
         uint128 feeLeft; // verifiers' fee not yet claimed
         uint128 feeStakeLeft; // positive stake on the winner that has not claimed yet
@@ -155,7 +158,7 @@ contract PogoRounds {
     mapping(address => uint256) public balanceOf;
     bool private locked;
 
-    event TaskCreated(uint256 indexed task, address indexed owner, TaskParams params, bytes32 verifierCodeHash);
+    event TaskCreated(uint256 indexed task, address indexed owner, address verifier, bytes32 verifierCodeHash);
     event Funded(uint256 indexed task, address indexed from, uint256 amount);
     event VerifierJoined(uint256 indexed task, address indexed verifier, uint256 stake);
     event VerifierLeaving(uint256 indexed task, address indexed verifier, uint256 stake, uint64 releasedAfter);
@@ -208,6 +211,9 @@ contract PogoRounds {
     error UnchangedModel();
     error AlreadyAttested(address who);
     error WrongLength(uint256 expected, uint256 got);
+    error BadVerdict(uint16 candidate);
+    error WrongRound(uint64 expected, uint64 got);
+    error AttestersFull(uint128 smallestStake);
     error VerdictContradictsLosses(uint16 candidate);
     error NothingToClaim();
     error NothingToWithdraw();
@@ -233,20 +239,21 @@ contract PogoRounds {
         if (p.genesisRoot >= FIELD_MODULUS) revert NotFieldElement(p.genesisRoot);
         if (p.depth == 0 || p.depth > 32) revert BadParams("depth must be in 1..=32");
         if (p.nb == 0 || p.nb > (uint256(1) << p.depth)) revert BadParams("nb must be in 1..=2^depth");
-        if (p.samples == 0) revert BadParams("samples must be at least 1");
+        if (p.samples == 0) revert BadParams("samples must be positive");
         if (p.verifier.code.length == 0) revert BadParams("verifier has no code");
         if (p.verifierGas == 0) revert BadParams("verifierGas must be positive");
-        if (p.commitWindow == 0 || p.revealWindow == 0) revert BadParams("commit and reveal windows must be positive");
-        if (p.commitWindow > HISTORY_SERVE_WINDOW || p.revealWindow > HISTORY_SERVE_WINDOW) {
-            revert BadParams("commit and reveal windows must be at most 8191 blocks");
-        }
+        if (p.commitWindow == 0 || p.revealWindow == 0) revert BadParams("windows must be positive");
         // Phase 2 is readable from revealEnd + 3: a proof window must leave room after it.
         if (p.proofWindow <= 2 || p.attestWindow <= p.proofWindow) {
             revert BadParams("need 2 < proofWindow < attestWindow");
         }
-        // Every seed is read within attestWindow blocks of its block: EIP-2935 still has it.
-        if (p.attestWindow > HISTORY_SERVE_WINDOW) revert BadParams("attestWindow must be at most 8191 blocks");
-        if (p.maxCandidates == 0 || p.maxCandidates > MAX_CANDIDATES) revert BadParams("maxCandidates must be in 1..=64");
+        // Every seed is read within attestWindow blocks of its block: EIP-2935 still has it
+        // (without the history contract, BLOCKHASH's 256 blocks must do).
+        uint64 reach = HISTORY_STORAGE.code.length == 0 ? 256 : HISTORY_SERVE_WINDOW;
+        if (p.commitWindow > reach || p.revealWindow > reach || p.attestWindow > reach) {
+            revert BadParams("windows must be at most 8191 blocks (256 without EIP-2935)");
+        }
+        if (p.maxCandidates == 0 || p.maxCandidates > MAX_CANDIDATES) revert BadParams("maxCandidates must be in 1..=16");
         if (p.verifierFeeBps > BPS) revert BadParams("verifierFeeBps must be at most 10000");
         if (p.quorum == 0) revert BadParams("quorum must be positive");
         if (p.minVerifierStake == 0) revert BadParams("minVerifierStake must be positive");
@@ -257,7 +264,7 @@ contract PogoRounds {
         t.verifierCodeHash = p.verifier.codehash;
         t.root = p.genesisRoot;
         t.pool = msg.value;
-        emit TaskCreated(task, msg.sender, p, t.verifierCodeHash);
+        emit TaskCreated(task, msg.sender, p.verifier, t.verifierCodeHash);
         if (msg.value > 0) emit Funded(task, msg.sender, msg.value);
     }
 
@@ -309,11 +316,11 @@ contract PogoRounds {
 
     // ---- a round ----
 
-    /// Commits to a candidate with exactly the task's bond: `commitment` is
+    /// Commits to a candidate of round `round` with exactly the task's bond: `commitment` is
     /// `commitmentOf(task, round, miner, newRoot, updateRoot, blobHash, salt)`. The first
     /// commit after a round closed opens the next one against the current root. Returns the
     /// round and the candidate's index.
-    function commit(uint256 task, bytes32 commitment)
+    function commit(uint256 task, uint64 round, bytes32 commitment)
         external
         payable
         nonReentrant
@@ -322,6 +329,10 @@ contract PogoRounds {
     {
         Task storage t = tasks[task];
         if (msg.value != t.params.minerBond) revert WrongBond(t.params.minerBond, msg.value);
+        // The commitment is bound to `round`: a commit that would land in another round (a
+        // finalize got in first) is refused instead of being slashed as unrevealable.
+        uint64 target = t.open ? t.rounds - 1 : t.rounds;
+        if (round != target) revert WrongRound(target, round);
         if (!t.open) {
             id = t.rounds++;
             t.open = true;
@@ -404,7 +415,7 @@ contract PogoRounds {
 
     /// The hash of block `number`: BLOCKHASH for the last 256 blocks, then the EIP-2935
     /// history contract for the last 8,191; zero when neither has it (or not yet closed).
-    function blockHashOf(uint64 number) public view returns (bytes32 hash) {
+    function blockHashOf(uint64 number) internal view returns (bytes32 hash) {
         if (number >= block.number) return bytes32(0);
         hash = blockhash(number);
         if (hash != bytes32(0) || HISTORY_STORAGE.code.length == 0) return hash;
@@ -508,6 +519,12 @@ contract PogoRounds {
         uint16 n = r.commits;
         if (verdicts.length != n) revert WrongLength(n, verdicts.length);
         if (lossNew.length != n) revert WrongLength(n, lossNew.length);
+        address[] storage who = attesters[task][id];
+        if (who.length == MAX_ATTESTERS) {
+            evictSmallest(task, id, r, uint128(stake));
+        } else {
+            who.push(msg.sender);
+        }
         tally(task, id, uint128(stake), lossOld, verdicts, lossNew);
         Attestation storage a = attestations[task][id][msg.sender];
         a.stake = uint128(stake);
@@ -515,8 +532,29 @@ contract PogoRounds {
         a.verdicts = verdicts;
         a.lossNew = lossNew;
         r.attestingStake += uint128(stake);
-        attesters[task][id].push(msg.sender);
         emit Attested(task, id, msg.sender, uint128(stake));
+    }
+
+    /// A full round's attester with the smallest stake makes room for `stake` if it is
+    /// larger (its attestation no longer counts and earns nothing); else the call is refused.
+    function evictSmallest(uint256 task, uint64 id, Round storage r, uint128 stake) private {
+        address[] storage who = attesters[task][id];
+        uint256 k;
+        uint128 smallest = type(uint128).max;
+        for (uint256 j = 0; j < who.length; j++) {
+            uint128 s = attestations[task][id][who[j]].stake;
+            if (s < smallest) (k, smallest) = (j, s);
+        }
+        if (stake <= smallest) revert AttestersFull(smallest);
+        Attestation storage out = attestations[task][id][who[k]];
+        for (uint16 i = 0; i < out.verdicts.length; i++) {
+            Candidate storage c = candidates[task][id][i];
+            if (out.verdicts[i] == uint8(Verdict.Positive)) c.positiveStake -= smallest;
+            else if (out.verdicts[i] == uint8(Verdict.Negative)) c.negativeStake -= smallest;
+        }
+        r.attestingStake -= smallest;
+        delete attestations[task][id][who[k]];
+        who[k] = msg.sender;
     }
 
     /// Checks each verdict against the candidate and the losses, and adds the stake to it.
@@ -531,14 +569,12 @@ contract PogoRounds {
         uint64 margin = tasks[task].params.margin;
         for (uint16 i = 0; i < verdicts.length; i++) {
             Candidate storage c = candidates[task][id][i];
-            if (verdicts[i] > uint8(Verdict.Negative)) revert BadParams("verdict must be 0, 1 or 2");
+            if (verdicts[i] > uint8(Verdict.Negative)) revert BadVerdict(i);
             Verdict v = Verdict(verdicts[i]);
             if (c.miner == msg.sender && v != Verdict.None) revert MinerCannotAttest();
-            if (!c.revealed || c.miner == msg.sender) {
-                if (v != Verdict.None) revert BadParams("verdict on an unrevealed candidate must be None");
-                continue;
-            }
-            if (v == Verdict.None) revert BadParams("verdict on a revealed candidate must be Positive or Negative");
+            // None exactly for the unrevealed candidates and the attester's own.
+            if ((v == Verdict.None) != (!c.revealed || c.miner == msg.sender)) revert BadVerdict(i);
+            if (v == Verdict.None) continue;
             if (v == Verdict.Positive) {
                 if (uint256(lossNew[i]) + margin > lossOld) revert VerdictContradictsLosses(i);
                 c.positiveStake += stake;
@@ -551,6 +587,9 @@ contract PogoRounds {
     /// Closes the open round: after the attestation window, or earlier once nothing is left
     /// to happen (no reveal by the reveal deadline, no proof by the proof deadline). Settles
     /// every candidate (see the contract's notice) and advances the root to the winner's.
+    /// Each candidate is judged by the stake that gave it a verdict (abstentions, such as a
+    /// miner's on its own candidate, count neither way): eligible with a quorum and 2/3 of it
+    /// positive, slashed with a quorum and 2/3 of it negative, otherwise returned.
     function finalize(uint256 task) external nonReentrant exists(task) {
         (uint64 id, Round storage r) = openRound(task);
         Task storage t = tasks[task];
@@ -558,28 +597,24 @@ contract PogoRounds {
         if (block.number <= r.attestEnd && !early) revert TooEarly(uint64(block.number), r.attestEnd + 1);
         t.open = false;
         r.finalized = true;
-        // A seed nobody could read in time (a chain without EIP-2935 history, or a window
-        // that outlived it) is no miner's fault: nothing could be proven or judged.
-        r.noRandomness = r.revealed > 0 && (seedOf(task, id, 1) == bytes32(0) || seedOf(task, id, 2) == bytes32(0));
-        bool quorate = r.attestingStake >= t.params.quorum;
         int256 best;
         uint16 winner;
         for (uint16 i = 0; i < r.commits; i++) {
             Candidate storage c = candidates[task][id][i];
-            if (!c.revealed) {
-                c.outcome = Outcome.Slashed; // a missing reveal is the miner's fault
-            } else if (r.noRandomness) {
-                c.outcome = Outcome.Returned;
-            } else if (!c.proven) {
-                c.outcome = Outcome.Slashed; // so is a missed proof deadline
-            } else if (!quorate) {
-                c.outcome = Outcome.Returned; // verifiers offline: no fault of the miner
-            } else if (3 * uint256(c.positiveStake) >= 2 * uint256(r.attestingStake)) {
+            uint256 judged = uint256(c.positiveStake) + c.negativeStake;
+            bool quorate = judged >= t.params.quorum;
+            if (!c.revealed || !c.proven) {
+                // A missing reveal or a missed proof deadline is the miner's fault; the seeds
+                // are readable throughout both windows (createTask bounds them).
+                c.outcome = Outcome.Slashed;
+            } else if (quorate && 3 * uint256(c.positiveStake) >= 2 * judged) {
                 c.outcome = Outcome.Returned; // eligible; the winner is re-marked below
-                c.gain = medianGain(task, id, i, r.attestingStake);
+                c.gain = medianGain(task, id, i, uint128(judged));
                 if (winner == 0 || c.gain > best) (winner, best) = (i + 1, c.gain);
+            } else if (quorate && 3 * uint256(c.negativeStake) >= 2 * judged) {
+                c.outcome = Outcome.Slashed; // judged bad by 2/3 of the quorum
             } else {
-                c.outcome = Outcome.Slashed; // judged bad by the quorum
+                c.outcome = Outcome.Returned; // verifiers offline or split: no fault proven
             }
         }
         uint256 reward;
@@ -601,7 +636,10 @@ contract PogoRounds {
             if (c.outcome == Outcome.Returned) {
                 balanceOf[c.miner] += c.bond;
             } else if (c.outcome == Outcome.Slashed) {
-                if (c.negativeStake > 0) {
+                // Only a proven candidate the quorum rejected pays its negative attesters: an
+                // unrevealed or unproven one feeds the pool, so nobody can refund their own
+                // junk commits through their own negative attestations.
+                if (c.proven && c.negativeStake > 0) {
                     c.slashLeft = c.bond;
                     c.slashStakeLeft = c.negativeStake;
                 } else {
@@ -617,17 +655,19 @@ contract PogoRounds {
     /// for candidate `index`; a negative verdict counts as the lowest gain there is.
     function medianGain(uint256 task, uint64 id, uint16 index, uint128 total) private view returns (int256) {
         address[] storage who = attesters[task][id];
-        uint256 n = who.length;
-        int256[] memory gains = new int256[](n);
-        uint128[] memory stakes = new uint128[](n);
-        for (uint256 k = 0; k < n; k++) {
+        int256[] memory gains = new int256[](who.length);
+        uint128[] memory stakes = new uint128[](who.length);
+        uint256 n;
+        for (uint256 k = 0; k < who.length; k++) {
             Attestation storage a = attestations[task][id][who[k]];
-            int256 g = a.verdicts[index] == uint8(Verdict.Positive)
+            uint8 v = a.verdicts[index];
+            if (v == uint8(Verdict.None)) continue; // an abstention is not a gain of any size
+            int256 g = v == uint8(Verdict.Positive)
                 ? int256(uint256(a.lossOld)) - int256(uint256(a.lossNew[index]))
                 : type(int256).min;
             uint128 s = a.stake;
-            // Insertion sort by gain: n is the number of attesters of one round.
-            uint256 j = k;
+            // Insertion sort by gain: at most MAX_ATTESTERS entries.
+            uint256 j = n;
             while (j > 0 && gains[j - 1] > g) {
                 gains[j] = gains[j - 1];
                 stakes[j] = stakes[j - 1];
@@ -635,6 +675,7 @@ contract PogoRounds {
             }
             gains[j] = g;
             stakes[j] = s;
+            n++;
         }
         uint256 acc;
         for (uint256 k = 0; k < n; k++) {
@@ -653,10 +694,14 @@ contract PogoRounds {
         if (!r.finalized || a.stake == 0 || a.claimed) revert NothingToClaim();
         a.claimed = true;
         uint256 amount;
+        // Whether the attester had a part in any pot: a share that rounds to 0 still moves
+        // the pot on, so the last claimant takes the dust and nothing is stuck.
+        bool paid;
         if (r.winner != 0 && a.verdicts[r.winner - 1] == uint8(Verdict.Positive) && r.feeStakeLeft != 0) {
             (uint128 share, uint128 left, uint128 stakeLeft) = shareOf(r.feeLeft, r.feeStakeLeft, a.stake);
             (r.feeLeft, r.feeStakeLeft) = (left, stakeLeft);
             amount += share;
+            paid = true;
         }
         for (uint16 i = 0; i < r.commits; i++) {
             Candidate storage c = candidates[task][round][i];
@@ -666,8 +711,9 @@ contract PogoRounds {
             (uint128 share, uint128 left, uint128 stakeLeft) = shareOf(c.slashLeft, c.slashStakeLeft, a.stake);
             (c.slashLeft, c.slashStakeLeft) = (left, stakeLeft);
             amount += share;
+            paid = true;
         }
-        if (amount == 0) revert NothingToClaim();
+        if (!paid) revert NothingToClaim();
         balanceOf[msg.sender] += amount;
         emit Claimed(task, round, msg.sender, amount);
     }

@@ -146,6 +146,29 @@ pub enum KeysError {
     /// The proof itself failed.
     #[error(transparent)]
     Proof(#[from] ProofError),
+    /// No keys in a configuration folder.
+    #[error("no keys in {dir}: {hint}")]
+    NoKeys {
+        /// The folder.
+        dir: String,
+        /// The command that makes them.
+        hint: String,
+    },
+}
+
+/// The `pogo setup` command that makes the keys a configuration folder `d{D}-s{S}` under
+/// PARAMS should hold.
+pub fn setup_hint(dir: &Path) -> String {
+    let name = dir.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+    let parent = dir.parent().map(|p| p.display().to_string()).filter(|p| !p.is_empty()).unwrap_or_else(|| ".".into());
+    let parsed = name
+        .strip_prefix('d')
+        .and_then(|rest| rest.split_once("-s"))
+        .and_then(|(d, s)| Some((d.parse::<u32>().ok()?, s.parse::<usize>().ok()?)));
+    match parsed {
+        Some((d, s)) => format!("run `pogo setup --depth {d} --samples {s} --params-dir {parent}` (or pass the --params-dir that holds them)"),
+        None => format!("run `pogo setup` with the --params-dir that should hold {name}"),
+    }
 }
 
 /// Hex SHA-256 of bytes.
@@ -238,9 +261,14 @@ impl Versioned for ProofFile {
 }
 
 impl Manifest {
-    /// Reads and checks `manifest.json` in `dir`.
+    /// Reads and checks `manifest.json` in `dir`; a folder without one says which `pogo
+    /// setup` makes it.
     pub fn load(dir: &Path) -> Result<Self, KeysError> {
-        Self::load_json(&dir.join(MANIFEST_FILE))
+        let path = dir.join(MANIFEST_FILE);
+        if !path.exists() {
+            return Err(KeysError::NoKeys { dir: dir.display().to_string(), hint: setup_hint(dir) });
+        }
+        Self::load_json(&path)
     }
 
     /// Loads the setup, checking its hash and size.
@@ -357,4 +385,16 @@ impl ProofFile {
 
 fn short(hash: &str) -> &str {
     &hash[..hash.len().min(12)]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_missing_key_folder_names_the_setup_that_makes_it() {
+        let err = Manifest::load(Path::new("/nowhere/params/d6-s2")).unwrap_err().to_string();
+        assert!(err.contains("pogo setup --depth 6 --samples 2 --params-dir /nowhere/params"), "{err}");
+        assert!(setup_hint(Path::new("odd")).contains("pogo setup"));
+    }
 }

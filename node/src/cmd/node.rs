@@ -415,7 +415,7 @@ pub(super) fn status(args: FinalizeArgs) -> anyhow::Result<()> {
         .add("pool_wei", task.pool.to_string())
         .add("rounds", task.rounds);
     // A round with a winner advanced the root; one without either judged every candidate
-    // bad or could not judge (no quorum, no randomness), and returned or slashed bonds.
+    // bad or could not judge (no quorum, a split vote), and returned or slashed bonds.
     let (mut won, mut without_winner, mut candidates) = (0u64, 0u64, 0u64);
     for id in 0..task.rounds {
         let r = rounds.round(chain.as_mut(), deployment.task, id)?;

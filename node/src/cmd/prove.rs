@@ -12,7 +12,7 @@ use pogo_circuits::sampling::sample_indices;
 use pogo_circuits::update::Update;
 use pogo_prover::prove::prove;
 use pogo_prover::witness::{assemble, round_trees};
-use pogo_verifier::keys::{config_dir, ProofFile, MANIFEST_FILE};
+use pogo_verifier::keys::{config_dir, setup_hint, ProofFile, MANIFEST_FILE};
 
 use super::{bar, shown, spinner, FormatArgs, OutputArgs, Report};
 
@@ -80,16 +80,28 @@ pub(super) fn run(args: ProveArgs) -> anyhow::Result<()> {
         }
         (None, None) => bail!("pass --seed or --indices"),
     };
+    // What can be checked without keys comes first: a wrong depth or index is said before
+    // anyone is sent to make keys for it.
+    if depth >= 64 || blocks > 1u64 << depth {
+        bail!(
+            "{blocks} blocks do not fit in a tree of depth {depth} (at most 2^{depth} leaves): use --depth {} or more",
+            default_depth(blocks)
+        );
+    }
+    if new.block_count() != blocks || update.block_count() != blocks {
+        bail!(
+            "old model, new model and update have {blocks}, {} and {} blocks: they are not one round",
+            new.block_count(),
+            update.block_count()
+        );
+    }
+    if let Some(bad) = indices.iter().find(|&&i| i >= blocks) {
+        bail!("block index {bad} is out of range: the model has {blocks} blocks");
+    }
     let config = CircuitConfig::new(depth, indices.len())?;
     let dir = config_dir(&args.params_dir, &config.name());
     if !dir.join(MANIFEST_FILE).exists() {
-        bail!(
-            "no keys for {} in {}: run `pogo setup --depth {} --samples {}` first",
-            config.name(),
-            args.params_dir.display(),
-            depth,
-            indices.len()
-        );
+        bail!("no keys for {} in {}: {}", config.name(), args.params_dir.display(), setup_hint(&dir));
     }
     let (manifest, setup, keys) = pogo_prover::keys::load(&dir)?;
 

@@ -31,7 +31,7 @@ pub fn settlement(node: &mut Node, round: u64, r: &Round) -> anyhow::Result<Stri
             outcome::RETURNED if r.winner != 0 => {
                 format!("beaten (median gain {:.6}), bond returned", super::gain(c.gain))
             }
-            outcome::RETURNED => "not judged (no quorum or no randomness), bond returned".into(),
+            outcome::RETURNED => "not judged (no quorum, or the verifiers split), bond returned".into(),
             _ if !c.revealed => "never revealed, slashed".into(),
             _ if !c.proven => "not proven in time, slashed".into(),
             _ => "rejected by the verifiers, slashed".into(),

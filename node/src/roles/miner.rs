@@ -227,7 +227,7 @@ impl Miner {
                 self.set(MinerPhase::Prepared { prepared, round: Some(target) })?;
                 let start = Instant::now();
                 let commitment = self.commitment(node, target, &prepared);
-                let call = PogoRounds::commitCall { task: node.task, commitment };
+                let call = PogoRounds::commitCall { task: node.task, round: target, commitment };
                 let receipt = match node.rounds.send(
                     node.chain.as_mut(),
                     &self.wallet,
@@ -378,7 +378,7 @@ impl Miner {
                 let verdict = match c.outcome {
                     outcome::WON => format!("won: root is now {new_root:#x}"),
                     outcome::RETURNED if r.winner != 0 => "beaten by a larger gain: bond returned".into(),
-                    outcome::RETURNED => "not decided (no quorum or no randomness): bond returned".into(),
+                    outcome::RETURNED => "not decided (no quorum, or the verifiers split): bond returned".into(),
                     _ if !c.revealed => "not revealed: bond slashed".into(),
                     _ if !c.proven => "not proven in time: bond slashed".into(),
                     _ => "rejected by the verifiers: bond slashed".into(),
@@ -424,10 +424,12 @@ impl Miner {
             Ok(r) if r.values().len() as u64 == current.weight_count() => r,
             _ => Residual::zero(current.weight_count()),
         };
-        // Each miner draws its own training batches: competing miners must not all make the
-        // same update (the contract would refuse every copy after the first).
-        let me = self.wallet.address();
-        let stream = round ^ u64::from_be_bytes(me.0[..8].try_into().expect("8 bytes"));
+        // Each miner draws its own training batches from its secret salt: competing miners
+        // must not make the same update (the contract refuses every copy after the first),
+        // and nobody may predict this one's update and reveal it first.
+        let salt = B256::from(rand::random::<[u8; 32]>());
+        let drawn = keccak256([salt.as_slice(), b"pogo/training-stream"].concat());
+        let stream = round ^ u64::from_be_bytes(drawn.0[..8].try_into().expect("8 bytes"));
         let out = node.trainer.work(&current, &mut residual, stream, &|| {})?;
         let (update, new_model) = match self.cheat {
             Cheat::None => (out.update, out.new_model),
@@ -460,7 +462,6 @@ impl Miner {
         let update_root = node.update_root(&update)?;
         node.store.put_model(new_root, &new_model)?;
         residual.save(&self.residual_path(true))?;
-        let salt = B256::from(rand::random::<[u8; 32]>());
         let prepared = Prepared { old_root: root, new_root, update_root, blob_hash, salt };
         self.set(MinerPhase::Prepared { prepared, round: None })?;
         crash_point("miner-after-prepare");

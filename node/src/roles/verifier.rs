@@ -165,7 +165,12 @@ impl Verifier {
         };
         let receipt = match node.rounds.send(node.chain.as_mut(), &self.wallet, call, U256::ZERO) {
             Ok(receipt) => receipt,
-            Err(e) if matches!(e.contract_error().as_deref(), Some("AlreadyAttested" | "TooLate" | "NoOpenRound")) => {
+            Err(e)
+                if matches!(
+                    e.contract_error().as_deref(),
+                    Some("AlreadyAttested" | "TooLate" | "NoOpenRound" | "AttestersFull")
+                ) =>
+            {
                 return Ok(Step::Wait { until: None, why: format!("attestation not needed: {e}") });
             }
             Err(e) => return Err(e.into()),

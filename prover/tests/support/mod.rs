@@ -353,11 +353,21 @@ impl World {
         let salt = B256::from(U256::from(self.entries.len() as u64 + 1) * U256::from(0x5a17u64));
         let blob_hash = B256::from(update_root);
         let hash = commitment(self.rounds.address, self.task, round, miner, new_root, update_root, blob_hash, salt);
-        let call = PogoRounds::commitCall { task: self.task, commitment: hash };
+        let call = PogoRounds::commitCall { task: self.task, round, commitment: hash };
         let ret = self.send("commit", miner, call, BOND)?;
         let entry = Entry { miner, index: ret.index, new_root, update_root, blob_hash, salt };
         self.entries.push(entry);
         Ok(ret.index)
+    }
+
+    /// The round a commit would go to now.
+    pub fn next_round(&mut self) -> u64 {
+        let state = self.task_state();
+        if state.open {
+            state.roundCount - 1
+        } else {
+            state.roundCount
+        }
     }
 
     /// The first miner commits the next honest update.
@@ -492,14 +502,49 @@ impl World {
         self.send("claim", verifier, call, 0).map(|_| ())
     }
 
-    /// A full honest round by the first miner, attested positively by the first `positive`
-    /// verifiers.
-    pub fn honest_round(&mut self, positive: usize) {
+    /// Miners 0..k commit rivals 0..k of the genesis model, reveal them once the commit
+    /// window closed, draw, and prove each (a round of `k` competing honest candidates).
+    pub fn compete(&mut self, k: usize) {
+        let fx = self.fx;
+        for i in 0..k {
+            let (new_root, update_root) = fx.rival_roots(i);
+            let miner = self.miners[i];
+            self.commit_as(miner, new_root, update_root).unwrap();
+        }
+        self.reveal_all();
+        self.draw();
+        let indices = self.indices();
+        for i in 0..k {
+            self.submit_for(i, fx.rival_proof(i, &indices)).unwrap();
+        }
+    }
+
+    /// The first miner commits, reveals and proves the next honest update.
+    pub fn commit_and_prove(&mut self) {
         self.commit().unwrap();
         self.reveal_all();
         self.draw();
         let proof = self.honest_proof();
         self.submit(proof).unwrap();
+    }
+
+    /// After the reveals: draws, proves the honest update, has every verifier attest
+    /// `positive` on every candidate, closes the window and finalizes.
+    pub fn prove_and_judge(&mut self, positive: bool) {
+        self.draw();
+        let proof = self.honest_proof();
+        self.submit(proof).unwrap();
+        for v in self.verifiers.clone() {
+            self.attest(v, positive).unwrap();
+        }
+        self.close_window();
+        self.finalize().unwrap();
+    }
+
+    /// A full honest round by the first miner, attested positively by the first `positive`
+    /// verifiers.
+    pub fn honest_round(&mut self, positive: usize) {
+        self.commit_and_prove();
         for v in self.verifiers.clone().into_iter().take(positive) {
             self.attest(v, true).unwrap();
         }
