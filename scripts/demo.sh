@@ -14,8 +14,8 @@ work=${1:-$(mktemp -d -t pogo-demo.XXXXXX)}
 mkdir -p "$work"
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
-step "Build pogo"
-cargo build --quiet -p pogo-node
+step "Build pogo (the first build takes about 40 minutes on 2 cores and about 4-5 GB in target/; later ones seconds)"
+cargo build -p pogo-node
 pogo() { ./target/debug/pogo "$@"; }
 
 step "Useful work inside pogo: train the 8x8-digits task in rounds published as 4-bit updates (candle, CPU)"

@@ -12,4 +12,5 @@ fi
 scripts/solc/install.sh >/dev/null
 # The pinned Anvil (npm @foundry-rs/anvil-linux-amd64) the JSON-RPC integration test starts.
 scripts/anvil/install.sh >/dev/null
+echo "building and running every test (the first build takes about 40 minutes on 2 cores and 4-5 GB in target/)" >&2
 cargo test --workspace --locked

@@ -7,7 +7,7 @@ fn main() -> ExitCode {
     match pogo_node::cmd::run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("error: {err:#}");
+            eprintln!("error: {}", pogo_node::cmd::error_line(&err));
             ExitCode::FAILURE
         }
     }

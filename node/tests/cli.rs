@@ -26,6 +26,12 @@ fn fails_with(args: &[&str], needle: &str) {
     assert_eq!(out.status.code(), Some(1), "pogo {args:?}: {stderr}");
     assert!(stderr.starts_with("error: ") && stderr.contains(needle), "pogo {args:?}: {stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
+    // Each cause is said once: no clause of the message comes back later in it.
+    let clauses: Vec<&str> = stderr.trim().trim_start_matches("error: ").split(": ").collect();
+    for (i, clause) in clauses.iter().enumerate() {
+        let again = clauses[i + 1..].iter().any(|later| later == clause && clause.len() > 3);
+        assert!(!again, "pogo {args:?} says {clause:?} twice: {stderr}");
+    }
 }
 
 /// The pinned solc-js wrapper, installed by the repository's script if needed.

@@ -6,7 +6,7 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 bin=$(find "$here/node_modules/@foundry-rs/anvil-linux-amd64" -type f -name anvil 2>/dev/null | head -1 || true)
 if [ -z "$bin" ]; then
-  npm ci --prefix "$here" --ignore-scripts --no-audit --no-fund --loglevel=error >&2
+  npm ci --prefix "$here" --ignore-scripts --no-audit --no-fund --loglevel=error >/dev/null
   bin=$(find "$here/node_modules/@foundry-rs/anvil-linux-amd64" -type f -name anvil | head -1)
 fi
 chmod +x "$bin"

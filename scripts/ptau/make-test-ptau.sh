@@ -5,7 +5,7 @@
 set -euo pipefail
 out=$1
 here=$(cd "$(dirname "$0")" && pwd)
-[ -d "$here/node_modules/snarkjs" ] || npm ci --prefix "$here" --ignore-scripts --no-audit --no-fund --loglevel=error
+[ -d "$here/node_modules/snarkjs" ] || npm ci --prefix "$here" --ignore-scripts --no-audit --no-fund --loglevel=error >/dev/null
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 snarkjs="$here/node_modules/.bin/snarkjs"

@@ -4,5 +4,5 @@
 # Usage: scripts/solc/install.sh
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-[ -f "$here/node_modules/solc/soljson.js" ] || npm ci --prefix "$here" --ignore-scripts --no-audit --no-fund --loglevel=error >&2
+[ -f "$here/node_modules/solc/soljson.js" ] || npm ci --prefix "$here" --ignore-scripts --no-audit --no-fund --loglevel=error >/dev/null
 echo "$here/solc"

@@ -285,3 +285,46 @@ impl Report {
 fn shown(path: &Path) -> String {
     path.display().to_string()
 }
+
+/// An error and its causes on one line, each cause said once. Many error types print their
+/// source in their own message and also return it as `source()`; a chain printer would then
+/// say that cause twice (`not a valid safetensors file: X: X`). A cause whose text the line
+/// already holds is left out. This is the one rule for every message the CLI prints.
+pub fn error_line(err: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in err.chain() {
+        let text = cause.to_string();
+        if text.is_empty() || line.contains(&text) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&text);
+    }
+    line
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("reading {path}: {source}")]
+    struct Both {
+        path: String,
+        source: std::io::Error,
+    }
+
+    #[test]
+    fn each_cause_is_said_once() {
+        let io = std::io::Error::new(std::io::ErrorKind::NotFound, "No such file or directory (os error 2)");
+        let err = anyhow::Error::new(Both { path: "m.safetensors".into(), source: io }).context("loading the model");
+        assert_eq!(
+            error_line(&err),
+            "loading the model: reading m.safetensors: No such file or directory (os error 2)"
+        );
+        let plain = anyhow::anyhow!("inner").context("outer");
+        assert_eq!(error_line(&plain), "outer: inner", "distinct causes are all said");
+    }
+}
