@@ -144,14 +144,17 @@ impl Verifier {
         let mut verdicts = vec![verdict::NONE; candidates.len()];
         let mut losses = vec![0u64; candidates.len()];
         let mut notes = Vec::new();
-        let mut old_units = loss_units(loss_old);
+        // The old model's loss is one figure for every candidate (`judge` derives the same).
+        let old_units = loss_units(loss_old);
         for &i in &judged {
             let c = &candidates[i];
-            let (v, lo, ln, why) = match node.rebuild(&old, c.blobHash, c.updateRoot, c.newRoot) {
-                Ok(new) => judge(loss_old, node.trainer.eval_batch(&new, seed1)?, node.params.margin),
-                Err(e) => (verdict::NEGATIVE, loss_units(loss_old), loss_units(loss_old), format!("{e:#}")),
+            let (v, ln, why) = match node.rebuild(&old, c.blobHash, c.updateRoot, c.newRoot) {
+                Ok(new) => {
+                    let (v, _, ln, why) = judge(loss_old, node.trainer.eval_batch(&new, seed1)?, node.params.margin);
+                    (v, ln, why)
+                }
+                Err(e) => (verdict::NEGATIVE, old_units, format!("{e:#}")),
             };
-            old_units = lo;
             verdicts[i] = v;
             losses[i] = ln;
             let word = if v == verdict::POSITIVE { "positive" } else { "negative" };
