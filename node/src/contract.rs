@@ -3,7 +3,7 @@
 
 use alloy::primitives::{Address, B256, U256};
 use alloy::sol_types::{SolCall, SolEvent};
-use pogo_verifier::rounds::{bytecode, Attestation, Candidate, PogoRounds, Round, TaskParams};
+use pogo_verifier::rounds::{bytecode, Attestation, Candidate, EvalSet, PogoRounds, Round, TaskParams};
 
 use crate::chain::{Chain, ChainError, TxReceipt};
 use crate::keystore::Wallet;
@@ -187,6 +187,49 @@ impl Rounds {
     /// `who`'s stake in a task.
     pub fn stake(&self, chain: &mut dyn Chain, task: U256, who: Address) -> Result<U256, ContractError> {
         self.read(chain, PogoRounds::stakeOfCall::new((task, who)))
+    }
+
+    /// A task's sets of held-out evaluation batches, oldest first.
+    pub fn eval_sets(&self, chain: &mut dyn Chain, task: U256) -> Result<Vec<EvalSet>, ContractError> {
+        self.read(chain, PogoRounds::getEvalSetsCall { task })
+    }
+
+    /// The (set, batch) phase 1 drew for the open round, before it is revealed.
+    pub fn drawn_eval_batch(&self, chain: &mut dyn Chain, task: U256) -> Result<(u32, u32), ContractError> {
+        let drawn = self.read(chain, PogoRounds::evalBatchOfCall { task })?;
+        Ok((drawn.set, drawn.batch))
+    }
+
+    /// The held-out batch revealed for round `round` (its bytes from the `EvalRevealed`
+    /// event of block `r.evalBlock`), checked against the leaf the contract recorded;
+    /// `None` while it is not revealed.
+    pub fn revealed_eval_batch(
+        &self,
+        chain: &mut dyn Chain,
+        task: U256,
+        round: u64,
+        r: &Round,
+    ) -> Result<Option<Vec<u8>>, ContractError> {
+        if r.evalBlock == 0 {
+            return Ok(None);
+        }
+        for log in chain.logs(self.address, r.evalBlock, r.evalBlock)? {
+            let Ok(event) = PogoRounds::EvalRevealed::decode_log(&log) else { continue };
+            if event.task == task && event.round == round {
+                let data = event.data.data.to_vec();
+                if pogo_verifier::heldout::leaf(&data) != r.evalHash {
+                    return Err(ContractError::Decode {
+                        call: "EvalRevealed",
+                        why: format!("the chain's event for round {round} does not hash to the recorded batch leaf"),
+                    });
+                }
+                return Ok(Some(data));
+            }
+        }
+        Err(ContractError::Decode {
+            call: "EvalRevealed",
+            why: format!("no event for round {round} in block {} (a node that prunes logs?)", r.evalBlock),
+        })
     }
 
     /// What `who` can withdraw.

@@ -19,6 +19,7 @@ use crate::deploy::{create_task, wei, Deployment, TaskTerms};
 use crate::keystore::{Keystore, Wallet};
 use crate::roles::finalizer::Finalizer;
 use crate::roles::miner::{Cheat, Miner};
+use crate::roles::owner::Owner;
 use crate::roles::verifier::Verifier;
 use crate::roles::{Event, Node, Phase, Step};
 use crate::store::{Store, StoreServer};
@@ -135,8 +136,11 @@ pub fn run(opts: &DemoOptions, print: &mut dyn FnMut(&str)) -> anyhow::Result<De
         ..opts.clone()
     };
     prepare_dir(&opts.dir)?;
-    let task_file = match &opts.task {
-        Some(path) => path.clone(),
+    let (task_file, held_out) = match &opts.task {
+        Some(path) => {
+            let data = crate::train::TaskConfig::load(path)?.data_path().to_path_buf();
+            (path.clone(), crate::train::data::held_out::default_path(&data))
+        }
         None => write_shipped_task(&opts.dir.join("task"))?,
     };
     let keystore = Keystore::new(&opts.dir.join("keystore"), DEMO_PASSWORD);
@@ -186,8 +190,16 @@ pub fn run(opts: &DemoOptions, print: &mut dyn FnMut(&str)) -> anyhow::Result<De
         opts.params_dir.display()
     ));
     let owner = wallet("owner");
-    let deployment = create_task(chain.as_mut(), &chain_spec, &owner, None, &task_file, &terms, &opts.params_dir)?;
+    let (deployment, set) =
+        create_task(chain.as_mut(), &chain_spec, &owner, None, &task_file, &held_out, &terms, &opts.params_dir)?;
     deployment.save(&opts.dir.join("deployment.json"))?;
+    print(&format!(
+        "the owner committed to {} held-out batches from {} (root {}): miners never see them",
+        set.batches,
+        held_out.display(),
+        set.root
+    ));
+    let mut task_owner = Owner::created(owner.clone(), &opts.dir.join("owner"), set)?;
     let registered = Rounds::at(chain.as_mut(), deployment.contract)?.task(chain.as_mut(), deployment.task)?;
     crate::deploy::check_verifier(chain.as_mut(), &registered.params, &opts.params_dir)?;
     print(&format!(
@@ -215,6 +227,7 @@ pub fn run(opts: &DemoOptions, print: &mut dyn FnMut(&str)) -> anyhow::Result<De
     let mut miner_nodes: Vec<Node> = miner_names.iter().map(|n| actor(n)).collect::<Result<_, _>>()?;
     let mut verifier_nodes: Vec<Node> = VERIFIERS.iter().map(|n| actor(n)).collect::<Result<_, _>>()?;
     let mut finalizer_node = actor("finalizer")?;
+    let mut owner_node = actor("owner")?;
     let weights = finalizer_node.trainer.genesis()?.weight_count();
     let mut verifiers: Vec<Verifier> =
         VERIFIERS.iter().map(|n| Verifier::new(wallet(n), &opts.dir.join(n), wei(1.0))).collect::<Result<_, _>>()?;
@@ -244,6 +257,7 @@ pub fn run(opts: &DemoOptions, print: &mut dyn FnMut(&str)) -> anyhow::Result<De
                     steps.push(miners[i].step(&mut miner_nodes[i])?);
                 }
             }
+            steps.push(task_owner.step(&mut owner_node)?);
             for (v, a) in verifiers.iter_mut().zip(verifier_nodes.iter_mut()) {
                 steps.push(v.step(a)?);
             }
@@ -353,6 +367,9 @@ fn settle(node: &mut Node, names: &[(alloy::primitives::Address, &str)]) -> anyh
             let (word, why) = match c.outcome {
                 outcome::WON => ("won", "largest median gain among proven, quorate, 2/3-positive candidates"),
                 outcome::RETURNED if r.winner != 0 => ("returned", "eligible but beaten by a larger gain"),
+                outcome::RETURNED if r.evalBlock == 0 => {
+                    ("returned", "not judged: the owner revealed no held-out batch")
+                }
                 outcome::RETURNED => ("returned", "not judged: no quorum, or the verifiers split"),
                 outcome::SLASHED if !c.revealed => ("slashed", "never revealed (or its reveal was refused)"),
                 outcome::SLASHED if !c.proven => ("slashed", "no valid proof by the deadline"),
@@ -393,20 +410,25 @@ fn gas_note(gas: u64) -> String {
     }
 }
 
-/// The digits task (`tasks/digits.json`) and its data, shipped in the binary so the demo
-/// runs from any directory.
+/// The digits task (`tasks/digits.json`), its public data and its owner's held-out data,
+/// shipped in the binary so the demo runs from any directory.
 const DIGITS_TASK: &str = include_str!("../../tasks/digits.json");
 const DIGITS_DATA: &[u8] = include_bytes!("../data/digits.bin");
+const DIGITS_HELD_OUT: &[u8] = include_bytes!("../data/digits-heldout.bin");
 
-/// Writes the shipped digits task into `dir` (its data beside it); returns the task file.
-fn write_shipped_task(dir: &Path) -> anyhow::Result<PathBuf> {
-    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+/// Writes the shipped digits task into `dir` (its data beside it, the owner's held-out data
+/// in `dir/owner-only/`); returns the task file and the held-out file.
+fn write_shipped_task(dir: &Path) -> anyhow::Result<(PathBuf, PathBuf)> {
+    let private = dir.join("owner-only");
+    std::fs::create_dir_all(&private).with_context(|| format!("creating {}", private.display()))?;
     let mut task: serde_json::Value = serde_json::from_str(DIGITS_TASK).expect("the shipped task parses");
     task["data"]["path"] = serde_json::json!("digits.bin");
     pogo_circuits::files::write_atomic(&dir.join("digits.bin"), DIGITS_DATA)?;
+    let held_out = private.join("digits-heldout.bin");
+    pogo_circuits::files::write_atomic(&held_out, DIGITS_HELD_OUT)?;
     let file = dir.join("digits.json");
     pogo_circuits::files::write_atomic(&file, &serde_json::to_vec_pretty(&task).expect("json"))?;
-    Ok(file)
+    Ok((file, held_out))
 }
 
 /// Makes `dir` empty: creates it, or wipes an earlier demo's; refuses anything else.

@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 use crate::chain::Chain;
 use crate::contract::Rounds;
 use crate::keystore::Wallet;
+use crate::roles::owner::HeldOutSet;
 use crate::roles::{model_root, task_hashes};
 use crate::train::{TaskConfig, Trainer};
 
@@ -283,19 +284,24 @@ pub fn check_keys(
 }
 
 /// Deploys the verifier (and the round contract unless `rounds` is given) and registers the
-/// task; returns the deployment. INSECURE development keys are refused on a chain that is
-/// not a development chain unless `terms.insecure`.
+/// task, committed to the owner's held-out evaluation data in `held_out`; returns the
+/// deployment and the held-out set (for the owner's records). INSECURE development keys
+/// are refused on a chain that is not a development chain unless `terms.insecure`.
+#[allow(clippy::too_many_arguments)]
 pub fn create_task(
     chain: &mut dyn Chain,
     chain_spec: &str,
     owner: &Wallet,
     rounds: Option<Rounds>,
     task_file: &Path,
+    held_out: &Path,
     terms: &TaskTerms,
     params_dir: &Path,
-) -> anyhow::Result<Deployment> {
+) -> anyhow::Result<(Deployment, HeldOutSet)> {
     let config = TaskConfig::load(task_file)?;
     let (spec, dataset) = task_hashes(task_file, &config)?;
+    let (eval, _, _) = HeldOutSet::build(&config.data, config.data_path(), held_out, config.eval_batch_size)
+        .context("the held-out evaluation data")?;
     let margin = crate::roles::loss_units(config.margin as f32);
     let trainer = Trainer::new(config, candle_core::Device::Cpu)?;
     let genesis = trainer.genesis()?;
@@ -332,9 +338,11 @@ pub fn create_task(
         reward: wei(terms.reward).saturating_to(),
         dataset,
         spec,
+        evalRoot: eval.root,
+        evalBatches: eval.batches,
     };
     let (task, _) = rounds.create_task(chain, owner, params, wei(terms.pool))?;
-    Ok(Deployment {
+    let deployment = Deployment {
         chain: chain_spec.to_string(),
         contract: rounds.address,
         task,
@@ -342,7 +350,8 @@ pub fn create_task(
         depth,
         samples: terms.samples,
         verifier,
-    })
+    };
+    Ok((deployment, eval))
 }
 
 #[cfg(test)]

@@ -112,6 +112,8 @@ fn demo_runs_competing_rounds_and_slashes_every_cheater() {
     assert!(said("cheat-zero", "UnchangedModel"), "no work is refused at the reveal");
     assert!(said("miner", "beaten by a larger gain: bond returned"));
     assert!(said("verifier", "claimed"), "verifiers are paid");
+    assert!(said("owner", "revealed held-out batch"), "the owner reveals each round's drawn batch");
+    assert!(said("verifier", "held-out examples"), "verifiers evaluate on the revealed batch");
     assert!(summary["verify_train_ratio"].as_f64().unwrap() > 0.0);
     // The chain on disk says the same to `pogo status`, and each round started from the
     // previous winner's root.
@@ -229,6 +231,16 @@ impl Network {
         cmd.stdout(Stdio::null()).stderr(log).spawn().unwrap()
     }
 
+    /// The task owner, revealing each round's held-out batch, its stderr in `owner.log`.
+    fn owner(&self, crash: Option<&str>) -> Child {
+        let log = std::fs::File::create(self.home.path().join("owner.log")).unwrap();
+        let mut cmd = self.cmd(&["owner", "--key", "owner", "--poll", "0.1"]);
+        if let Some(point) = crash {
+            cmd.env("POGO_CRASH_AT", point);
+        }
+        cmd.stdout(Stdio::null()).stderr(log).spawn().unwrap()
+    }
+
     fn log(&self, key: &str) -> PathBuf {
         self.home.path().join(format!("verifier-{key}.log"))
     }
@@ -319,9 +331,11 @@ fn roles_killed_at_any_phase_resume_without_double_submission() {
         .args(["--commit-window", "10", "--reveal-window", "3000", "--proof-window", "3000", "--attest-window", "3100"])
         .output()
         .unwrap());
-    // Verifier v1 aborts right after its first attestation and is restarted; v2 runs throughout.
+    // Verifier v1 aborts right after its first attestation and is restarted; v2 runs
+    // throughout; the owner aborts right after its first reveal and is restarted.
     net.verifiers.push(net.verifier("v1", Some("verifier-after-attest")));
     net.verifiers.push(net.verifier("v2", None));
+    net.verifiers.push(net.owner(Some("owner-after-reveal")));
 
     // The miner aborts at each phase boundary in turn, then finishes the round.
     for point in ["miner-after-prepare", "miner-after-commit", "miner-after-reveal", "miner-after-submit"] {
@@ -347,6 +361,9 @@ fn roles_killed_at_any_phase_resume_without_double_submission() {
             let v1 = net.verifiers[0].wait().unwrap();
             assert!(!v1.success(), "v1 aborted after attesting");
             net.verifiers[0] = net.verifier("v1", None);
+            let owner = net.verifiers[2].wait().unwrap();
+            assert!(!owner.success(), "the owner aborted after revealing");
+            net.verifiers[2] = net.owner(None);
         }
     }
     net.finish_round(net.miner(None).arg("--rounds").arg("1").spawn().unwrap());
@@ -435,6 +452,7 @@ mod attacks {
     use pogo_node::chain::Chain;
     use pogo_node::contract::Rounds;
     use pogo_node::keystore::{Keystore, Wallet};
+    use pogo_verifier::heldout::EvalTree;
     use pogo_verifier::rounds::{commitment, PogoRounds, TaskParams};
 
     const ETHER: u128 = 1_000_000_000_000_000_000;
@@ -447,6 +465,8 @@ mod attacks {
         pub copier: Wallet,
         pub v1: Wallet,
         pub v2: Wallet,
+        /// The owner's held-out batches and their tree.
+        pub held_out: (Vec<Vec<u8>>, EvalTree),
     }
 
     /// Wallets, one of which the chain adapter signs for.
@@ -471,6 +491,8 @@ mod attacks {
         let placeholder = hex::decode("6001600c60003960016000f300").unwrap();
         let verifier = chain.send(&owner, None, placeholder, U256::ZERO).unwrap().created.unwrap();
         let (rounds, _) = Rounds::deploy(chain, &owner).unwrap();
+        let batches: Vec<Vec<u8>> = (0..4u8).map(|i| vec![i; 130]).collect();
+        let held_out = (batches.clone(), EvalTree::new(&batches).unwrap());
         let params = TaskParams {
             genesisRoot: U256::from(1),
             nb: 2,
@@ -491,12 +513,14 @@ mod attacks {
             reward: ETHER / 2,
             dataset: B256::repeat_byte(0xda),
             spec: B256::repeat_byte(0x5c),
+            evalRoot: held_out.1.root(),
+            evalBatches: 4,
         };
         let (task, _) = rounds.create_task(chain, &owner, params, U256::from(10 * ETHER)).unwrap();
         rounds.send(chain, &v1, PogoRounds::joinCall { task }, U256::from(ETHER)).unwrap();
         let now = chain.block_number().unwrap();
         chain.produce_blocks_until(now).unwrap();
-        World { rounds, task, owner, miner, copier, v1, v2 }
+        World { rounds, task, owner, miner, copier, v1, v2, held_out }
     }
 
     fn commit(
@@ -557,6 +581,16 @@ mod attacks {
         chain.produce_blocks_until(r.commitEnd).unwrap();
         reveal(chain, w, &w.miner, index, salt).unwrap();
         chain.produce_blocks_until(r.revealEnd + 2).unwrap();
+        // The owner reveals the drawn held-out batch; verifiers read it back from the
+        // chain's logs (the adapter under test), checked against the recorded leaf.
+        let (set, batch) = w.rounds.drawn_eval_batch(chain, w.task).unwrap();
+        assert_eq!(set, 0);
+        let data = w.held_out.0[batch as usize].clone();
+        let path = w.held_out.1.path(batch);
+        let call = PogoRounds::revealEvalDataCall { task: w.task, data: data.clone().into(), path };
+        w.rounds.send(chain, &w.owner, call, U256::ZERO).unwrap();
+        let r = w.rounds.round(chain, w.task, 0).unwrap();
+        assert_eq!(w.rounds.revealed_eval_batch(chain, w.task, 0, &r).unwrap(), Some(data));
         let attest = |chain: &mut dyn Chain, who: &Wallet| {
             let call = PogoRounds::attestCall { task: w.task, lossOld: 10, verdicts: vec![1], lossNew: vec![5] };
             w.rounds.send(chain, who, call, U256::ZERO).map(|_| ())
@@ -566,7 +600,6 @@ mod attacks {
         assert_eq!(refused(w.rounds.send(chain, &w.v1, PogoRounds::withdrawCall {}, U256::ZERO)), "NothingToWithdraw");
         w.rounds.send(chain, &w.v2, PogoRounds::joinCall { task: w.task }, U256::from(ETHER)).unwrap();
         assert_eq!(refused(attest(chain, &w.v2)), "StakeTooNew");
-        let _ = &w.owner;
     }
 }
 

@@ -1,11 +1,12 @@
 //! The training path on both tasks (digits MLP, licence-text transformer): deterministic
-//! rounds, exact 4-bit updates, the loss falling, deterministic evaluation batches, and clear
+//! rounds, exact 4-bit updates, the loss falling on held-out batches, deterministic evaluation, and clear
 //! errors for bad task files and data.
 
 use std::path::{Path, PathBuf};
 
 use candle_core::Device;
 use pogo_node::quantize::Residual;
+use pogo_node::train::data::held_out;
 use pogo_node::train::{TaskConfig, Trainer};
 
 fn task_path() -> PathBuf {
@@ -53,11 +54,18 @@ fn deterministic_exact_and_learning(a: Trainer, b: Trainer) {
         model = out.new_model;
     }
     assert_eq!(ra, rb);
-    let seed = [9u8; 32];
-    let (before, after) = (a.eval_batch(&genesis, seed).unwrap(), a.eval_batch(&model, seed).unwrap());
+    // The owner's held-out batches, as a round would reveal them.
+    let spec = &a.task.data;
+    let file = held_out::default_path(a.task.data_path());
+    let batches = held_out::batches(spec, &file, a.task.eval_batch_size).unwrap();
+    let (first, second) = (
+        held_out::examples(spec, &batches[0]).unwrap(),
+        held_out::examples(spec, &batches[batches.len() - 1]).unwrap(),
+    );
+    let (before, after) = (a.eval_examples(&genesis, &first).unwrap(), a.eval_examples(&model, &first).unwrap());
     assert!(after < before * 0.9, "three rounds lower the held-out loss: {before} -> {after}");
-    assert_eq!(b.eval_batch(&model, seed).unwrap(), after, "verifiers get the same number");
-    assert_ne!(a.eval_batch(&model, [8u8; 32]).unwrap(), after, "another seed, another batch");
+    assert_eq!(b.eval_examples(&model, &first).unwrap(), after, "verifiers get the same number");
+    assert_ne!(a.eval_examples(&model, &second).unwrap(), after, "another batch, another number");
 }
 
 #[test]

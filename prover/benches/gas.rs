@@ -1,10 +1,10 @@
 //! `cargo bench -p pogo-prover --bench gas`: EVM gas of the generated verifier and of each
 //! round-contract call (deploy, createTask, join, commit, reveal, drawRandomness,
-//! submitProof, attest, finalize, withdraw) for each configuration in `POGO_GAS_CONFIGS`
+//! revealEvalData, submitProof, attest, finalize, withdraw) for each configuration in `POGO_GAS_CONFIGS`
 //! (default `3:2,10:8,20:32`, as `D:S`), under Prague, with real proofs; the verifier's code
 //! size against EIP-170; Groth16's ~207,000 + 7,160 per public input for comparison. Then
-//! gas per competing round (every candidate commits, reveals and proves; every verifier
-//! attests once for all; one finalize; every claim) for 1, 4 and 16 candidates with 3 and
+//! gas per competing round (every candidate commits, reveals and proves; the owner reveals
+//! the held-out batch; every verifier attests once for all; one finalize; every claim) for 1, 4 and 16 candidates with 3 and
 //! 30 verifiers (`POGO_GAS_ROUNDS`, default `1:3,4:3,16:3,1:30,4:30,16:30`) at D = 3, S = 2.
 
 #[path = "../tests/support/mod.rs"]
@@ -28,8 +28,8 @@ fn main() {
     if std::env::args().any(|a| a == "--list") {
         return;
     }
-    println!("| D | S | public inputs | verifier code bytes (EIP-170: {CODE_SIZE_LIMIT}) | deploy verifier | deploy rounds | createTask | join | commit | reveal | drawRandomness | verify (direct call) | submitProof | attest | finalize | withdraw | Groth16 estimate |");
-    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("| D | S | public inputs | verifier code bytes (EIP-170: {CODE_SIZE_LIMIT}) | deploy verifier | deploy rounds | createTask | join | commit | reveal | drawRandomness | revealEvalData (128 × 65 B) | verify (direct call) | submitProof | attest | finalize | withdraw | Groth16 estimate |");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     for (depth, samples) in configs() {
         let blocks = 1000u64.min(1 << depth);
         let fx: &'static Fixture = Box::leak(Box::new(Fixture::new(depth, samples, blocks, 1)));
@@ -65,7 +65,7 @@ fn main() {
         };
         let inputs = 4 + samples;
         println!(
-            "| {depth} | {samples} | {inputs} | {verifier_bytes}{} | {} | {} | {} | {} | {} | {} | {} | {direct} | {} | {} | {} | {} | {} |",
+            "| {depth} | {samples} | {inputs} | {verifier_bytes}{} | {} | {} | {} | {} | {} | {} | {} | {} | {direct} | {} | {} | {} | {} | {} |",
             if verifier_bytes > CODE_SIZE_LIMIT { " (over)" } else { "" },
             gas("deploy verifier"),
             gas("deploy rounds"),
@@ -74,6 +74,7 @@ fn main() {
             gas("commit"),
             gas("reveal"),
             gas("drawRandomness"),
+            gas("revealEvalData"),
             gas("submitProof"),
             gas("attest"),
             gas("finalize"),
@@ -89,8 +90,8 @@ fn competing_rounds() {
     let text = std::env::var("POGO_GAS_ROUNDS").unwrap_or_else(|_| "1:3,4:3,16:3,1:30,4:30,16:30".into());
     let fx: &'static Fixture = Box::leak(Box::new(Fixture::new(3, 2, 8, 1)));
     println!();
-    println!("| candidates | verifiers | commits | reveals | proofs (submitProof) | draw | attests | attest (each) | finalize | claims | round total | per candidate |");
-    println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("| candidates | verifiers | commits | reveals | proofs (submitProof) | draw | held-out reveal | attests | attest (each) | finalize | claims | round total | per candidate |");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     for pair in text.split(',') {
         let (c, v) = pair.split_once(':').expect("candidates:verifiers");
         let (c, v): (usize, usize) = (c.trim().parse().expect("candidates"), v.trim().parse().expect("verifiers"));
@@ -113,11 +114,12 @@ fn competing_rounds() {
         let attests: Vec<u64> = world.gas.iter().filter(|(l, _)| l == "attest").map(|(_, g)| *g).collect();
         let total: u64 = world.gas.iter().map(|(_, g)| *g).sum();
         println!(
-            "| {c} | {v} | {} | {} | {} | {} | {} | {}–{} | {} | {} | {total} | {} |",
+            "| {c} | {v} | {} | {} | {} | {} | {} | {} | {}–{} | {} | {} | {total} | {} |",
             sum("commit"),
             sum("reveal"),
             sum("submitProof"),
             sum("drawRandomness"),
+            sum("revealEvalData"),
             sum("attest"),
             attests.iter().min().unwrap(),
             attests.iter().max().unwrap(),

@@ -395,3 +395,135 @@ fn negative_attesters_share_a_rejected_bond() {
     assert_eq!(world.balance_of(vs[1]), U256::from(BOND - BOND / 3));
     assert_eq!(refused(world.claim(vs[0], 0)), "NothingToClaim", "once");
 }
+
+/// Opens a round with one junk commit and reveals it; draws phase 1 and returns what it
+/// drew: (set, batch, its bytes, its path).
+fn junk_round_drawn(world: &mut World, round: u64) -> (u32, u32, Vec<u8>, Vec<B256>) {
+    let miner = world.miners[1];
+    world.commit_as(miner, U256::from(7), U256::from(round + 1000)).unwrap();
+    world.reveal_all();
+    world.draw();
+    world.drawn_eval().unwrap()
+}
+
+/// Reveals the drawn batch and closes the round (its junk candidate unproven).
+fn reveal_and_close(world: &mut World) {
+    world.reveal_eval().unwrap();
+    world.close_window();
+    world.finalize().unwrap();
+}
+
+/// Evaluation data derived from public data can be trained on. Held-out batches are
+/// committed at task creation and stay off chain until phase 1 draws them: before its
+/// round, a batch's bytes are in no transaction or event (a miner cannot train on it);
+/// once revealed it may be trained on, but it is never drawn again. Each draw is the native
+/// reference's (`heldout::draw_position` over a swap-remove pool), every batch is drawn
+/// exactly once, a task with none left takes no commit, and the owner can add a fresh set.
+#[test]
+fn held_out_batches_stay_off_chain_until_drawn_and_are_never_drawn_twice() {
+    use pogo_verifier::heldout::draw_position;
+    let fx = Fixture::small();
+    let mut world = World::new(fx, 2, |_| {});
+    let mut pool: Vec<u32> = (0..EVAL_BATCHES).collect();
+    let mut seen = std::collections::HashSet::new();
+    for round in 0..EVAL_BATCHES as u64 {
+        let (_, batch, data, _) = junk_round_drawn(&mut world, round);
+        // Nothing on chain so far holds the batch's bytes (its first example).
+        let example = &data[..65];
+        assert!(
+            !world.logs.iter().any(|log| log.data.data.windows(65).any(|w| w == example)),
+            "round {round}: the drawn batch was on chain before its reveal"
+        );
+        let position = draw_position(world.round().seed1, pool.len() as u32);
+        assert_eq!(batch, pool[position as usize], "round {round}: the contract's draw is the reference's");
+        pool.swap_remove(position as usize);
+        reveal_and_close(&mut world);
+        assert!(seen.insert(batch), "round {round}: batch {batch} was drawn again");
+        // Revealed: its bytes are in the round's event, for every verifier (and miner).
+        assert!(world.logs.iter().any(|log| log.data.data.windows(data.len()).any(|w| w == data.as_slice())));
+    }
+    assert_eq!(seen.len(), EVAL_BATCHES as usize);
+    let miner = world.miners[1];
+    let r = world.commit_as(miner, U256::from(7), U256::from(1));
+    assert_eq!(refused(r), "NoEvalData", "no held-out batch is left to evaluate on");
+    assert_eq!(refused(world.send("add", miner, add_call(&world, 3), 0)), "NotOwner");
+    world.add_eval(3).unwrap();
+    let (set, ..) = junk_round_drawn(&mut world, 99);
+    assert_eq!(set, 1, "the fresh set is drawn from once the first is used up");
+    reveal_and_close(&mut world);
+}
+
+fn add_call(world: &World, n: u32) -> PogoRounds::addEvalDataCall {
+    PogoRounds::addEvalDataCall { task: world.task, root: eval_set(9, n).1.root(), batches: n }
+}
+
+/// The owner cannot choose the batch: only the drawn one, byte for byte, with its path,
+/// goes in, once, after phase 1 and by the attestation deadline; nobody attests before it.
+#[test]
+fn only_the_drawn_held_out_batch_can_be_revealed() {
+    let fx = Fixture::small();
+    let mut world = World::new(fx, 2, |_| {});
+    world.owner_online = false;
+    let (owner, task) = (world.owner, world.task);
+    world.commit().unwrap();
+    world.reveal_all();
+    let early = world.send(
+        "reveal",
+        owner,
+        PogoRounds::revealEvalDataCall { task, data: eval_batch(0, 0).into(), path: vec![] },
+        0,
+    );
+    assert_eq!(refused(early), "PhaseNotReady", "before phase 1 nothing is drawn");
+    world.mine_to_randomness();
+    assert_eq!(refused(world.attest(world.verifiers[0], true)), "NoEvalData", "nothing to evaluate on yet");
+    let (_, batch, data, path) = world.drawn_eval().unwrap();
+    let other = (batch + 1) % EVAL_BATCHES;
+    let (batches, tree) = world.eval[0].clone();
+    let send = |world: &mut World, data: Vec<u8>, path: Vec<B256>| {
+        world.send("reveal", owner, PogoRounds::revealEvalDataCall { task, data: data.into(), path }, 0)
+    };
+    // Another committed batch with its own valid path: the owner choosing its batch.
+    assert_eq!(refused(send(&mut world, batches[other as usize].clone(), tree.path(other))), "WrongEvalData");
+    let mut tampered = data.clone();
+    tampered[3] ^= 1;
+    assert_eq!(refused(send(&mut world, tampered, path.clone())), "WrongEvalData");
+    assert_eq!(refused(send(&mut world, data.clone(), path[1..].to_vec())), "WrongEvalData");
+    send(&mut world, data.clone(), path.clone()).unwrap();
+    assert_eq!(refused(send(&mut world, data, path)), "EvalAlreadyRevealed");
+    world.attest(world.verifiers[0], true).unwrap();
+    let mut params = world.task_state().params;
+    params.evalRoot = B256::ZERO;
+    let r = world.send("create", owner, PogoRounds::createTaskCall { p: params.clone() }, 0);
+    assert_eq!(refused(r), "BadParams", "a task without held-out data");
+    params.evalRoot = B256::repeat_byte(1);
+    params.evalBatches = 0;
+    let r = world.send("create", owner, PogoRounds::createTaskCall { p: params }, 0);
+    assert_eq!(refused(r), "BadParams", "a set of no batches");
+}
+
+/// An owner who never reveals the batch: nobody can attest, and the round is no fault of
+/// the miner: its proven candidate gets the bond back, the root and the pool stay, and the
+/// undrawn batch stays in the pool. A reveal after the deadline is refused.
+#[test]
+fn an_owner_who_does_not_reveal_makes_the_round_no_fault() {
+    let fx = Fixture::small();
+    let mut world = World::new(fx, 3, |_| {});
+    world.owner_online = false;
+    let miner = world.miner;
+    world.commit_and_prove();
+    for v in world.verifiers.clone() {
+        assert_eq!(refused(world.attest(v, true)), "NoEvalData");
+    }
+    world.close_window();
+    let (_, _, data, path) = world.drawn_eval().unwrap();
+    let (owner, task) = (world.owner, world.task);
+    let late = world.send("reveal", owner, PogoRounds::revealEvalDataCall { task, data: data.into(), path }, 0);
+    assert_eq!(refused(late), "TooLate");
+    world.finalize().unwrap();
+    assert_eq!(world.candidate(0, 0).outcome, outcome::RETURNED);
+    assert_eq!(world.balance_of(miner), U256::from(BOND), "the bond comes back, no reward");
+    assert_eq!(world.task_state().root, fr_to_u256(&fx.chain.root(0, fx.depth)));
+    assert_eq!(world.task_state().pool, U256::from(POOL));
+    let sets = world.rounds.read(&mut world.evm, PogoRounds::getEvalSetsCall { task }).unwrap();
+    assert_eq!(sets[0].left, EVAL_BATCHES, "an unrevealed batch was not used up");
+}

@@ -255,7 +255,7 @@ fn double_attestation_and_strangers_are_refused() {
     world.commit().unwrap();
     world.reveal_all();
     let v0 = world.verifiers[0];
-    assert_eq!(refused(world.attest(v0, true)), "PhaseNotReady", "attesting before the batch is fixed");
+    assert_eq!(refused(world.attest(v0, true)), "NoEvalData", "attesting before the batch is drawn and revealed");
     world.draw();
     world.attest(v0, true).unwrap();
     assert_eq!(refused(world.attest(v0, true)), "AlreadyAttested");

@@ -3,7 +3,9 @@
 texts Debian's `base-files` package installs under /usr/share/common-licenses (GPL, LGPL,
 GFDL, MPL, Apache, Artistic, BSD, CC0; about 260 KB of English prose), concatenated in name
 order, symlinks skipped, and restricted to printable ASCII plus newlines (tabs become
-spaces, anything else is dropped). Nothing is downloaded at run time.
+spaces, anything else is dropped). The last 32 KiB go to node/data/licenses-heldout.txt
+instead: the task owner's held-out evaluation text, which `pogo task create` commits to and
+miners never see. Nothing is downloaded at run time.
 Usage: scripts/data/make-licenses.py [DIR]   (default /usr/share/common-licenses; the
 directory can also be unpacked from `apt-get download base-files`)."""
 import os, sys
@@ -20,8 +22,10 @@ for name in names:
         text = f.read().decode("utf-8", errors="replace").replace("\t", "    ").replace("\r", "")
     parts.append("".join(c for c in text if c == "\n" or " " <= c <= "~"))
 corpus = "\n\n".join(p.strip("\n") for p in parts) + "\n"
-tmp = out + ".tmp"
-with open(tmp, "w", encoding="ascii") as f:
-    f.write(corpus)
-os.replace(tmp, out)
-print(f"wrote {out}: {len(corpus)} bytes from {len(names)} texts ({', '.join(names)})")
+HELD_OUT = 32768
+for path, part in [(out, corpus[:-HELD_OUT]), (out.replace(".txt", "-heldout.txt"), corpus[-HELD_OUT:])]:
+    with open(path + ".tmp", "w", encoding="ascii") as f:
+        f.write(part)
+    os.replace(path + ".tmp", path)
+    print(f"wrote {path}: {len(part)} bytes")
+print(f"from {len(names)} texts ({', '.join(names)})")

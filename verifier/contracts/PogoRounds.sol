@@ -19,10 +19,14 @@ pragma solidity 0.8.19;
 ///   fixed when the round opens and come after every reveal, so no miner can re-roll or
 ///   steer them; anyone may draw, and a draw later than 256 blocks reads the EIP-2935
 ///   history contract (8,191 blocks, and every window is bounded by that at task creation);
+/// * held-out data: the owner commits at task creation (and with `addEvalData`) to sets of
+///   evaluation batches nobody else holds; phase 1 draws one undrawn batch, the owner (or
+///   anyone holding it) reveals it with its Merkle path by attestEnd, and it is never drawn
+///   again. No reveal, no attestations: the round is no-fault for every proven candidate;
 /// * proofs: each revealed candidate proves its own sampled blocks with the task's
 ///   verifier, at its own miner's cost, by proofEnd;
-/// * attestations: one transaction per verifier for the whole round: the old model's loss
-///   on the phase-1 batch and, per candidate, a verdict and the new model's loss. Stake
+/// * attestations: one transaction per verifier for the whole round, after the batch is
+///   revealed: the old model's loss on it and, per candidate, a verdict and the new model's loss. Stake
 ///   weighs only if it joined before the round opened and was not leaving then;
 /// * finalize: a candidate is eligible when proven, the stake that judged it reaches the
 ///   quorum and at least 2/3 of it attests positive; among eligible candidates the one with
@@ -66,8 +70,19 @@ contract PogoRounds {
         uint128 minerBond; // bond posted with each commit
         uint128 minVerifierStake; // stake a verifier needs to attest
         uint128 reward; // paid from the task's pool for each accepted round
-        bytes32 dataset; // commitment to the task's dataset
+        bytes32 dataset; // commitment to the task's public (training) data
         bytes32 spec; // hash of the task description (model, hyper-parameters)
+        bytes32 evalRoot; // Merkle root of the owner's first set of held-out evaluation batches
+        uint32 evalBatches; // batches under evalRoot
+    }
+
+    /// A set of held-out evaluation batches the owner committed to: the keccak Merkle root of
+    /// its batches (leaf `keccak256(0x00 ‖ batch)`, node `keccak256(0x01 ‖ left ‖ right)`,
+    /// missing leaves zero, depth ⌈log2 batches⌉), and how many were never drawn.
+    struct EvalSet {
+        bytes32 root;
+        uint32 batches;
+        uint32 left;
     }
 
     struct Task {
@@ -78,6 +93,8 @@ contract PogoRounds {
         uint256 pool; // ether for rewards
         uint64 rounds; // rounds opened so far; the open one (if any) is rounds - 1
         bool open;
+        uint32 evalCursor; // the set phase 1 draws from: the oldest with batches left
+        uint64 evalLeft; // held-out batches never drawn, in all sets
     }
 
     enum Verdict {
@@ -112,6 +129,8 @@ contract PogoRounds {
         uint128 fee; // the verifiers' fee of the winner's reward
         uint128 feeLeft; // verifiers' fee not yet claimed
         uint128 feeStakeLeft; // positive stake on the winner that has not claimed yet
+        bytes32 evalHash; // leaf hash of the held-out batch revealed for this round
+        uint64 evalBlock; // block it was revealed in (0: not revealed, nothing to attest on)
     }
 
     struct Candidate {
@@ -147,6 +166,11 @@ contract PogoRounds {
     mapping(uint256 => mapping(uint64 => mapping(address => Attestation))) private attestations;
     /// Update roots revealed for a task, in any round, by anyone: never revealed again.
     mapping(uint256 => mapping(uint256 => bool)) public updateRevealed;
+    /// Each task's sets of held-out evaluation batches, oldest first.
+    mapping(uint256 => EvalSet[]) private evalSets;
+    /// The undrawn batches of a set as a lazy Fisher–Yates pool: position → batch + 1 (0: the
+    /// position's own batch). A drawn batch leaves the pool: it is never drawn again.
+    mapping(uint256 => mapping(uint256 => mapping(uint32 => uint32))) private evalPool;
     mapping(uint256 => mapping(address => uint256)) public stakeOf;
     /// Block of a verifier's (latest) join: its stake weighs only in rounds opened later.
     mapping(uint256 => mapping(address => uint64)) public stakeSince;
@@ -181,6 +205,8 @@ contract PogoRounds {
     event CandidateSettled(uint256 indexed task, uint64 indexed round, uint16 candidate, Outcome outcome, int256 gain);
     event Claimed(uint256 indexed task, uint64 indexed round, address indexed verifier, uint256 amount);
     event Withdrawn(address indexed to, uint256 amount);
+    event EvalDataAdded(uint256 indexed task, uint32 set, bytes32 root, uint32 batches);
+    event EvalRevealed(uint256 indexed task, uint64 indexed round, uint32 set, uint32 batch, bytes32 leaf, bytes data);
 
     error Reentrant();
     error UnknownTask(uint256 task);
@@ -218,6 +244,10 @@ contract PogoRounds {
     error NothingToClaim();
     error NothingToWithdraw();
     error TransferFailed();
+    error NotOwner();
+    error NoEvalData();
+    error EvalAlreadyRevealed();
+    error WrongEvalData();
 
     modifier nonReentrant() {
         if (locked) revert Reentrant();
@@ -266,6 +296,77 @@ contract PogoRounds {
         t.pool = msg.value;
         emit TaskCreated(task, msg.sender, p.verifier, t.verifierCodeHash);
         if (msg.value > 0) emit Funded(task, msg.sender, msg.value);
+        pushEvalSet(task, p.evalRoot, p.evalBatches);
+    }
+
+    /// Commits the owner to a fresh set of held-out evaluation batches (see `EvalSet`); phase
+    /// 1 draws from it once the older sets are used up.
+    function addEvalData(uint256 task, bytes32 root, uint32 batches) external nonReentrant exists(task) {
+        if (msg.sender != tasks[task].owner) revert NotOwner();
+        pushEvalSet(task, root, batches);
+    }
+
+    function pushEvalSet(uint256 task, bytes32 root, uint32 batches) private {
+        if (root == bytes32(0) || batches == 0) revert BadParams("no eval data");
+        evalSets[task].push(EvalSet(root, batches, batches));
+        tasks[task].evalLeft += batches;
+        emit EvalDataAdded(task, uint32(evalSets[task].length - 1), root, batches);
+    }
+
+    /// The held-out batch phase 1 draws for the open round, until it is revealed: the set
+    /// (the oldest with batches left), the batch in it, and its position in the set's pool
+    /// (`uint256(keccak256(seed1 ‖ "eval")) % left`).
+    function evalBatchOf(uint256 task) public view returns (uint32 set, uint32 batch, uint32 position) {
+        (uint64 id,) = openRound(task);
+        bytes32 seed1 = seedOf(task, id, 1);
+        if (seed1 == bytes32(0)) revert PhaseNotReady(1);
+        Task storage t = tasks[task];
+        if (t.evalLeft == 0) revert NoEvalData();
+        set = t.evalCursor;
+        position = uint32(uint256(keccak256(abi.encodePacked(seed1, "eval"))) % evalSets[task][set].left);
+        uint32 slot = evalPool[task][set][position];
+        batch = slot == 0 ? position : slot - 1;
+    }
+
+    /// Reveals the held-out batch phase 1 drew for the open round, with its Merkle path in
+    /// the set's tree (leaf first). Anyone holding the batch may reveal it, from the block
+    /// after phase 1's until the attestation deadline; the batch then leaves the pool, and
+    /// its bytes are in the `EvalRevealed` event for every verifier. Without a reveal no
+    /// verifier can attest, so no candidate is judged: the round is no-fault.
+    function revealEvalData(uint256 task, bytes calldata data, bytes32[] calldata path)
+        external
+        nonReentrant
+        exists(task)
+    {
+        (uint64 id, Round storage r) = openRound(task);
+        Task storage t = tasks[task];
+        if (block.number > r.attestEnd) revert TooLate(uint64(block.number), r.attestEnd);
+        if (r.evalBlock != 0) revert EvalAlreadyRevealed();
+        draw(task, id, r, 1);
+        (uint32 set, uint32 batch, uint32 position) = evalBatchOf(task);
+        EvalSet storage s = evalSets[task][set];
+        bytes32 leaf = keccak256(abi.encodePacked(bytes1(0x00), data));
+        bytes32 node = leaf;
+        uint256 depth;
+        while ((uint256(1) << depth) < s.batches) depth++;
+        if (path.length != depth) revert WrongEvalData();
+        for (uint256 i = 0; i < depth; i++) {
+            node = (batch >> i) & 1 == 0
+                ? keccak256(abi.encodePacked(bytes1(0x01), node, path[i]))
+                : keccak256(abi.encodePacked(bytes1(0x01), path[i], node));
+        }
+        if (node != s.root) revert WrongEvalData();
+        // Swap-remove: the batch at the pool's last position takes the drawn one's place.
+        uint32 last = s.left - 1;
+        uint32 tail = evalPool[task][set][last];
+        evalPool[task][set][position] = tail == 0 ? last + 1 : tail;
+        delete evalPool[task][set][last];
+        s.left = last;
+        t.evalLeft -= 1;
+        if (last == 0) t.evalCursor = set + 1;
+        r.evalHash = leaf;
+        r.evalBlock = uint64(block.number);
+        emit EvalRevealed(task, id, set, batch, leaf, data);
     }
 
     /// Adds `msg.value` to a task's reward pool.
@@ -334,6 +435,8 @@ contract PogoRounds {
         uint64 target = t.open ? t.rounds - 1 : t.rounds;
         if (round != target) revert WrongRound(target, round);
         if (!t.open) {
+            // A round nobody could evaluate would only lock bonds.
+            if (t.evalLeft == 0) revert NoEvalData();
             id = t.rounds++;
             t.open = true;
             Round storage fresh = rounds[task][id];
@@ -514,7 +617,7 @@ contract PogoRounds {
         uint64 leaving = leavingSince[task][msg.sender];
         if (leaving != 0 && leaving <= r.openBlock) revert StakeLeaving(leaving);
         if (block.number > r.attestEnd) revert TooLate(uint64(block.number), r.attestEnd);
-        if (draw(task, id, r, 1) == bytes32(0)) revert PhaseNotReady(1);
+        if (r.evalBlock == 0) revert NoEvalData();
         if (attestations[task][id][msg.sender].stake != 0) revert AlreadyAttested(msg.sender);
         uint16 n = r.commits;
         if (verdicts.length != n) revert WrongLength(n, verdicts.length);
@@ -782,6 +885,11 @@ contract PogoRounds {
     /// A verifier's attestation in a round (stake 0 if it did not attest).
     function getAttestation(uint256 task, uint64 round, address verifier) external view returns (Attestation memory) {
         return attestations[task][round][verifier];
+    }
+
+    /// A task's sets of held-out evaluation batches, oldest first.
+    function getEvalSets(uint256 task) external view returns (EvalSet[] memory) {
+        return evalSets[task];
     }
 
     /// Who attested in a round, in order.

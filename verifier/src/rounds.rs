@@ -15,7 +15,7 @@ alloy_sol_types::sol!(
     "contracts/build/PogoRounds.json"
 );
 
-pub use PogoRounds::{Attestation, Candidate, Round, TaskParams};
+pub use PogoRounds::{Attestation, Candidate, EvalSet, Round, TaskParams};
 
 /// The contract's Solidity source.
 pub const SOURCE: &str = include_str!("../contracts/PogoRounds.sol");
@@ -25,6 +25,8 @@ pub const ARTIFACT: &str = include_str!("../contracts/build/PogoRounds.json");
 pub const SOURCE_UNIT: &str = "PogoRounds.sol";
 /// Optimizer runs the artifact was compiled with.
 pub const OPTIMIZER_RUNS: u32 = 200;
+/// Whether it was compiled through the IR pipeline (the contract fits EIP-170 only so).
+pub const VIA_IR: bool = true;
 
 /// `Verdict` as the ABI carries it (`uint8`).
 pub mod verdict {
@@ -122,6 +124,8 @@ fn describe(error: &PogoRounds::PogoRoundsErrors) -> String {
         E::UnknownTask(e) => format!("UnknownTask({})", e.task),
         E::RoundOpen(e) => format!("RoundOpen(task {})", e.task),
         E::NoOpenRound(e) => format!("NoOpenRound(task {})", e.task),
+        E::NoEvalData(_) => "NoEvalData(no held-out batch revealed for this round, or none left to draw)".into(),
+        E::WrongEvalData(_) => "WrongEvalData(not the drawn batch with its Merkle path)".into(),
         other => format!("{other:?}").split(['(', ' ', '{']).next().unwrap_or("unknown").to_string(),
     }
 }

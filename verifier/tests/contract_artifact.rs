@@ -6,7 +6,7 @@ use std::path::Path;
 
 use pogo_verifier::evm::{Evm, Fork, Solc, CODE_SIZE_LIMIT, SOLC_VERSION};
 use pogo_verifier::keys::sha256_hex;
-use pogo_verifier::rounds::{bytecode, RoundsContract, ARTIFACT, OPTIMIZER_RUNS, SOURCE, SOURCE_UNIT};
+use pogo_verifier::rounds::{bytecode, RoundsContract, ARTIFACT, OPTIMIZER_RUNS, SOURCE, SOURCE_UNIT, VIA_IR};
 
 fn root() -> &'static Path {
     Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
@@ -15,11 +15,12 @@ fn root() -> &'static Path {
 #[test]
 fn artifact_matches_a_fresh_compilation() {
     let solc = Solc::from_install_script(&root().join("scripts/solc/install.sh")).unwrap();
-    let compiled = solc.compile(SOURCE_UNIT, SOURCE, "PogoRounds", Some(OPTIMIZER_RUNS)).unwrap();
+    let compiled = solc.compile(SOURCE_UNIT, SOURCE, "PogoRounds", Some(OPTIMIZER_RUNS), VIA_IR).unwrap();
     let fresh = serde_json::json!({
         "contract": "PogoRounds",
         "compiler": format!("solc {SOLC_VERSION}"),
         "optimizer_runs": OPTIMIZER_RUNS,
+        "via_ir": VIA_IR,
         "source_sha256": sha256_hex(SOURCE.as_bytes()),
         "abi": serde_json::from_str::<serde_json::Value>(&compiled.abi).unwrap(),
         "bytecode": format!("0x{}", hex::encode(&compiled.bytecode)),

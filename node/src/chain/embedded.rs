@@ -10,7 +10,7 @@
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
-use alloy::primitives::{Address, U256};
+use alloy::primitives::{Address, Log, U256};
 use pogo_verifier::evm::{ChainState, Evm, EvmError, Fork};
 
 use super::{Chain, ChainError, TxReceipt};
@@ -30,6 +30,16 @@ struct Stored {
     /// Wall-clock time (Unix seconds) of block 1.
     started: f64,
     state: ChainState,
+    /// Every event emitted, with its block (what `eth_getLogs` serves on a node).
+    #[serde(default)]
+    logs: Vec<BlockLog>,
+}
+
+/// An event and the block it was emitted in.
+#[derive(Clone, serde::Serialize, serde::Deserialize)]
+struct BlockLog {
+    block: u64,
+    log: Log,
 }
 
 /// When blocks are due: `block_time` seconds each from `started` (none when manual).
@@ -79,7 +89,7 @@ impl EmbeddedChain {
             let stored = chain.load()?;
             (chain.block_time, chain.started) = (stored.block_time, stored.started);
         } else {
-            chain.with(true, |_, _| Ok(()))?;
+            chain.with(true, |_, _, _| Ok(()))?;
         }
         Ok(chain)
     }
@@ -94,7 +104,7 @@ impl EmbeddedChain {
     /// from the new height instead of pausing until the clock catches up. Returns the new
     /// block number.
     pub fn advance(&mut self, blocks: u64) -> Result<u64, ChainError> {
-        self.with(true, |evm, clock| {
+        self.with(true, |evm, clock, _| {
             evm.mine(blocks);
             clock.started -= blocks as f64 * clock.block_time;
             Ok(evm.block_number())
@@ -115,7 +125,7 @@ impl EmbeddedChain {
     fn with<T>(
         &self,
         write: bool,
-        f: impl FnOnce(&mut Evm, &mut Clock) -> Result<T, ChainError>,
+        f: impl FnOnce(&mut Evm, &mut Clock, &mut Vec<BlockLog>) -> Result<T, ChainError>,
     ) -> Result<T, ChainError> {
         let lock_path = self.path.with_extension("lock");
         let lock =
@@ -123,11 +133,12 @@ impl EmbeddedChain {
         lock.lock().map_err(|e| self.state_error(format!("lock {}: {e}", lock_path.display())))?;
         // The clock's start is read from the file every time: `advance` moves it, and every
         // process sharing the chain must see that.
-        let (mut evm, started) = if self.path.exists() {
+        let (mut evm, started, mut logs) = if self.path.exists() {
             let stored = self.load()?;
-            (Evm::import_state(&stored.state).map_err(|e| self.state_error(e.to_string()))?, stored.started)
+            let evm = Evm::import_state(&stored.state).map_err(|e| self.state_error(e.to_string()))?;
+            (evm, stored.started, stored.logs)
         } else {
-            (Evm::new(Fork::Prague), self.started)
+            (Evm::new(Fork::Prague), self.started, Vec::new())
         };
         let mut clock = Clock { block_time: self.block_time, started };
         // The clock: the blocks that should exist by now.
@@ -137,9 +148,10 @@ impl EmbeddedChain {
             evm.mine(due - evm.block_number());
             write = true;
         }
-        let out = f(&mut evm, &mut clock)?;
+        let out = f(&mut evm, &mut clock, &mut logs)?;
         if write {
-            let stored = Stored { block_time: self.block_time, started: clock.started, state: evm.export_state() };
+            let stored =
+                Stored { block_time: self.block_time, started: clock.started, state: evm.export_state(), logs };
             let json = serde_json::to_vec(&stored).expect("chain state serializes");
             pogo_circuits::files::write_atomic(&self.path, &json).map_err(|e| self.state_error(e.to_string()))?;
         }
@@ -160,7 +172,7 @@ impl Chain for EmbeddedChain {
     }
 
     fn block_number(&mut self) -> Result<u64, ChainError> {
-        self.with(false, |evm, _| Ok(evm.block_number()))
+        self.with(false, |evm, _, _| Ok(evm.block_number()))
     }
 
     fn send(
@@ -170,7 +182,7 @@ impl Chain for EmbeddedChain {
         data: Vec<u8>,
         value: U256,
     ) -> Result<TxReceipt, ChainError> {
-        self.with(true, |evm, _| {
+        self.with(true, |evm, _, logs| {
             let sender = from.address();
             if evm.balance(sender).is_zero() && evm.nonce(sender) == 0 {
                 evm.set_balance(sender, U256::from(DEV_BALANCE));
@@ -184,24 +196,35 @@ impl Chain for EmbeddedChain {
                 }
             };
             evm.mine(1);
+            logs.extend(receipt.logs.iter().map(|log| BlockLog { block, log: log.clone() }));
             Ok(TxReceipt { gas_used: receipt.gas_used, block, created, logs: receipt.logs })
         })
     }
 
     fn call(&mut self, to: Address, data: Vec<u8>) -> Result<Vec<u8>, ChainError> {
-        self.with(false, |evm, _| Ok(evm.view(Address::ZERO, to, data).map_err(refused)?.output))
+        self.with(false, |evm, _, _| Ok(evm.view(Address::ZERO, to, data).map_err(refused)?.output))
     }
 
     fn balance(&mut self, who: Address) -> Result<U256, ChainError> {
-        self.with(false, |evm, _| Ok(evm.balance(who)))
+        self.with(false, |evm, _, _| Ok(evm.balance(who)))
     }
 
     fn code(&mut self, at: Address) -> Result<Vec<u8>, ChainError> {
-        self.with(false, |evm, _| Ok(evm.code(at)))
+        self.with(false, |evm, _, _| Ok(evm.code(at)))
     }
 
     fn is_development(&mut self) -> Result<bool, ChainError> {
         Ok(true)
+    }
+
+    fn logs(&mut self, address: Address, from: u64, to: u64) -> Result<Vec<Log>, ChainError> {
+        self.with(false, |_, _, logs| {
+            Ok(logs
+                .iter()
+                .filter(|l| l.log.address == address && (from..=to).contains(&l.block))
+                .map(|l| l.log.clone())
+                .collect())
+        })
     }
 
     /// A manual chain mines at once; a clocked one only lets time pass.
@@ -209,7 +232,7 @@ impl Chain for EmbeddedChain {
         if self.block_time > 0.0 {
             return Ok(self.block_number()? > block);
         }
-        self.with(true, |evm, _| {
+        self.with(true, |evm, _, _| {
             let now = evm.block_number();
             if now <= block {
                 evm.mine(block + 1 - now);

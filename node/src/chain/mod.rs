@@ -95,6 +95,8 @@ pub trait Chain: Send {
     fn balance(&mut self, who: Address) -> Result<U256, ChainError>;
     /// Code deployed at an address (empty: none).
     fn code(&mut self, at: Address) -> Result<Vec<u8>, ChainError>;
+    /// Events `address` emitted in blocks `from..=to`, oldest first.
+    fn logs(&mut self, address: Address, from: u64, to: u64) -> Result<Vec<Log>, ChainError>;
     /// Produces blocks until `block` is in the past, where the chain lets us (the embedded
     /// chain and development nodes); returns false when only waiting can get there.
     fn produce_blocks_until(&mut self, block: u64) -> Result<bool, ChainError>;

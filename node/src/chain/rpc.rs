@@ -3,9 +3,9 @@
 //! revert data so the round contract's errors can be named.
 
 use alloy::network::{EthereumWallet, TransactionBuilder};
-use alloy::primitives::{Address, U256};
+use alloy::primitives::{Address, Log, U256};
 use alloy::providers::{DynProvider, Provider, ProviderBuilder};
-use alloy::rpc::types::TransactionRequest;
+use alloy::rpc::types::{Filter, TransactionRequest};
 use alloy::transports::{RpcError, TransportErrorKind};
 
 use super::{Chain, ChainError, TxReceipt};
@@ -110,6 +110,13 @@ impl Chain for RpcChain {
             .block_on(async { self.provider.get_code_at(at).await })
             .map(|b| b.to_vec())
             .map_err(|e| self.classify(e))
+    }
+
+    fn logs(&mut self, address: Address, from: u64, to: u64) -> Result<Vec<Log>, ChainError> {
+        let filter = Filter::new().address(address).from_block(from).to_block(to);
+        let logs =
+            self.runtime.block_on(async { self.provider.get_logs(&filter).await }).map_err(|e| self.classify(e))?;
+        Ok(logs.into_iter().map(|l| l.inner).collect())
     }
 
     fn is_development(&mut self) -> Result<bool, ChainError> {

@@ -75,6 +75,8 @@ pub enum Command {
     Task(node::TaskArgs),
     /// Run a miner: train, commit, prove, submit, finalize, round after round.
     Miner(node::MinerArgs),
+    /// Run the task owner: reveal each round's held-out evaluation batch (or --add a set).
+    Owner(node::OwnerArgs),
     /// Run a verifier: stake, fetch and rebuild each update, evaluate the loss, attest.
     Verifier(node::VerifierArgs),
     /// Finalize rounds whose window is over (once, or --watch).
@@ -102,6 +104,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Keys(args) => node::keys(args),
         Command::Task(args) => node::task(args),
         Command::Miner(args) => node::miner(args),
+        Command::Owner(args) => node::owner(args),
         Command::Verifier(args) => node::verifier(args),
         Command::Finalize(args) => node::finalize(args),
         Command::Status(args) => node::status(args),

@@ -1,4 +1,5 @@
-//! The node's commands: `keys`, `task create`, `miner`, `verifier`, `finalize`, `status`.
+//! The node's commands: `keys`, `task create`, `miner`, `owner`, `verifier`, `finalize`,
+//! `status`.
 //! Settings come from flags, then environment variables (`POGO_*`), then a TOML config
 //! file (`--config`), then defaults under the node folder (`--home`, default `.pogo`).
 
@@ -17,9 +18,11 @@ use crate::deploy::{check_keys, check_verifier, create_task, wei, Deployment, Ta
 use crate::keystore::{Keystore, Wallet};
 use crate::roles::finalizer::Finalizer;
 use crate::roles::miner::{Cheat, Miner};
+use crate::roles::owner::Owner;
 use crate::roles::verifier::Verifier;
 use crate::roles::{Node, Step};
 use crate::store::Store;
+use crate::train::data::held_out;
 
 /// Settings every node command shares.
 #[derive(Args, Debug, Clone)]
@@ -225,6 +228,13 @@ enum TaskCommand {
 pub struct TaskCreateArgs {
     /// The task file (model, data, optimizer, steps per round, margin).
     task: PathBuf,
+    /// The owner's held-out evaluation data, in the format of the task's data (digits
+    /// records; text). It is committed to as a Merkle root over batches of eval_batch_size
+    /// records and never published: each round reveals only the batch phase 1 draws. Keep
+    /// the file: `pogo owner` reveals from it [default: the data file's name with
+    /// -heldout before the extension, beside it]
+    #[arg(long, value_name = "FILE")]
+    held_out: Option<PathBuf>,
     /// An already deployed round contract to register in.
     #[arg(long)]
     contract: Option<Address>,
@@ -249,8 +259,15 @@ pub(super) fn task(args: TaskArgs) -> anyhow::Result<()> {
     };
     let rounds = args.contract.map(|a| Rounds::at(chain.as_mut(), a)).transpose()?;
     let terms = TaskTerms { insecure: settings.insecure, ..args.terms };
-    let deployment = create_task(chain.as_mut(), &spec, &wallet, rounds, &args.task, &terms, &settings.params_dir)?;
+    let held_out = match args.held_out {
+        Some(path) => path,
+        None => held_out::default_path(crate::train::TaskConfig::load(&args.task)?.data_path()),
+    };
+    let (deployment, set) =
+        create_task(chain.as_mut(), &spec, &wallet, rounds, &args.task, &held_out, &terms, &settings.params_dir)?;
     deployment.save(&settings.deployment)?;
+    let batches = set.batches;
+    Owner::created(wallet, &settings.home.join("owner"), set)?;
     Report::new()
         .add("chain", chain.describe())
         .add("contract", deployment.contract.to_string())
@@ -258,6 +275,8 @@ pub(super) fn task(args: TaskArgs) -> anyhow::Result<()> {
         .add("verifier", deployment.verifier.to_string())
         .add("depth", deployment.depth)
         .add("samples", deployment.samples)
+        .add("held_out_batches", batches)
+        .add("held_out", held_out.display().to_string())
         .add("deployment", settings.deployment.display().to_string())
         .print(settings.output);
     Ok(())
@@ -275,6 +294,23 @@ pub struct MinerArgs {
     /// Misbehave (to see slashing): mismatch, no-gain.
     #[arg(long, value_enum, default_value_t = Cheat::None)]
     cheat: Cheat,
+    #[command(flatten)]
+    node: NodeArgs,
+}
+
+/// Arguments of `pogo owner`.
+#[derive(Args, Debug)]
+#[command(after_help = "The owner's records are HOME/owner/owner.json (written by `pogo task create`): the held-out \
+files committed to, which must stay as they were. Run it beside the miners and verifiers: without its reveal no \
+verifier can attest, and the round ends without a winner (bonds returned).\n\nExamples:\n  pogo owner\n  \
+pogo owner --add more-heldout.bin")]
+pub struct OwnerArgs {
+    /// Commit to a fresh set of held-out batches from this file, then exit.
+    #[arg(long, value_name = "FILE")]
+    add: Option<PathBuf>,
+    /// Stop after revealing this many batches [default: never]
+    #[arg(long)]
+    rounds: Option<u64>,
     #[command(flatten)]
     node: NodeArgs,
 }
@@ -356,6 +392,30 @@ pub(super) fn miner(args: MinerArgs) -> anyhow::Result<()> {
     drive(&mut node, &settings, |n| miner.step(n), || false)
 }
 
+pub(super) fn owner(args: OwnerArgs) -> anyhow::Result<()> {
+    let settings = args.node.settings()?;
+    let wallet = settings.wallet()?;
+    let mut node = settings.node(&wallet, "owner", false)?;
+    let mut owner = Owner::new(wallet, &settings.home.join("owner"))?;
+    if let Some(file) = args.add {
+        let event = owner.add_set(&mut node, &file)?;
+        println!("{}", event.what);
+        return Ok(());
+    }
+    let limit = args.rounds.unwrap_or(u64::MAX);
+    let revealed = std::cell::Cell::new(owner.state.revealed.len() as u64);
+    drive(
+        &mut node,
+        &settings,
+        |n| {
+            let step = owner.step(n);
+            revealed.set(owner.state.revealed.len() as u64);
+            step
+        },
+        || revealed.get() >= limit,
+    )
+}
+
 pub(super) fn verifier(args: VerifierArgs) -> anyhow::Result<()> {
     let settings = args.node.settings()?;
     let wallet = settings.wallet()?;
@@ -428,7 +488,12 @@ pub(super) fn status(args: FinalizeArgs) -> anyhow::Result<()> {
             }
         }
     }
-    report = report.add("won", won).add("without_winner", without_winner).add("candidates", candidates);
+    let held_out_left: u64 = rounds.eval_sets(chain.as_mut(), deployment.task)?.iter().map(|s| u64::from(s.left)).sum();
+    report = report
+        .add("won", won)
+        .add("without_winner", without_winner)
+        .add("candidates", candidates)
+        .add("held_out_batches_left", held_out_left);
     if task.open {
         let id = task.rounds - 1;
         let r = rounds.round(chain.as_mut(), deployment.task, id)?;
@@ -449,6 +514,7 @@ pub(super) fn status(args: FinalizeArgs) -> anyhow::Result<()> {
             .add("committed", r.commits)
             .add("revealed", r.revealed)
             .add("proven", r.proven)
+            .add("held_out_batch_revealed", r.evalBlock != 0)
             .add("attestations", rounds.attesters(chain.as_mut(), deployment.task, id)?.len())
             .add("attesting_stake_wei", r.attestingStake.to_string())
             .add("commit_deadline", r.commitEnd)

@@ -1,5 +1,6 @@
 //! The node's roles (DESIGN §3): the miner (train, commit, draw randomness, prove, submit,
-//! finalize), the verifier (fetch, rebuild, evaluate, attest, claim) and the finalizer.
+//! finalize), the owner (reveal each round's held-out batch), the verifier (fetch, rebuild,
+//! evaluate, attest, claim) and the finalizer.
 //!
 //! Each role is a state machine advanced one action at a time by `step`, which reads the
 //! chain first and persists its own state (temp file + rename) before and after every
@@ -8,6 +9,7 @@
 
 pub mod finalizer;
 pub mod miner;
+pub mod owner;
 pub mod verifier;
 
 use std::path::Path;
@@ -37,6 +39,8 @@ pub enum Phase {
     Commit,
     /// Drawing phase-1 / phase-2 randomness.
     Randomness,
+    /// The owner committing to or revealing held-out evaluation data.
+    HeldOut,
     /// Building the witness and the halo2 proof.
     Prove,
     /// The submitProof transaction (on-chain verification).

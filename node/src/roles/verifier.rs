@@ -1,5 +1,5 @@
 //! The verifier: stakes once, then for each open round, once the reveals are in and the
-//! phase-1 batch is fixed, fetches every candidate's update blob, rebuilds each new model
+//! owner has revealed the held-out batch phase 1 drew, fetches every candidate's update blob, rebuilds each new model
 //! from the old one, checks the roots, evaluates the old and every new model on the same
 //! batch and attests once for all; claims its fee share and slashed bonds and withdraws.
 
@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{crash_point, load_state, loss_units, save_state, since, Event, Node, Phase, Step};
 use crate::keystore::Wallet;
+use crate::train::data::held_out;
 
 /// The verdict on a rebuilt round from the losses of the old and new model on the phase-1
 /// batch: positive only when both are finite and the new one is lower by at least `margin`
@@ -104,7 +105,8 @@ impl Verifier {
         if node.rounds.attestation(node.chain.as_mut(), node.task, round, me)?.stake != 0 || now > r.attestEnd {
             return Ok(Step::Wait { until: None, why: format!("nothing to attest in round {round}") });
         }
-        // The batch is fixed by the hash of block revealEnd + 1, after every reveal.
+        // The batch is drawn by the hash of block revealEnd + 1, after every reveal, from the
+        // owner's held-out data; the owner then reveals it.
         if now <= r.revealEnd + 1 {
             return Ok(Step::Wait {
                 until: Some(r.revealEnd + 1),
@@ -114,8 +116,25 @@ impl Verifier {
         if r.revealed == 0 {
             return Ok(Step::Wait { until: None, why: format!("round {round}: nothing was revealed") });
         }
-        let Some(seed1) = node.rounds.seed(node.chain.as_mut(), node.task, round, 1)? else {
-            return Ok(Step::Wait { until: None, why: "phase-1 randomness out of reach".into() });
+        let Some(batch) = node.rounds.revealed_eval_batch(node.chain.as_mut(), node.task, round, &r)? else {
+            return Ok(Step::Wait {
+                until: None,
+                why: format!(
+                    "round {round}: waiting for the owner to reveal the held-out batch (by block {})",
+                    r.attestEnd
+                ),
+            });
+        };
+        // A batch the owner committed to but that is not data of the task's kind cannot be
+        // evaluated: no verdict either way (the round is then no-fault for the miners).
+        let examples = match held_out::examples(&node.trainer.task.data, &batch) {
+            Ok(examples) => examples,
+            Err(e) => {
+                return Ok(Step::Wait {
+                    until: None,
+                    why: format!("round {round}: the revealed batch is unusable: {e}"),
+                })
+            }
         };
         let candidates = node.rounds.candidates(node.chain.as_mut(), node.task, &r, round)?;
         let judged: Vec<usize> =
@@ -140,7 +159,7 @@ impl Verifier {
         // Rebuild each candidate (fetch, check the update root, apply, check the new root)
         // and evaluate it on the same phase-1 batch as the old model.
         let old = node.model_at(r.oldRoot)?;
-        let loss_old = node.trainer.eval_batch(&old, seed1)?;
+        let loss_old = node.trainer.eval_examples(&old, &examples)?;
         let mut verdicts = vec![verdict::NONE; candidates.len()];
         let mut losses = vec![0u64; candidates.len()];
         let mut notes = Vec::new();
@@ -150,7 +169,8 @@ impl Verifier {
             let c = &candidates[i];
             let (v, ln, why) = match node.rebuild(&old, c.blobHash, c.updateRoot, c.newRoot) {
                 Ok(new) => {
-                    let (v, _, ln, why) = judge(loss_old, node.trainer.eval_batch(&new, seed1)?, node.params.margin);
+                    let (v, _, ln, why) =
+                        judge(loss_old, node.trainer.eval_examples(&new, &examples)?, node.params.margin);
                     (v, ln, why)
                 }
                 Err(e) => (verdict::NEGATIVE, old_units, format!("{e:#}")),
@@ -182,9 +202,10 @@ impl Verifier {
         self.state.attested.push(Attested { round, verdicts, loss_old: old_units, loss_new: losses });
         save_state(&self.path, &self.state)?;
         let what = format!(
-            "attested on {} candidate(s), old loss {:.6} on the phase-1 batch: {}",
+            "attested on {} candidate(s), old loss {:.6} on the {} held-out examples: {}",
             judged.len(),
             old_units as f64 / 1e9,
+            examples.len(),
             notes.join("; ")
         );
         Ok(self.acted(round, Phase::Evaluate, what, start, receipt.gas_used))

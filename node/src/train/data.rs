@@ -177,6 +177,121 @@ fn split(len: usize, validation: usize, seed: u64) -> Result<(Vec<usize>, Vec<us
     Ok((order, train))
 }
 
+/// Held-out evaluation data: what a task owner keeps back and commits to (a Merkle root
+/// over batches, `pogo_verifier::heldout`), revealing one batch per round when phase 1
+/// draws it. A batch is `eval_batch_size` fixed-size records: for digits, the 65-byte
+/// records of `digits.bin`; for text, windows of `context + 1` bytes (the model reads the
+/// first `context` and predicts each next byte).
+pub mod held_out {
+    use std::path::{Path, PathBuf};
+
+    use super::{DataError, Examples, DIGIT_RECORD};
+    use crate::train::task::DataSpec;
+
+    /// Bytes per record of a batch of this kind of data.
+    pub fn record_size(spec: &DataSpec) -> usize {
+        match spec {
+            DataSpec::Digits { .. } => DIGIT_RECORD,
+            DataSpec::Text { context, .. } => context + 1,
+        }
+    }
+
+    /// Where a task's held-out file is by default: beside its data file, `-heldout` before
+    /// the extension (`digits.bin` → `digits-heldout.bin`).
+    pub fn default_path(data: &Path) -> PathBuf {
+        let stem = data.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+        let name = match data.extension() {
+            Some(ext) => format!("{stem}-heldout.{}", ext.to_string_lossy()),
+            None => format!("{stem}-heldout"),
+        };
+        data.with_file_name(name)
+    }
+
+    fn check_records(spec: &DataSpec, bytes: &[u8], err: &dyn Fn(String) -> DataError) -> Result<(), DataError> {
+        let size = record_size(spec);
+        if bytes.is_empty() || !bytes.len().is_multiple_of(size) {
+            return Err(err(format!("{} bytes is not a whole number of {size}-byte records", bytes.len())));
+        }
+        for (i, r) in bytes.chunks_exact(size).enumerate() {
+            let bad = match spec {
+                DataSpec::Digits { .. } => r[..64].iter().any(|&p| p > 16) || r[64] > 9,
+                DataSpec::Text { .. } => r.iter().any(|&b| b != b'\n' && !(b' '..=b'~').contains(&b)),
+            };
+            if bad {
+                let rule = match spec {
+                    DataSpec::Digits { .. } => "pixels must be 0..=16 and the label 0..=9",
+                    DataSpec::Text { .. } => "text must be printable ASCII and newlines",
+                };
+                return Err(err(format!("record {i}: {rule}")));
+            }
+        }
+        Ok(())
+    }
+
+    /// The owner's held-out file cut into batches of `batch_size` records (a partial last
+    /// batch is left out). Digits: records of `digits.bin`'s format; text: a corpus of the
+    /// task's format, cut into non-overlapping windows of `context + 1` bytes.
+    pub fn batches(spec: &DataSpec, path: &Path, batch_size: usize) -> Result<Vec<Vec<u8>>, DataError> {
+        let err = |why: String| DataError { path: path.display().to_string(), why };
+        let mut bytes = std::fs::read(path).map_err(|e| {
+            err(format!("{e} (the held-out evaluation data: pass --held-out FILE, in the format of the task's data)"))
+        })?;
+        let size = record_size(spec);
+        if matches!(spec, DataSpec::Text { .. }) {
+            bytes.truncate(bytes.len() / size * size);
+        }
+        check_records(spec, &bytes, &err)?;
+        let per_batch = size * batch_size.max(1);
+        let batches: Vec<Vec<u8>> = bytes.chunks_exact(per_batch).map(<[u8]>::to_vec).collect();
+        if batches.is_empty() {
+            return Err(err(format!(
+                "{} records make no whole batch of eval_batch_size = {batch_size}",
+                bytes.len() / size
+            )));
+        }
+        Ok(batches)
+    }
+
+    /// A revealed batch as examples (checked: whole records of valid values).
+    pub fn examples(spec: &DataSpec, batch: &[u8]) -> Result<Examples, DataError> {
+        let err = |why: String| DataError { path: "the revealed held-out batch".into(), why };
+        check_records(spec, batch, &err)?;
+        Ok(match spec {
+            DataSpec::Digits { .. } => Examples::Labelled {
+                features: batch
+                    .chunks_exact(DIGIT_RECORD)
+                    .flat_map(|r| r[..64].iter().map(|&p| f32::from(p) / 16.0))
+                    .collect(),
+                labels: batch.chunks_exact(DIGIT_RECORD).map(|r| u32::from(r[64])).collect(),
+                dim: 64,
+            },
+            DataSpec::Text { context, .. } => Examples::Text {
+                tokens: batch.iter().map(|&b| u32::from(b)).collect(),
+                starts: (0..batch.len() / (context + 1)).map(|i| i * (context + 1)).collect(),
+                context: *context,
+            },
+        })
+    }
+
+    /// How many held-out records also appear in the public data file (digits: identical
+    /// records; text: windows found in the corpus). Held-out data a miner can read is no
+    /// test of learning.
+    pub fn overlap(spec: &DataSpec, public: &[u8], batches: &[Vec<u8>]) -> usize {
+        let size = record_size(spec);
+        let records = batches.iter().flat_map(|b| b.chunks_exact(size));
+        match spec {
+            DataSpec::Digits { .. } => {
+                let known: std::collections::HashSet<&[u8]> = public.chunks_exact(DIGIT_RECORD).collect();
+                records.filter(|r| known.contains(r)).count()
+            }
+            DataSpec::Text { .. } => {
+                let known: std::collections::HashSet<&[u8]> = public.windows(size).collect();
+                records.filter(|r| known.contains(r)).count()
+            }
+        }
+    }
+}
+
 /// `size` indices below `len` drawn (with replacement) from a seed and a stream number:
 /// training batches use (round, step), evaluation batches the phase-1 seed.
 pub fn batch_indices(len: usize, size: usize, seed: [u8; 32], stream: u64) -> Vec<usize> {

@@ -96,16 +96,25 @@ impl Trainer {
         Ok(RoundOutput { update: q.update, new_model: q.new_model, report: q.report, train_loss })
     }
 
-    /// Loss of `model` on the validation batch picked by `seed` (phase-1 randomness): what a
-    /// verifier evaluates for old and new model. Deterministic on CPU.
-    pub fn eval_batch(&self, model: &Model, seed: [u8; 32]) -> Result<f32, TrainError> {
+    /// Loss of `model` on `examples` (a revealed held-out batch): what a verifier evaluates
+    /// for the old and every new model. Deterministic on CPU.
+    pub fn eval_examples(&self, model: &Model, examples: &Examples) -> Result<f32, TrainError> {
+        self.net.load(model)?;
+        let all: Vec<usize> = (0..examples.len()).collect();
+        Ok(self.loss_on(examples, &all)?.to_scalar::<f32>()?)
+    }
+
+    /// Loss of `model` on an evaluation-sized batch of the public validation split picked
+    /// by `seed` (for measuring evaluation noise before any held-out batch is revealed).
+    fn validation_batch_loss(&self, model: &Model, seed: [u8; 32]) -> Result<f32, TrainError> {
         self.net.load(model)?;
         let indices = batch_indices(self.data.validation.len(), self.task.eval_batch_size, seed, 0);
         Ok(self.loss_on(&self.data.validation, &indices)?.to_scalar::<f32>()?)
     }
 
     /// The spread of a verifier's measurement: mean and (population) standard deviation of
-    /// `model`'s loss over `count` phase-1 batches, drawn from the fixed seeds
+    /// `model`'s loss over `count` evaluation-sized batches of the validation split (the same
+    /// distribution as the held-out data), drawn from the fixed seeds
     /// `keccak256("pogo/evaluation-noise" || k)` for k = 0..count, so anyone recomputes the
     /// same figures.
     pub fn eval_noise(&self, model: &Model, count: usize) -> Result<(f64, f64), TrainError> {
@@ -113,7 +122,7 @@ impl Trainer {
         for k in 0..count as u64 {
             let mut preimage = b"pogo/evaluation-noise".to_vec();
             preimage.extend_from_slice(&k.to_be_bytes());
-            losses.push(f64::from(self.eval_batch(model, alloy::primitives::keccak256(preimage).0)?));
+            losses.push(f64::from(self.validation_batch_loss(model, alloy::primitives::keccak256(preimage).0)?));
         }
         let n = losses.len().max(1) as f64;
         let mean = losses.iter().sum::<f64>() / n;

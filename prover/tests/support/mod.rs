@@ -17,6 +17,7 @@ use pogo_prover::prove::{keygen, prove, Keys};
 use pogo_prover::setup::{dev_setup, Setup};
 use pogo_prover::witness::{assemble, round_trees};
 use pogo_verifier::evm::{export_verifier, fr_to_u256, load_verifier, Address, Evm, Fork, Receipt, Solc, B256, U256};
+use pogo_verifier::heldout::EvalTree;
 use pogo_verifier::keys::{config_dir, SetupOrigin};
 use pogo_verifier::rounds::{commitment, verdict, PogoRounds, RoundsContract, RoundsError, TaskParams};
 
@@ -35,6 +36,23 @@ pub const FEE_BPS: u16 = 1000;
 pub const LOSS_OLD: u64 = 2_000_000_000;
 pub const MARGIN: u64 = 1_000_000;
 pub const VERIFIER_GAS: u64 = 2_000_000;
+/// Held-out batches the test owner commits to at task creation.
+pub const EVAL_BATCHES: u32 = 8;
+
+/// Examples per held-out batch: the digits task's eval_batch_size.
+pub const EVAL_EXAMPLES: u32 = 128;
+
+/// Held-out batch `i` of set `set`: [`EVAL_EXAMPLES`] examples of 65 bytes, as a digits batch.
+pub fn eval_batch(set: u32, i: u32) -> Vec<u8> {
+    (0..EVAL_EXAMPLES * 65).map(|j| (set.wrapping_mul(131) ^ i.wrapping_mul(31) ^ j.wrapping_mul(7)) as u8).collect()
+}
+
+/// A set of `n` held-out batches and its tree.
+pub fn eval_set(set: u32, n: u32) -> (Vec<Vec<u8>>, EvalTree) {
+    let batches: Vec<Vec<u8>> = (0..n).map(|i| eval_batch(set, i)).collect();
+    let tree = EvalTree::new(&batches).unwrap();
+    (batches, tree)
+}
 
 /// The compiler, installed by the repository's script if needed.
 pub fn solc() -> Solc {
@@ -211,6 +229,12 @@ pub struct World {
     pub entries: Vec<Entry>,
     /// Gas of each transaction sent through [`World::send`], by label.
     pub gas: Vec<(String, u64)>,
+    /// The owner's held-out sets (batches and tree), in the contract's order.
+    pub eval: Vec<(Vec<Vec<u8>>, EvalTree)>,
+    /// Whether the owner reveals the drawn batch when a verifier first needs it.
+    pub owner_online: bool,
+    /// Every event emitted by a transaction sent through [`World::send`].
+    pub logs: Vec<pogo_verifier::evm::Log>,
 }
 
 /// The contract error's name of a call that must be refused (panics if it went through).
@@ -272,7 +296,11 @@ impl World {
             reward: REWARD,
             dataset: B256::repeat_byte(0xda),
             spec: B256::repeat_byte(0x5c),
+            evalRoot: B256::ZERO,
+            evalBatches: EVAL_BATCHES,
         };
+        let first = eval_set(0, EVAL_BATCHES);
+        params.evalRoot = first.1.root();
         tweak(&mut params);
         let mut world = World {
             fx,
@@ -289,6 +317,9 @@ impl World {
                 ("deploy verifier".into(), deploy_verifier.gas_used),
                 ("deploy rounds".into(), deploy_rounds.gas_used),
             ],
+            eval: vec![first],
+            owner_online: true,
+            logs: Vec::new(),
         };
         let task = world.send("createTask", owner, PogoRounds::createTaskCall { p: params }, POOL).unwrap();
         world.task = task;
@@ -310,6 +341,7 @@ impl World {
     ) -> Result<C::Return, RoundsError> {
         let (ret, receipt): (C::Return, Receipt) = self.rounds.send(&mut self.evm, from, call, U256::from(value))?;
         self.gas.push((label.to_string(), receipt.gas_used));
+        self.logs.extend(receipt.logs);
         Ok(ret)
     }
 
@@ -451,10 +483,43 @@ impl World {
         self.send("submitProof", e.miner, call, 0).map(|_| ())
     }
 
+    /// The batch phase 1 drew for the open round, with its path: (set, batch, data, path).
+    pub fn drawn_eval(&mut self) -> Result<(u32, u32, Vec<u8>, Vec<B256>), RoundsError> {
+        let drawn = self.rounds.read(&mut self.evm, PogoRounds::evalBatchOfCall { task: self.task })?;
+        let (batches, tree) = &self.eval[drawn.set as usize];
+        Ok((drawn.set, drawn.batch, batches[drawn.batch as usize].clone(), tree.path(drawn.batch)))
+    }
+
+    /// The owner reveals the drawn batch of the open round (drawing phase 1 if needed).
+    pub fn reveal_eval(&mut self) -> Result<(), RoundsError> {
+        self.mine_to_randomness();
+        let (_, _, data, path) = self.drawn_eval()?;
+        let owner = self.owner;
+        let call = PogoRounds::revealEvalDataCall { task: self.task, data: data.into(), path };
+        self.send("revealEvalData", owner, call, 0).map(|_| ())
+    }
+
+    /// The owner commits to a fresh set of `n` held-out batches.
+    pub fn add_eval(&mut self, n: u32) -> Result<(), RoundsError> {
+        let set = eval_set(self.eval.len() as u32, n);
+        let (owner, root) = (self.owner, set.1.root());
+        self.send("addEvalData", owner, PogoRounds::addEvalDataCall { task: self.task, root, batches: n }, 0)?;
+        self.eval.push(set);
+        Ok(())
+    }
+
     /// `verifier` attests: `None` for unrevealed candidates, else the verdict and new loss
-    /// `judge(k)` gives entry `k`.
+    /// `judge(k)` gives entry `k`. An online owner first reveals the evaluation batch if
+    /// nobody has.
     pub fn attest_with(&mut self, verifier: Address, judge: impl Fn(usize) -> (u8, u64)) -> Result<(), RoundsError> {
         let state = self.task_state();
+        if self.owner_online
+            && state.open
+            && self.round().evalBlock == 0
+            && self.evm.block_number() > self.round().revealEnd + 1
+        {
+            self.reveal_eval()?;
+        }
         let round = state.roundCount.saturating_sub(1);
         let commits = if state.roundCount == 0 { 0 } else { self.round_at(round).commits };
         let mut verdicts = Vec::new();

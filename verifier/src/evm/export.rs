@@ -111,7 +111,7 @@ pub fn build_verifier(
     solc: &Solc,
 ) -> Result<(String, Vec<u8>), ExportError> {
     let source = verifier_source(setup, vk, 4 + samples)?;
-    let compiled = solc.compile(VERIFIER_SOL, &source, VERIFIER_CONTRACT, None)?;
+    let compiled = solc.compile(VERIFIER_SOL, &source, VERIFIER_CONTRACT, None, false)?;
     Ok((source, compiled.bytecode))
 }
 

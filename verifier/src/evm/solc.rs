@@ -125,19 +125,22 @@ impl Solc {
     /// Compiles one source unit through `--standard-json` and returns `contract`.
     ///
     /// `optimize_runs`: `None` compiles without the optimizer (DESIGN §4 for generated
-    /// verifiers), `Some(n)` with it.
+    /// verifiers), `Some(n)` with it; `via_ir` compiles through the Yul IR pipeline (smaller
+    /// code for the round contract, which must fit EIP-170).
     pub fn compile(
         &self,
         unit: &str,
         source: &str,
         contract: &str,
         optimize_runs: Option<u32>,
+        via_ir: bool,
     ) -> Result<Compiled, SolcError> {
         let input = serde_json::json!({
             "language": "Solidity",
             "sources": { unit: { "content": source } },
             "settings": {
                 "optimizer": { "enabled": optimize_runs.is_some(), "runs": optimize_runs.unwrap_or(200) },
+                "viaIR": via_ir,
                 "outputSelection": { "*": { "*": ["abi", "evm.bytecode.object"] } }
             }
         });
