@@ -84,7 +84,11 @@ if pogo apply "$work/base.safetensors" "$work/corrupt.pogo" -o "$work/bad.safete
 fi
 [ ! -e "$work/bad.safetensors" ] && echo "refused; no output file"
 
-step "The node: miner, three verifiers and a finalizer on the embedded chain; two cheating miners slashed"
+step "The node: an owner, competing miners, three verifiers and a finalizer on the embedded chain; three cheating miners slashed"
+# The digits MLP has 4,810 weights, 43 blocks of 112: its tree needs depth D = 6 (2^6 >= 43),
+# not the D = 3 of the 6-block model above, so the node demo makes (or reuses) keys for
+# UpdateCircuit{D = 6, S = 2}: once, about a minute on 2 cores.
+echo "(first run: making the D = 6 keys the digits model needs takes about a minute)"
 POGO_SOLC="$solc" pogo demo --rounds 2 --dir "$work/node-demo" --params-dir "$work/params"
 
 step "Done: files in $work"

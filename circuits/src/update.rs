@@ -6,13 +6,18 @@
 //! | bytes  | field |
 //! |--------|-------|
 //! | 0..8   | magic `POGOUPD\0` |
-//! | 8..10  | version (1) |
-//! | 10..16 | reserved, zero |
+//! | 8..10  | version (2; version 1 blobs are still read) |
+//! | 10..14 | version 2: tree depth `D` of the base root; version 1: reserved, zero |
+//! | 14..16 | reserved, zero |
 //! | 16..24 | weight count `N` |
 //! | 24..32 | block count `nb = ceil(N / 112)` |
-//! | 32..64 | SHA-256 of bytes 0..32 followed by the uncompressed body |
+//! | 32..64 | SHA-256 of bytes 0..32, then (version 2) bytes 72..104, then the uncompressed body |
 //! | 64..72 | length of the compressed body |
-//! | 72..   | zstd frame of the body: `nb` scales (u32), then `nb × 56` bytes of nibbles, two per byte, low nibble first |
+//! | 72..104 | version 2 only: the root (at depth `D`, field element, little-endian) of the model the update was made against |
+//! | 72.. / 104.. | zstd frame of the body: `nb` scales (u32), then `nb × 56` bytes of nibbles, two per byte, low nibble first |
+//!
+//! An update that knows its base (`Update::with_base`) is written as version 2, so a tool
+//! can refuse to apply it to another model; one that does not is written as version 1.
 
 use std::io::Read;
 use std::path::Path;
@@ -20,17 +25,20 @@ use std::path::Path;
 use sha2::{Digest, Sha256};
 
 use crate::encoding::{block_count, Nibble, UpdateBlock, BLOCK_WEIGHTS, NIBBLE_BYTES_PER_BLOCK};
-use crate::field::Fr;
+use crate::field::{Fr, PrimeField};
 use crate::files::write_atomic;
 use crate::merkle::{MerkleError, MerkleTree};
 use crate::model::{Model, ModelError};
 
 /// The blob's first eight bytes.
 pub const BLOB_MAGIC: [u8; 8] = *b"POGOUPD\0";
-/// The blob format version written and read.
-pub const BLOB_VERSION: u16 = 1;
-/// Header length in bytes.
+/// The blob format version written for updates that record their base model (version 1,
+/// without one, is written and read too).
+pub const BLOB_VERSION: u16 = 2;
+/// Header length in bytes of a version 1 blob (version 2 adds the 32-byte base root).
 pub const BLOB_HEADER_LEN: usize = 72;
+/// Bytes of the base root a version 2 header adds.
+const BASE_LEN: usize = 32;
 /// The largest weight count a blob may declare (2^40, a trillion weights).
 pub const MAX_WEIGHTS: u64 = 1 << 40;
 /// zstd level used for blobs.
@@ -86,9 +94,28 @@ pub enum UpdateError {
         /// Signed nibble.
         q: i32,
     },
+    /// The update was made against another model.
+    #[error("the update was made against the model with root {expected} (depth {depth}), not this one (root {got})")]
+    WrongBase {
+        /// The base root the blob records.
+        expected: String,
+        /// The given model's root at that depth.
+        got: String,
+        /// The depth of both.
+        depth: u32,
+    },
     /// Rebuilding the model failed.
     #[error(transparent)]
     Model(#[from] ModelError),
+}
+
+/// The model an update was made against, as its blob (version 2) records it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BaseModel {
+    /// Its Merkle root at `depth`.
+    pub root: Fr,
+    /// The tree depth of `root`.
+    pub depth: u32,
 }
 
 /// A blob could not be decoded.
@@ -101,8 +128,14 @@ pub enum BlobError {
     #[error("not a pogo update blob (magic bytes {0:02x?})")]
     Magic([u8; 8]),
     /// A version this build does not read.
-    #[error("update blob version {0} is not supported (this pogo reads version {BLOB_VERSION})")]
+    #[error("update blob version {0} is not supported (this pogo reads versions 1 and {BLOB_VERSION})")]
     Version(u16),
+    /// A version 2 header's base root is not a field element, or its depth is out of range.
+    #[error("the header's base model (depth {depth}) is not a valid root")]
+    Base {
+        /// The declared depth.
+        depth: u32,
+    },
     /// Reserved header bytes are set.
     #[error("reserved header bytes are not zero")]
     Reserved,
@@ -156,6 +189,7 @@ pub enum BlobError {
 pub struct Update {
     weights: u64,
     blocks: Vec<UpdateBlock>,
+    base: Option<BaseModel>,
 }
 
 impl Update {
@@ -176,7 +210,30 @@ impl Update {
                 return Err(UpdateError::Padding { block: expected - 1, position, weights });
             }
         }
-        Ok(Self { weights, blocks })
+        Ok(Self { weights, blocks, base: None })
+    }
+
+    /// The same update, recording the model it was made against (written as blob version 2).
+    pub fn with_base(self, root: Fr, depth: u32) -> Self {
+        Self { base: Some(BaseModel { root, depth }), ..self }
+    }
+
+    /// The model it was made against, when known.
+    pub fn base(&self) -> Option<BaseModel> {
+        self.base
+    }
+
+    /// Checks that a model whose root at the recorded depth is `root` is the recorded base
+    /// (always passes for an update that records none).
+    pub fn check_base(&self, root: &Fr) -> Result<(), UpdateError> {
+        match self.base {
+            Some(base) if base.root != *root => Err(UpdateError::WrongBase {
+                expected: crate::field::fr_to_hex(&base.root),
+                got: crate::field::fr_to_hex(root),
+                depth: base.depth,
+            }),
+            _ => Ok(()),
+        }
     }
 
     /// `N`.
@@ -249,14 +306,21 @@ impl Update {
         let body = self.body();
         let mut header = [0u8; BLOB_HEADER_LEN];
         header[..8].copy_from_slice(&BLOB_MAGIC);
-        header[8..10].copy_from_slice(&BLOB_VERSION.to_le_bytes());
+        let base = self.base.map(|b| {
+            header[10..14].copy_from_slice(&b.depth.to_le_bytes());
+            b.root.to_repr()
+        });
+        let version: u16 = if base.is_some() { BLOB_VERSION } else { 1 };
+        header[8..10].copy_from_slice(&version.to_le_bytes());
         header[16..24].copy_from_slice(&self.weights.to_le_bytes());
         header[24..32].copy_from_slice(&self.block_count().to_le_bytes());
-        let sum = checksum(&header[..32], &body);
+        let base_bytes: &[u8] = base.as_ref().map_or(&[], |r| r.as_ref());
+        let sum = checksum(&header[..32], base_bytes, &body);
         header[32..64].copy_from_slice(&sum);
         let compressed = zstd::bulk::compress(&body, ZSTD_LEVEL).expect("zstd compresses in memory");
         header[64..72].copy_from_slice(&(compressed.len() as u64).to_le_bytes());
         let mut blob = header.to_vec();
+        blob.extend_from_slice(base_bytes);
         blob.extend_from_slice(&compressed);
         blob
     }
@@ -270,12 +334,26 @@ impl Update {
             return Err(BlobError::Magic(magic));
         }
         let version = u16::from_le_bytes([header[8], header[9]]);
-        if version != BLOB_VERSION {
+        if version != 1 && version != BLOB_VERSION {
             return Err(BlobError::Version(version));
         }
-        if header[10..16].iter().any(|&b| b != 0) {
+        let reserved = if version == 1 { &header[10..16] } else { &header[14..16] };
+        if reserved.iter().any(|&b| b != 0) {
             return Err(BlobError::Reserved);
         }
+        let (base, base_bytes) = if version == 1 {
+            (None, &[][..])
+        } else {
+            let bytes = blob.get(BLOB_HEADER_LEN..BLOB_HEADER_LEN + BASE_LEN).ok_or(BlobError::TooShort(blob.len()))?;
+            let depth = u32::from_le_bytes(header[10..14].try_into().expect("4 bytes"));
+            let repr: [u8; 32] = bytes.try_into().expect("32 bytes");
+            let root: Option<Fr> = Fr::from_repr(repr).into();
+            match root {
+                Some(root) if depth <= crate::merkle::MAX_DEPTH => (Some(BaseModel { root, depth }), bytes),
+                _ => return Err(BlobError::Base { depth }),
+            }
+        };
+        let body_start = BLOB_HEADER_LEN + base_bytes.len();
         let weights = word(16..24);
         if weights == 0 || weights > MAX_WEIGHTS {
             return Err(UpdateError::WeightCount(weights).into());
@@ -285,19 +363,19 @@ impl Update {
             return Err(BlobError::BlockCount { declared, weights, expected });
         }
         let body_len = word(64..72);
-        let actual = (blob.len() - BLOB_HEADER_LEN) as u64;
+        let actual = (blob.len() - body_start) as u64;
         if body_len != actual {
             return Err(BlobError::Length { declared: body_len, actual });
         }
         // Stream the body so memory grows only with bytes that really decompress.
         let expected_body = expected * (4 + NIBBLE_BYTES_PER_BLOCK as u64);
-        let mut decoder = zstd::stream::read::Decoder::new(&blob[BLOB_HEADER_LEN..]).map_err(BlobError::Decompress)?;
+        let mut decoder = zstd::stream::read::Decoder::new(&blob[body_start..]).map_err(BlobError::Decompress)?;
         let mut body = Vec::new();
         (&mut decoder).take(expected_body + 1).read_to_end(&mut body).map_err(BlobError::Decompress)?;
         if body.len() as u64 != expected_body {
             return Err(BlobError::BodySize { expected: expected_body, got: body.len() as u64 });
         }
-        if checksum(&header[..32], &body)[..] != header[32..64] {
+        if checksum(&header[..32], base_bytes, &body)[..] != header[32..64] {
             return Err(BlobError::Checksum);
         }
         let (scales, nibbles) = body.split_at(expected as usize * 4);
@@ -313,7 +391,8 @@ impl Update {
                 UpdateBlock { scale, nibbles }
             })
             .collect();
-        Ok(Self::new(weights, blocks)?)
+        let update = Self::new(weights, blocks)?;
+        Ok(Self { base, ..update })
     }
 
     /// Reads a blob file.
@@ -328,9 +407,10 @@ impl Update {
     }
 }
 
-fn checksum(header: &[u8], body: &[u8]) -> [u8; 32] {
+fn checksum(header: &[u8], base: &[u8], body: &[u8]) -> [u8; 32] {
     let mut hasher = Sha256::new();
     hasher.update(header);
+    hasher.update(base);
     hasher.update(body);
     hasher.finalize().into()
 }

@@ -3,7 +3,7 @@
 
 use pogo_circuits::encoding::{FixedPoint, Nibble, UpdateBlock, BIAS, BLOCK_WEIGHTS};
 use pogo_circuits::model::{FloatDtype, Model, ModelError, FIXED_POINT_KEY};
-use pogo_circuits::update::{BlobError, Update, UpdateError, BLOB_HEADER_LEN};
+use pogo_circuits::update::{BlobError, Update, UpdateError, BLOB_HEADER_LEN, BLOB_VERSION};
 use proptest::prelude::*;
 use safetensors::tensor::{Dtype, TensorView};
 use std::collections::HashMap;
@@ -171,7 +171,7 @@ fn blob_header_corruptions_are_each_rejected() {
     };
     assert!(matches!(Update::from_blob(&blob[..10]), Err(BlobError::TooShort(10))));
     assert!(matches!(tamper(0, b'X'), BlobError::Magic(_)));
-    assert!(matches!(tamper(8, 2), BlobError::Version(2)));
+    assert!(matches!(tamper(8, 3), BlobError::Version(3)));
     assert!(matches!(tamper(12, 1), BlobError::Reserved));
     assert!(matches!(tamper(24, 9), BlobError::BlockCount { declared: 9, weights: 300, expected: 3 }));
     // 300 -> 44 weights changes nb; 300 -> 256 keeps nb but the checksum covers the header.
@@ -185,6 +185,46 @@ fn blob_header_corruptions_are_each_rejected() {
     let mut zero_weights = blob.clone();
     zero_weights[16..24].copy_from_slice(&0u64.to_le_bytes());
     assert!(matches!(Update::from_blob(&zero_weights), Err(BlobError::Update(UpdateError::WeightCount(0)))));
+}
+
+/// Version 2 records the model an update was made against; version 1 (no base) is still
+/// written for such updates and read; the base is covered by the checksum, must be a field
+/// element, and a model with another root is refused naming both.
+#[test]
+fn blobs_record_their_base_model_and_version_1_still_reads() {
+    use pogo_circuits::field::{fr_to_hex, Fr};
+    let plain = random_update(300, 5);
+    let v1 = plain.to_blob();
+    assert_eq!(u16::from_le_bytes([v1[8], v1[9]]), 1, "no base: version 1, as before");
+    assert_eq!(Update::from_blob(&v1).unwrap().base(), None);
+    let root = Fr::from(123_456_789u64);
+    let based = plain.clone().with_base(root, 7);
+    let v2 = based.to_blob();
+    assert_eq!(u16::from_le_bytes([v2[8], v2[9]]), BLOB_VERSION);
+    assert_eq!(v2.len(), v1.len() + 32);
+    let back = Update::from_blob(&v2).unwrap();
+    assert_eq!(back, based);
+    assert_eq!(back.base().map(|b| (b.root, b.depth)), Some((root, 7)));
+    back.check_base(&root).unwrap();
+    let other = Fr::from(5u64);
+    let err = back.check_base(&other).unwrap_err().to_string();
+    assert!(err.contains(&fr_to_hex(&root)) && err.contains(&fr_to_hex(&other)) && err.contains("depth 7"), "{err}");
+    plain.check_base(&other).unwrap();
+    // The base root is under the checksum.
+    let mut tampered = v2.clone();
+    tampered[BLOB_HEADER_LEN] ^= 1;
+    assert!(matches!(Update::from_blob(&tampered), Err(BlobError::Checksum)));
+    // Not a field element (all ones is above the modulus), or a depth past the maximum.
+    let mut unreduced = v2.clone();
+    unreduced[BLOB_HEADER_LEN..BLOB_HEADER_LEN + 32].fill(0xff);
+    assert!(matches!(Update::from_blob(&unreduced), Err(BlobError::Base { depth: 7 })));
+    let mut deep = v2.clone();
+    deep[10] = 200;
+    assert!(matches!(Update::from_blob(&deep), Err(BlobError::Base { depth: 200 })));
+    assert!(matches!(Update::from_blob(&v2[..BLOB_HEADER_LEN + 10]), Err(BlobError::TooShort(_))));
+    let mut reserved = v2.clone();
+    reserved[15] = 1;
+    assert!(matches!(Update::from_blob(&reserved), Err(BlobError::Reserved)));
 }
 
 #[test]

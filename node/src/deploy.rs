@@ -105,8 +105,13 @@ impl TaskTerms {
         if self.proof_window <= 2 {
             bail!("--proof-window ({}) must be more than 2 blocks", self.proof_window);
         }
-        if self.attest_window <= self.proof_window {
-            bail!("--attest-window ({}) must be more than --proof-window ({})", self.attest_window, self.proof_window);
+        if self.attest_window <= self.proof_window + 1 {
+            bail!(
+                "--attest-window ({}) must exceed --proof-window ({}) by at least 2 blocks: the held-out batch is \
+                 revealed in the first half of the blocks between them, attestations follow in the second",
+                self.attest_window,
+                self.proof_window
+            );
         }
         if !(1..=16).contains(&self.max_candidates) {
             bail!("--max-candidates ({}) must be in 1..=16", self.max_candidates);
@@ -177,9 +182,18 @@ pub fn ensure_verifier(
             );
         };
         let shape = config.shape()?;
+        // Seconds to minutes of work: say what is happening instead of going silent.
+        let spinner = indicatif::ProgressBar::new_spinner().with_message(format!(
+            "making INSECURE development keys for {} (k = {}) in {}: once, about a minute on 2 cores",
+            config.name(),
+            shape.k,
+            dir.display()
+        ));
+        spinner.enable_steady_tick(std::time::Duration::from_millis(200));
         let setup = dev_setup(shape.k, seed);
         let keys = keygen(&setup, &shape)?;
         pogo_prover::keys::write(&dir, &setup, SetupOrigin::DevSeededInsecure { seed }, &keys)?;
+        spinner.finish_and_clear();
     }
     // A verifier shipped in the binary for these very keys needs no compiler (the demo's).
     if load_verifier(&dir).is_err() && !install_shipped(&dir)? {
@@ -300,7 +314,7 @@ pub fn create_task(
 ) -> anyhow::Result<(Deployment, HeldOutSet)> {
     let config = TaskConfig::load(task_file)?;
     let (spec, dataset) = task_hashes(task_file, &config)?;
-    let (eval, _, _) = HeldOutSet::build(&config.data, config.data_path(), held_out, config.eval_batch_size)
+    let (eval, _, _) = HeldOutSet::build(&config.data, config.data_path(), &[], held_out, config.eval_batch_size)
         .context("the held-out evaluation data")?;
     let margin = crate::roles::loss_units(config.margin as f32);
     let trainer = Trainer::new(config, candle_core::Device::Cpu)?;

@@ -153,6 +153,40 @@ fn quantize_then_apply_reproduces_the_new_model_and_roots() {
     let update = Update::load(Path::new(&dir.path("update.pogo"))).unwrap();
     let new = Model::load(Path::new(&dir.path("new.safetensors")), None).unwrap();
     assert_eq!(update.apply(&base).unwrap(), new);
+    // The blob records its base: the same-sized model it was not made from is refused,
+    // naming both roots, and nothing is written.
+    assert_eq!(
+        update.base().map(|b| pogo_circuits::field::fr_to_hex(&b.root)),
+        q["base_root"].as_str().map(String::from)
+    );
+    let never = dir.path("never.safetensors");
+    let other = ["apply", &dir.path("trained.safetensors"), &dir.path("update.pogo"), "-o", &never];
+    fails_with(&other, q["base_root"].as_str().unwrap());
+    fails_with(&other, "the update was made against the model with root");
+    assert!(!Path::new(&never).exists());
+    // --expect-root for scripts: met, it passes; not met, it fails naming both roots.
+    let new_root = q["new_root"].as_str().unwrap();
+    let applied = dir.path("again.safetensors");
+    let expecting = |root: &str| {
+        vec![
+            "apply".to_string(),
+            dir.path("base.safetensors"),
+            dir.path("update.pogo"),
+            "-o".into(),
+            applied.clone(),
+            "--expect-root".into(),
+            root.to_string(),
+        ]
+    };
+    let args = expecting(new_root);
+    ok_json(&args.iter().map(String::as_str).chain(["--json"]).collect::<Vec<_>>());
+    std::fs::remove_file(&applied).unwrap();
+    let args = expecting("0x1234");
+    fails_with(&args.iter().map(String::as_str).collect::<Vec<_>>(), "not the expected 0x");
+    assert!(!Path::new(&applied).exists(), "nothing written when the root is not the expected one");
+    ok_json(&["commit", &dir.path("new.safetensors"), "--expect-root", new_root, "--json"]);
+    fails_with(&["commit", &dir.path("base.safetensors"), "--expect-root", new_root], new_root);
+    fails_with(&["commit", &dir.path("base.safetensors"), "--expect-root", "0xzz"], "--expect-root 0xzz");
 }
 
 #[test]

@@ -264,9 +264,11 @@ impl Network {
     }
 
     /// Skips the waits a round has once its roles have done their part: the rest of the
-    /// reveal window once every commitment is revealed, the rest of the attestation window
-    /// once every reveal is proven and both verifiers attested. The windows themselves are
-    /// long enough that no restart can miss them however loaded the machine is.
+    /// reveal window once every commitment is revealed, the rest of the proof window once
+    /// every reveal is proven, the rest of the held-out reveal's window once the owner
+    /// revealed, the rest of the attestation window once both verifiers attested. The
+    /// windows themselves are long enough that no restart can miss them however loaded the
+    /// machine is.
     fn hurry(&self, status: &serde_json::Value) {
         if status["open_round"].is_null() {
             return;
@@ -274,6 +276,12 @@ impl Network {
         let (committed, revealed) = (status["committed"].as_u64(), status["revealed"].as_u64());
         if status["phase"] == "reveal" && committed == revealed {
             self.advance_to(status["reveal_deadline"].as_u64().unwrap() + 2);
+        }
+        if status["phase"] == "proofs" && status["proven"] == status["revealed"] && revealed > Some(0) {
+            self.advance_to(status["proof_deadline"].as_u64().unwrap() + 1);
+        }
+        if status["phase"] == "held-out reveal" && status["held_out_batch_revealed"] == true {
+            self.advance_to(status["held_out_deadline"].as_u64().unwrap() + 1);
         }
         if status["attestations"] == 2 && status["proven"] == status["revealed"] && revealed > Some(0) {
             self.advance_to(status["attest_deadline"].as_u64().unwrap() + 2);
@@ -313,7 +321,8 @@ fn roles_killed_at_any_phase_resume_without_double_submission() {
         ok(net.cmd(&["keys", "new", key, "--json"]).output().unwrap());
     }
     let task = root().join("tasks/digits.json");
-    // Windows in 0.2 s blocks: 10 minutes to reveal and to prove, so that no restart on a
+    // Windows in 0.2 s blocks: 10 minutes to reveal, to prove, to reveal the held-out batch
+    // and to attest, so that no restart on a
     // loaded machine misses a deadline; `hurry` skips the rest of a window once it is done.
     ok(net
         .cmd(&[
@@ -328,7 +337,7 @@ fn roles_killed_at_any_phase_resume_without_double_submission() {
             "--quorum",
             "2",
         ])
-        .args(["--commit-window", "10", "--reveal-window", "3000", "--proof-window", "3000", "--attest-window", "3100"])
+        .args(["--commit-window", "10", "--reveal-window", "3000", "--proof-window", "3000", "--attest-window", "6100"])
         .output()
         .unwrap());
     // Verifier v1 aborts right after its first attestation and is restarted; v2 runs
@@ -350,7 +359,7 @@ fn roles_killed_at_any_phase_resume_without_double_submission() {
                 net.hurry(&status);
                 assert_eq!(status["attestations"], 0, "a verifier attested while the miner restarted: {status:#}");
                 let log = std::fs::read_to_string(net.log("v2")).unwrap();
-                if log.contains("retrying until the proof deadline") {
+                if log.contains("; retrying until block") {
                     break;
                 }
                 assert!(start.elapsed() < PATIENCE, "v2 never tried to fetch the blob:\n{log}");
@@ -358,7 +367,17 @@ fn roles_killed_at_any_phase_resume_without_double_submission() {
             }
         }
         if point == "miner-after-submit" {
-            let v1 = net.verifiers[0].wait().unwrap();
+            // v1 attests once the windows before attestations are over (hurried along).
+            let start = Instant::now();
+            let v1 = loop {
+                if let Some(exit) = net.verifiers[0].try_wait().unwrap() {
+                    break exit;
+                }
+                let status = net.status();
+                net.hurry(&status);
+                assert!(start.elapsed() < PATIENCE, "v1 never attested: {status:#}");
+                std::thread::sleep(Duration::from_millis(100));
+            };
             assert!(!v1.success(), "v1 aborted after attesting");
             net.verifiers[0] = net.verifier("v1", None);
             let owner = net.verifiers[2].wait().unwrap();
@@ -581,6 +600,11 @@ mod attacks {
         chain.produce_blocks_until(r.commitEnd).unwrap();
         reveal(chain, w, &w.miner, index, salt).unwrap();
         chain.produce_blocks_until(r.revealEnd + 2).unwrap();
+        // The placeholder verifier accepts any proof; a proven candidate is what makes the
+        // held-out batch due.
+        let proof = PogoRounds::submitProofCall { task: w.task, index, proof: vec![0u8; 32].into() };
+        w.rounds.send(chain, &w.miner, proof, U256::ZERO).unwrap();
+        chain.produce_blocks_until(r.proofEnd).unwrap();
         // The owner reveals the drawn held-out batch; verifiers read it back from the
         // chain's logs (the adapter under test), checked against the recorded leaf.
         let (set, batch) = w.rounds.drawn_eval_batch(chain, w.task).unwrap();
@@ -591,6 +615,7 @@ mod attacks {
         w.rounds.send(chain, &w.owner, call, U256::ZERO).unwrap();
         let r = w.rounds.round(chain, w.task, 0).unwrap();
         assert_eq!(w.rounds.revealed_eval_batch(chain, w.task, 0, &r).unwrap(), Some(data));
+        chain.produce_blocks_until(r.evalEnd).unwrap();
         let attest = |chain: &mut dyn Chain, who: &Wallet| {
             let call = PogoRounds::attestCall { task: w.task, lossOld: 10, verdicts: vec![1], lossNew: vec![5] };
             w.rounds.send(chain, who, call, U256::ZERO).map(|_| ())

@@ -57,7 +57,7 @@ fn deterministic_exact_and_learning(a: Trainer, b: Trainer) {
     // The owner's held-out batches, as a round would reveal them.
     let spec = &a.task.data;
     let file = held_out::default_path(a.task.data_path());
-    let batches = held_out::batches(spec, &file, a.task.eval_batch_size).unwrap();
+    let batches = held_out::salted(&held_out::batches(spec, &file, a.task.eval_batch_size).unwrap(), &[7; 32]);
     let (first, second) = (
         held_out::examples(spec, &batches[0]).unwrap(),
         held_out::examples(spec, &batches[batches.len() - 1]).unwrap(),

@@ -49,9 +49,7 @@ fn one_stake_cannot_vote_twice_from_two_addresses() {
     let first = world.verifiers[0];
     let second = actor(0x66);
     world.evm.set_balance(second, U256::from(1000 * ETHER));
-    world.commit().unwrap();
-    world.reveal_all();
-    world.draw();
+    world.commit_and_prove();
     world.attest(first, true).unwrap();
     // Leaving starts the unbonding delay: the stake cannot be withdrawn while the round it
     // attested in is open.
@@ -96,6 +94,8 @@ fn stake_rules_refuse_each_way_around_the_lock() {
     assert_eq!(refused(world.send("join", v1, PogoRounds::joinCall { task }, STAKE)), "StakeLeaving");
     world.reveal_all();
     world.draw();
+    let proof = world.honest_proof();
+    world.submit(proof).unwrap();
     assert_eq!(refused(world.attest(v1, true)), "StakeLeaving", "left before the round opened");
     world.attest(v0, true).unwrap();
     assert_eq!(refused(world.send("leave", v1, PogoRounds::leaveCall { task }, 0)), "StakeLocked");
@@ -208,21 +208,26 @@ fn a_squatter_cannot_hold_the_task() {
 #[test]
 fn a_miner_cannot_re_roll_or_withhold_randomness() {
     let fx = Fixture::small();
-    let mut world = World::new(fx, 2, |p| p.attestWindow = 400);
+    let mut world = World::new(fx, 2, |p| {
+        p.proofWindow = 350;
+        p.attestWindow = 400;
+    });
     world.commit().unwrap();
     world.reveal_all();
     let end = world.round().revealEnd;
+    // Past BLOCKHASH's 256 blocks: the seeds come from the EIP-2935 history.
     world.evm.mine(300);
-    // Nobody drew: the first attestation draws phase 1 itself.
-    world.attest(world.verifiers[0], true).unwrap();
-    let r = world.round();
-    assert_eq!(Some(r.seed1), world.evm.block_hash(end + 1), "phase 1 is block revealEnd + 1");
-    assert_eq!(r.seed2, B256::ZERO, "phase 2 is drawn only when needed");
-    let owner = world.owner;
-    world.send("draw", owner, PogoRounds::drawRandomnessCall { task: world.task }, 0).unwrap();
+    // Nobody drew: the proof draws phase 2 itself, and the held-out reveal phase 1.
+    let proof = world.honest_proof();
+    world.submit(proof).unwrap();
     let r = world.round();
     assert_eq!(Some(r.seed2), world.evm.block_hash(end + 2), "phase 2 is the block after phase 1's");
+    assert_eq!(r.seed1, B256::ZERO, "phase 1 is drawn only when needed");
+    world.reveal_eval().unwrap();
+    let r = world.round();
+    assert_eq!(Some(r.seed1), world.evm.block_hash(end + 1), "phase 1 is block revealEnd + 1");
     assert_ne!(r.seed1, r.seed2);
+    let owner = world.owner;
     assert_eq!(
         refused(world.send("draw", owner, PogoRounds::drawRandomnessCall { task: world.task }, 0)),
         "AlreadyDrawn"
@@ -396,17 +401,23 @@ fn negative_attesters_share_a_rejected_bond() {
     assert_eq!(refused(world.claim(vs[0], 0)), "NothingToClaim", "once");
 }
 
-/// Opens a round with one junk commit and reveals it; draws phase 1 and returns what it
-/// drew: (set, batch, its bytes, its path).
-fn junk_round_drawn(world: &mut World, round: u64) -> (u32, u32, Vec<u8>, Vec<B256>) {
+/// Opens a round in which a miner commits rival `k` of the genesis model, reveals and
+/// proves it; mines past the proof window and returns what phase 1 drew: (set, batch, its
+/// bytes, its path).
+fn proven_round_drawn(world: &mut World, k: usize) -> (u32, u32, Vec<u8>, Vec<B256>) {
+    let fx = world.fx;
+    let (new_root, update_root) = fx.rival_roots(k);
     let miner = world.miners[1];
-    world.commit_as(miner, U256::from(7), U256::from(round + 1000)).unwrap();
+    world.commit_as(miner, new_root, update_root).unwrap();
     world.reveal_all();
     world.draw();
+    let indices = world.indices();
+    world.submit_for(0, fx.rival_proof(k, &indices)).unwrap();
+    world.mine_past_proofs();
     world.drawn_eval().unwrap()
 }
 
-/// Reveals the drawn batch and closes the round (its junk candidate unproven).
+/// Reveals the drawn batch and closes the round (nobody attests: the bond comes back).
 fn reveal_and_close(world: &mut World) {
     world.reveal_eval().unwrap();
     world.close_window();
@@ -418,16 +429,31 @@ fn reveal_and_close(world: &mut World) {
 /// round, a batch's bytes are in no transaction or event (a miner cannot train on it);
 /// once revealed it may be trained on, but it is never drawn again. Each draw is the native
 /// reference's (`heldout::draw_position` over a swap-remove pool), every batch is drawn
-/// exactly once, a task with none left takes no commit, and the owner can add a fresh set.
+/// exactly once, a round with nothing proven keeps its batch back, a task with none left
+/// takes no commit, and the owner can add a fresh set.
 #[test]
 fn held_out_batches_stay_off_chain_until_drawn_and_are_never_drawn_twice() {
     use pogo_verifier::heldout::draw_position;
     let fx = Fixture::small();
     let mut world = World::new(fx, 2, |_| {});
+    let (owner, task) = (world.owner, world.task);
+    // Nothing proven: nothing to judge, so the batch is not revealed and stays held out.
+    let miner = world.miners[1];
+    world.commit_as(miner, U256::from(7), U256::from(1000)).unwrap();
+    world.reveal_all();
+    world.draw();
+    world.mine_past_proofs();
+    let (_, _, data, path) = world.drawn_eval().unwrap();
+    let call = PogoRounds::revealEvalDataCall { task, data: data.into(), path };
+    assert_eq!(refused(world.send("reveal", owner, call, 0)), "NoEvalData");
+    world.finalize().unwrap();
+    let sets = world.rounds.read(&mut world.evm, PogoRounds::getEvalSetsCall { task }).unwrap();
+    assert_eq!(sets[0].left, EVAL_BATCHES, "an undue batch is not used up");
+
     let mut pool: Vec<u32> = (0..EVAL_BATCHES).collect();
     let mut seen = std::collections::HashSet::new();
-    for round in 0..EVAL_BATCHES as u64 {
-        let (_, batch, data, _) = junk_round_drawn(&mut world, round);
+    for round in 0..EVAL_BATCHES as usize {
+        let (_, batch, data, _) = proven_round_drawn(&mut world, round);
         // Nothing on chain so far holds the batch's bytes (its first example).
         let example = &data[..65];
         assert!(
@@ -443,12 +469,11 @@ fn held_out_batches_stay_off_chain_until_drawn_and_are_never_drawn_twice() {
         assert!(world.logs.iter().any(|log| log.data.data.windows(data.len()).any(|w| w == data.as_slice())));
     }
     assert_eq!(seen.len(), EVAL_BATCHES as usize);
-    let miner = world.miners[1];
     let r = world.commit_as(miner, U256::from(7), U256::from(1));
     assert_eq!(refused(r), "NoEvalData", "no held-out batch is left to evaluate on");
     assert_eq!(refused(world.send("add", miner, add_call(&world, 3), 0)), "NotOwner");
     world.add_eval(3).unwrap();
-    let (set, ..) = junk_round_drawn(&mut world, 99);
+    let (set, ..) = proven_round_drawn(&mut world, 99);
     assert_eq!(set, 1, "the fresh set is drawn from once the first is used up");
     reveal_and_close(&mut world);
 }
@@ -457,40 +482,46 @@ fn add_call(world: &World, n: u32) -> PogoRounds::addEvalDataCall {
     PogoRounds::addEvalDataCall { task: world.task, root: eval_set(9, n).1.root(), batches: n }
 }
 
-/// The owner cannot choose the batch: only the drawn one, byte for byte, with its path,
-/// goes in, once, after phase 1 and by the attestation deadline; nobody attests before it.
+/// The owner cannot choose the batch, nor squeeze the verifiers: only the drawn one, byte
+/// for byte, with its path, goes in, once, after the proof window and by `evalEnd`; every
+/// verifier attests only after `evalEnd`, however late the reveal came.
 #[test]
 fn only_the_drawn_held_out_batch_can_be_revealed() {
     let fx = Fixture::small();
     let mut world = World::new(fx, 2, |_| {});
     world.owner_online = false;
     let (owner, task) = (world.owner, world.task);
-    world.commit().unwrap();
-    world.reveal_all();
-    let early = world.send(
-        "reveal",
-        owner,
-        PogoRounds::revealEvalDataCall { task, data: eval_batch(0, 0).into(), path: vec![] },
-        0,
-    );
-    assert_eq!(refused(early), "PhaseNotReady", "before phase 1 nothing is drawn");
-    world.mine_to_randomness();
-    assert_eq!(refused(world.attest(world.verifiers[0], true)), "NoEvalData", "nothing to evaluate on yet");
-    let (_, batch, data, path) = world.drawn_eval().unwrap();
-    let other = (batch + 1) % EVAL_BATCHES;
-    let (batches, tree) = world.eval[0].clone();
     let send = |world: &mut World, data: Vec<u8>, path: Vec<B256>| {
         world.send("reveal", owner, PogoRounds::revealEvalDataCall { task, data: data.into(), path }, 0)
     };
+    world.commit().unwrap();
+    world.reveal_all();
+    world.draw();
+    let proof = world.honest_proof();
+    world.submit(proof).unwrap();
+    let (_, batch, data, path) = world.drawn_eval().unwrap();
+    assert_eq!(refused(send(&mut world, data.clone(), path.clone())), "TooEarly", "proofs may still come");
+    world.mine_past_proofs();
+    let v0 = world.verifiers[0];
+    assert_eq!(refused(world.attest(v0, true)), "TooEarly", "nothing to evaluate on yet");
+    let other = (batch + 1) % EVAL_BATCHES;
+    let (batches, tree) = world.eval[0].clone();
     // Another committed batch with its own valid path: the owner choosing its batch.
     assert_eq!(refused(send(&mut world, batches[other as usize].clone(), tree.path(other))), "WrongEvalData");
     let mut tampered = data.clone();
     tampered[3] ^= 1;
     assert_eq!(refused(send(&mut world, tampered, path.clone())), "WrongEvalData");
     assert_eq!(refused(send(&mut world, data.clone(), path[1..].to_vec())), "WrongEvalData");
+    // The latest a reveal may come: its last block; colluders attesting in the same block
+    // are refused, and honest verifiers have the whole attestation window after it.
+    let eval_end = world.round().evalEnd;
+    world.evm.mine(eval_end - world.evm.block_number());
     send(&mut world, data.clone(), path.clone()).unwrap();
     assert_eq!(refused(send(&mut world, data, path)), "EvalAlreadyRevealed");
-    world.attest(world.verifiers[0], true).unwrap();
+    let attest_early = PogoRounds::attestCall { task, lossOld: LOSS_OLD, verdicts: vec![2], lossNew: vec![0] };
+    assert_eq!(refused(world.send("attest", v0, attest_early, 0)), "TooEarly");
+    world.attest(v0, true).unwrap();
+    assert!(world.round().attestEnd > world.evm.block_number(), "honest verifiers are not squeezed out");
     let mut params = world.task_state().params;
     params.evalRoot = B256::ZERO;
     let r = world.send("create", owner, PogoRounds::createTaskCall { p: params.clone() }, 0);
@@ -502,8 +533,9 @@ fn only_the_drawn_held_out_batch_can_be_revealed() {
 }
 
 /// An owner who never reveals the batch: nobody can attest, and the round is no fault of
-/// the miner: its proven candidate gets the bond back, the root and the pool stay, and the
-/// undrawn batch stays in the pool. A reveal after the deadline is refused.
+/// the miner: its proven candidate gets the bond back, the root and the pool stay. A reveal
+/// after its window is refused, and the drawn batch is retired all the same (a refused
+/// reveal put its bytes in public calldata).
 #[test]
 fn an_owner_who_does_not_reveal_makes_the_round_no_fault() {
     let fx = Fixture::small();
@@ -511,19 +543,20 @@ fn an_owner_who_does_not_reveal_makes_the_round_no_fault() {
     world.owner_online = false;
     let miner = world.miner;
     world.commit_and_prove();
+    world.mine_to_attest();
     for v in world.verifiers.clone() {
         assert_eq!(refused(world.attest(v, true)), "NoEvalData");
     }
-    world.close_window();
     let (_, _, data, path) = world.drawn_eval().unwrap();
     let (owner, task) = (world.owner, world.task);
     let late = world.send("reveal", owner, PogoRounds::revealEvalDataCall { task, data: data.into(), path }, 0);
     assert_eq!(refused(late), "TooLate");
+    world.close_window();
     world.finalize().unwrap();
     assert_eq!(world.candidate(0, 0).outcome, outcome::RETURNED);
     assert_eq!(world.balance_of(miner), U256::from(BOND), "the bond comes back, no reward");
     assert_eq!(world.task_state().root, fr_to_u256(&fx.chain.root(0, fx.depth)));
     assert_eq!(world.task_state().pool, U256::from(POOL));
     let sets = world.rounds.read(&mut world.evm, PogoRounds::getEvalSetsCall { task }).unwrap();
-    assert_eq!(sets[0].left, EVAL_BATCHES, "an unrevealed batch was not used up");
+    assert_eq!(sets[0].left, EVAL_BATCHES - 1, "a batch that was due is retired, revealed or not");
 }

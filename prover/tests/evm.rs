@@ -219,8 +219,9 @@ fn late_proof_is_refused_and_the_miner_slashed() {
     let proof = world.honest_proof();
     world.evm.mine(PROOF_WINDOW);
     assert_eq!(refused(world.submit(proof)), "TooLate");
-    world.attest(v0, false).unwrap();
-    world.attest(v1, false).unwrap();
+    // Nothing proven: no held-out batch is revealed, so there is nothing to attest on.
+    assert_eq!(refused(world.attest(v0, false)), "TooEarly");
+    assert_eq!(refused(world.attest(v1, false)), "TooEarly");
     // The proof deadline passed without a proof: finalize need not wait for the window.
     world.finalize().unwrap();
     let state = world.task_state();
@@ -255,8 +256,10 @@ fn double_attestation_and_strangers_are_refused() {
     world.commit().unwrap();
     world.reveal_all();
     let v0 = world.verifiers[0];
-    assert_eq!(refused(world.attest(v0, true)), "NoEvalData", "attesting before the batch is drawn and revealed");
+    assert_eq!(refused(world.attest(v0, true)), "TooEarly", "attesting before the held-out batch is revealed");
     world.draw();
+    let proof = world.honest_proof();
+    world.submit(proof).unwrap();
     world.attest(v0, true).unwrap();
     assert_eq!(refused(world.attest(v0, true)), "AlreadyAttested");
     assert_eq!(refused(world.attest(v0, false)), "AlreadyAttested");
@@ -296,8 +299,9 @@ fn finalize_too_early_and_twice_is_refused() {
     world.submit(proof).unwrap();
     world.attest(world.verifiers[0], true).unwrap();
     world.attest(world.verifiers[1], true).unwrap();
-    // Proven, so finalize waits for the full attestation window.
-    world.evm.mine(PROOF_WINDOW + 1);
+    // Proven, so finalize waits for the full attestation window (the attestations came
+    // after the proof and held-out windows).
+    assert!(world.evm.block_number() > world.round().proofEnd);
     assert_eq!(refused(world.finalize()), "TooEarly");
     world.close_window();
     world.finalize().unwrap();
@@ -340,10 +344,13 @@ fn task_registration_checks_its_parameters() {
     cases.push((p, "nb must be in 1..=2^depth"));
     let mut p = base.clone();
     p.attestWindow = p.proofWindow;
-    cases.push((p, "need 2 < proofWindow < attestWindow"));
+    cases.push((p, "need 2 < proofWindow < attestWindow - 1 (room for the held-out reveal)"));
+    let mut p = base.clone();
+    p.attestWindow = p.proofWindow + 1;
+    cases.push((p, "need 2 < proofWindow < attestWindow - 1 (room for the held-out reveal)"));
     let mut p = base.clone();
     p.proofWindow = 2;
-    cases.push((p, "need 2 < proofWindow < attestWindow"));
+    cases.push((p, "need 2 < proofWindow < attestWindow - 1 (room for the held-out reveal)"));
     let mut p = base.clone();
     p.attestWindow = 8192;
     cases.push((p, "windows must be at most 8191 blocks (256 without EIP-2935)"));

@@ -6,9 +6,9 @@ pragma solidity 0.8.19;
 /// @notice One contract holds every task. A task runs one round at a time; a round is a
 /// contest among up to `maxCandidates` miners against the task's current root:
 ///
-///   open (first commit) ─ commitWindow ─┬─ revealWindow ─┬─ proofWindow ─┐
-///                                       commitEnd        revealEnd         proofEnd
-///                                                         └──── attestWindow ────┴ attestEnd
+///   open (first commit) ─ commitWindow ─┬─ revealWindow ─┬─ proofWindow ─┬─ held-out ─┬─ attest ─┐
+///                                       commitEnd        revealEnd        proofEnd      evalEnd    attestEnd
+///                                                         └────────────── attestWindow ──────────────┘
 ///
 /// * commit: a hash binding this contract, the task, the round, the miner, the roots, the
 ///   blob hash and a salt, with the bond — a watcher learns nothing it could copy;
@@ -20,9 +20,11 @@ pragma solidity 0.8.19;
 ///   steer them; anyone may draw, and a draw later than 256 blocks reads the EIP-2935
 ///   history contract (8,191 blocks, and every window is bounded by that at task creation);
 /// * held-out data: the owner commits at task creation (and with `addEvalData`) to sets of
-///   evaluation batches nobody else holds; phase 1 draws one undrawn batch, the owner (or
-///   anyone holding it) reveals it with its Merkle path by attestEnd, and it is never drawn
-///   again. No reveal, no attestations: the round is no-fault for every proven candidate;
+///   evaluation batches nobody else holds; phase 1 draws one undrawn batch; once the proofs
+///   are in (after proofEnd, by evalEnd, halfway to attestEnd) the owner (or anyone holding
+///   it) reveals it with its Merkle path, and it is never drawn again. Attestations open
+///   only after evalEnd, so every verifier has the same time to evaluate however late the
+///   reveal. No reveal, no attestations: the round is no-fault for every proven candidate;
 /// * proofs: each revealed candidate proves its own sampled blocks with the task's
 ///   verifier, at its own miner's cost, by proofEnd;
 /// * attestations: one transaction per verifier for the whole round, after the batch is
@@ -118,6 +120,7 @@ contract PogoRounds {
         uint64 revealEnd; // phase-1 seed: hash of revealEnd + 1; phase 2: revealEnd + 2
         uint64 proofEnd;
         uint64 attestEnd;
+        uint64 evalEnd; // the held-out batch is revealed in (proofEnd, evalEnd]; attestations follow
         bytes32 seed1;
         bytes32 seed2;
         uint16 commits;
@@ -210,7 +213,8 @@ contract PogoRounds {
 
     error Reentrant();
     error UnknownTask(uint256 task);
-    error BadParams(string why);
+    /// A parameter out of range: `why` numbers the rule (`pogo_verifier::rounds::bad_params`).
+    error BadParams(uint8 why);
     error NotFieldElement(uint256 value);
     error RoundOpen(uint256 task);
     error NoOpenRound(uint256 task);
@@ -267,26 +271,26 @@ contract PogoRounds {
     /// its code hash is recorded, so nodes can compare it with the verifier of their keys.
     function createTask(TaskParams calldata p) external payable nonReentrant returns (uint256 task) {
         if (p.genesisRoot >= FIELD_MODULUS) revert NotFieldElement(p.genesisRoot);
-        if (p.depth == 0 || p.depth > 32) revert BadParams("depth must be in 1..=32");
-        if (p.nb == 0 || p.nb > (uint256(1) << p.depth)) revert BadParams("nb must be in 1..=2^depth");
-        if (p.samples == 0) revert BadParams("samples must be positive");
-        if (p.verifier.code.length == 0) revert BadParams("verifier has no code");
-        if (p.verifierGas == 0) revert BadParams("verifierGas must be positive");
-        if (p.commitWindow == 0 || p.revealWindow == 0) revert BadParams("windows must be positive");
+        if (p.depth == 0 || p.depth > 32) revert BadParams(1);
+        if (p.nb == 0 || p.nb > (uint256(1) << p.depth)) revert BadParams(2);
+        if (p.samples == 0) revert BadParams(3);
+        if (p.verifier.code.length == 0) revert BadParams(4);
+        if (p.verifierGas == 0) revert BadParams(5);
+        if (p.commitWindow == 0 || p.revealWindow == 0) revert BadParams(6);
         // Phase 2 is readable from revealEnd + 3: a proof window must leave room after it.
-        if (p.proofWindow <= 2 || p.attestWindow <= p.proofWindow) {
-            revert BadParams("need 2 < proofWindow < attestWindow");
+        if (p.proofWindow <= 2 || p.attestWindow <= p.proofWindow + 1) {
+            revert BadParams(7);
         }
         // Every seed is read within attestWindow blocks of its block: EIP-2935 still has it
         // (without the history contract, BLOCKHASH's 256 blocks must do).
         uint64 reach = HISTORY_STORAGE.code.length == 0 ? 256 : HISTORY_SERVE_WINDOW;
         if (p.commitWindow > reach || p.revealWindow > reach || p.attestWindow > reach) {
-            revert BadParams("windows must be at most 8191 blocks (256 without EIP-2935)");
+            revert BadParams(8);
         }
-        if (p.maxCandidates == 0 || p.maxCandidates > MAX_CANDIDATES) revert BadParams("maxCandidates must be in 1..=16");
-        if (p.verifierFeeBps > BPS) revert BadParams("verifierFeeBps must be at most 10000");
-        if (p.quorum == 0) revert BadParams("quorum must be positive");
-        if (p.minVerifierStake == 0) revert BadParams("minVerifierStake must be positive");
+        if (p.maxCandidates == 0 || p.maxCandidates > MAX_CANDIDATES) revert BadParams(9);
+        if (p.verifierFeeBps > BPS) revert BadParams(10);
+        if (p.quorum == 0) revert BadParams(11);
+        if (p.minVerifierStake == 0) revert BadParams(12);
         task = taskCount++;
         Task storage t = tasks[task];
         t.params = p;
@@ -307,7 +311,7 @@ contract PogoRounds {
     }
 
     function pushEvalSet(uint256 task, bytes32 root, uint32 batches) private {
-        if (root == bytes32(0) || batches == 0) revert BadParams("no eval data");
+        if (root == bytes32(0) || batches == 0) revert BadParams(13);
         evalSets[task].push(EvalSet(root, batches, batches));
         tasks[task].evalLeft += batches;
         emit EvalDataAdded(task, uint32(evalSets[task].length - 1), root, batches);
@@ -318,7 +322,10 @@ contract PogoRounds {
     /// (`uint256(keccak256(seed1 ‖ "eval")) % left`).
     function evalBatchOf(uint256 task) public view returns (uint32 set, uint32 batch, uint32 position) {
         (uint64 id,) = openRound(task);
-        bytes32 seed1 = seedOf(task, id, 1);
+        return drawnEval(task, seedOf(task, id, 1));
+    }
+
+    function drawnEval(uint256 task, bytes32 seed1) private view returns (uint32 set, uint32 batch, uint32 position) {
         if (seed1 == bytes32(0)) revert PhaseNotReady(1);
         Task storage t = tasks[task];
         if (t.evalLeft == 0) revert NoEvalData();
@@ -329,10 +336,12 @@ contract PogoRounds {
     }
 
     /// Reveals the held-out batch phase 1 drew for the open round, with its Merkle path in
-    /// the set's tree (leaf first). Anyone holding the batch may reveal it, from the block
-    /// after phase 1's until the attestation deadline; the batch then leaves the pool, and
-    /// its bytes are in the `EvalRevealed` event for every verifier. Without a reveal no
-    /// verifier can attest, so no candidate is judged: the round is no-fault.
+    /// the set's tree (leaf first). Anyone holding the batch may reveal it, after the proof
+    /// deadline and by `evalEnd`, once some candidate is proven (else nothing is judged and
+    /// the batch stays held out); the batch then leaves the pool, and its bytes are in the
+    /// `EvalRevealed` event for every verifier. Without a reveal no verifier can attest, so
+    /// no candidate is judged: the round is no-fault (and finalize retires the batch anyway,
+    /// since a failed reveal may have shown it).
     function revealEvalData(uint256 task, bytes calldata data, bytes32[] calldata path)
         external
         nonReentrant
@@ -340,7 +349,9 @@ contract PogoRounds {
     {
         (uint64 id, Round storage r) = openRound(task);
         Task storage t = tasks[task];
-        if (block.number > r.attestEnd) revert TooLate(uint64(block.number), r.attestEnd);
+        if (block.number <= r.proofEnd) revert TooEarly(uint64(block.number), r.proofEnd + 1);
+        if (block.number > r.evalEnd) revert TooLate(uint64(block.number), r.evalEnd);
+        if (r.proven == 0) revert NoEvalData();
         if (r.evalBlock != 0) revert EvalAlreadyRevealed();
         draw(task, id, r, 1);
         (uint32 set, uint32 batch, uint32 position) = evalBatchOf(task);
@@ -356,14 +367,7 @@ contract PogoRounds {
                 : keccak256(abi.encodePacked(bytes1(0x01), path[i], node));
         }
         if (node != s.root) revert WrongEvalData();
-        // Swap-remove: the batch at the pool's last position takes the drawn one's place.
-        uint32 last = s.left - 1;
-        uint32 tail = evalPool[task][set][last];
-        evalPool[task][set][position] = tail == 0 ? last + 1 : tail;
-        delete evalPool[task][set][last];
-        s.left = last;
-        t.evalLeft -= 1;
-        if (last == 0) t.evalCursor = set + 1;
+        retireEval(task, set, position);
         r.evalHash = leaf;
         r.evalBlock = uint64(block.number);
         emit EvalRevealed(task, id, set, batch, leaf, data);
@@ -389,7 +393,7 @@ contract PogoRounds {
         if (leavingSince[task][msg.sender] != 0) revert StakeLeaving(leavingSince[task][msg.sender]);
         if (held != 0 && tasks[task].open) revert RoundOpen(task);
         uint256 stake = held + msg.value;
-        if (stake < tasks[task].params.minVerifierStake) revert BadParams("stake below minVerifierStake");
+        if (stake < tasks[task].params.minVerifierStake) revert BadParams(14);
         stakeOf[task][msg.sender] = stake;
         stakeSince[task][msg.sender] = uint64(block.number);
         emit VerifierJoined(task, msg.sender, stake);
@@ -416,6 +420,20 @@ contract PogoRounds {
     }
 
     // ---- a round ----
+
+    /// Takes the batch at `position` of `set`'s pool out of it (swap-remove: the batch at
+    /// the last position takes its place): it is never drawn again.
+    function retireEval(uint256 task, uint32 set, uint32 position) private {
+        Task storage t = tasks[task];
+        EvalSet storage s = evalSets[task][set];
+        uint32 last = s.left - 1;
+        uint32 tail = evalPool[task][set][last];
+        evalPool[task][set][position] = tail == 0 ? last + 1 : tail;
+        delete evalPool[task][set][last];
+        s.left = last;
+        t.evalLeft -= 1;
+        if (last == 0) t.evalCursor = set + 1;
+    }
 
     /// Commits to a candidate of round `round` with exactly the task's bond: `commitment` is
     /// `commitmentOf(task, round, miner, newRoot, updateRoot, blobHash, salt)`. The first
@@ -447,6 +465,7 @@ contract PogoRounds {
             fresh.revealEnd = fresh.commitEnd + t.params.revealWindow;
             fresh.proofEnd = fresh.revealEnd + t.params.proofWindow;
             fresh.attestEnd = fresh.revealEnd + t.params.attestWindow;
+            fresh.evalEnd = fresh.proofEnd + (t.params.attestWindow - t.params.proofWindow) / 2;
             emit RoundOpened(task, id, t.root, fresh.commitEnd, fresh.revealEnd);
         } else {
             id = t.rounds - 1;
@@ -617,6 +636,7 @@ contract PogoRounds {
         uint64 leaving = leavingSince[task][msg.sender];
         if (leaving != 0 && leaving <= r.openBlock) revert StakeLeaving(leaving);
         if (block.number > r.attestEnd) revert TooLate(uint64(block.number), r.attestEnd);
+        if (block.number <= r.evalEnd) revert TooEarly(uint64(block.number), r.evalEnd + 1);
         if (r.evalBlock == 0) revert NoEvalData();
         if (attestations[task][id][msg.sender].stake != 0) revert AlreadyAttested(msg.sender);
         uint16 n = r.commits;
@@ -700,6 +720,15 @@ contract PogoRounds {
         if (block.number <= r.attestEnd && !early) revert TooEarly(uint64(block.number), r.attestEnd + 1);
         t.open = false;
         r.finalized = true;
+        // A batch that was due (something was proven) but not revealed may still have been
+        // shown (a late or censored reveal): it is retired all the same.
+        if (r.evalBlock == 0 && r.proven != 0 && t.evalLeft != 0) {
+            bytes32 seed1 = seedOf(task, id, 1);
+            if (seed1 != bytes32(0)) {
+                (uint32 set,, uint32 position) = drawnEval(task, seed1);
+                retireEval(task, set, position);
+            }
+        }
         int256 best;
         uint16 winner;
         for (uint16 i = 0; i < r.commits; i++) {
@@ -872,7 +901,7 @@ contract PogoRounds {
 
     /// One round of a task.
     function getRound(uint256 task, uint64 round) external view exists(task) returns (Round memory) {
-        if (round >= tasks[task].rounds) revert BadParams("no such round");
+        if (round >= tasks[task].rounds) revert BadParams(15);
         return rounds[task][round];
     }
 

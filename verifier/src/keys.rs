@@ -134,7 +134,7 @@ pub enum KeysError {
         reason: String,
     },
     /// The proof was made for another configuration or key.
-    #[error("the proof is for {proof}, but the keys in {dir} are for {keys}")]
+    #[error("the proof was made with other keys ({proof}) than the ones in {dir} ({keys})")]
     KeyMismatch {
         /// What the proof names.
         proof: String,
@@ -370,8 +370,8 @@ impl ProofFile {
         let keys = manifest.shape.config.name();
         if self.config != keys || self.vk_sha256 != manifest.sha256.vk {
             return Err(KeysError::KeyMismatch {
-                proof: format!("{} (vk {})", self.config, short(&self.vk_sha256)),
-                keys: format!("{keys} (vk {})", short(&manifest.sha256.vk)),
+                proof: format!("{}, vk {}", self.config, short(&self.vk_sha256)),
+                keys: format!("{keys}, vk {}", short(&manifest.sha256.vk)),
                 dir: dir.display().to_string(),
             });
         }

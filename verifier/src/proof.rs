@@ -31,7 +31,7 @@ pub enum ProofError {
     #[error("a proof is a non-empty sequence of 32-byte words, got {0} bytes")]
     Malformed(usize),
     /// The pairing check or a transcript read failed.
-    #[error("the proof does not verify for these public inputs and this verifying key ({0})")]
+    #[error("the proof does not verify for these public inputs and this verifying key: {0}")]
     Invalid(String),
 }
 
@@ -70,5 +70,17 @@ pub fn verify_instances(
         &[&[instances]],
         &mut transcript,
     )
-    .map_err(|e| ProofError::Invalid(format!("{e:?}")))
+    .map_err(|e| ProofError::Invalid(plain(&e)))
+}
+
+/// halo2's verification error in words (its variant names mean nothing to an operator).
+fn plain(error: &halo2_base::halo2_proofs::plonk::Error) -> String {
+    use halo2_base::halo2_proofs::plonk::Error as E;
+    match error {
+        E::ConstraintSystemFailure => "the polynomial checks fail".into(),
+        E::Opening => "the KZG opening check fails".into(),
+        E::Transcript(e) => format!("the proof bytes do not read as a proof: {e}"),
+        E::InstanceTooLarge => "more public inputs than the key allows".into(),
+        other => format!("{other:?}"),
+    }
 }

@@ -92,6 +92,31 @@ pub fn commitment(
     crate::evm::keccak256((contract, task, round, miner, new_root, update_root, blob_hash, salt).abi_encode())
 }
 
+/// What each `BadParams(why)` code of the contract means (code `k` is entry `k - 1`): the
+/// contract carries numbers, not strings, to fit EIP-170.
+pub const BAD_PARAMS: [&str; 15] = [
+    "depth must be in 1..=32",
+    "nb must be in 1..=2^depth",
+    "samples must be positive",
+    "verifier has no code",
+    "verifierGas must be positive",
+    "windows must be positive",
+    "need 2 < proofWindow < attestWindow - 1 (room for the held-out reveal)",
+    "windows must be at most 8191 blocks (256 without EIP-2935)",
+    "maxCandidates must be in 1..=16",
+    "verifierFeeBps must be at most 10000",
+    "quorum must be positive",
+    "minVerifierStake must be positive",
+    "a set of held-out batches needs a root and at least one batch",
+    "stake below minVerifierStake",
+    "no such round",
+];
+
+/// The rule `BadParams(why)` names.
+pub fn bad_params(why: u8) -> String {
+    BAD_PARAMS.get(usize::from(why).wrapping_sub(1)).map_or_else(|| format!("rule {why}"), |m| m.to_string())
+}
+
 /// The error's name in a decoded revert (`"LateProof(3)"` → `"LateProof"`).
 pub fn error_name(decoded: &str) -> &str {
     decoded.split('(').next().unwrap_or(decoded)
@@ -100,7 +125,7 @@ pub fn error_name(decoded: &str) -> &str {
 fn describe(error: &PogoRounds::PogoRoundsErrors) -> String {
     use PogoRounds::PogoRoundsErrors as E;
     match error {
-        E::BadParams(e) => format!("BadParams({})", e.why),
+        E::BadParams(e) => format!("BadParams({})", bad_params(e.why)),
         E::NotFieldElement(e) => format!("NotFieldElement({})", e.value),
         E::WrongBond(e) => format!("WrongBond(expected {} wei, got {})", e.expected, e.got),
         E::TooEarly(e) => format!("TooEarly(block {}, allowed from {})", e.now_, e.from),

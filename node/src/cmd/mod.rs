@@ -212,6 +212,17 @@ fn model_tree_with_progress(model: &Model, depth: Option<u32>) -> anyhow::Result
     Ok(tree)
 }
 
+/// Checks a root against `--expect-root` (0x… hex), if given.
+fn check_expected_root(got: &pogo_circuits::field::Fr, expected: Option<&str>, what: &str) -> anyhow::Result<()> {
+    use pogo_circuits::field::{fr_from_hex, fr_to_hex};
+    let Some(text) = expected else { return Ok(()) };
+    let want = fr_from_hex(text).with_context(|| format!("--expect-root {text}"))?;
+    if want != *got {
+        anyhow::bail!("{what} has root {}, not the expected {}", fr_to_hex(got), fr_to_hex(&want));
+    }
+    Ok(())
+}
+
 /// The update tree, with a progress bar on large updates.
 fn update_tree_with_progress(update: &Update, depth: Option<u32>) -> anyhow::Result<MerkleTree> {
     let bar = bar(update.block_count(), "hashing update blocks");

@@ -501,8 +501,10 @@ pub(super) fn status(args: FinalizeArgs) -> anyhow::Result<()> {
             "commit"
         } else if block <= r.revealEnd {
             "reveal"
-        } else if r.proven < r.revealed && block <= r.proofEnd {
-            "proofs and attestations"
+        } else if block <= r.proofEnd {
+            "proofs"
+        } else if block <= r.evalEnd {
+            "held-out reveal"
         } else if block <= r.attestEnd {
             "attestations"
         } else {
@@ -520,6 +522,7 @@ pub(super) fn status(args: FinalizeArgs) -> anyhow::Result<()> {
             .add("commit_deadline", r.commitEnd)
             .add("reveal_deadline", r.revealEnd)
             .add("proof_deadline", r.proofEnd)
+            .add("held_out_deadline", r.evalEnd)
             .add("attest_deadline", r.attestEnd);
     }
     if let Ok(wallet) = settings.wallet() {

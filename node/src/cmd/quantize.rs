@@ -54,7 +54,9 @@ pub(super) fn run(args: QuantizeArgs) -> anyhow::Result<()> {
     let q = quantize_with_feedback(&base, &trained, &mut residual)?;
     let new_tree = model_tree_with_progress(&q.new_model, args.depth)?;
     let update_tree = update_tree_with_progress(&q.update, args.depth)?;
-    let blob = q.update.to_blob();
+    // The blob records the base model's root, so `apply` refuses any other model.
+    let base_tree = model_tree_with_progress(&base, Some(new_tree.depth()))?;
+    let blob = q.update.with_base(base_tree.root(), base_tree.depth()).to_blob();
     q.new_model.save(&args.new).with_context(|| format!("writing {}", args.new.display()))?;
     pogo_circuits::files::write_atomic(&args.output, &blob)
         .with_context(|| format!("writing {}", args.output.display()))?;
@@ -77,6 +79,7 @@ pub(super) fn run(args: QuantizeArgs) -> anyhow::Result<()> {
         .add("blob_bytes", blob.len())
         .add("f32_bytes", base.weight_count() * 4)
         .add("depth", new_tree.depth())
+        .add("base_root", fr_to_hex(&base_tree.root()))
         .add("update_root", fr_to_hex(&update_tree.root()))
         .add("new_root", fr_to_hex(&new_tree.root()))
         .print(args.print);

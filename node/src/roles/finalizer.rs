@@ -6,7 +6,7 @@ use std::time::Instant;
 use alloy::primitives::U256;
 use pogo_verifier::rounds::{outcome, PogoRounds, Round};
 
-use super::{since, Event, Node, Phase, Step};
+use super::{open_round, since, Event, Node, Phase, Step};
 use crate::keystore::Wallet;
 
 /// The block after which `r` can be finalized: its reveal deadline if nothing was
@@ -97,12 +97,9 @@ impl Finalizer {
 
     /// One action (or the reason to wait).
     pub fn step(&mut self, node: &mut Node) -> anyhow::Result<Step> {
-        let task = node.rounds.task(node.chain.as_mut(), node.task)?;
-        if !task.open {
+        let Some((round, r)) = open_round(node)? else {
             return Ok(Step::Wait { until: None, why: "no open round".into() });
-        }
-        let round = task.rounds - 1;
-        let r = node.rounds.round(node.chain.as_mut(), node.task, round)?;
+        };
         let now = node.chain.block_number()?;
         finalize_open_round(node, &self.wallet, &format!("finalizer {}", self.wallet.name()), round, &r, now)
     }

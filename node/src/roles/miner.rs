@@ -454,6 +454,9 @@ impl Miner {
                 (update, new)
             }
         };
+        // The blob names the model it was made against (its root at the task's depth).
+        let base = pogo_verifier::evm::u256_to_fr(root).context("the task's root is not a field element")?;
+        let update = update.with_base(base, node.depth());
         let blob = update.to_blob();
         // The blob stays unserved until the reveal: served now, a watcher could copy it.
         pogo_circuits::files::write_atomic(&self.pending_blob(), &blob).context("keeping the update blob")?;

@@ -20,7 +20,7 @@ use anyhow::{bail, Context};
 use pogo_circuits::model::Model;
 use pogo_circuits::update::Update;
 use pogo_prover::commit::{model_tree, update_tree};
-use pogo_verifier::evm::fr_to_u256;
+use pogo_verifier::evm::{fr_to_u256, u256_to_fr};
 use pogo_verifier::rounds::TaskParams;
 use serde::{de::DeserializeOwned, Serialize};
 
@@ -174,18 +174,30 @@ impl Node {
             let w = self.rounds.candidate(self.chain.as_mut(), self.task, id, r.winner - 1)?;
             if w.newRoot == root {
                 let old = self.model_at(r.oldRoot)?;
-                let new = self.rebuild(&old, w.blobHash, w.updateRoot, w.newRoot)?;
+                let new = self.rebuild(&old, r.oldRoot, w.blobHash, w.updateRoot, w.newRoot)?;
                 return Ok(new);
             }
         }
         bail!("no accepted round leads to root {root:#x}, and the store does not hold its model")
     }
 
-    /// Fetches blob `hash`, applies it to `old` and checks the update and new roots; keeps
-    /// the new model in the store.
-    pub fn rebuild(&self, old: &Model, hash: B256, update_root: U256, new_root: U256) -> anyhow::Result<Model> {
+    /// Fetches blob `hash`, checks it was made against `old` (root `old_root`) when it says,
+    /// applies it and checks the update and new roots; keeps the new model in the store.
+    pub fn rebuild(
+        &self,
+        old: &Model,
+        old_root: U256,
+        hash: B256,
+        update_root: U256,
+        new_root: U256,
+    ) -> anyhow::Result<Model> {
         let blob = self.store.fetch_blob(hash, &self.sources)?;
         let update = Update::from_blob(&blob).context("the blob is not an update")?;
+        if update.base().is_some_and(|b| b.depth == self.depth()) {
+            // A blob made against another model: say so before rebuilding anything.
+            let old_root = u256_to_fr(old_root).context("the old root is not a field element")?;
+            update.check_base(&old_root).context("the blob is not for this round's old model")?;
+        }
         let got = self.update_root(&update)?;
         if got != update_root {
             bail!("the blob's update root {got:#x} is not the committed {update_root:#x}");
@@ -256,6 +268,16 @@ pub fn crash_point(name: &str) {
 /// Seconds since `start`.
 pub fn since(start: Instant) -> f64 {
     start.elapsed().as_secs_f64()
+}
+
+/// The task's open round (its id and state), or `None` while no round is open.
+pub fn open_round(node: &mut Node) -> anyhow::Result<Option<(u64, pogo_verifier::rounds::Round)>> {
+    let task = node.rounds.task(node.chain.as_mut(), node.task)?;
+    if !task.open {
+        return Ok(None);
+    }
+    let round = task.rounds - 1;
+    Ok(Some((round, node.rounds.round(node.chain.as_mut(), node.task, round)?)))
 }
 
 /// The first block at which both seeds of a round can be read: phase 1 is the hash of

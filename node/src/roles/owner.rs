@@ -13,7 +13,7 @@ use pogo_verifier::heldout::EvalTree;
 use pogo_verifier::rounds::PogoRounds;
 use serde::{Deserialize, Serialize};
 
-use super::{crash_point, load_state, save_state, since, Event, Node, Phase, Step};
+use super::{crash_point, load_state, open_round, save_state, since, Event, Node, Phase, Step};
 use crate::keystore::Wallet;
 use crate::train::data::held_out;
 use crate::train::task::DataSpec;
@@ -27,20 +27,25 @@ pub struct HeldOutSet {
     pub root: B256,
     /// Batches under it.
     pub batches: u32,
+    /// The secret each batch's salt is derived from (`held_out::salted`): kept with the
+    /// owner's records, never published.
+    pub salt_key: B256,
 }
 
 impl HeldOutSet {
-    /// Cuts `file` into the task's evaluation batches and builds their tree. Refuses data a
-    /// miner can read: records that also appear in the task's public data file.
+    /// Cuts `file` into the task's evaluation batches, salts them with a fresh secret and
+    /// builds their tree. Refuses data a miner can read or that was committed before:
+    /// records that also appear in the task's public data file or in `earlier` sets.
     pub fn build(
         spec: &DataSpec,
         public_data: &Path,
+        earlier: &[HeldOutSet],
         file: &Path,
         batch_size: usize,
     ) -> anyhow::Result<(Self, Vec<Vec<u8>>, EvalTree)> {
-        let batches = held_out::batches(spec, file, batch_size)?;
+        let records = held_out::batches(spec, file, batch_size)?;
         let public = std::fs::read(public_data).with_context(|| format!("reading {}", public_data.display()))?;
-        let shared = held_out::overlap(spec, &public, &batches);
+        let shared = held_out::overlap(spec, &public, &records);
         if shared > 0 {
             bail!(
                 "{}: {shared} held-out record(s) also appear in the public data {}: miners could train on them",
@@ -48,15 +53,28 @@ impl HeldOutSet {
                 public_data.display()
             );
         }
+        for set in earlier {
+            let before = std::fs::read(&set.file).with_context(|| format!("reading {}", set.file.display()))?;
+            let shared = held_out::overlap(spec, &before, &records);
+            if shared > 0 {
+                bail!(
+                    "{}: {shared} record(s) were committed before, in {} (revealed batches are public)",
+                    file.display(),
+                    set.file.display()
+                );
+            }
+        }
+        let salt_key = B256::from(rand::random::<[u8; 32]>());
+        let batches = held_out::salted(&records, &salt_key.0);
         let tree = EvalTree::new(&batches)?;
         let file = std::path::absolute(file).with_context(|| format!("resolving {}", file.display()))?;
-        let set = HeldOutSet { file, root: tree.root(), batches: batches.len() as u32 };
+        let set = HeldOutSet { file, root: tree.root(), batches: batches.len() as u32, salt_key };
         Ok((set, batches, tree))
     }
 
     /// Reads the set back from its file, checking it still gives the committed root.
     fn load(&self, spec: &DataSpec, batch_size: usize) -> anyhow::Result<(Vec<Vec<u8>>, EvalTree)> {
-        let batches = held_out::batches(spec, &self.file, batch_size)?;
+        let batches = held_out::salted(&held_out::batches(spec, &self.file, batch_size)?, &self.salt_key.0);
         let tree = EvalTree::new(&batches)?;
         if tree.root() != self.root {
             bail!(
@@ -122,7 +140,8 @@ impl Owner {
             );
         }
         let config = &node.trainer.task;
-        let (set, _, _) = HeldOutSet::build(&config.data, config.data_path(), file, config.eval_batch_size)?;
+        let (set, _, _) =
+            HeldOutSet::build(&config.data, config.data_path(), &self.state.sets, file, config.eval_batch_size)?;
         let call = PogoRounds::addEvalDataCall { task: node.task, root: set.root, batches: set.batches };
         let receipt = node.rounds.send(node.chain.as_mut(), &self.wallet, call, U256::ZERO)?;
         let what =
@@ -141,24 +160,33 @@ impl Owner {
 
     /// One action (or the reason to wait): reveal the open round's drawn batch.
     pub fn step(&mut self, node: &mut Node) -> anyhow::Result<Step> {
-        let task = node.rounds.task(node.chain.as_mut(), node.task)?;
-        if !task.open {
+        let Some((round, r)) = open_round(node)? else {
             return Ok(Step::Wait { until: None, why: "no open round".into() });
-        }
-        let round = task.rounds - 1;
-        let r = node.rounds.round(node.chain.as_mut(), node.task, round)?;
+        };
         if r.evalBlock != 0 {
             return Ok(Step::Wait { until: None, why: format!("round {round}: its held-out batch is revealed") });
         }
         let now = node.chain.block_number()?;
-        if now <= r.revealEnd + 1 {
+        if now <= r.proofEnd {
             return Ok(Step::Wait {
-                until: Some(r.revealEnd + 1),
-                why: format!("round {round}: phase 1 draws the held-out batch from block {}", r.revealEnd + 1),
+                until: Some(r.proofEnd),
+                why: format!(
+                    "round {round}: the held-out batch is revealed after the proof deadline (block {})",
+                    r.proofEnd
+                ),
             });
         }
-        if now > r.attestEnd {
-            return Ok(Step::Wait { until: None, why: format!("round {round}: too late to reveal (no-fault round)") });
+        if now > r.evalEnd {
+            return Ok(Step::Wait {
+                until: None,
+                why: format!("round {round}: too late to reveal (block {} passed): a no-fault round", r.evalEnd),
+            });
+        }
+        if r.proven == 0 {
+            return Ok(Step::Wait {
+                until: None,
+                why: format!("round {round}: nothing was proven, so nothing is judged: the batch stays held out"),
+            });
         }
         let (set, batch) = match node.rounds.drawn_eval_batch(node.chain.as_mut(), node.task) {
             Ok(drawn) => drawn,
@@ -182,7 +210,7 @@ impl Owner {
         let config = &node.trainer.task;
         let (batches, tree) = held.load(&config.data, config.eval_batch_size)?;
         let data = batches[batch as usize].clone();
-        let examples = data.len() / held_out::record_size(&config.data);
+        let examples = (data.len() - held_out::SALT_LEN) / held_out::record_size(&config.data);
         let call = PogoRounds::revealEvalDataCall { task: node.task, data: data.into(), path: tree.path(batch) };
         let receipt = match node.rounds.send(node.chain.as_mut(), &self.wallet, call, U256::ZERO) {
             Ok(receipt) => receipt,
@@ -224,13 +252,18 @@ mod tests {
         let spec = DataSpec::Digits { path: "unused".into(), validation: 1 };
         let public = digits(dir.path(), "public.bin", 0..50);
         let private = digits(dir.path(), "private.bin", 100..111);
-        let (set, batches, tree) = HeldOutSet::build(&spec, &public, &private, 4).unwrap();
-        assert_eq!((set.batches, batches.len(), batches[0].len()), (2, 2, 4 * 65), "a partial batch is left out");
+        let (set, batches, tree) = HeldOutSet::build(&spec, &public, &[], &private, 4).unwrap();
+        assert_eq!((set.batches, batches.len(), batches[0].len()), (2, 2, 32 + 4 * 65), "a partial batch is left out");
         assert_eq!(tree.root(), set.root);
+        assert_eq!(held_out::examples(&spec, &batches[1]).unwrap().len(), 4, "the salt is not an example");
+        let (again, ..) = HeldOutSet::build(&spec, &public, &[], &private, 4).unwrap();
+        assert_ne!(again.root, set.root, "a fresh salt: the root says nothing about the records");
         let leaked = digits(dir.path(), "leaked.bin", 45..55);
-        let err = HeldOutSet::build(&spec, &public, &leaked, 4).unwrap_err().to_string();
+        let err = HeldOutSet::build(&spec, &public, &[], &leaked, 4).unwrap_err().to_string();
         assert!(err.contains("5 held-out record(s) also appear in the public data"), "{err}");
-        let err = HeldOutSet::build(&spec, &public, &private, 64).unwrap_err().to_string();
+        let err = HeldOutSet::build(&spec, &public, std::slice::from_ref(&set), &private, 4).unwrap_err().to_string();
+        assert!(err.contains("were committed before"), "{err}");
+        let err = HeldOutSet::build(&spec, &public, &[], &private, 64).unwrap_err().to_string();
         assert!(err.contains("no whole batch"), "{err}");
         std::fs::write(&private, [0u8; 66]).unwrap();
         let err = format!("{:#}", set.load(&spec, 4).unwrap_err());

@@ -116,15 +116,39 @@ impl Verifier {
         if r.revealed == 0 {
             return Ok(Step::Wait { until: None, why: format!("round {round}: nothing was revealed") });
         }
+        let candidates = node.rounds.candidates(node.chain.as_mut(), node.task, &r, round)?;
+        let judged: Vec<usize> =
+            (0..candidates.len()).filter(|&i| candidates[i].revealed && candidates[i].miner != me).collect();
+        // Blobs are fetched as soon as they are revealed. One that cannot be fetched yet is
+        // no verdict until the first half of the attestation window is over: the miner may
+        // be restarting (its store is down until it is back), and attesting negative then
+        // would slash an honest miner that is back in time. After that, a blob still
+        // missing is the miner's fault.
+        let patience = r.evalEnd + (r.attestEnd - r.evalEnd) / 2;
+        if now <= patience {
+            for &i in &judged {
+                if let Err(e) = node.store.fetch_blob(candidates[i].blobHash, &node.sources) {
+                    return Ok(Step::Wait {
+                        until: None,
+                        why: format!("round {round}, candidate {i}: {e}; retrying until block {patience}"),
+                    });
+                }
+            }
+        }
         let Some(batch) = node.rounds.revealed_eval_batch(node.chain.as_mut(), node.task, round, &r)? else {
-            return Ok(Step::Wait {
-                until: None,
-                why: format!(
-                    "round {round}: waiting for the owner to reveal the held-out batch (by block {})",
-                    r.attestEnd
-                ),
-            });
+            let why = if now > r.evalEnd {
+                format!("round {round}: the owner revealed no held-out batch by block {}: a no-fault round", r.evalEnd)
+            } else {
+                format!("round {round}: waiting for the owner to reveal the held-out batch (by block {})", r.evalEnd)
+            };
+            return Ok(Step::Wait { until: None, why });
         };
+        if now <= r.evalEnd {
+            return Ok(Step::Wait {
+                until: Some(r.evalEnd),
+                why: format!("round {round}: held-out batch revealed; attestations open after block {}", r.evalEnd),
+            });
+        }
         // A batch the owner committed to but that is not data of the task's kind cannot be
         // evaluated: no verdict either way (the round is then no-fault for the miners).
         let examples = match held_out::examples(&node.trainer.task.data, &batch) {
@@ -136,26 +160,6 @@ impl Verifier {
                 })
             }
         };
-        let candidates = node.rounds.candidates(node.chain.as_mut(), node.task, &r, round)?;
-        let judged: Vec<usize> =
-            (0..candidates.len()).filter(|&i| candidates[i].revealed && candidates[i].miner != me).collect();
-        // A blob that cannot be fetched yet is no verdict while the proof window is open: the
-        // miner may be restarting (its store is down until it is back), and attesting
-        // negative then would slash an honest miner that finishes in time. Once the proof
-        // deadline has passed, a blob still missing is the miner's fault.
-        if now <= r.proofEnd {
-            for &i in &judged {
-                if let Err(e) = node.store.fetch_blob(candidates[i].blobHash, &node.sources) {
-                    return Ok(Step::Wait {
-                        until: None,
-                        why: format!(
-                            "round {round}, candidate {i}: {e}; retrying until the proof deadline (block {})",
-                            r.proofEnd
-                        ),
-                    });
-                }
-            }
-        }
         // Rebuild each candidate (fetch, check the update root, apply, check the new root)
         // and evaluate it on the same phase-1 batch as the old model.
         let old = node.model_at(r.oldRoot)?;
@@ -167,7 +171,7 @@ impl Verifier {
         let old_units = loss_units(loss_old);
         for &i in &judged {
             let c = &candidates[i];
-            let (v, ln, why) = match node.rebuild(&old, c.blobHash, c.updateRoot, c.newRoot) {
+            let (v, ln, why) = match node.rebuild(&old, r.oldRoot, c.blobHash, c.updateRoot, c.newRoot) {
                 Ok(new) => {
                     let (v, _, ln, why) =
                         judge(loss_old, node.trainer.eval_examples(&new, &examples)?, node.params.margin);

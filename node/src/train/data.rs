@@ -179,9 +179,10 @@ fn split(len: usize, validation: usize, seed: u64) -> Result<(Vec<usize>, Vec<us
 
 /// Held-out evaluation data: what a task owner keeps back and commits to (a Merkle root
 /// over batches, `pogo_verifier::heldout`), revealing one batch per round when phase 1
-/// draws it. A batch is `eval_batch_size` fixed-size records: for digits, the 65-byte
-/// records of `digits.bin`; for text, windows of `context + 1` bytes (the model reads the
-/// first `context` and predicts each next byte).
+/// draws it. A batch is a 32-byte salt (so the leaf hashes that Merkle paths show of
+/// undrawn batches confirm no guess about their contents), then `eval_batch_size`
+/// fixed-size records: for digits, the 65-byte records of `digits.bin`; for text, windows
+/// of `context + 1` bytes (the model reads the first `context` and predicts each next byte).
 pub mod held_out {
     use std::path::{Path, PathBuf};
 
@@ -252,9 +253,31 @@ pub mod held_out {
         Ok(batches)
     }
 
-    /// A revealed batch as examples (checked: whole records of valid values).
+    /// Bytes of the salt that starts every batch.
+    pub const SALT_LEN: usize = 32;
+
+    /// The batches as committed: each prefixed with its salt `keccak256(key ‖ index)`.
+    pub fn salted(batches: &[Vec<u8>], key: &[u8; 32]) -> Vec<Vec<u8>> {
+        batches
+            .iter()
+            .enumerate()
+            .map(|(i, records)| {
+                let mut preimage = key.to_vec();
+                preimage.extend_from_slice(&(i as u64).to_be_bytes());
+                let mut batch = alloy::primitives::keccak256(preimage).to_vec();
+                batch.extend_from_slice(records);
+                batch
+            })
+            .collect()
+    }
+
+    /// A revealed batch (salt, then records) as examples, checked: whole records of valid
+    /// values.
     pub fn examples(spec: &DataSpec, batch: &[u8]) -> Result<Examples, DataError> {
         let err = |why: String| DataError { path: "the revealed held-out batch".into(), why };
+        let batch = batch
+            .get(SALT_LEN..)
+            .ok_or_else(|| err(format!("{} bytes is shorter than its {SALT_LEN}-byte salt", batch.len())))?;
         check_records(spec, batch, &err)?;
         Ok(match spec {
             DataSpec::Digits { .. } => Examples::Labelled {

@@ -58,9 +58,16 @@ pub fn loss_png(path: &Path, title: &str, series: &[(&str, Vec<(f64, f64)>)]) ->
         let colors = [RED, BLUE, GREEN, MAGENTA];
         for (i, (name, pts)) in series.iter().enumerate() {
             let color = colors[i % colors.len()];
-            let line = chart.draw_series(LineSeries::new(pts.iter().copied(), color.stroke_width(2)))?;
+            // Later series are drawn thinner, with a marker at every point, so a curve lying
+            // exactly on an earlier one (4-bit updates tracking f32) still shows as two.
+            let width = (4 - i.min(2)) as u32;
+            let line = chart.draw_series(LineSeries::new(pts.iter().copied(), color.stroke_width(width)))?;
             if labels {
-                line.label(*name).legend(move |(x, y)| PathElement::new([(x, y), (x + 20, y)], color));
+                line.label(*name)
+                    .legend(move |(x, y)| PathElement::new([(x, y), (x + 20, y)], color.stroke_width(width)));
+            }
+            if i > 0 {
+                chart.draw_series(pts.iter().map(|&p| Circle::new(p, 3 + i as i32, color.stroke_width(1))))?;
             }
         }
         if labels {

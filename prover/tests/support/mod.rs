@@ -490,9 +490,28 @@ impl World {
         Ok((drawn.set, drawn.batch, batches[drawn.batch as usize].clone(), tree.path(drawn.batch)))
     }
 
-    /// The owner reveals the drawn batch of the open round (drawing phase 1 if needed).
+    /// Mines until the proof window is over (the held-out reveal's window is open).
+    pub fn mine_past_proofs(&mut self) {
+        let end = self.round().proofEnd;
+        let now = self.evm.block_number();
+        if now <= end {
+            self.evm.mine(end + 1 - now);
+        }
+    }
+
+    /// Mines until the held-out reveal's window is over (attestations are open).
+    pub fn mine_to_attest(&mut self) {
+        let end = self.round().evalEnd;
+        let now = self.evm.block_number();
+        if now <= end {
+            self.evm.mine(end + 1 - now);
+        }
+    }
+
+    /// The owner reveals the drawn batch of the open round, once the proof window is over.
     pub fn reveal_eval(&mut self) -> Result<(), RoundsError> {
         self.mine_to_randomness();
+        self.mine_past_proofs();
         let (_, _, data, path) = self.drawn_eval()?;
         let owner = self.owner;
         let call = PogoRounds::revealEvalDataCall { task: self.task, data: data.into(), path };
@@ -510,15 +529,18 @@ impl World {
 
     /// `verifier` attests: `None` for unrevealed candidates, else the verdict and new loss
     /// `judge(k)` gives entry `k`. An online owner first reveals the evaluation batch if
-    /// nobody has.
+    /// nobody has and something is proven (mining past the proof window); once it is
+    /// revealed, the chain is mined past the reveal's window, where attestations open.
     pub fn attest_with(&mut self, verifier: Address, judge: impl Fn(usize) -> (u8, u64)) -> Result<(), RoundsError> {
         let state = self.task_state();
-        if self.owner_online
-            && state.open
-            && self.round().evalBlock == 0
-            && self.evm.block_number() > self.round().revealEnd + 1
-        {
-            self.reveal_eval()?;
+        if state.open {
+            let r = self.round();
+            if self.owner_online && r.evalBlock == 0 && r.proven > 0 && self.evm.block_number() <= r.evalEnd {
+                self.reveal_eval()?;
+            }
+            if self.round().evalBlock != 0 {
+                self.mine_to_attest();
+            }
         }
         let round = state.roundCount.saturating_sub(1);
         let commits = if state.roundCount == 0 { 0 } else { self.round_at(round).commits };

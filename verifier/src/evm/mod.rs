@@ -12,4 +12,4 @@ pub use harness::{AccountState, ChainState, Evm, EvmError, Fork, Receipt, CODE_S
 pub use revm::primitives::{keccak256, Address, Bytes, Log, B256, I256, U256};
 pub use shipped::{install_shipped, Shipped, SHIPPED};
 pub use solc::{Compiled, Solc, SolcError, SOLC_VERSION};
-pub use solidity::{calldata, fr_to_u256, verifier_source, GenerateError};
+pub use solidity::{calldata, fr_to_u256, u256_to_fr, verifier_source, GenerateError};

@@ -57,3 +57,8 @@ pub fn calldata(instances: &[Fr], proof: &[u8]) -> Vec<u8> {
 pub fn fr_to_u256(value: &Fr) -> crate::evm::U256 {
     crate::evm::U256::from_le_bytes(value.to_repr())
 }
+
+/// A `uint256` as a field element; `None` at or above the modulus.
+pub fn u256_to_fr(value: crate::evm::U256) -> Option<Fr> {
+    Fr::from_repr(value.to_le_bytes::<32>()).into()
+}
