@@ -137,11 +137,11 @@ pub fn run(opts: &DemoOptions, print: &mut dyn FnMut(&str)) -> anyhow::Result<De
     };
     prepare_dir(&opts.dir)?;
     let (task_file, held_out) = match &opts.task {
-        Some(path) => {
-            let data = crate::train::TaskConfig::load(path)?.data_path().to_path_buf();
-            (path.clone(), crate::train::data::held_out::default_path(&data))
+        Some(path) => (path.clone(), None),
+        None => {
+            let (file, held_out) = write_shipped_task(&opts.dir.join("task"))?;
+            (file, Some(held_out))
         }
-        None => write_shipped_task(&opts.dir.join("task"))?,
     };
     let keystore = Keystore::new(&opts.dir.join("keystore"), DEMO_PASSWORD);
     let miner_names: Vec<&str> = HONEST.iter().copied().chain(CHEATS.iter().map(|(n, _)| *n)).collect();
@@ -190,13 +190,21 @@ pub fn run(opts: &DemoOptions, print: &mut dyn FnMut(&str)) -> anyhow::Result<De
         opts.params_dir.display()
     ));
     let owner = wallet("owner");
-    let (deployment, set) =
-        create_task(chain.as_mut(), &chain_spec, &owner, None, &task_file, &held_out, &terms, &opts.params_dir)?;
+    let (deployment, set) = create_task(
+        chain.as_mut(),
+        &chain_spec,
+        &owner,
+        None,
+        &task_file,
+        held_out.as_deref(),
+        &terms,
+        &opts.params_dir,
+    )?;
     deployment.save(&opts.dir.join("deployment.json"))?;
     print(&format!(
         "the owner committed to {} held-out batches from {} (root {}): miners never see them",
         set.batches,
-        held_out.display(),
+        set.file.display(),
         set.root
     ));
     let mut task_owner = Owner::created(owner.clone(), &opts.dir.join("owner"), set)?;

@@ -20,6 +20,7 @@ use crate::contract::Rounds;
 use crate::keystore::Wallet;
 use crate::roles::owner::HeldOutSet;
 use crate::roles::{model_root, task_hashes};
+use crate::train::data::held_out;
 use crate::train::{TaskConfig, Trainer};
 
 /// Phase-1 batches `pogo task create` evaluates the genesis model on to measure the noise.
@@ -298,8 +299,9 @@ pub fn check_keys(
 }
 
 /// Deploys the verifier (and the round contract unless `rounds` is given) and registers the
-/// task, committed to the owner's held-out evaluation data in `held_out`; returns the
-/// deployment and the held-out set (for the owner's records). INSECURE development keys
+/// task, committed to the owner's held-out evaluation data in `held_out` (`None`: the data
+/// file's `held_out::default_path`); returns the deployment and the held-out set (for the
+/// owner's records; its `file` is the path used). INSECURE development keys
 /// are refused on a chain that is not a development chain unless `terms.insecure`.
 #[allow(clippy::too_many_arguments)]
 pub fn create_task(
@@ -308,13 +310,14 @@ pub fn create_task(
     owner: &Wallet,
     rounds: Option<Rounds>,
     task_file: &Path,
-    held_out: &Path,
+    held_out: Option<&Path>,
     terms: &TaskTerms,
     params_dir: &Path,
 ) -> anyhow::Result<(Deployment, HeldOutSet)> {
     let config = TaskConfig::load(task_file)?;
     let (spec, dataset) = task_hashes(task_file, &config)?;
-    let (eval, _, _) = HeldOutSet::build(&config.data, config.data_path(), &[], held_out, config.eval_batch_size)
+    let held_out = held_out.map_or_else(|| held_out::default_path(config.data_path()), Path::to_path_buf);
+    let (eval, _, _) = HeldOutSet::build(&config.data, config.data_path(), &[], &held_out, config.eval_batch_size)
         .context("the held-out evaluation data")?;
     let margin = crate::roles::loss_units(config.margin as f32);
     let trainer = Trainer::new(config, candle_core::Device::Cpu)?;

@@ -22,7 +22,6 @@ use crate::roles::owner::Owner;
 use crate::roles::verifier::Verifier;
 use crate::roles::{Node, Step};
 use crate::store::Store;
-use crate::train::data::held_out;
 
 /// Settings every node command shares.
 #[derive(Args, Debug, Clone)]
@@ -259,14 +258,11 @@ pub(super) fn task(args: TaskArgs) -> anyhow::Result<()> {
     };
     let rounds = args.contract.map(|a| Rounds::at(chain.as_mut(), a)).transpose()?;
     let terms = TaskTerms { insecure: settings.insecure, ..args.terms };
-    let held_out = match args.held_out {
-        Some(path) => path,
-        None => held_out::default_path(crate::train::TaskConfig::load(&args.task)?.data_path()),
-    };
+    let held_out = args.held_out.as_deref();
     let (deployment, set) =
-        create_task(chain.as_mut(), &spec, &wallet, rounds, &args.task, &held_out, &terms, &settings.params_dir)?;
+        create_task(chain.as_mut(), &spec, &wallet, rounds, &args.task, held_out, &terms, &settings.params_dir)?;
     deployment.save(&settings.deployment)?;
-    let batches = set.batches;
+    let (batches, held_out) = (set.batches, set.file.clone());
     Owner::created(wallet, &settings.home.join("owner"), set)?;
     Report::new()
         .add("chain", chain.describe())
@@ -402,18 +398,7 @@ pub(super) fn owner(args: OwnerArgs) -> anyhow::Result<()> {
         println!("{}", event.what);
         return Ok(());
     }
-    let limit = args.rounds.unwrap_or(u64::MAX);
-    let revealed = std::cell::Cell::new(owner.state.revealed.len() as u64);
-    drive(
-        &mut node,
-        &settings,
-        |n| {
-            let step = owner.step(n);
-            revealed.set(owner.state.revealed.len() as u64);
-            step
-        },
-        || revealed.get() >= limit,
-    )
+    drive_counting(&mut node, &settings, &mut owner, Owner::step, |o| o.state.revealed.len(), args.rounds)
 }
 
 pub(super) fn verifier(args: VerifierArgs) -> anyhow::Result<()> {
@@ -422,17 +407,30 @@ pub(super) fn verifier(args: VerifierArgs) -> anyhow::Result<()> {
     let mut node = settings.node(&wallet, &format!("verifier-{}", wallet.name()), true)?;
     let dir = settings.home.join(format!("verifier-{}", wallet.name()));
     let mut verifier = Verifier::new(wallet, &dir, wei(args.stake))?;
-    let limit = args.rounds.unwrap_or(u64::MAX);
-    let attested = std::cell::Cell::new(verifier.state.attested.len() as u64);
+    drive_counting(&mut node, &settings, &mut verifier, Verifier::step, |v| v.state.attested.len(), args.rounds)
+}
+
+/// Drives `role` until `done(role)` (what it has done so far, from its persisted state)
+/// reaches `limit` (never, without one).
+fn drive_counting<R>(
+    node: &mut Node,
+    settings: &Settings,
+    role: &mut R,
+    step: impl Fn(&mut R, &mut Node) -> anyhow::Result<Step>,
+    done: impl Fn(&R) -> usize,
+    limit: Option<u64>,
+) -> anyhow::Result<()> {
+    let limit = limit.unwrap_or(u64::MAX);
+    let count = std::cell::Cell::new(done(role) as u64);
     drive(
-        &mut node,
-        &settings,
+        node,
+        settings,
         |n| {
-            let step = verifier.step(n);
-            attested.set(verifier.state.attested.len() as u64);
-            step
+            let result = step(role, n);
+            count.set(done(role) as u64);
+            result
         },
-        || attested.get() >= limit,
+        || count.get() >= limit,
     )
 }
 
