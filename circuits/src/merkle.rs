@@ -140,6 +140,16 @@ impl MerkleTree {
         if index >= leaves {
             return Err(MerkleError::IndexOutOfRange { index, leaves });
         }
+        self.open_padded(index)
+    }
+
+    /// The opening of position `index` anywhere in the tree's `2^D` leaves, padding (zero
+    /// leaves past the real ones) included: what a fraud proof about padding needs.
+    pub fn open_padded(&self, index: u64) -> Result<MerklePath, MerkleError> {
+        let capacity = 1u128 << self.depth();
+        if u128::from(index) >= capacity {
+            return Err(MerkleError::IndexOutOfRange { index, leaves: u64::try_from(capacity).unwrap_or(u64::MAX) });
+        }
         let zeros = zero_subtree_roots();
         let siblings = (0..self.depth() as usize)
             .map(|level| {

@@ -3,7 +3,7 @@
 
 use alloy::primitives::{Address, B256, U256};
 use alloy::sol_types::{SolCall, SolEvent};
-use pogo_verifier::rounds::{bytecode, Attestation, Candidate, EvalSet, PogoRounds, Round, TaskParams};
+use pogo_verifier::rounds::{deploy_contracts, Attestation, Candidate, EvalSet, PogoRounds, Round, TaskParams};
 
 use crate::chain::{Chain, ChainError, TxReceipt};
 use crate::keystore::Wallet;
@@ -70,11 +70,20 @@ impl Rounds {
         Ok(Rounds { address })
     }
 
-    /// Deploys the committed artifact.
+    /// Deploys the committed artifacts (every part: `pogo_verifier::rounds::deploy_contracts`);
+    /// returns the round contract and the receipt of its own deployment.
     pub fn deploy(chain: &mut dyn Chain, from: &Wallet) -> Result<(Self, TxReceipt), ContractError> {
-        let receipt = chain.send(from, None, bytecode(), U256::ZERO)?;
-        let address = receipt.created.ok_or(ContractError::Decode { call: "deploy", why: "no address".into() })?;
-        Ok((Rounds { address }, receipt))
+        let mut last = None;
+        let deployed = deploy_contracts(|what, code| {
+            let receipt = chain.send(from, None, code, U256::ZERO)?;
+            let address = receipt.created.ok_or_else(|| ContractError::Decode {
+                call: "deploy",
+                why: format!("deploying the {what} made no contract"),
+            })?;
+            last = Some(receipt);
+            Ok::<_, ContractError>(address)
+        })?;
+        Ok((Rounds { address: deployed.rounds }, last.expect("deploy_contracts deploys")))
     }
 
     /// Sends `call` with `value` wei.

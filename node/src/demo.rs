@@ -170,6 +170,8 @@ pub fn run(opts: &DemoOptions, print: &mut dyn FnMut(&str)) -> anyhow::Result<De
         reveal_window: 5,
         proof_window: 20,
         attest_window: 40,
+        challenge_window: 10,
+        fraud_slash: 0.5,
         max_candidates: 16,
         verifier_fee: 0.1,
         quorum: 3.0,

@@ -55,6 +55,14 @@ pub struct TaskTerms {
     /// --proof-window, at most 8191 so the seeds stay readable from EIP-2935's history).
     #[arg(long, default_value_t = 100)]
     pub attest_window: u64,
+    /// Blocks after the attestation window during which anyone may prove a candidate's block
+    /// wrong (`pogo challenge`); the round finalizes after it.
+    #[arg(long, default_value_t = 20)]
+    pub challenge_window: u64,
+    /// Share of its stake a verifier loses for each positive attestation on a candidate
+    /// later proven fraudulent (0 to 1).
+    #[arg(long, default_value_t = 0.5)]
+    pub fraud_slash: f64,
     /// Most candidates (commits) a round takes (1 to 16).
     #[arg(long, default_value_t = 16)]
     pub max_candidates: u16,
@@ -97,11 +105,17 @@ impl TaskTerms {
     /// deployed.
     pub fn check(&self) -> anyhow::Result<()> {
         const HISTORY: u64 = 8191;
-        if self.commit_window == 0 || self.reveal_window == 0 {
-            bail!("--commit-window and --reveal-window must be at least 1 block");
+        if self.commit_window == 0 || self.reveal_window == 0 || self.challenge_window == 0 {
+            bail!("--commit-window, --reveal-window and --challenge-window must be at least 1 block");
         }
-        if self.commit_window > HISTORY || self.reveal_window > HISTORY || self.attest_window > HISTORY {
-            bail!("--commit-window, --reveal-window and --attest-window must be at most {HISTORY} blocks (EIP-2935)");
+        if self.commit_window > HISTORY
+            || self.reveal_window > HISTORY
+            || self.attest_window.saturating_add(self.challenge_window) > HISTORY
+        {
+            bail!(
+                "--commit-window, --reveal-window and --attest-window plus --challenge-window must be at most \
+                 {HISTORY} blocks (EIP-2935)"
+            );
         }
         if self.proof_window <= 2 {
             bail!("--proof-window ({}) must be more than 2 blocks", self.proof_window);
@@ -119,6 +133,9 @@ impl TaskTerms {
         }
         if !(0.0..=1.0).contains(&self.verifier_fee) {
             bail!("--verifier-fee ({}) must be between 0 and 1", self.verifier_fee);
+        }
+        if !(0.0..=1.0).contains(&self.fraud_slash) {
+            bail!("--fraud-slash ({}) must be between 0 and 1", self.fraud_slash);
         }
         Ok(())
     }
@@ -346,8 +363,10 @@ pub fn create_task(
         revealWindow: terms.reveal_window,
         proofWindow: terms.proof_window,
         attestWindow: terms.attest_window,
+        challengeWindow: terms.challenge_window,
         maxCandidates: terms.max_candidates,
         verifierFeeBps: (terms.verifier_fee * 10_000.0).round() as u16,
+        fraudSlashBps: (terms.fraud_slash * 10_000.0).round() as u16,
         margin,
         quorum: wei(terms.quorum).saturating_to(),
         minerBond: wei(terms.bond).saturating_to(),

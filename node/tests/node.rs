@@ -266,7 +266,7 @@ impl Network {
     /// Skips the waits a round has once its roles have done their part: the rest of the
     /// reveal window once every commitment is revealed, the rest of the proof window once
     /// every reveal is proven, the rest of the held-out reveal's window once the owner
-    /// revealed, the rest of the attestation window once both verifiers attested. The
+    /// revealed, the rest of the attestation and challenge windows once both verifiers attested. The
     /// windows themselves are long enough that no restart can miss them however loaded the
     /// machine is.
     fn hurry(&self, status: &serde_json::Value) {
@@ -284,7 +284,8 @@ impl Network {
             self.advance_to(status["held_out_deadline"].as_u64().unwrap() + 1);
         }
         if status["attestations"] == 2 && status["proven"] == status["revealed"] && revealed > Some(0) {
-            self.advance_to(status["attest_deadline"].as_u64().unwrap() + 2);
+            // No fraud proof is coming for honest candidates: skip the challenge window too.
+            self.advance_to(status["challenge_deadline"].as_u64().unwrap() + 2);
         }
     }
 
@@ -523,8 +524,10 @@ mod attacks {
             revealWindow: 5,
             proofWindow: 20,
             attestWindow: 40,
+            challengeWindow: 10,
             maxCandidates: 4,
             verifierFeeBps: 1000,
+            fraudSlashBps: 5000,
             margin: 1,
             quorum: ETHER,
             minerBond: ETHER,

@@ -560,3 +560,118 @@ fn an_owner_who_does_not_reveal_makes_the_round_no_fault() {
     let sets = world.rounds.read(&mut world.evm, PogoRounds::getEvalSetsCall { task }).unwrap();
     assert_eq!(sets[0].left, EVAL_BATCHES - 1, "a batch that was due is retired, revealed or not");
 }
+
+/// The seed the test chain will give block `number` (its hash chain is deterministic:
+/// `hash(n) = keccak(hash(n - 1) ‖ n)`), so the test can play a miner who knows which
+/// blocks will be sampled — more than any real miner knows.
+fn predicted_hash(world: &World, number: u64) -> B256 {
+    let last = world.evm.block_number() - 1;
+    let mut hash = world.evm.block_hash(last).unwrap_or_default();
+    for n in last + 1..=number {
+        let mut preimage = hash.to_vec();
+        preimage.extend_from_slice(&n.to_be_bytes());
+        hash = pogo_verifier::evm::keccak256(preimage);
+    }
+    hash
+}
+
+fn predicted_indices(world: &World, seed_block: u64, nb: u64, samples: usize) -> Vec<u64> {
+    use alloy_sol_types::SolValue;
+    let seed = predicted_hash(world, seed_block);
+    (0..samples as u64)
+        .map(|j| {
+            (U256::from_be_bytes(pogo_verifier::evm::keccak256((seed, U256::from(j)).abi_encode()).0) % U256::from(nb))
+                .to::<u64>()
+        })
+        .collect()
+}
+
+/// A miner alters one block of its new model where the sampled proof does not look: the
+/// proof passes and two lazy verifiers attest positive, but the one that rebuilt finds the
+/// block and proves it wrong on chain once the attestations are in. The candidate is
+/// rejected, the miner loses its whole bond (half to the challenger), each positive
+/// attester loses `fraudSlashBps` of its stake; a second proof, an early one and a claim
+/// about an honest block are refused.
+#[test]
+fn an_altered_unsampled_block_is_proven_and_the_miner_and_positive_attesters_pay() {
+    use pogo_verifier::fraud::FraudClaim;
+    let fx = Fixture::small();
+    let mut world = World::new(fx, 3, |_| {});
+    let (old, honest, update) = (&fx.chain.models[0], &fx.chain.models[1], &fx.chain.updates[0]);
+    // Wait for a round whose samples (from the hash of revealEnd + 2) leave a block out.
+    let b = loop {
+        let reveal_end = world.evm.block_number() + COMMIT_WINDOW + REVEAL_WINDOW;
+        let sampled = predicted_indices(&world, reveal_end + 2, fx.blocks, fx.samples);
+        if let Some(b) = (0..fx.blocks).find(|b| !sampled.contains(b)) {
+            break b;
+        }
+        world.evm.mine(1);
+    };
+    let mut weights = honest.weights().to_vec();
+    weights[b as usize * 112 + 1] ^= 1 << 9;
+    let bad = honest.with_weights(weights).unwrap();
+    let bad_tree = bad.reference_tree(fx.depth).unwrap();
+    let update_tree = update.reference_tree(fx.depth).unwrap();
+    let old_tree = old.reference_tree(fx.depth).unwrap();
+    let miner = world.miner;
+    world.commit_as(miner, fr_to_u256(&bad_tree.root()), fr_to_u256(&update_tree.root())).unwrap();
+    world.reveal_all();
+    world.draw();
+    let indices = world.indices();
+    assert!(!indices.contains(&b), "the prediction holds");
+    // The sampled proof passes: every sampled block is applied exactly.
+    world.submit(fx.proof_of(old, &bad, update, &indices)).unwrap();
+    let (lazy, lazier, careful) = (world.verifiers[0], world.verifiers[1], world.verifiers[2]);
+    world.attest(lazy, true).unwrap();
+    world.attest(lazier, true).unwrap();
+    world.attest(careful, false).unwrap();
+
+    let claim = FraudClaim::build(
+        b,
+        &old.block(b),
+        &update.blocks()[b as usize],
+        &old_tree,
+        &update_tree,
+        &bad_tree,
+        fx.blocks,
+    )
+    .unwrap();
+    let task = world.task;
+    assert_eq!(refused(world.send("proveFraud", careful, claim.to_call(task, 0), 0)), "TooEarly");
+    world.close_attestations();
+    // A claim about another (honest) block shows nothing and costs only gas.
+    let other = 1 - b;
+    let honest_claim = FraudClaim::build(
+        other,
+        &old.block(other),
+        &update.blocks()[other as usize],
+        &old_tree,
+        &update_tree,
+        &bad_tree,
+        fx.blocks,
+    )
+    .unwrap();
+    assert_eq!(refused(world.send("proveFraud", careful, honest_claim.to_call(task, 0), 0)), "NoFraud");
+    let pool_before = world.task_state().pool;
+    world.send("proveFraud", careful, claim.to_call(task, 0), 0).unwrap();
+    assert_eq!(refused(world.send("proveFraud", careful, claim.to_call(task, 0), 0)), "AlreadyFraud");
+
+    let stake = |world: &mut World, v| {
+        world.rounds.read(&mut world.evm, PogoRounds::stakeOfCall { task, verifier: v }).unwrap()
+    };
+    let slash = U256::from(STAKE) * U256::from(FRAUD_SLASH_BPS) / U256::from(10_000u64);
+    assert_eq!(stake(&mut world, lazy), U256::from(STAKE) - slash);
+    assert_eq!(stake(&mut world, lazier), U256::from(STAKE) - slash);
+    assert_eq!(stake(&mut world, careful), U256::from(STAKE), "the negative attester keeps its stake");
+    assert_eq!(world.balance_of(careful), U256::from(BOND / 2), "the challenger's bounty");
+    assert_eq!(world.task_state().pool, pool_before + U256::from(BOND / 2) + slash * U256::from(2u64));
+
+    world.close_window();
+    world.finalize().unwrap();
+    let c = world.candidate(0, 0);
+    assert!(c.fraud);
+    assert_eq!(c.outcome, outcome::SLASHED);
+    assert_eq!(world.position(), 0, "the root did not move");
+    assert_eq!(world.balance_of(miner), U256::ZERO, "nothing comes back to the miner");
+    assert_eq!(refused(world.claim(careful, 0)), "NothingToClaim");
+}

@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
 pragma solidity 0.8.19;
 
+import "PogoFraud.sol";
+
 /// @title PoGO rounds: competing candidates, commit–reveal, randomness, proofs, loss
 /// attestations, ranking, finalize (DESIGN §3 as changed by the competing-rounds issue).
 /// @notice One contract holds every task. A task runs one round at a time; a round is a
@@ -37,9 +39,9 @@ pragma solidity 0.8.19;
 ///   candidates get their bonds back; unrevealed or unproven ones are slashed to the pool,
 ///   and proven ones that 2/3 of a quorum rejected to the verifiers who attested negative.
 /// Ether only leaves through `withdraw` (pull payments); every transition emits an event.
-contract PogoRounds {
+abstract contract PogoRoundsState {
     /// BN254 scalar field modulus: roots and public inputs are elements of this field.
-    uint256 public constant FIELD_MODULUS =
+    uint256 internal constant FIELD =
         21888242871839275222246405745257275088548364400416034343698204186575808495617;
     /// EIP-2935 block-hash history contract (Prague) and the blocks it serves.
     address internal constant HISTORY_STORAGE = 0x0000F90827F1C53a10cb7A02335B175320002935;
@@ -52,6 +54,9 @@ contract PogoRounds {
     uint16 internal constant MAX_ATTESTERS = 32;
     /// Basis points: `verifierFeeBps` of 10,000 is the whole reward.
     uint16 internal constant BPS = 10_000;
+    /// Share of a fraudulent candidate's bond paid to whoever proves the fraud; the rest
+    /// (and the positive attesters' slashed stake) goes to the task's pool.
+    uint16 internal constant FRAUD_BOUNTY_BPS = 5_000;
 
     /// Parameters fixed when a task is registered.
     struct TaskParams {
@@ -65,8 +70,10 @@ contract PogoRounds {
         uint64 revealWindow; // blocks after the commit window during which miners reveal
         uint64 proofWindow; // blocks after the reveal window by which proofs must be in
         uint64 attestWindow; // blocks after the reveal window during which verifiers attest
+        uint64 challengeWindow; // blocks after the attestation window for fraud proofs; then finalize
         uint16 maxCandidates; // commits a round takes
         uint16 verifierFeeBps; // share of the reward paid to the winner's positive attesters
+        uint16 fraudSlashBps; // share of its stake a verifier loses per positive attestation on a proven fraud
         uint64 margin; // loss decrease a positive attestation needs (loss units of 1e-9)
         uint128 quorum; // attesting stake (wei) needed to judge: stake, not a count of addresses
         uint128 minerBond; // bond posted with each commit
@@ -134,6 +141,7 @@ contract PogoRounds {
         uint128 feeStakeLeft; // positive stake on the winner that has not claimed yet
         bytes32 evalHash; // leaf hash of the held-out batch revealed for this round
         uint64 evalBlock; // block it was revealed in (0: not revealed, nothing to attest on)
+        uint64 challengeEnd; // fraud proofs in (attestEnd, challengeEnd]; finalize after it
     }
 
     struct Candidate {
@@ -151,6 +159,7 @@ contract PogoRounds {
         int256 gain; // stake-weighted median gain, set at finalize for eligible candidates
         uint128 slashLeft; // slashed bond not yet claimed by negative attesters
         uint128 slashStakeLeft; // negative stake on it that has not claimed yet
+        bool fraud; // a fraud proof showed one of its blocks wrong
     }
 
     struct Attestation {
@@ -161,29 +170,29 @@ contract PogoRounds {
         uint64[] lossNew; // per candidate
     }
 
-    mapping(uint256 => Task) private tasks;
-    uint256 public taskCount;
-    mapping(uint256 => mapping(uint64 => Round)) private rounds;
-    mapping(uint256 => mapping(uint64 => mapping(uint16 => Candidate))) private candidates;
-    mapping(uint256 => mapping(uint64 => address[])) private attesters;
-    mapping(uint256 => mapping(uint64 => mapping(address => Attestation))) private attestations;
+    mapping(uint256 => Task) internal tasks;
+    uint256 internal taskTotal;
+    mapping(uint256 => mapping(uint64 => Round)) internal rounds;
+    mapping(uint256 => mapping(uint64 => mapping(uint16 => Candidate))) internal candidates;
+    mapping(uint256 => mapping(uint64 => address[])) internal attesters;
+    mapping(uint256 => mapping(uint64 => mapping(address => Attestation))) internal attestations;
     /// Update roots revealed for a task, in any round, by anyone: never revealed again.
-    mapping(uint256 => mapping(uint256 => bool)) public updateRevealed;
+    mapping(uint256 => mapping(uint256 => bool)) internal revealedUpdates;
     /// Each task's sets of held-out evaluation batches, oldest first.
-    mapping(uint256 => EvalSet[]) private evalSets;
+    mapping(uint256 => EvalSet[]) internal evalSets;
     /// The undrawn batches of a set as a lazy Fisher–Yates pool: position → batch + 1 (0: the
     /// position's own batch). A drawn batch leaves the pool: it is never drawn again.
-    mapping(uint256 => mapping(uint256 => mapping(uint32 => uint32))) private evalPool;
-    mapping(uint256 => mapping(address => uint256)) public stakeOf;
+    mapping(uint256 => mapping(uint256 => mapping(uint32 => uint32))) internal evalPool;
+    mapping(uint256 => mapping(address => uint256)) internal stakes;
     /// Block of a verifier's (latest) join: its stake weighs only in rounds opened later.
-    mapping(uint256 => mapping(address => uint64)) public stakeSince;
+    mapping(uint256 => mapping(address => uint64)) internal stakeJoined;
     /// Block a verifier called `leave` (0: staked): it weighs in no round opened since, and
     /// its stake is released `unbonding(task)` blocks later, once every round it could
     /// attest in has closed.
-    mapping(uint256 => mapping(address => uint64)) public leavingSince;
+    mapping(uint256 => mapping(address => uint64)) internal stakeLeaving;
     /// Ether each address can withdraw.
-    mapping(address => uint256) public balanceOf;
-    bool private locked;
+    mapping(address => uint256) internal owed;
+    bool internal locked;
 
     event TaskCreated(uint256 indexed task, address indexed owner, address verifier, bytes32 verifierCodeHash);
     event Funded(uint256 indexed task, address indexed from, uint256 amount);
@@ -209,6 +218,17 @@ contract PogoRounds {
     event Claimed(uint256 indexed task, uint64 indexed round, address indexed verifier, uint256 amount);
     event Withdrawn(address indexed to, uint256 amount);
     event EvalDataAdded(uint256 indexed task, uint32 set, bytes32 root, uint32 batches);
+    event FraudProven(
+        uint256 indexed task,
+        uint64 indexed round,
+        uint16 candidate,
+        address indexed challenger,
+        uint64 blockIndex,
+        uint8 kind,
+        uint256 bounty,
+        uint256 attestersSlashed
+    );
+    event AttesterSlashed(uint256 indexed task, uint64 indexed round, address indexed verifier, uint256 amount);
     event EvalRevealed(uint256 indexed task, uint64 indexed round, uint32 set, uint32 batch, bytes32 leaf, bytes data);
 
     error Reentrant();
@@ -252,6 +272,8 @@ contract PogoRounds {
     error NoEvalData();
     error EvalAlreadyRevealed();
     error WrongEvalData();
+    error AlreadyFraud(uint16 candidate);
+    error DirectCall();
 
     modifier nonReentrant() {
         if (locked) revert Reentrant();
@@ -261,8 +283,141 @@ contract PogoRounds {
     }
 
     modifier exists(uint256 task) {
-        if (task >= taskCount) revert UnknownTask(task);
+        if (task >= taskTotal) revert UnknownTask(task);
         _;
+    }
+
+
+    function drawnEval(uint256 task, bytes32 seed1) internal view returns (uint32 set, uint32 batch, uint32 position) {
+        if (seed1 == bytes32(0)) revert PhaseNotReady(1);
+        Task storage t = tasks[task];
+        if (t.evalLeft == 0) revert NoEvalData();
+        set = t.evalCursor;
+        position = uint32(uint256(keccak256(abi.encodePacked(seed1, "eval"))) % evalSets[task][set].left);
+        uint32 slot = evalPool[task][set][position];
+        batch = slot == 0 ? position : slot - 1;
+    }
+
+    // ---- a round ----
+
+    /// Takes the batch at `position` of `set`'s pool out of it (swap-remove: the batch at
+    /// the last position takes its place): it is never drawn again.
+    function retireEval(uint256 task, uint32 set, uint32 position) internal {
+        Task storage t = tasks[task];
+        EvalSet storage s = evalSets[task][set];
+        uint32 last = s.left - 1;
+        uint32 tail = evalPool[task][set][last];
+        evalPool[task][set][position] = tail == 0 ? last + 1 : tail;
+        delete evalPool[task][set][last];
+        s.left = last;
+        t.evalLeft -= 1;
+        if (last == 0) t.evalCursor = set + 1;
+    }
+
+    /// The hash of block `number`: BLOCKHASH for the last 256 blocks, then the EIP-2935
+    /// history contract for the last 8,191; zero when neither has it (or not yet closed).
+    function blockHashOf(uint64 number) internal view returns (bytes32 hash) {
+        if (number >= block.number) return bytes32(0);
+        hash = blockhash(number);
+        if (hash != bytes32(0) || HISTORY_STORAGE.code.length == 0) return hash;
+        (bool ok, bytes memory out) = HISTORY_STORAGE.staticcall(abi.encode(uint256(number)));
+        if (ok && out.length == 32) hash = abi.decode(out, (bytes32));
+    }
+
+    /// The seed of `phase` (1 or 2) of round `id`, or zero while its block is not closed or
+    /// once its hash is out of reach (older than 256 blocks and not in EIP-2935's history).
+    function roundSeed(uint256 task, uint64 id, uint8 phase) internal view exists(task) returns (bytes32) {
+        Round storage r = rounds[task][id];
+        bytes32 stored = phase == 1 ? r.seed1 : r.seed2;
+        if (stored != bytes32(0)) return stored;
+        return blockHashOf(r.revealEnd + phase);
+    }
+
+    function draw(uint256 task, uint64 id, Round storage r, uint8 phase) internal returns (bytes32 seed) {
+        seed = phase == 1 ? r.seed1 : r.seed2;
+        if (seed != bytes32(0)) return seed;
+        uint64 target = r.revealEnd + phase;
+        seed = blockHashOf(target);
+        if (seed == bytes32(0)) return seed;
+        if (phase == 1) r.seed1 = seed;
+        else r.seed2 = seed;
+        emit RandomnessDrawn(task, id, phase, target, seed);
+    }
+
+    function openRound(uint256 task) internal view returns (uint64 id, Round storage r) {
+        Task storage t = tasks[task];
+        if (!t.open) revert NoOpenRound(task);
+        id = t.rounds - 1;
+        r = rounds[task][id];
+    }
+
+    /// The circuit's public inputs of candidate `index` of the open round (DESIGN §2): old
+    /// root, new root, update root, nb, then the S sampled indices
+    /// `uint256(keccak256(abi.encode(seed2, j))) % nb`.
+    function inputsOf(uint256 task, uint16 index) internal view exists(task) returns (uint256[] memory inputs) {
+        Task storage t = tasks[task];
+        if (!t.open) revert NoOpenRound(task);
+        uint64 id = t.rounds - 1;
+        Round storage r = rounds[task][id];
+        Candidate storage c = candidates[task][id][index];
+        if (!c.revealed) revert NotRevealed(index);
+        bytes32 seed2 = roundSeed(task, id, 2);
+        if (seed2 == bytes32(0)) revert PhaseNotReady(2);
+        uint256 samples = t.params.samples;
+        uint256 nb = t.params.nb;
+        inputs = new uint256[](4 + samples);
+        inputs[0] = r.oldRoot;
+        inputs[1] = c.newRoot;
+        inputs[2] = c.updateRoot;
+        inputs[3] = nb;
+        for (uint256 j = 0; j < samples; j++) {
+            inputs[4 + j] = uint256(keccak256(abi.encode(seed2, j))) % nb;
+        }
+    }
+
+    /// The hash a miner commits to (pure: compute it off chain the same way).
+    function commitmentHash(
+        uint256 task,
+        uint64 round,
+        address miner,
+        uint256 newRoot,
+        uint256 updateRoot,
+        bytes32 blobHash,
+        bytes32 salt
+    ) internal view returns (bytes32) {
+        return keccak256(abi.encode(address(this), task, round, miner, newRoot, updateRoot, blobHash, salt));
+    }
+
+    /// Blocks a leaving stake stays locked: the longest a round it could attest in lasts,
+    /// fraud proofs (which may slash it) included.
+    function unbondingBlocks(uint256 task) internal view exists(task) returns (uint64) {
+        TaskParams storage p = tasks[task].params;
+        return p.commitWindow + p.revealWindow + p.attestWindow + p.challengeWindow;
+    }
+}
+
+contract PogoRounds is PogoRoundsState {
+    /// Where every function not defined here runs (by DELEGATECALL, on this contract's
+    /// storage): the reads and fraud proofs of `PogoRoundsExtension`. The split keeps each
+    /// part under EIP-170's code-size limit.
+    address public immutable extension;
+
+    constructor(address extension_) {
+        if (extension_.code.length == 0) revert BadParams(4);
+        extension = extension_;
+    }
+
+    /// Runs the call in the extension, on this contract's storage and balance.
+    fallback() external {
+        address to = extension;
+        assembly ("memory-safe") {
+            let ptr := mload(0x40)
+            calldatacopy(ptr, 0, calldatasize())
+            let ok := delegatecall(gas(), to, ptr, calldatasize(), 0, 0)
+            returndatacopy(ptr, 0, returndatasize())
+            if iszero(ok) { revert(ptr, returndatasize()) }
+            return(ptr, returndatasize())
+        }
     }
 
     // ---- tasks and verifiers ----
@@ -270,13 +425,13 @@ contract PogoRounds {
     /// Registers a task; `msg.value` starts its reward pool. The verifier must have code;
     /// its code hash is recorded, so nodes can compare it with the verifier of their keys.
     function createTask(TaskParams calldata p) external payable nonReentrant returns (uint256 task) {
-        if (p.genesisRoot >= FIELD_MODULUS) revert NotFieldElement(p.genesisRoot);
+        if (p.genesisRoot >= FIELD) revert NotFieldElement(p.genesisRoot);
         if (p.depth == 0 || p.depth > 32) revert BadParams(1);
         if (p.nb == 0 || p.nb > (uint256(1) << p.depth)) revert BadParams(2);
         if (p.samples == 0) revert BadParams(3);
         if (p.verifier.code.length == 0) revert BadParams(4);
         if (p.verifierGas == 0) revert BadParams(5);
-        if (p.commitWindow == 0 || p.revealWindow == 0) revert BadParams(6);
+        if (p.commitWindow == 0 || p.revealWindow == 0 || p.challengeWindow == 0) revert BadParams(6);
         // Phase 2 is readable from revealEnd + 3: a proof window must leave room after it.
         if (p.proofWindow <= 2 || p.attestWindow <= p.proofWindow + 1) {
             revert BadParams(7);
@@ -284,14 +439,15 @@ contract PogoRounds {
         // Every seed is read within attestWindow blocks of its block: EIP-2935 still has it
         // (without the history contract, BLOCKHASH's 256 blocks must do).
         uint64 reach = HISTORY_STORAGE.code.length == 0 ? 256 : HISTORY_SERVE_WINDOW;
-        if (p.commitWindow > reach || p.revealWindow > reach || p.attestWindow > reach) {
+        // (finalize reads phase 1 up to attestWindow + challengeWindow blocks after it).
+        if (p.commitWindow > reach || p.revealWindow > reach || p.attestWindow + p.challengeWindow > reach) {
             revert BadParams(8);
         }
         if (p.maxCandidates == 0 || p.maxCandidates > MAX_CANDIDATES) revert BadParams(9);
-        if (p.verifierFeeBps > BPS) revert BadParams(10);
+        if (p.verifierFeeBps > BPS || p.fraudSlashBps > BPS) revert BadParams(10);
         if (p.quorum == 0) revert BadParams(11);
         if (p.minVerifierStake == 0) revert BadParams(12);
-        task = taskCount++;
+        task = taskTotal++;
         Task storage t = tasks[task];
         t.params = p;
         t.owner = msg.sender;
@@ -317,24 +473,6 @@ contract PogoRounds {
         emit EvalDataAdded(task, uint32(evalSets[task].length - 1), root, batches);
     }
 
-    /// The held-out batch phase 1 draws for the open round, until it is revealed: the set
-    /// (the oldest with batches left), the batch in it, and its position in the set's pool
-    /// (`uint256(keccak256(seed1 ‖ "eval")) % left`).
-    function evalBatchOf(uint256 task) public view returns (uint32 set, uint32 batch, uint32 position) {
-        (uint64 id,) = openRound(task);
-        return drawnEval(task, seedOf(task, id, 1));
-    }
-
-    function drawnEval(uint256 task, bytes32 seed1) private view returns (uint32 set, uint32 batch, uint32 position) {
-        if (seed1 == bytes32(0)) revert PhaseNotReady(1);
-        Task storage t = tasks[task];
-        if (t.evalLeft == 0) revert NoEvalData();
-        set = t.evalCursor;
-        position = uint32(uint256(keccak256(abi.encodePacked(seed1, "eval"))) % evalSets[task][set].left);
-        uint32 slot = evalPool[task][set][position];
-        batch = slot == 0 ? position : slot - 1;
-    }
-
     /// Reveals the held-out batch phase 1 drew for the open round, with its Merkle path in
     /// the set's tree (leaf first). Anyone holding the batch may reveal it, after the proof
     /// deadline and by `evalEnd`, once some candidate is proven (else nothing is judged and
@@ -348,13 +486,11 @@ contract PogoRounds {
         exists(task)
     {
         (uint64 id, Round storage r) = openRound(task);
-        Task storage t = tasks[task];
         if (block.number <= r.proofEnd) revert TooEarly(uint64(block.number), r.proofEnd + 1);
         if (block.number > r.evalEnd) revert TooLate(uint64(block.number), r.evalEnd);
         if (r.proven == 0) revert NoEvalData();
         if (r.evalBlock != 0) revert EvalAlreadyRevealed();
-        draw(task, id, r, 1);
-        (uint32 set, uint32 batch, uint32 position) = evalBatchOf(task);
+        (uint32 set, uint32 batch, uint32 position) = drawnEval(task, draw(task, id, r, 1));
         EvalSet storage s = evalSets[task][set];
         bytes32 leaf = keccak256(abi.encodePacked(bytes1(0x00), data));
         bytes32 node = leaf;
@@ -379,64 +515,42 @@ contract PogoRounds {
         emit Funded(task, msg.sender, msg.value);
     }
 
-    /// Blocks a leaving stake stays locked: the longest a round it could attest in lasts.
-    function unbonding(uint256 task) public view exists(task) returns (uint64) {
-        TaskParams storage p = tasks[task].params;
-        return p.commitWindow + p.revealWindow + p.attestWindow;
-    }
-
     /// Stakes `msg.value` as a verifier of `task`. The stake weighs only in rounds opened
     /// after this block. Adding to a stake is refused while a round is open (the stake a
     /// round weighs is the one held before it opened) and while leaving.
     function join(uint256 task) external payable nonReentrant exists(task) {
-        uint256 held = stakeOf[task][msg.sender];
-        if (leavingSince[task][msg.sender] != 0) revert StakeLeaving(leavingSince[task][msg.sender]);
+        uint256 held = stakes[task][msg.sender];
+        if (stakeLeaving[task][msg.sender] != 0) revert StakeLeaving(stakeLeaving[task][msg.sender]);
         if (held != 0 && tasks[task].open) revert RoundOpen(task);
         uint256 stake = held + msg.value;
         if (stake < tasks[task].params.minVerifierStake) revert BadParams(14);
-        stakeOf[task][msg.sender] = stake;
-        stakeSince[task][msg.sender] = uint64(block.number);
+        stakes[task][msg.sender] = stake;
+        stakeJoined[task][msg.sender] = uint64(block.number);
         emit VerifierJoined(task, msg.sender, stake);
     }
 
     /// Starts leaving `task`: from this block the stake weighs in no new round, and it stays
-    /// locked for `unbonding(task)` blocks, until every round it could attest in is closed;
+    /// locked for `unbondingBlocks(task)` blocks, until every round it could attest in is closed;
     /// then a second `leave` releases it to the withdrawable balance.
     function leave(uint256 task) external nonReentrant exists(task) {
-        uint256 stake = stakeOf[task][msg.sender];
+        uint256 stake = stakes[task][msg.sender];
         if (stake == 0) revert NotVerifier(msg.sender);
-        uint64 since = leavingSince[task][msg.sender];
+        uint64 since = stakeLeaving[task][msg.sender];
         if (since == 0) {
-            leavingSince[task][msg.sender] = uint64(block.number);
-            emit VerifierLeaving(task, msg.sender, stake, uint64(block.number) + unbonding(task));
+            stakeLeaving[task][msg.sender] = uint64(block.number);
+            emit VerifierLeaving(task, msg.sender, stake, uint64(block.number) + unbondingBlocks(task));
             return;
         }
-        uint64 releasedAfter = since + unbonding(task);
+        uint64 releasedAfter = since + unbondingBlocks(task);
         if (block.number <= releasedAfter) revert StakeLocked(releasedAfter);
-        stakeOf[task][msg.sender] = 0;
-        leavingSince[task][msg.sender] = 0;
-        balanceOf[msg.sender] += stake;
+        stakes[task][msg.sender] = 0;
+        stakeLeaving[task][msg.sender] = 0;
+        owed[msg.sender] += stake;
         emit VerifierLeft(task, msg.sender, stake);
     }
 
-    // ---- a round ----
-
-    /// Takes the batch at `position` of `set`'s pool out of it (swap-remove: the batch at
-    /// the last position takes its place): it is never drawn again.
-    function retireEval(uint256 task, uint32 set, uint32 position) private {
-        Task storage t = tasks[task];
-        EvalSet storage s = evalSets[task][set];
-        uint32 last = s.left - 1;
-        uint32 tail = evalPool[task][set][last];
-        evalPool[task][set][position] = tail == 0 ? last + 1 : tail;
-        delete evalPool[task][set][last];
-        s.left = last;
-        t.evalLeft -= 1;
-        if (last == 0) t.evalCursor = set + 1;
-    }
-
     /// Commits to a candidate of round `round` with exactly the task's bond: `commitment` is
-    /// `commitmentOf(task, round, miner, newRoot, updateRoot, blobHash, salt)`. The first
+    /// `commitmentHash(task, round, miner, newRoot, updateRoot, blobHash, salt)`. The first
     /// commit after a round closed opens the next one against the current root. Returns the
     /// round and the candidate's index.
     function commit(uint256 task, uint64 round, bytes32 commitment)
@@ -466,6 +580,7 @@ contract PogoRounds {
             fresh.proofEnd = fresh.revealEnd + t.params.proofWindow;
             fresh.attestEnd = fresh.revealEnd + t.params.attestWindow;
             fresh.evalEnd = fresh.proofEnd + (t.params.attestWindow - t.params.proofWindow) / 2;
+            fresh.challengeEnd = fresh.attestEnd + t.params.challengeWindow;
             emit RoundOpened(task, id, t.root, fresh.commitEnd, fresh.revealEnd);
         } else {
             id = t.rounds - 1;
@@ -479,19 +594,6 @@ contract PogoRounds {
         c.commitment = commitment;
         c.bond = uint128(msg.value);
         emit Committed(task, id, index, msg.sender, commitment);
-    }
-
-    /// The hash a miner commits to (pure: compute it off chain the same way).
-    function commitmentOf(
-        uint256 task,
-        uint64 round,
-        address miner,
-        uint256 newRoot,
-        uint256 updateRoot,
-        bytes32 blobHash,
-        bytes32 salt
-    ) public view returns (bytes32) {
-        return keccak256(abi.encode(address(this), task, round, miner, newRoot, updateRoot, blobHash, salt));
     }
 
     /// Opens a commitment after the commit window closed: the roots, the blob hash (the
@@ -508,41 +610,22 @@ contract PogoRounds {
         Candidate storage c = candidates[task][id][index];
         if (c.miner != msg.sender) revert NotYourCandidate(index);
         if (c.revealed) revert AlreadyRevealed(index);
-        if (commitmentOf(task, id, msg.sender, newRoot, updateRoot, blobHash, salt) != c.commitment) {
+        if (commitmentHash(task, id, msg.sender, newRoot, updateRoot, blobHash, salt) != c.commitment) {
             revert WrongReveal();
         }
-        if (newRoot >= FIELD_MODULUS) revert NotFieldElement(newRoot);
-        if (updateRoot >= FIELD_MODULUS) revert NotFieldElement(updateRoot);
+        if (newRoot >= FIELD) revert NotFieldElement(newRoot);
+        if (updateRoot >= FIELD) revert NotFieldElement(updateRoot);
         // An update that leaves the model as it is (every scale 0) is no work.
         if (newRoot == r.oldRoot) revert UnchangedModel();
         // A copier re-submitting someone's update, in this round or a later one.
-        if (updateRevealed[task][updateRoot]) revert UpdateReused(updateRoot);
-        updateRevealed[task][updateRoot] = true;
+        if (revealedUpdates[task][updateRoot]) revert UpdateReused(updateRoot);
+        revealedUpdates[task][updateRoot] = true;
         c.revealed = true;
         c.newRoot = newRoot;
         c.updateRoot = updateRoot;
         c.blobHash = blobHash;
         r.revealed += 1;
         emit Revealed(task, id, index, msg.sender, newRoot, updateRoot, blobHash);
-    }
-
-    /// The seed of `phase` (1 or 2) of round `id`, or zero while its block is not closed or
-    /// once its hash is out of reach (older than 256 blocks and not in EIP-2935's history).
-    function seedOf(uint256 task, uint64 id, uint8 phase) public view exists(task) returns (bytes32) {
-        Round storage r = rounds[task][id];
-        bytes32 stored = phase == 1 ? r.seed1 : r.seed2;
-        if (stored != bytes32(0)) return stored;
-        return blockHashOf(r.revealEnd + phase);
-    }
-
-    /// The hash of block `number`: BLOCKHASH for the last 256 blocks, then the EIP-2935
-    /// history contract for the last 8,191; zero when neither has it (or not yet closed).
-    function blockHashOf(uint64 number) internal view returns (bytes32 hash) {
-        if (number >= block.number) return bytes32(0);
-        hash = blockhash(number);
-        if (hash != bytes32(0) || HISTORY_STORAGE.code.length == 0) return hash;
-        (bool ok, bytes memory out) = HISTORY_STORAGE.staticcall(abi.encode(uint256(number)));
-        if (ok && out.length == 32) hash = abi.decode(out, (bytes32));
     }
 
     /// Fixes every phase of the open round whose block has closed (anyone may call it; the
@@ -559,41 +642,6 @@ contract PogoRounds {
         if (drawn == 0) revert PhaseNotReady(r.seed1 == bytes32(0) ? 1 : 2);
     }
 
-    function draw(uint256 task, uint64 id, Round storage r, uint8 phase) private returns (bytes32 seed) {
-        seed = phase == 1 ? r.seed1 : r.seed2;
-        if (seed != bytes32(0)) return seed;
-        uint64 target = r.revealEnd + phase;
-        seed = blockHashOf(target);
-        if (seed == bytes32(0)) return seed;
-        if (phase == 1) r.seed1 = seed;
-        else r.seed2 = seed;
-        emit RandomnessDrawn(task, id, phase, target, seed);
-    }
-
-    /// The circuit's public inputs of candidate `index` of the open round (DESIGN §2): old
-    /// root, new root, update root, nb, then the S sampled indices
-    /// `uint256(keccak256(abi.encode(seed2, j))) % nb`.
-    function publicInputs(uint256 task, uint16 index) public view exists(task) returns (uint256[] memory inputs) {
-        Task storage t = tasks[task];
-        if (!t.open) revert NoOpenRound(task);
-        uint64 id = t.rounds - 1;
-        Round storage r = rounds[task][id];
-        Candidate storage c = candidates[task][id][index];
-        if (!c.revealed) revert NotRevealed(index);
-        bytes32 seed2 = seedOf(task, id, 2);
-        if (seed2 == bytes32(0)) revert PhaseNotReady(2);
-        uint256 samples = t.params.samples;
-        uint256 nb = t.params.nb;
-        inputs = new uint256[](4 + samples);
-        inputs[0] = r.oldRoot;
-        inputs[1] = c.newRoot;
-        inputs[2] = c.updateRoot;
-        inputs[3] = nb;
-        for (uint256 j = 0; j < samples; j++) {
-            inputs[4 + j] = uint256(keccak256(abi.encode(seed2, j))) % nb;
-        }
-    }
-
     /// Verifies the proof of revealed candidate `index` with the task's verifier (bounded
     /// gas), drawing phase 2 if nobody has. An invalid proof reverts and changes nothing.
     function submitProof(uint256 task, uint16 index, bytes calldata proof) external nonReentrant exists(task) {
@@ -605,7 +653,7 @@ contract PogoRounds {
         if (!c.revealed) revert NotRevealed(index);
         if (c.proven) revert AlreadyProven();
         if (draw(task, id, r, 2) == bytes32(0)) revert PhaseNotReady(2);
-        uint256[] memory inputs = publicInputs(task, index);
+        uint256[] memory inputs = inputsOf(task, index);
         bytes memory data = abi.encodePacked(inputs, proof);
         uint256 gasLimit = t.params.verifierGas;
         // EIP-150 passes at most 63/64 of what is left: make sure the verifier really gets
@@ -630,10 +678,10 @@ contract PogoRounds {
         exists(task)
     {
         (uint64 id, Round storage r) = openRound(task);
-        uint256 stake = stakeOf[task][msg.sender];
+        uint256 stake = stakes[task][msg.sender];
         if (stake == 0) revert NotVerifier(msg.sender);
-        if (stakeSince[task][msg.sender] >= r.openBlock) revert StakeTooNew(stakeSince[task][msg.sender], r.openBlock);
-        uint64 leaving = leavingSince[task][msg.sender];
+        if (stakeJoined[task][msg.sender] >= r.openBlock) revert StakeTooNew(stakeJoined[task][msg.sender], r.openBlock);
+        uint64 leaving = stakeLeaving[task][msg.sender];
         if (leaving != 0 && leaving <= r.openBlock) revert StakeLeaving(leaving);
         if (block.number > r.attestEnd) revert TooLate(uint64(block.number), r.attestEnd);
         if (block.number <= r.evalEnd) revert TooEarly(uint64(block.number), r.evalEnd + 1);
@@ -707,9 +755,11 @@ contract PogoRounds {
         }
     }
 
-    /// Closes the open round: after the attestation window, or earlier once nothing is left
-    /// to happen (no reveal by the reveal deadline, no proof by the proof deadline). Settles
-    /// every candidate (see the contract's notice) and advances the root to the winner's.
+    /// Closes the open round: after the challenge window (which follows the attestation
+    /// window), or earlier once nothing is left to happen (no reveal by the reveal deadline,
+    /// no proof by the proof deadline). Settles every candidate (see the contract's notice;
+    /// one proven fraudulent is slashed, its bond already paid out) and advances the root to
+    /// the winner's.
     /// Each candidate is judged by the stake that gave it a verdict (abstentions, such as a
     /// miner's on its own candidate, count neither way): eligible with a quorum and 2/3 of it
     /// positive, slashed with a quorum and 2/3 of it negative, otherwise returned.
@@ -717,13 +767,13 @@ contract PogoRounds {
         (uint64 id, Round storage r) = openRound(task);
         Task storage t = tasks[task];
         bool early = (r.revealed == 0 && block.number > r.revealEnd) || (r.proven == 0 && block.number > r.proofEnd);
-        if (block.number <= r.attestEnd && !early) revert TooEarly(uint64(block.number), r.attestEnd + 1);
+        if (block.number <= r.challengeEnd && !early) revert TooEarly(uint64(block.number), r.challengeEnd + 1);
         t.open = false;
         r.finalized = true;
         // A batch that was due (something was proven) but not revealed may still have been
         // shown (a late or censored reveal): it is retired all the same.
         if (r.evalBlock == 0 && r.proven != 0 && t.evalLeft != 0) {
-            bytes32 seed1 = seedOf(task, id, 1);
+            bytes32 seed1 = roundSeed(task, id, 1);
             if (seed1 != bytes32(0)) {
                 (uint32 set,, uint32 position) = drawnEval(task, seed1);
                 retireEval(task, set, position);
@@ -735,7 +785,9 @@ contract PogoRounds {
             Candidate storage c = candidates[task][id][i];
             uint256 judged = uint256(c.positiveStake) + c.negativeStake;
             bool quorate = judged >= t.params.quorum;
-            if (!c.revealed || !c.proven) {
+            if (c.fraud) {
+                c.outcome = Outcome.Slashed; // its bond went to the challenger and the pool
+            } else if (!c.revealed || !c.proven) {
                 // A missing reveal or a missed proof deadline is the miner's fault; the seeds
                 // are readable throughout both windows (createTask bounds them).
                 c.outcome = Outcome.Slashed;
@@ -761,17 +813,19 @@ contract PogoRounds {
             r.fee = uint128(fee);
             r.feeLeft = uint128(fee);
             r.feeStakeLeft = w.positiveStake;
-            balanceOf[w.miner] += uint256(w.bond) + reward - fee;
+            owed[w.miner] += uint256(w.bond) + reward - fee;
         }
         for (uint16 i = 0; i < r.commits; i++) {
             Candidate storage c = candidates[task][id][i];
             if (c.outcome == Outcome.Returned) {
-                balanceOf[c.miner] += c.bond;
+                owed[c.miner] += c.bond;
             } else if (c.outcome == Outcome.Slashed) {
                 // Only a proven candidate the quorum rejected pays its negative attesters: an
                 // unrevealed or unproven one feeds the pool, so nobody can refund their own
                 // junk commits through their own negative attestations.
-                if (c.proven && c.negativeStake > 0) {
+                if (c.fraud) {
+                    // settled by the fraud proof
+                } else if (c.proven && c.negativeStake > 0) {
                     c.slashLeft = c.bond;
                     c.slashStakeLeft = c.negativeStake;
                 } else {
@@ -846,7 +900,7 @@ contract PogoRounds {
             paid = true;
         }
         if (!paid) revert NothingToClaim();
-        balanceOf[msg.sender] += amount;
+        owed[msg.sender] += amount;
         emit Claimed(task, round, msg.sender, amount);
     }
 
@@ -863,19 +917,142 @@ contract PogoRounds {
 
     /// Sends the caller everything it is owed.
     function withdraw() external nonReentrant {
-        uint256 amount = balanceOf[msg.sender];
+        uint256 amount = owed[msg.sender];
         if (amount == 0) revert NothingToWithdraw();
-        balanceOf[msg.sender] = 0;
+        owed[msg.sender] = 0;
         (bool ok,) = msg.sender.call{value: amount}("");
         if (!ok) revert TransferFailed();
         emit Withdrawn(msg.sender, amount);
     }
 
-    function openRound(uint256 task) private view returns (uint64 id, Round storage r) {
+}
+
+/// @title The part of the round contract that `PogoRounds` runs by DELEGATECALL: fraud proofs
+/// and every read. Deployed once, before `PogoRounds`; called directly it refuses to change
+/// state (its own storage is nobody's).
+contract PogoRoundsExtension is PogoRoundsState {
+    /// The fraud-proof checker (`PogoFraud`) every task's fraud proofs go to.
+    PogoFraud public immutable fraudChecker;
+    address private immutable self;
+
+    constructor(PogoFraud checker) {
+        if (address(checker).code.length == 0) revert BadParams(4);
+        fraudChecker = checker;
+        self = address(this);
+    }
+
+    /// Proves block `claim.blockIndex` of revealed candidate `index` of the open round wrong
+    /// (see `PogoFraud.check`; a claim that shows nothing reverts and costs only its gas).
+    /// Open after the attestation window, until `challengeEnd`, so that every verdict is in
+    /// before a fraud is public. The candidate is rejected; its whole bond is slashed, half
+    /// to the caller and half to the task's pool; every verifier that attested positive on
+    /// it loses `fraudSlashBps` of its stake to the pool.
+    function proveFraud(uint256 task, uint16 index, FraudClaim calldata claim)
+        external
+        nonReentrant
+        exists(task)
+        returns (uint8 kind)
+    {
+        if (address(this) == self) revert DirectCall();
+        (uint64 id, Round storage r) = openRound(task);
+        if (block.number <= r.attestEnd) revert TooEarly(uint64(block.number), r.attestEnd + 1);
+        if (block.number > r.challengeEnd) revert TooLate(uint64(block.number), r.challengeEnd);
+        if (index >= r.commits) revert NoSuchCandidate(index);
+        Candidate storage c = candidates[task][id][index];
+        if (!c.revealed) revert NotRevealed(index);
+        if (c.fraud) revert AlreadyFraud(index);
         Task storage t = tasks[task];
-        if (!t.open) revert NoOpenRound(task);
-        id = t.rounds - 1;
-        r = rounds[task][id];
+        kind = fraudChecker.check(r.oldRoot, c.newRoot, c.updateRoot, t.params.nb, t.params.depth, claim);
+        c.fraud = true;
+        uint256 bounty = (uint256(c.bond) * FRAUD_BOUNTY_BPS) / BPS;
+        owed[msg.sender] += bounty;
+        t.pool += c.bond - bounty;
+        c.bond = 0;
+        uint256 slashed;
+        address[] storage who = attesters[task][id];
+        for (uint256 k = 0; k < who.length; k++) {
+            if (attestations[task][id][who[k]].verdicts[index] != uint8(Verdict.Positive)) continue;
+            uint256 cut = (stakes[task][who[k]] * t.params.fraudSlashBps) / BPS;
+            stakes[task][who[k]] -= cut;
+            slashed += cut;
+            emit AttesterSlashed(task, id, who[k], cut);
+        }
+        t.pool += slashed;
+        emit FraudProven(task, id, index, msg.sender, claim.blockIndex, kind, bounty, slashed);
+    }
+
+    /// BN254 scalar field modulus: roots and public inputs are elements of this field.
+    function FIELD_MODULUS() external pure returns (uint256) {
+        return FIELD;
+    }
+
+    /// Tasks registered so far.
+    function taskCount() external view returns (uint256) {
+        return taskTotal;
+    }
+
+    /// A verifier's stake in a task.
+    function stakeOf(uint256 task, address verifier) external view returns (uint256) {
+        return stakes[task][verifier];
+    }
+
+    /// Block of a verifier's (latest) join: its stake weighs only in rounds opened later.
+    function stakeSince(uint256 task, address verifier) external view returns (uint64) {
+        return stakeJoined[task][verifier];
+    }
+
+    /// Block a verifier called `leave` (0: staked).
+    function leavingSince(uint256 task, address verifier) external view returns (uint64) {
+        return stakeLeaving[task][verifier];
+    }
+
+    /// Ether `who` can withdraw.
+    function balanceOf(address who) external view returns (uint256) {
+        return owed[who];
+    }
+
+    /// Whether `updateRoot` was ever revealed for `task` (then it never can be again).
+    function updateRevealed(uint256 task, uint256 updateRoot) external view returns (bool) {
+        return revealedUpdates[task][updateRoot];
+    }
+
+    /// Blocks a leaving stake stays locked: the longest a round it could attest in lasts,
+    /// fraud proofs included.
+    function unbonding(uint256 task) external view returns (uint64) {
+        return unbondingBlocks(task);
+    }
+
+    /// The hash a miner commits to (compute it off chain the same way).
+    function commitmentOf(
+        uint256 task,
+        uint64 round,
+        address miner,
+        uint256 newRoot,
+        uint256 updateRoot,
+        bytes32 blobHash,
+        bytes32 salt
+    ) external view returns (bytes32) {
+        return commitmentHash(task, round, miner, newRoot, updateRoot, blobHash, salt);
+    }
+
+    /// The seed of `phase` (1 or 2) of round `id`, or zero while its block is not closed or
+    /// once its hash is out of reach (older than 256 blocks and not in EIP-2935's history).
+    function seedOf(uint256 task, uint64 id, uint8 phase) external view returns (bytes32) {
+        return roundSeed(task, id, phase);
+    }
+
+    /// The circuit's public inputs of candidate `index` of the open round (DESIGN §2): old
+    /// root, new root, update root, nb, then the S sampled indices
+    /// `uint256(keccak256(abi.encode(seed2, j))) % nb`.
+    function publicInputs(uint256 task, uint16 index) external view returns (uint256[] memory) {
+        return inputsOf(task, index);
+    }
+    /// The held-out batch phase 1 draws for the open round, until it is revealed: the set
+    /// (the oldest with batches left), the batch in it, and its position in the set's pool
+    /// (`uint256(keccak256(seed1 ‖ "eval")) % left`).
+    function evalBatchOf(uint256 task) public view returns (uint32 set, uint32 batch, uint32 position) {
+        (uint64 id,) = openRound(task);
+        return drawnEval(task, roundSeed(task, id, 1));
     }
 
     // ---- reads ----

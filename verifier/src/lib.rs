@@ -7,6 +7,7 @@
 
 pub mod audit;
 pub mod evm;
+pub mod fraud;
 pub mod heldout;
 pub mod keys;
 pub mod proof;

@@ -1,26 +1,54 @@
 //! The PoGO round contract (`verifier/contracts/PogoRounds.sol`, DESIGN §3): its compiled
-//! artifact, Rust bindings generated from the ABI, and typed calls through any [`Evm`].
+//! artifacts, Rust bindings generated from the ABI, and typed calls through any [`Evm`].
 //!
-//! The artifact (`contracts/build/PogoRounds.json`: ABI, creation bytecode, compiler and
-//! source hash) is committed so that nodes need no compiler; a test recompiles the source
-//! with the pinned solc and fails if the artifact is stale (`POGO_BLESS=1` rewrites it).
+//! The contract is deployed as four parts, because no single one would fit EIP-170: the
+//! Poseidon constants in data contracts, the fraud-proof checker `PogoFraud` reading them,
+//! `PogoRoundsExtension` (fraud proofs and reads) and `PogoRounds` itself, which runs every
+//! function it does not define in the extension by DELEGATECALL on its own storage. Callers
+//! see one contract, at `PogoRounds`' address, with the union of both ABIs (the binding
+//! below).
+//!
+//! The artifacts (`contracts/build/*.json`: ABI, creation bytecode, compiler and source
+//! hash) are committed so that nodes need no compiler; a test recompiles the sources with
+//! the pinned solc and fails if an artifact is stale (`POGO_BLESS=1` rewrites them).
 
 use alloy_sol_types::{SolCall, SolInterface};
 
 use crate::evm::{Address, Evm, EvmError, Receipt, U256};
 
-alloy_sol_types::sol!(
-    #[sol(all_derives)]
-    PogoRounds,
-    "contracts/build/PogoRounds.json"
-);
+/// Bindings generated from the ABI (its events take more arguments than clippy likes).
+#[allow(clippy::too_many_arguments)]
+mod bindings {
+    alloy_sol_types::sol!(
+        #[sol(all_derives)]
+        PogoRounds,
+        "contracts/build/PogoRounds.json"
+    );
+}
+pub use bindings::*;
 
-pub use PogoRounds::{Attestation, Candidate, EvalSet, Round, TaskParams};
+/// Only for its creation code: its ABI is part of [`PogoRounds`]'.
+#[allow(clippy::too_many_arguments)]
+mod extension {
+    alloy_sol_types::sol!(PogoRoundsExtension, "contracts/build/PogoRoundsExtension.json");
+}
+use extension::PogoRoundsExtension;
 
-/// The contract's Solidity source.
+pub use PogoRoundsState::{Attestation, Candidate, EvalSet, Round, TaskParams};
+
+/// The round contract's Solidity source.
 pub const SOURCE: &str = include_str!("../contracts/PogoRounds.sol");
-/// The committed build artifact (JSON).
-pub const ARTIFACT: &str = include_str!("../contracts/build/PogoRounds.json");
+/// The fraud-proof checker's source (imported by the round contract).
+pub const FRAUD_SOURCE: &str = include_str!("../contracts/PogoFraud.sol");
+/// The source units, as compiled together: (unit name, source).
+pub const SOURCES: [(&str, &str); 2] = [(SOURCE_UNIT, SOURCE), ("PogoFraud.sol", FRAUD_SOURCE)];
+/// The committed build artifacts (JSON), by contract: the round contract's ABI there is the
+/// union of its own and its extension's.
+pub const ARTIFACTS: [(&str, &str); 3] = [
+    ("PogoRounds", include_str!("../contracts/build/PogoRounds.json")),
+    ("PogoRoundsExtension", include_str!("../contracts/build/PogoRoundsExtension.json")),
+    ("PogoFraud", include_str!("../contracts/build/PogoFraud.json")),
+];
 /// Source unit name the artifact was compiled under (it enters the bytecode's metadata).
 pub const SOURCE_UNIT: &str = "PogoRounds.sol";
 /// Optimizer runs the artifact was compiled with.
@@ -100,11 +128,11 @@ pub const BAD_PARAMS: [&str; 15] = [
     "samples must be positive",
     "verifier has no code",
     "verifierGas must be positive",
-    "windows must be positive",
+    "commit, reveal and challenge windows must be positive",
     "need 2 < proofWindow < attestWindow - 1 (room for the held-out reveal)",
-    "windows must be at most 8191 blocks (256 without EIP-2935)",
+    "commit and reveal windows, and attestWindow + challengeWindow, must be at most 8191 blocks (256 without EIP-2935)",
     "maxCandidates must be in 1..=16",
-    "verifierFeeBps must be at most 10000",
+    "verifierFeeBps and fraudSlashBps must be at most 10000",
     "quorum must be positive",
     "minVerifierStake must be positive",
     "a set of held-out batches needs a root and at least one batch",
@@ -151,13 +179,19 @@ fn describe(error: &PogoRounds::PogoRoundsErrors) -> String {
         E::NoOpenRound(e) => format!("NoOpenRound(task {})", e.task),
         E::NoEvalData(_) => "NoEvalData(no held-out batch revealed for this round, or none left to draw)".into(),
         E::WrongEvalData(_) => "WrongEvalData(not the drawn batch with its Merkle path)".into(),
+        E::AlreadyFraud(e) => format!("AlreadyFraud(candidate {} is already proven fraudulent)", e.candidate),
+        E::DirectCall(_) => "DirectCall(the extension runs only through PogoRounds)".into(),
         other => format!("{other:?}").split(['(', ' ', '{']).next().unwrap_or("unknown").to_string(),
     }
 }
 
-/// The contract error in `data` (revert data), as `Name(details)`, if it is one of ours.
+/// The contract error in `data` (revert data), as `Name(details)`, if it is one of ours
+/// (the round contract's, or the fraud-proof checker's, which a refused claim passes on).
 pub fn decode_revert(data: &[u8]) -> Option<String> {
-    PogoRounds::PogoRoundsErrors::abi_decode(data).ok().map(|e| describe(&e))
+    PogoRounds::PogoRoundsErrors::abi_decode(data)
+        .ok()
+        .map(|e| describe(&e))
+        .or_else(|| crate::fraud::decode_revert(data))
 }
 
 fn decode_failure(error: EvmError) -> RoundsError {
@@ -169,9 +203,92 @@ fn decode_failure(error: EvmError) -> RoundsError {
     RoundsError::Evm(error)
 }
 
-/// The creation bytecode from the committed artifact.
-pub fn bytecode() -> Vec<u8> {
-    PogoRounds::BYTECODE.to_vec()
+/// The creation bytecode of `PogoRounds` (from the committed artifact) delegating to
+/// `extension`.
+pub fn bytecode(extension: Address) -> Vec<u8> {
+    use alloy_sol_types::SolValue;
+    let mut code = PogoRounds::BYTECODE.to_vec();
+    code.extend(extension.abi_encode());
+    code
+}
+
+/// The creation bytecode of `PogoRoundsExtension` sending fraud claims to `fraud`.
+pub fn extension_bytecode(fraud: Address) -> Vec<u8> {
+    use alloy_sol_types::SolValue;
+    let mut code = PogoRoundsExtension::BYTECODE.to_vec();
+    code.extend(fraud.abi_encode());
+    code
+}
+
+/// The artifacts (name, JSON) the pinned compiler's output `compiled` makes: per contract its
+/// ABI and creation bytecode, with the compiler settings and a hash of both sources; the
+/// round contract's ABI also lists its extension's functions (callers reach them at its
+/// address).
+pub fn artifacts_from(
+    compiled: &std::collections::BTreeMap<String, crate::evm::Compiled>,
+) -> Result<Vec<(String, serde_json::Value)>, String> {
+    use sha2::{Digest, Sha256};
+    let mut hasher = Sha256::new();
+    for (_, source) in SOURCES {
+        hasher.update(Sha256::digest(source.as_bytes()));
+    }
+    let sources_sha256 = hex::encode(hasher.finalize());
+    let abi_of = |name: &str| -> Result<Vec<serde_json::Value>, String> {
+        let compiled = compiled.get(name).ok_or_else(|| format!("the compiler made no {name}"))?;
+        serde_json::from_str::<Vec<serde_json::Value>>(&compiled.abi).map_err(|e| format!("{name}'s ABI: {e}"))
+    };
+    let mut out = Vec::new();
+    for (name, _) in ARTIFACTS {
+        let mut abi = abi_of(name)?;
+        if name == "PogoRounds" {
+            for entry in abi_of("PogoRoundsExtension")? {
+                if entry["type"] != "constructor" && !abi.contains(&entry) {
+                    abi.push(entry);
+                }
+            }
+        }
+        out.push((
+            name.to_string(),
+            serde_json::json!({
+                "contract": name,
+                "compiler": format!("solc {}", crate::evm::SOLC_VERSION),
+                "optimizer_runs": OPTIMIZER_RUNS,
+                "via_ir": VIA_IR,
+                "sources_sha256": sources_sha256,
+                "abi": abi,
+                "bytecode": format!("0x{}", hex::encode(&compiled[name].bytecode)),
+            }),
+        ));
+    }
+    Ok(out)
+}
+
+/// Every address of a deployed round contract.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Deployed {
+    /// `PogoRounds`: the address everyone calls.
+    pub rounds: Address,
+    /// `PogoRoundsExtension`.
+    pub extension: Address,
+    /// `PogoFraud`.
+    pub fraud: Address,
+    /// The data contracts holding Poseidon's constants.
+    pub data: Vec<Address>,
+}
+
+/// Deploys the round contract's parts in order through `create` (given what it deploys, in
+/// words, and the creation code; it returns the new contract's address).
+pub fn deploy_contracts<E>(mut create: impl FnMut(&str, Vec<u8>) -> Result<Address, E>) -> Result<Deployed, E> {
+    let chunks = crate::fraud::data_contracts();
+    let count = chunks.len();
+    let mut data = Vec::with_capacity(count);
+    for (i, code) in chunks.into_iter().enumerate() {
+        data.push(create(&format!("Poseidon constants ({}/{count})", i + 1), code)?);
+    }
+    let fraud = create("fraud-proof checker PogoFraud", crate::fraud::bytecode(&data))?;
+    let extension = create("PogoRoundsExtension", extension_bytecode(fraud))?;
+    let rounds = create("round contract PogoRounds", bytecode(extension))?;
+    Ok(Deployed { rounds, extension, fraud, data })
 }
 
 /// A deployed round contract.
@@ -182,10 +299,20 @@ pub struct RoundsContract {
 }
 
 impl RoundsContract {
-    /// Deploys the committed artifact from `from`.
+    /// Deploys the committed artifacts from `from` (see [`deploy_contracts`]); the receipt
+    /// is `PogoRounds`' own, with `gas_used` summed over every part.
     pub fn deploy(evm: &mut Evm, from: Address) -> Result<(Self, Receipt), RoundsError> {
-        let (address, receipt) = evm.deploy(from, bytecode(), U256::ZERO).map_err(decode_failure)?;
-        Ok((RoundsContract { address }, receipt))
+        let mut gas = 0;
+        let mut last = None;
+        let deployed = deploy_contracts(|_, code| {
+            let (address, receipt) = evm.deploy(from, code, U256::ZERO).map_err(decode_failure)?;
+            gas += receipt.gas_used;
+            last = Some(receipt);
+            Ok::<_, RoundsError>(address)
+        })?;
+        let mut receipt = last.expect("deploy_contracts deploys");
+        receipt.gas_used = gas;
+        Ok((RoundsContract { address: deployed.rounds }, receipt))
     }
 
     /// Sends `call` from `from` with `value` wei; decodes the return value.
@@ -205,5 +332,28 @@ impl RoundsContract {
     pub fn read<C: SolCall>(&self, evm: &mut Evm, call: C) -> Result<C::Return, RoundsError> {
         let receipt = evm.view(Address::ZERO, self.address, call.abi_encode()).map_err(decode_failure)?;
         C::abi_decode_returns(&receipt.output).map_err(|e| RoundsError::Decode(e.to_string()))
+    }
+}
+
+impl crate::fraud::FraudClaim {
+    /// The claim as the round contract's `proveFraud` takes it.
+    pub fn to_call(&self, task: U256, index: u16) -> PogoRounds::proveFraudCall {
+        let c = self.to_abi();
+        PogoRounds::proveFraudCall {
+            task,
+            index,
+            claim: PogoRounds::FraudClaim {
+                blockIndex: c.blockIndex,
+                oldBlock: c.oldBlock,
+                qLo: c.qLo,
+                qHi: c.qHi,
+                scale: c.scale,
+                updateLeaf: c.updateLeaf,
+                newLeaf: c.newLeaf,
+                oldPath: c.oldPath,
+                updatePath: c.updatePath,
+                newPath: c.newPath,
+            },
+        }
     }
 }

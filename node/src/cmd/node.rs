@@ -505,6 +505,8 @@ pub(super) fn status(args: FinalizeArgs) -> anyhow::Result<()> {
             "held-out reveal"
         } else if block <= r.attestEnd {
             "attestations"
+        } else if block <= r.challengeEnd {
+            "fraud proofs"
         } else {
             "closed: waiting for finalize"
         };
@@ -521,7 +523,8 @@ pub(super) fn status(args: FinalizeArgs) -> anyhow::Result<()> {
             .add("reveal_deadline", r.revealEnd)
             .add("proof_deadline", r.proofEnd)
             .add("held_out_deadline", r.evalEnd)
-            .add("attest_deadline", r.attestEnd);
+            .add("attest_deadline", r.attestEnd)
+            .add("challenge_deadline", r.challengeEnd);
     }
     if let Ok(wallet) = settings.wallet() {
         let who = wallet.address();

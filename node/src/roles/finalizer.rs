@@ -10,14 +10,15 @@ use super::{open_round, since, Event, Node, Phase, Step};
 use crate::keystore::Wallet;
 
 /// The block after which `r` can be finalized: its reveal deadline if nothing was
-/// revealed, its proof deadline if nothing is proven yet, else the end of its attestations.
+/// revealed, its proof deadline if nothing is proven yet, else the end of its challenge
+/// window (which follows the attestations).
 pub fn finalizable_after(r: &Round) -> u64 {
     if r.revealed == 0 {
         r.revealEnd
     } else if r.proven == 0 {
         r.proofEnd
     } else {
-        r.attestEnd
+        r.challengeEnd
     }
 }
 
@@ -32,6 +33,7 @@ pub fn settlement(node: &mut Node, round: u64, r: &Round) -> anyhow::Result<Stri
                 format!("beaten (median gain {:.6}), bond returned", super::gain(c.gain))
             }
             outcome::RETURNED => "not judged (no quorum, or the verifiers split), bond returned".into(),
+            _ if c.fraud => "proven fraudulent (a fraud proof), slashed".into(),
             _ if !c.revealed => "never revealed, slashed".into(),
             _ if !c.proven => "not proven in time, slashed".into(),
             _ => "rejected by the verifiers, slashed".into(),

@@ -30,6 +30,9 @@ pub const COMMIT_WINDOW: u64 = 5;
 pub const REVEAL_WINDOW: u64 = 5;
 pub const PROOF_WINDOW: u64 = 20;
 pub const ATTEST_WINDOW: u64 = 40;
+pub const CHALLENGE_WINDOW: u64 = 10;
+/// Share of a positive attester's stake a proven fraud takes.
+pub const FRAUD_SLASH_BPS: u16 = 5000;
 pub const MAX_CANDIDATES: u16 = 4;
 pub const FEE_BPS: u16 = 1000;
 /// The loss every test attestation gives the old model (units of 1e-9).
@@ -287,8 +290,10 @@ impl World {
             revealWindow: REVEAL_WINDOW,
             proofWindow: PROOF_WINDOW,
             attestWindow: ATTEST_WINDOW,
+            challengeWindow: CHALLENGE_WINDOW,
             maxCandidates: MAX_CANDIDATES,
             verifierFeeBps: FEE_BPS,
+            fraudSlashBps: FRAUD_SLASH_BPS,
             margin: MARGIN,
             quorum: 2 * STAKE,
             minerBond: BOND,
@@ -570,9 +575,18 @@ impl World {
         self.send("finalize", owner, PogoRounds::finalizeCall { task: self.task }, 0).map(|_| ())
     }
 
-    /// Mines until the attestation window is over.
-    pub fn close_window(&mut self) {
+    /// Mines until the attestation window is over (the challenge window opens).
+    pub fn close_attestations(&mut self) {
         let end = self.round().attestEnd;
+        let now = self.evm.block_number();
+        if now <= end {
+            self.evm.mine(end + 1 - now);
+        }
+    }
+
+    /// Mines until the challenge window is over: the round can be finalized.
+    pub fn close_window(&mut self) {
+        let end = self.round().challengeEnd;
         let now = self.evm.block_number();
         if now <= end {
             self.evm.mine(end + 1 - now);

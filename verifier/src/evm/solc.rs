@@ -135,9 +135,25 @@ impl Solc {
         optimize_runs: Option<u32>,
         via_ir: bool,
     ) -> Result<Compiled, SolcError> {
+        let mut all = self.compile_units(&[(unit, source)], optimize_runs, via_ir)?;
+        all.remove(contract).ok_or_else(|| SolcError::Output(format!("no bytecode for {unit}:{contract}")))
+    }
+
+    /// Compiles several source units together (they may import each other by unit name) and
+    /// returns every deployable contract by name (abstract contracts and interfaces, which
+    /// compile to no code, are left out).
+    pub fn compile_units(
+        &self,
+        units: &[(&str, &str)],
+        optimize_runs: Option<u32>,
+        via_ir: bool,
+    ) -> Result<std::collections::BTreeMap<String, Compiled>, SolcError> {
+        let sources: serde_json::Map<String, serde_json::Value> =
+            units.iter().map(|(unit, source)| (unit.to_string(), serde_json::json!({ "content": source }))).collect();
+        let names = units.iter().map(|(unit, _)| *unit).collect::<Vec<_>>().join(", ");
         let input = serde_json::json!({
             "language": "Solidity",
-            "sources": { unit: { "content": source } },
+            "sources": sources,
             "settings": {
                 "optimizer": { "enabled": optimize_runs.is_some(), "runs": optimize_runs.unwrap_or(200) },
                 "viaIR": via_ir,
@@ -154,16 +170,20 @@ impl Solc {
             .map(|e| e["formattedMessage"].as_str().unwrap_or("(no message)").to_string())
             .collect();
         if !errors.is_empty() {
-            return Err(SolcError::Compile { unit: unit.to_string(), messages: errors.join("\n") });
+            return Err(SolcError::Compile { unit: names, messages: errors.join("\n") });
         }
-        let out = &output["contracts"][unit][contract];
-        let hex_code = out["evm"]["bytecode"]["object"]
-            .as_str()
-            .ok_or_else(|| SolcError::Output(format!("no bytecode for {unit}:{contract}")))?;
-        let bytecode = hex::decode(hex_code).map_err(|e| SolcError::Output(e.to_string()))?;
-        if bytecode.is_empty() {
-            return Err(SolcError::Output(format!("{unit}:{contract} compiled to empty bytecode")));
+        let mut all = std::collections::BTreeMap::new();
+        for (unit, contracts) in output["contracts"].as_object().into_iter().flatten() {
+            for (name, out) in contracts.as_object().into_iter().flatten() {
+                let hex_code = out["evm"]["bytecode"]["object"]
+                    .as_str()
+                    .ok_or_else(|| SolcError::Output(format!("no bytecode for {unit}:{name}")))?;
+                let bytecode = hex::decode(hex_code).map_err(|e| SolcError::Output(e.to_string()))?;
+                if !bytecode.is_empty() {
+                    all.insert(name.clone(), Compiled { bytecode, abi: out["abi"].to_string() });
+                }
+            }
         }
-        Ok(Compiled { bytecode, abi: out["abi"].to_string() })
+        Ok(all)
     }
 }
