@@ -266,7 +266,8 @@ impl Network {
     /// Skips the waits a round has once its roles have done their part: the rest of the
     /// reveal window once every commitment is revealed, the rest of the proof window once
     /// every reveal is proven, the rest of the held-out reveal's window once the owner
-    /// revealed, the rest of the attestation and challenge windows once both verifiers attested. The
+    /// revealed, the rest of the attestation window once both verifiers sealed their attestations, and the
+    /// challenge window once both opened them. The
     /// windows themselves are long enough that no restart can miss them however loaded the
     /// machine is.
     fn hurry(&self, status: &serde_json::Value) {
@@ -284,8 +285,13 @@ impl Network {
             self.advance_to(status["held_out_deadline"].as_u64().unwrap() + 1);
         }
         if status["attestations"] == 2 && status["proven"] == status["revealed"] && revealed > Some(0) {
-            // No fraud proof is coming for honest candidates: skip the challenge window too.
-            self.advance_to(status["challenge_deadline"].as_u64().unwrap() + 2);
+            if status["attestations_opened"] == 2 {
+                // No fraud proof is coming for honest candidates: skip the challenge window.
+                self.advance_to(status["challenge_deadline"].as_u64().unwrap() + 2);
+            } else if status["phase"] == "attestations" {
+                // Both sealed: open the reveal window.
+                self.advance_to(status["attest_deadline"].as_u64().unwrap() + 1);
+            }
         }
     }
 
@@ -620,7 +626,7 @@ mod attacks {
         assert_eq!(w.rounds.revealed_eval_batch(chain, w.task, 0, &r).unwrap(), Some(data));
         chain.produce_blocks_until(r.evalEnd).unwrap();
         let attest = |chain: &mut dyn Chain, who: &Wallet| {
-            let call = PogoRounds::attestCall { task: w.task, lossOld: 10, verdicts: vec![1], lossNew: vec![5] };
+            let call = PogoRounds::attestCall { task: w.task, commitment: B256::repeat_byte(1) };
             w.rounds.send(chain, who, call, U256::ZERO).map(|_| ())
         };
         attest(chain, &w.v1).unwrap();

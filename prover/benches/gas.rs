@@ -1,6 +1,6 @@
 //! `cargo bench -p pogo-prover --bench gas`: EVM gas of the generated verifier and of each
 //! round-contract call (deploy, createTask, join, commit, reveal, drawRandomness,
-//! revealEvalData, submitProof, attest, finalize, withdraw) for each configuration in `POGO_GAS_CONFIGS`
+//! revealEvalData, submitProof, attest and revealAttestation, finalize, withdraw) for each configuration in `POGO_GAS_CONFIGS`
 //! (default `3:2,10:8,20:32`, as `D:S`), under Prague, with real proofs; the verifier's code
 //! size against EIP-170; Groth16's ~207,000 + 7,160 per public input for comparison. Then
 //! gas per competing round (every candidate commits, reveals and proves; the owner reveals
@@ -28,8 +28,8 @@ fn main() {
     if std::env::args().any(|a| a == "--list") {
         return;
     }
-    println!("| D | S | public inputs | verifier code bytes (EIP-170: {CODE_SIZE_LIMIT}) | deploy verifier | deploy rounds | createTask | join | commit | reveal | drawRandomness | revealEvalData (128 × 65 B) | verify (direct call) | submitProof | attest | finalize | withdraw | Groth16 estimate |");
-    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("| D | S | public inputs | verifier code bytes (EIP-170: {CODE_SIZE_LIMIT}) | deploy verifier | deploy rounds | createTask | join | commit | reveal | drawRandomness | revealEvalData (128 × 65 B) | verify (direct call) | submitProof | attest (sealed) | revealAttestation | finalize | withdraw | Groth16 estimate |");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     for (depth, samples) in configs() {
         let blocks = 1000u64.min(1 << depth);
         let fx: &'static Fixture = Box::leak(Box::new(Fixture::new(depth, samples, blocks, 1)));
@@ -65,7 +65,7 @@ fn main() {
         };
         let inputs = 4 + samples;
         println!(
-            "| {depth} | {samples} | {inputs} | {verifier_bytes}{} | {} | {} | {} | {} | {} | {} | {} | {} | {direct} | {} | {} | {} | {} | {} |",
+            "| {depth} | {samples} | {inputs} | {verifier_bytes}{} | {} | {} | {} | {} | {} | {} | {} | {} | {direct} | {} | {} | {} | {} | {} | {} |",
             if verifier_bytes > CODE_SIZE_LIMIT { " (over)" } else { "" },
             gas("deploy verifier"),
             gas("deploy rounds"),
@@ -77,6 +77,7 @@ fn main() {
             gas("revealEvalData"),
             gas("submitProof"),
             gas("attest"),
+            gas("revealAttestation"),
             gas("finalize"),
             gas("withdraw"),
             207_000 + 7_160 * inputs,
@@ -90,8 +91,8 @@ fn competing_rounds() {
     let text = std::env::var("POGO_GAS_ROUNDS").unwrap_or_else(|_| "1:3,4:3,16:3,1:30,4:30,16:30".into());
     let fx: &'static Fixture = Box::leak(Box::new(Fixture::new(3, 2, 8, 1)));
     println!();
-    println!("| candidates | verifiers | commits | reveals | proofs (submitProof) | draw | held-out reveal | attests | attest (each) | finalize | claims | round total | per candidate |");
-    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("| candidates | verifiers | commits | reveals | proofs (submitProof) | draw | held-out reveal | attests (sealed) | attestation reveals | reveal (each) | finalize | claims | round total | per candidate |");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     for pair in text.split(',') {
         let (c, v) = pair.split_once(':').expect("candidates:verifiers");
         let (c, v): (usize, usize) = (c.trim().parse().expect("candidates"), v.trim().parse().expect("verifiers"));
@@ -111,16 +112,17 @@ fn competing_rounds() {
         }
         assert_eq!(world.round_at(0).winner as usize, c, "the largest gain wins");
         let sum = |label: &str| world.gas.iter().filter(|(l, _)| l == label).map(|(_, g)| *g).sum::<u64>();
-        let attests: Vec<u64> = world.gas.iter().filter(|(l, _)| l == "attest").map(|(_, g)| *g).collect();
+        let attests: Vec<u64> = world.gas.iter().filter(|(l, _)| l == "revealAttestation").map(|(_, g)| *g).collect();
         let total: u64 = world.gas.iter().map(|(_, g)| *g).sum();
         println!(
-            "| {c} | {v} | {} | {} | {} | {} | {} | {} | {}–{} | {} | {} | {total} | {} |",
+            "| {c} | {v} | {} | {} | {} | {} | {} | {} | {} | {}–{} | {} | {} | {total} | {} |",
             sum("commit"),
             sum("reveal"),
             sum("submitProof"),
             sum("drawRandomness"),
             sum("revealEvalData"),
             sum("attest"),
+            sum("revealAttestation"),
             attests.iter().min().unwrap(),
             attests.iter().max().unwrap(),
             sum("finalize"),

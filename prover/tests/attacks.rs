@@ -278,12 +278,16 @@ fn a_miners_abstention_on_its_own_candidate_counts_neither_way() {
     world.evm.mine(1);
     world.commit_and_prove();
     world.attest(v0, true).unwrap();
-    // The miner's own verdict must be None; it may still attest (on rivals, were there any).
-    assert_eq!(refused(world.attest(miner, false)), "MinerCannotAttest");
+    // The miner's own verdict must be None (another is refused when opened, see
+    // `double_attestation_and_strangers_are_refused`); it may still attest (on rivals).
     world.attest_with(miner, |_| (pogo_verifier::rounds::verdict::NONE, 0)).unwrap();
     world.close_window();
     world.finalize().unwrap();
     assert_eq!(world.candidate(0, 0).outcome, outcome::WON, "judged by v0's stake alone");
+}
+
+fn empty_reveal(task: U256) -> PogoRounds::revealAttestationCall {
+    PogoRounds::revealAttestationCall { task, lossOld: 0, verdicts: vec![], lossNew: vec![], salt: B256::ZERO }
 }
 
 /// A round counts at most 32 attesters, so finalize stays bounded however many stakes
@@ -312,6 +316,10 @@ fn a_full_round_of_attesters_makes_room_only_for_a_larger_stake() {
         .read(&mut world.evm, PogoRounds::getAttestationCall { task, round: 0, verifier: evicted })
         .unwrap();
     assert_eq!(a.stake, 0, "the smallest (first) stake was evicted");
+    world.sealed.retain(|s| s.verifier != evicted);
+    assert_eq!(refused(world.send("revealAttestation", evicted, empty_reveal(task), 0)), "TooEarly");
+    world.close_attestations();
+    assert_eq!(refused(world.send("revealAttestation", evicted, empty_reveal(task), 0)), "NotAttested");
     assert_eq!(world.round().attestingStake, 33 * STAKE);
     world.close_window();
     world.finalize().unwrap();
@@ -518,7 +526,7 @@ fn only_the_drawn_held_out_batch_can_be_revealed() {
     world.evm.mine(eval_end - world.evm.block_number());
     send(&mut world, data.clone(), path.clone()).unwrap();
     assert_eq!(refused(send(&mut world, data, path)), "EvalAlreadyRevealed");
-    let attest_early = PogoRounds::attestCall { task, lossOld: LOSS_OLD, verdicts: vec![2], lossNew: vec![0] };
+    let attest_early = PogoRounds::attestCall { task, commitment: B256::repeat_byte(2) };
     assert_eq!(refused(world.send("attest", v0, attest_early, 0)), "TooEarly");
     world.attest(v0, true).unwrap();
     assert!(world.round().attestEnd > world.evm.block_number(), "honest verifiers are not squeezed out");
@@ -626,31 +634,18 @@ fn an_altered_unsampled_block_is_proven_and_the_miner_and_positive_attesters_pay
     world.attest(lazier, true).unwrap();
     world.attest(careful, false).unwrap();
 
-    let claim = FraudClaim::build(
-        b,
-        &old.block(b),
-        &update.blocks()[b as usize],
-        &old_tree,
-        &update_tree,
-        &bad_tree,
-        fx.blocks,
-    )
-    .unwrap();
+    let claim_for = |block: u64| {
+        let update_block = &update.blocks()[block as usize];
+        FraudClaim::build(block, &old.block(block), update_block, &old_tree, &update_tree, &bad_tree, fx.blocks)
+            .unwrap()
+    };
+    let claim = claim_for(b);
     let task = world.task;
     assert_eq!(refused(world.send("proveFraud", careful, claim.to_call(task, 0), 0)), "TooEarly");
     world.close_attestations();
     // A claim about another (honest) block shows nothing and costs only gas.
     let other = 1 - b;
-    let honest_claim = FraudClaim::build(
-        other,
-        &old.block(other),
-        &update.blocks()[other as usize],
-        &old_tree,
-        &update_tree,
-        &bad_tree,
-        fx.blocks,
-    )
-    .unwrap();
+    let honest_claim = claim_for(other);
     assert_eq!(refused(world.send("proveFraud", careful, honest_claim.to_call(task, 0), 0)), "NoFraud");
     let pool_before = world.task_state().pool;
     world.send("proveFraud", careful, claim.to_call(task, 0), 0).unwrap();
@@ -674,4 +669,53 @@ fn an_altered_unsampled_block_is_proven_and_the_miner_and_positive_attesters_pay
     assert_eq!(world.position(), 0, "the root did not move");
     assert_eq!(world.balance_of(miner), U256::ZERO, "nothing comes back to the miner");
     assert_eq!(refused(world.claim(careful, 0)), "NothingToClaim");
+}
+
+/// Copying an attestation: verdicts are sealed until the attestation window closes, so a
+/// lazy verifier sees only commitments. Copying one gains nothing — it is bound to its
+/// author's address, so the copier cannot open it — and an attestation never opened costs
+/// `fraudSlashBps` of the stake at finalize; after the window, when verdicts are public,
+/// it is too late to attest. The honest verifiers are paid; the copier is not.
+#[test]
+fn a_copied_attestation_cannot_be_opened_and_costs_the_copier() {
+    let fx = Fixture::small();
+    let mut world = World::new(fx, 3, |p| p.quorum = STAKE);
+    let (honest, copier, late) = (world.verifiers[0], world.verifiers[1], world.verifiers[2]);
+    world.commit_and_prove();
+    world.attest(honest, true).unwrap();
+    // The copier reads the honest commitment from the chain and sends it as its own.
+    let round = world.task_state().roundCount - 1;
+    let theirs = world
+        .rounds
+        .read(&mut world.evm, PogoRounds::getAttestationCall { task: world.task, round, verifier: honest })
+        .unwrap()
+        .commitment;
+    world.send("attest", copier, PogoRounds::attestCall { task: world.task, commitment: theirs }, 0).unwrap();
+    let honest_salt = world.sealed[0].salt;
+    world.close_attestations();
+    // Verdicts are public now, too late to copy them.
+    assert_eq!(refused(world.attest(late, true)), "TooLate");
+    // The honest preimage, public since the honest verifier opened it, does not open the copy.
+    let call = PogoRounds::revealAttestationCall {
+        task: world.task,
+        lossOld: LOSS_OLD,
+        verdicts: vec![1],
+        lossNew: vec![1_500_000_000],
+        salt: honest_salt,
+    };
+    assert_eq!(refused(world.send("revealAttestation", copier, call, 0)), "WrongReveal");
+    let task = world.task;
+    let pool = world.task_state().pool;
+    world.close_window();
+    world.finalize().unwrap();
+    let stake = |world: &mut World, v| {
+        world.rounds.read(&mut world.evm, PogoRounds::stakeOfCall { task, verifier: v }).unwrap()
+    };
+    let slash = U256::from(STAKE) * U256::from(FRAUD_SLASH_BPS) / U256::from(10_000u64);
+    assert_eq!(stake(&mut world, copier), U256::from(STAKE) - slash, "an unopened attestation costs the copier");
+    assert_eq!(stake(&mut world, honest), U256::from(STAKE));
+    assert_eq!(world.candidate(0, 0).outcome, outcome::WON, "the honest quorum decided");
+    assert_eq!(world.task_state().pool, pool - U256::from(REWARD) + slash);
+    world.claim(honest, 0).unwrap();
+    assert_eq!(refused(world.claim(copier, 0)), "NothingToClaim");
 }

@@ -248,43 +248,69 @@ fn missed_deadline_without_attesters_feeds_the_pool() {
 #[test]
 fn double_attestation_and_strangers_are_refused() {
     let fx = Fixture::small();
-    let mut world = World::new(fx, 2, |_| {});
+    let mut world = World::new(fx, 8, |_| {});
     let task = world.task;
     let miner = world.miner;
     world.send("join", miner, PogoRounds::joinCall { task }, STAKE).unwrap();
     world.evm.mine(1);
     world.commit().unwrap();
     world.reveal_all();
-    let v0 = world.verifiers[0];
-    assert_eq!(refused(world.attest(v0, true)), "TooEarly", "attesting before the held-out batch is revealed");
+    let v = world.verifiers.clone();
+    assert_eq!(refused(world.attest(v[0], true)), "TooEarly", "attesting before the held-out batch is revealed");
     world.draw();
     let proof = world.honest_proof();
     world.submit(proof).unwrap();
-    world.attest(v0, true).unwrap();
-    assert_eq!(refused(world.attest(v0, true)), "AlreadyAttested");
-    assert_eq!(refused(world.attest(v0, false)), "AlreadyAttested");
+    world.attest(v[0], true).unwrap();
+    assert_eq!(refused(world.attest(v[0], true)), "AlreadyAttested");
+    assert_eq!(refused(world.attest(v[0], false)), "AlreadyAttested");
     assert_eq!(refused(world.attest(actor(0x77), true)), "NotVerifier");
-    assert_eq!(refused(world.attest(miner, true)), "MinerCannotAttest");
-    let v1 = world.verifiers[1];
-    // A positive verdict whose losses did not fall by the margin contradicts itself.
-    let call = |verdicts: Vec<u8>, losses: Vec<u64>| PogoRounds::attestCall {
+    let open_now = PogoRounds::revealAttestationCall {
         task,
-        lossOld: 1_000_000_000,
-        verdicts,
-        lossNew: losses,
+        lossOld: LOSS_OLD,
+        verdicts: vec![1],
+        lossNew: vec![1_500_000_000],
+        salt: world.sealed[0].salt,
     };
-    let r = world.send("attest", v1, call(vec![1], vec![1_000_000_000 - MARGIN + 1]), 0);
-    assert_eq!(refused(r), "VerdictContradictsLosses");
-    assert_eq!(refused(world.send("attest", v1, call(vec![1, 1], vec![0, 0]), 0)), "WrongLength");
-    assert_eq!(refused(world.send("attest", v1, call(vec![1], vec![]), 0)), "WrongLength");
     assert_eq!(
-        refused(world.send("attest", v1, call(vec![0], vec![0]), 0)),
-        "BadVerdict",
-        "a revealed one needs a verdict"
+        refused(world.send("revealAttestation", v[0], open_now, 0)),
+        "TooEarly",
+        "sealed until the window closes"
     );
-    assert_eq!(refused(world.send("attest", v1, call(vec![3], vec![0]), 0)), "BadVerdict");
-    world.evm.mine(ATTEST_WINDOW);
-    assert_eq!(refused(world.attest(v1, false)), "TooLate");
+    // The commitment hides the verdicts: what breaks a rule is refused when it is opened.
+    world.attest(miner, true).unwrap();
+    let bad: [(Vec<u8>, Vec<u64>, &str); 5] = [
+        (vec![1], vec![1_000_000_000 - MARGIN + 1], "VerdictContradictsLosses"),
+        (vec![1, 1], vec![0, 0], "WrongLength"),
+        (vec![1], vec![], "WrongLength"),
+        (vec![0], vec![0], "BadVerdict"), // a revealed candidate needs a verdict
+        (vec![3], vec![0], "BadVerdict"),
+    ];
+    for (k, (verdicts, losses, _)) in bad.iter().enumerate() {
+        world.attest_sealed(v[1 + k], 1_000_000_000, verdicts.clone(), losses.clone()).unwrap();
+    }
+    world.mine_past_attestations();
+    assert_eq!(refused(world.attest(v[7], false)), "TooLate");
+    assert_eq!(refused(world.reveal_attestation(miner)), "MinerCannotAttest");
+    for (k, (_, _, why)) in bad.iter().enumerate() {
+        assert_eq!(refused(world.reveal_attestation(v[1 + k])), *why);
+    }
+    // Another's preimage, or one's own with another salt, does not open a commitment.
+    let call = |salt: B256| PogoRounds::revealAttestationCall {
+        task,
+        lossOld: LOSS_OLD,
+        verdicts: vec![1],
+        lossNew: vec![1_500_000_000],
+        salt,
+    };
+    let theirs = world.sealed[0].salt;
+    assert_eq!(refused(world.send("revealAttestation", v[7], call(theirs), 0)), "NotAttested");
+    assert_eq!(refused(world.send("revealAttestation", v[0], call(B256::ZERO), 0)), "WrongReveal");
+    world.reveal_attestation(v[0]).unwrap();
+    assert_eq!(refused(world.send("revealAttestation", v[0], call(theirs), 0)), "AlreadyAttested");
+    let end = world.round().challengeEnd;
+    world.evm.mine(end + 1 - world.evm.block_number());
+    world.attest_sealed(v[7], LOSS_OLD, vec![1], vec![1]).unwrap_err();
+    assert_eq!(refused(world.send("revealAttestation", v[0], call(theirs), 0)), "TooLate");
 }
 
 #[test]

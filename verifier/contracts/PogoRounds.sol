@@ -3,13 +3,15 @@ pragma solidity 0.8.19;
 
 import "PogoFraud.sol";
 
-/// @title PoGO rounds: competing candidates, commit–reveal, randomness, proofs, loss
-/// attestations, ranking, finalize (DESIGN §3 as changed by the competing-rounds issue).
-/// @notice One contract holds every task. A task runs one round at a time; a round is a
-/// contest among up to `maxCandidates` miners against the task's current root:
+/// @title PoGO rounds: competing candidates, commit–reveal, randomness, proofs, sealed loss
+/// attestations, fraud proofs, ranking, finalize (DESIGN §3 as changed by the
+/// competing-rounds and fraud-proof issues).
+/// @notice One contract holds every task (deployed as `PogoRounds` and the extension it
+/// delegates to). A task runs one round at a time; a round is a contest among up to
+/// `maxCandidates` miners against the task's current root:
 ///
-///   open (first commit) ─ commitWindow ─┬─ revealWindow ─┬─ proofWindow ─┬─ held-out ─┬─ attest ─┐
-///                                       commitEnd        revealEnd        proofEnd      evalEnd    attestEnd
+///   open (first commit) ─ commitWindow ─┬─ revealWindow ─┬─ proofWindow ─┬─ held-out ─┬─ attest ─┬─ challenge ─┐
+///                                       commitEnd        revealEnd        proofEnd      evalEnd    attestEnd     challengeEnd
 ///                                                         └────────────── attestWindow ──────────────┘
 ///
 /// * commit: a hash binding this contract, the task, the round, the miner, the roots, the
@@ -29,15 +31,21 @@ import "PogoFraud.sol";
 ///   reveal. No reveal, no attestations: the round is no-fault for every proven candidate;
 /// * proofs: each revealed candidate proves its own sampled blocks with the task's
 ///   verifier, at its own miner's cost, by proofEnd;
-/// * attestations: one transaction per verifier for the whole round, after the batch is
-///   revealed: the old model's loss on it and, per candidate, a verdict and the new model's loss. Stake
-///   weighs only if it joined before the round opened and was not leaving then;
+/// * attestations: one per verifier for the whole round, after the batch is revealed: the
+///   old model's loss on it and, per candidate, a verdict and the new model's loss, sealed
+///   (a commitment) by attestEnd and opened after it, by challengeEnd, so nobody can copy a
+///   verdict; one never opened costs `fraudSlashBps` of the stake. Stake weighs only if it
+///   joined before the round opened and was not leaving then;
+/// * fraud proofs (after attestEnd, by challengeEnd): anyone may prove one block of a
+///   candidate wrong (`PogoFraud`); the candidate is rejected, its bond slashed (half to the
+///   challenger) and every positive attester on it loses `fraudSlashBps` of its stake;
 /// * finalize: a candidate is eligible when proven, the stake that judged it reaches the
 ///   quorum and at least 2/3 of it attests positive; among eligible candidates the one with
 ///   the largest stake-weighted median gain (negative verdicts count as no gain) wins the
 ///   reward less the verifiers' fee; other eligible or unjudged (no quorum, split vote)
 ///   candidates get their bonds back; unrevealed or unproven ones are slashed to the pool,
 ///   and proven ones that 2/3 of a quorum rejected to the verifiers who attested negative.
+///   Finalize comes after challengeEnd.
 /// Ether only leaves through `withdraw` (pull payments); every transition emits an event.
 abstract contract PogoRoundsState {
     /// BN254 scalar field modulus: roots and public inputs are elements of this field.
@@ -166,6 +174,8 @@ abstract contract PogoRoundsState {
         uint128 stake;
         uint64 lossOld;
         bool claimed;
+        bool revealed; // the verdicts below are opened (they count only then)
+        bytes32 commitment; // attestationCommitmentOf(...) sent in the attestation window
         uint8[] verdicts; // per candidate (None for unrevealed ones)
         uint64[] lossNew; // per candidate
     }
@@ -213,6 +223,7 @@ abstract contract PogoRoundsState {
     event RandomnessDrawn(uint256 indexed task, uint64 indexed round, uint8 phase, uint64 blockNumber, bytes32 seed);
     event ProofAccepted(uint256 indexed task, uint64 indexed round, uint16 candidate, uint256[] publicInputs);
     event Attested(uint256 indexed task, uint64 indexed round, address indexed verifier, uint128 stake);
+    event AttestationRevealed(uint256 indexed task, uint64 indexed round, address indexed verifier);
     event Finalized(uint256 indexed task, uint64 indexed round, uint16 winner, uint256 root, uint256 reward);
     event CandidateSettled(uint256 indexed task, uint64 indexed round, uint16 candidate, Outcome outcome, int256 gain);
     event Claimed(uint256 indexed task, uint64 indexed round, address indexed verifier, uint256 amount);
@@ -273,6 +284,7 @@ abstract contract PogoRoundsState {
     error EvalAlreadyRevealed();
     error WrongEvalData();
     error AlreadyFraud(uint16 candidate);
+    error NotAttested(address who);
     error DirectCall();
 
     modifier nonReentrant() {
@@ -386,6 +398,33 @@ abstract contract PogoRoundsState {
         bytes32 salt
     ) internal view returns (bytes32) {
         return keccak256(abi.encode(address(this), task, round, miner, newRoot, updateRoot, blobHash, salt));
+    }
+
+    /// The hash a verifier commits to in the attestation window (compute it off chain the
+    /// same way): keccak-256 of the contract's address as a word followed by the ABI
+    /// encoding of (task, round, verifier, old loss, verdicts, new losses, salt). Bound to
+    /// the verifier: nobody can reveal another's.
+    function attestationHash(
+        uint256 task,
+        uint64 round,
+        address verifier,
+        uint64 lossOld,
+        uint8[] memory verdicts,
+        uint64[] memory lossNew,
+        bytes32 salt
+    ) internal view returns (bytes32) {
+        return keccak256(
+            bytes.concat(abi.encode(address(this)), abi.encode(task, round, verifier, lossOld, verdicts, lossNew, salt))
+        );
+    }
+
+    /// Takes `fraudSlashBps` of `who`'s stake in `task` to the task's pool.
+    function slashStake(uint256 task, uint64 id, address who) internal returns (uint256 cut) {
+        Task storage t = tasks[task];
+        cut = (stakes[task][who] * t.params.fraudSlashBps) / BPS;
+        stakes[task][who] -= cut;
+        t.pool += cut;
+        emit AttesterSlashed(task, id, who, cut);
     }
 
     /// Blocks a leaving stake stays locked: the longest a round it could attest in lasts,
@@ -666,17 +705,17 @@ contract PogoRounds is PogoRoundsState {
         emit ProofAccepted(task, id, index, inputs);
     }
 
-    /// A verifier's judgement of the whole open round, in one transaction: the old model's
-    /// loss on the phase-1 batch, and per candidate (in commit order) a verdict and the new
-    /// model's loss (units of 1e-9). Unrevealed candidates take `None`; revealed ones
-    /// `Positive` (needs `lossNew + margin <= lossOld`) or `Negative` (also: the blob was
-    /// missing or did not rebuild to the revealed root). Only stake joined before the round
-    /// opened, and not leaving since, may attest.
-    function attest(uint256 task, uint64 lossOld, uint8[] calldata verdicts, uint64[] calldata lossNew)
-        external
-        nonReentrant
-        exists(task)
-    {
+    /// Commits to a verifier's judgement of the whole open round, in the attestation window
+    /// (after `evalEnd` and the held-out reveal, by `attestEnd`): `commitment` is
+    /// `attestationCommitmentOf(task, round, verifier, lossOld, verdicts, lossNew, salt)`.
+    /// Nobody sees a verdict before the window closes, so nobody can copy one; the
+    /// commitment is bound to the verifier, so nobody can copy it either. Only stake joined
+    /// before the round opened, and not leaving since, may attest; a round counts 32
+    /// attesters, and once full a larger stake evicts the smallest. An attestation committed
+    /// and never revealed by `challengeEnd` costs `fraudSlashBps` of the stake at finalize,
+    /// as much as a positive attestation on a proven fraud, so withholding a reveal never
+    /// pays.
+    function attest(uint256 task, bytes32 commitment) external nonReentrant exists(task) {
         (uint64 id, Round storage r) = openRound(task);
         uint256 stake = stakes[task][msg.sender];
         if (stake == 0) revert NotVerifier(msg.sender);
@@ -686,29 +725,59 @@ contract PogoRounds is PogoRoundsState {
         if (block.number > r.attestEnd) revert TooLate(uint64(block.number), r.attestEnd);
         if (block.number <= r.evalEnd) revert TooEarly(uint64(block.number), r.evalEnd + 1);
         if (r.evalBlock == 0) revert NoEvalData();
-        if (attestations[task][id][msg.sender].stake != 0) revert AlreadyAttested(msg.sender);
-        uint16 n = r.commits;
-        if (verdicts.length != n) revert WrongLength(n, verdicts.length);
-        if (lossNew.length != n) revert WrongLength(n, lossNew.length);
+        Attestation storage a = attestations[task][id][msg.sender];
+        if (a.stake != 0) revert AlreadyAttested(msg.sender);
         address[] storage who = attesters[task][id];
         if (who.length == MAX_ATTESTERS) {
-            evictSmallest(task, id, r, uint128(stake));
+            evictSmallest(task, id, uint128(stake));
         } else {
             who.push(msg.sender);
         }
-        tally(task, id, uint128(stake), lossOld, verdicts, lossNew);
-        Attestation storage a = attestations[task][id][msg.sender];
         a.stake = uint128(stake);
+        a.commitment = commitment;
+        emit Attested(task, id, msg.sender, uint128(stake));
+    }
+
+    /// Opens the caller's attestation after the attestation window, by `challengeEnd`: the
+    /// old model's loss on the phase-1 batch, and per candidate (in commit order) a verdict
+    /// and the new model's loss (units of 1e-9). Unrevealed candidates take `None`;
+    /// revealed ones `Positive` (needs `lossNew + margin <= lossOld`) or `Negative` (also:
+    /// the blob was missing or did not rebuild to the revealed root). Only now does its
+    /// stake count towards quorum and verdicts; a positive verdict on a candidate already
+    /// proven fraudulent costs `fraudSlashBps` of the stake at once.
+    function revealAttestation(
+        uint256 task,
+        uint64 lossOld,
+        uint8[] calldata verdicts,
+        uint64[] calldata lossNew,
+        bytes32 salt
+    ) external nonReentrant exists(task) {
+        (uint64 id, Round storage r) = openRound(task);
+        if (block.number <= r.attestEnd) revert TooEarly(uint64(block.number), r.attestEnd + 1);
+        if (block.number > r.challengeEnd) revert TooLate(uint64(block.number), r.challengeEnd);
+        Attestation storage a = attestations[task][id][msg.sender];
+        if (a.stake == 0) revert NotAttested(msg.sender);
+        if (a.revealed) revert AlreadyAttested(msg.sender);
+        if (attestationHash(task, id, msg.sender, lossOld, verdicts, lossNew, salt) != a.commitment) {
+            revert WrongReveal();
+        }
+        uint16 n = r.commits;
+        if (verdicts.length != n) revert WrongLength(n, verdicts.length);
+        if (lossNew.length != n) revert WrongLength(n, lossNew.length);
+        tally(task, id, a.stake, lossOld, verdicts, lossNew);
+        a.revealed = true;
         a.lossOld = lossOld;
         a.verdicts = verdicts;
         a.lossNew = lossNew;
-        r.attestingStake += uint128(stake);
-        emit Attested(task, id, msg.sender, uint128(stake));
+        r.attestingStake += a.stake;
+        emit AttestationRevealed(task, id, msg.sender);
     }
 
     /// A full round's attester with the smallest stake makes room for `stake` if it is
     /// larger (its attestation no longer counts and earns nothing); else the call is refused.
-    function evictSmallest(uint256 task, uint64 id, Round storage r, uint128 stake) private {
+    /// Attestations are all still sealed then (they open after the window), so nothing
+    /// counted has to be taken back.
+    function evictSmallest(uint256 task, uint64 id, uint128 stake) private {
         address[] storage who = attesters[task][id];
         uint256 k;
         uint128 smallest = type(uint128).max;
@@ -717,13 +786,6 @@ contract PogoRounds is PogoRoundsState {
             if (s < smallest) (k, smallest) = (j, s);
         }
         if (stake <= smallest) revert AttestersFull(smallest);
-        Attestation storage out = attestations[task][id][who[k]];
-        for (uint16 i = 0; i < out.verdicts.length; i++) {
-            Candidate storage c = candidates[task][id][i];
-            if (out.verdicts[i] == uint8(Verdict.Positive)) c.positiveStake -= smallest;
-            else if (out.verdicts[i] == uint8(Verdict.Negative)) c.negativeStake -= smallest;
-        }
-        r.attestingStake -= smallest;
         delete attestations[task][id][who[k]];
         who[k] = msg.sender;
     }
@@ -749,6 +811,7 @@ contract PogoRounds is PogoRoundsState {
             if (v == Verdict.Positive) {
                 if (uint256(lossNew[i]) + margin > lossOld) revert VerdictContradictsLosses(i);
                 c.positiveStake += stake;
+                if (c.fraud) slashStake(task, id, msg.sender);
             } else {
                 c.negativeStake += stake;
             }
@@ -778,6 +841,12 @@ contract PogoRounds is PogoRoundsState {
                 (uint32 set,, uint32 position) = drawnEval(task, seed1);
                 retireEval(task, set, position);
             }
+        }
+        // A sealed attestation never opened: withholding a reveal costs what a positive on a
+        // fraud costs (so a blind commit gains nothing by hiding when a fraud turns up).
+        address[] storage who = attesters[task][id];
+        for (uint256 k = 0; k < who.length; k++) {
+            if (!attestations[task][id][who[k]].revealed) slashStake(task, id, who[k]);
         }
         int256 best;
         uint16 winner;
@@ -846,6 +915,7 @@ contract PogoRounds is PogoRoundsState {
         uint256 n;
         for (uint256 k = 0; k < who.length; k++) {
             Attestation storage a = attestations[task][id][who[k]];
+            if (!a.revealed) continue;
             uint8 v = a.verdicts[index];
             if (v == uint8(Verdict.None)) continue; // an abstention is not a gain of any size
             int256 g = v == uint8(Verdict.Positive)
@@ -877,7 +947,7 @@ contract PogoRounds is PogoRoundsState {
     function claim(uint256 task, uint64 round) external nonReentrant exists(task) {
         Round storage r = rounds[task][round];
         Attestation storage a = attestations[task][round][msg.sender];
-        if (!r.finalized || a.stake == 0 || a.claimed) revert NothingToClaim();
+        if (!r.finalized || !a.revealed || a.claimed) revert NothingToClaim();
         a.claimed = true;
         uint256 amount;
         // Whether the attester had a part in any pot: a share that rounds to 0 still moves
@@ -971,13 +1041,11 @@ contract PogoRoundsExtension is PogoRoundsState {
         uint256 slashed;
         address[] storage who = attesters[task][id];
         for (uint256 k = 0; k < who.length; k++) {
-            if (attestations[task][id][who[k]].verdicts[index] != uint8(Verdict.Positive)) continue;
-            uint256 cut = (stakes[task][who[k]] * t.params.fraudSlashBps) / BPS;
-            stakes[task][who[k]] -= cut;
-            slashed += cut;
-            emit AttesterSlashed(task, id, who[k], cut);
+            Attestation storage a = attestations[task][id][who[k]];
+            // Sealed attestations pay when they open (or at finalize if they never do).
+            if (!a.revealed || a.verdicts[index] != uint8(Verdict.Positive)) continue;
+            slashed += slashStake(task, id, who[k]);
         }
-        t.pool += slashed;
         emit FraudProven(task, id, index, msg.sender, claim.blockIndex, kind, bounty, slashed);
     }
 
@@ -1033,6 +1101,19 @@ contract PogoRoundsExtension is PogoRoundsState {
         bytes32 salt
     ) external view returns (bytes32) {
         return commitmentHash(task, round, miner, newRoot, updateRoot, blobHash, salt);
+    }
+
+    /// The hash a verifier commits to with `attest` (compute it off chain the same way).
+    function attestationCommitmentOf(
+        uint256 task,
+        uint64 round,
+        address verifier,
+        uint64 lossOld,
+        uint8[] calldata verdicts,
+        uint64[] calldata lossNew,
+        bytes32 salt
+    ) external view returns (bytes32) {
+        return attestationHash(task, round, verifier, lossOld, verdicts, lossNew, salt);
     }
 
     /// The seed of `phase` (1 or 2) of round `id`, or zero while its block is not closed or

@@ -120,6 +120,36 @@ pub fn commitment(
     crate::evm::keccak256((contract, task, round, miner, new_root, update_root, blob_hash, salt).abi_encode())
 }
 
+/// The hash a verifier commits to with `attest`, exactly as the contract's
+/// `attestationCommitmentOf` computes it: keccak-256 of the contract's address as a word,
+/// then the ABI encoding of (task, round, verifier, old loss, verdicts, new losses, salt). Computed here, not asked
+/// of a node, so the verdicts stay private until the reveal.
+#[allow(clippy::too_many_arguments)]
+pub fn attestation_commitment(
+    contract: Address,
+    task: U256,
+    round: u64,
+    verifier: Address,
+    loss_old: u64,
+    verdicts: &[u8],
+    loss_new: &[u64],
+    salt: crate::evm::B256,
+) -> crate::evm::B256 {
+    let call = PogoRounds::attestationCommitmentOfCall {
+        task,
+        round,
+        verifier,
+        lossOld: loss_old,
+        verdicts: verdicts.to_vec(),
+        lossNew: loss_new.to_vec(),
+        salt,
+    };
+    // The call's arguments are `abi.encode(task, round, ...)`; the contract's address leads.
+    let mut preimage = contract.into_word().to_vec();
+    preimage.extend_from_slice(&call.abi_encode()[4..]);
+    crate::evm::keccak256(preimage)
+}
+
 /// What each `BadParams(why)` code of the contract means (code `k` is entry `k - 1`): the
 /// contract carries numbers, not strings, to fit EIP-170.
 pub const BAD_PARAMS: [&str; 15] = [
@@ -181,6 +211,7 @@ fn describe(error: &PogoRounds::PogoRoundsErrors) -> String {
         E::WrongEvalData(_) => "WrongEvalData(not the drawn batch with its Merkle path)".into(),
         E::AlreadyFraud(e) => format!("AlreadyFraud(candidate {} is already proven fraudulent)", e.candidate),
         E::DirectCall(_) => "DirectCall(the extension runs only through PogoRounds)".into(),
+        E::NotAttested(e) => format!("NotAttested({} sent no attestation this round)", e.who),
         other => format!("{other:?}").split(['(', ' ', '{']).next().unwrap_or("unknown").to_string(),
     }
 }

@@ -495,6 +495,13 @@ pub(super) fn status(args: FinalizeArgs) -> anyhow::Result<()> {
     if task.open {
         let id = task.rounds - 1;
         let r = rounds.round(chain.as_mut(), deployment.task, id)?;
+        let attesters = rounds.attesters(chain.as_mut(), deployment.task, id)?;
+        let mut opened = 0;
+        for who in &attesters {
+            if rounds.attestation(chain.as_mut(), deployment.task, id, *who)?.revealed {
+                opened += 1;
+            }
+        }
         let phase = if block <= r.commitEnd {
             "commit"
         } else if block <= r.revealEnd {
@@ -506,7 +513,7 @@ pub(super) fn status(args: FinalizeArgs) -> anyhow::Result<()> {
         } else if block <= r.attestEnd {
             "attestations"
         } else if block <= r.challengeEnd {
-            "fraud proofs"
+            "attestation reveals and fraud proofs"
         } else {
             "closed: waiting for finalize"
         };
@@ -517,7 +524,8 @@ pub(super) fn status(args: FinalizeArgs) -> anyhow::Result<()> {
             .add("revealed", r.revealed)
             .add("proven", r.proven)
             .add("held_out_batch_revealed", r.evalBlock != 0)
-            .add("attestations", rounds.attesters(chain.as_mut(), deployment.task, id)?.len())
+            .add("attestations", attesters.len())
+            .add("attestations_opened", opened)
             .add("attesting_stake_wei", r.attestingStake.to_string())
             .add("commit_deadline", r.commitEnd)
             .add("reveal_deadline", r.revealEnd)

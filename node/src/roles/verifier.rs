@@ -1,15 +1,21 @@
 //! The verifier: stakes once, then for each open round, once the reveals are in and the
-//! owner has revealed the held-out batch phase 1 drew, fetches every candidate's update blob, rebuilds each new model
-//! from the old one, checks the roots, evaluates the old and every new model on the same
-//! batch and attests once for all; claims its fee share and slashed bonds and withdraws.
+//! owner has revealed the held-out batch phase 1 drew, fetches every candidate's update
+//! blob, rebuilds each new model from the old one, checks the roots, evaluates the old and
+//! every new model on the same batch and attests once for all — sealed (a commitment, so
+//! nobody can copy its verdicts), then opened once the attestation window closed; claims
+//! its fee share and slashed bonds and withdraws.
+//!
+//! Restart safety: the sealed attestation (verdicts, losses, salt) is written to the state
+//! file before its commitment is sent, so a verifier killed at any point can still open it;
+//! one that could not would lose `fraudSlashBps` of its stake at finalize.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use alloy::primitives::U256;
+use alloy::primitives::{B256, U256};
 use alloy::sol_types::SolEvent;
 use anyhow::Context;
-use pogo_verifier::rounds::{verdict, PogoRounds};
+use pogo_verifier::rounds::{verdict, PogoRounds, Round};
 use serde::{Deserialize, Serialize};
 
 use super::{crash_point, load_state, loss_units, save_state, since, Event, Node, Phase, Step};
@@ -47,11 +53,23 @@ pub struct Attested {
     pub loss_new: Vec<u64>,
 }
 
+/// An attestation sealed for a round: what its commitment hides, to open it later.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Sealed {
+    /// The attestation.
+    pub attestation: Attested,
+    /// The salt of its commitment.
+    pub salt: B256,
+}
+
 /// What a verifier persists.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct VerifierState {
-    /// Rounds attested.
+    /// Rounds attested (opened).
     pub attested: Vec<Attested>,
+    /// Attestations sealed and not yet opened.
+    #[serde(default)]
+    pub sealed: Vec<Sealed>,
     /// Rounds whose pay was claimed (or found nothing to claim).
     pub claimed: Vec<u64>,
 }
@@ -102,7 +120,11 @@ impl Verifier {
         let round = task.rounds - 1;
         let r = node.rounds.round(node.chain.as_mut(), node.task, round)?;
         let now = node.chain.block_number()?;
-        if node.rounds.attestation(node.chain.as_mut(), node.task, round, me)?.stake != 0 || now > r.attestEnd {
+        let mine = node.rounds.attestation(node.chain.as_mut(), node.task, round, me)?;
+        if mine.stake != 0 {
+            return self.open_sealed(node, round, &r, now, mine.revealed);
+        }
+        if now > r.attestEnd {
             return Ok(Step::Wait { until: None, why: format!("nothing to attest in round {round}") });
         }
         // The batch is drawn by the hash of block revealEnd + 1, after every reveal, from the
@@ -184,12 +206,31 @@ impl Verifier {
             let word = if v == verdict::POSITIVE { "positive" } else { "negative" };
             notes.push(format!("#{i} {word} ({why}, loss {:.6})", ln as f64 / 1e9));
         }
-        let call = PogoRounds::attestCall {
-            task: node.task,
-            lossOld: old_units,
-            verdicts: verdicts.clone(),
-            lossNew: losses.clone(),
+        // Sealed first, on disk, then committed: a restart finds the same salt and verdicts
+        // (and re-sends the same commitment if the first never landed).
+        let attestation = Attested { round, verdicts: verdicts.clone(), loss_old: old_units, loss_new: losses.clone() };
+        let salt = match self.state.sealed.iter().find(|s| s.attestation.round == round) {
+            Some(s) => s.salt,
+            None => {
+                let salt = B256::from(rand::random::<[u8; 32]>());
+                self.state.sealed.push(Sealed { attestation: attestation.clone(), salt });
+                save_state(&self.path, &self.state)?;
+                salt
+            }
         };
+        let sealed = self.state.sealed.iter().find(|s| s.attestation.round == round).expect("just sealed").clone();
+        let a = &sealed.attestation;
+        let commitment = pogo_verifier::rounds::attestation_commitment(
+            node.rounds.address,
+            node.task,
+            round,
+            me,
+            a.loss_old,
+            &a.verdicts,
+            &a.loss_new,
+            salt,
+        );
+        let call = PogoRounds::attestCall { task: node.task, commitment };
         let receipt = match node.rounds.send(node.chain.as_mut(), &self.wallet, call, U256::ZERO) {
             Ok(receipt) => receipt,
             Err(e)
@@ -203,16 +244,69 @@ impl Verifier {
             Err(e) => return Err(e.into()),
         };
         crash_point("verifier-after-attest");
-        self.state.attested.push(Attested { round, verdicts, loss_old: old_units, loss_new: losses });
-        save_state(&self.path, &self.state)?;
         let what = format!(
-            "attested on {} candidate(s), old loss {:.6} on the {} held-out examples: {}",
+            "attested (sealed until block {}) on {} candidate(s), old loss {:.6} on the {} held-out examples: {}",
+            r.attestEnd,
             judged.len(),
             old_units as f64 / 1e9,
             examples.len(),
             notes.join("; ")
         );
         Ok(self.acted(round, Phase::Evaluate, what, start, receipt.gas_used))
+    }
+
+    /// The round's attestation is sealed on chain: opens it once the attestation window is
+    /// over (by the challenge deadline), from the record the state file kept.
+    fn open_sealed(
+        &mut self,
+        node: &mut Node,
+        round: u64,
+        r: &Round,
+        now: u64,
+        revealed: bool,
+    ) -> anyhow::Result<Step> {
+        if revealed {
+            return Ok(Step::Wait { until: None, why: format!("round {round}: attested and opened") });
+        }
+        if now <= r.attestEnd {
+            return Ok(Step::Wait {
+                until: Some(r.attestEnd),
+                why: format!("round {round}: attestation sealed; it opens after block {}", r.attestEnd),
+            });
+        }
+        if now > r.challengeEnd {
+            return Ok(Step::Wait { until: None, why: format!("round {round}: too late to open the attestation") });
+        }
+        let Some(sealed) = self.state.sealed.iter().find(|s| s.attestation.round == round).cloned() else {
+            anyhow::bail!(
+                "round {round}: the chain holds this verifier's sealed attestation but {} has no record of it \
+                 (was the state file replaced?); it cannot be opened and will cost part of the stake",
+                self.path.display()
+            );
+        };
+        let start = Instant::now();
+        let a = &sealed.attestation;
+        let call = PogoRounds::revealAttestationCall {
+            task: node.task,
+            lossOld: a.loss_old,
+            verdicts: a.verdicts.clone(),
+            lossNew: a.loss_new.clone(),
+            salt: sealed.salt,
+        };
+        let receipt = match node.rounds.send(node.chain.as_mut(), &self.wallet, call, U256::ZERO) {
+            Ok(receipt) => Some(receipt),
+            // Opened already (a restart after the send): the chain has it.
+            Err(e) if e.contract_error().as_deref() == Some("AlreadyAttested") => None,
+            Err(e) => return Err(e.into()),
+        };
+        self.state.sealed.retain(|s| s.attestation.round != round);
+        if !self.state.attested.iter().any(|x| x.round == round) {
+            self.state.attested.push(sealed.attestation.clone());
+        }
+        save_state(&self.path, &self.state)?;
+        let positive = a.verdicts.iter().filter(|&&v| v == verdict::POSITIVE).count();
+        let what = format!("opened its attestation: {positive} positive of {} verdict(s)", a.verdicts.len());
+        Ok(self.acted(round, Phase::Evaluate, what, start, receipt.map_or(0, |r| r.gas_used)))
     }
 
     /// Claims its pay (fee share, slashed bonds) of finished rounds it attested in, then

@@ -238,6 +238,19 @@ pub struct World {
     pub owner_online: bool,
     /// Every event emitted by a transaction sent through [`World::send`].
     pub logs: Vec<pogo_verifier::evm::Log>,
+    /// Attestations committed and not yet revealed.
+    pub sealed: Vec<Sealed>,
+}
+
+/// An attestation committed with `attest`, to be opened with `revealAttestation`.
+#[derive(Debug, Clone)]
+pub struct Sealed {
+    pub round: u64,
+    pub verifier: Address,
+    pub loss_old: u64,
+    pub verdicts: Vec<u8>,
+    pub losses: Vec<u64>,
+    pub salt: B256,
 }
 
 /// The contract error's name of a call that must be refused (panics if it went through).
@@ -325,6 +338,7 @@ impl World {
             eval: vec![first],
             owner_online: true,
             logs: Vec::new(),
+            sealed: Vec::new(),
         };
         let task = world.send("createTask", owner, PogoRounds::createTaskCall { p: params }, POOL).unwrap();
         world.task = task;
@@ -561,8 +575,62 @@ impl World {
             verdicts.push(v);
             losses.push(loss);
         }
-        let call = PogoRounds::attestCall { task: self.task, lossOld: LOSS_OLD, verdicts, lossNew: losses };
-        self.send("attest", verifier, call, 0).map(|_| ())
+        self.attest_sealed(verifier, LOSS_OLD, verdicts, losses)
+    }
+
+    /// Commits `verifier` to (old loss, verdicts, new losses) with a fresh salt; the
+    /// attestation is opened by [`World::reveal_attestation`] (or when the window closes).
+    pub fn attest_sealed(
+        &mut self,
+        verifier: Address,
+        loss_old: u64,
+        verdicts: Vec<u8>,
+        losses: Vec<u64>,
+    ) -> Result<(), RoundsError> {
+        let round = self.task_state().roundCount.saturating_sub(1);
+        let salt = B256::from(U256::from(0xa77e57u64) * U256::from(self.sealed.len() as u64 + 1) + U256::from(round));
+        let hash = pogo_verifier::rounds::attestation_commitment(
+            self.rounds.address,
+            self.task,
+            round,
+            verifier,
+            loss_old,
+            &verdicts,
+            &losses,
+            salt,
+        );
+        self.send("attest", verifier, PogoRounds::attestCall { task: self.task, commitment: hash }, 0)?;
+        self.sealed.retain(|s| s.verifier != verifier && s.round == round);
+        self.sealed.push(Sealed { round, verifier, loss_old, verdicts, losses, salt });
+        Ok(())
+    }
+
+    /// Opens `verifier`'s sealed attestation; it is forgotten whatever the answer.
+    pub fn reveal_attestation(&mut self, verifier: Address) -> Result<(), RoundsError> {
+        let k = self.sealed.iter().position(|s| s.verifier == verifier).expect("a sealed attestation");
+        let sealed = self.sealed.remove(k);
+        let call = PogoRounds::revealAttestationCall {
+            task: self.task,
+            lossOld: sealed.loss_old,
+            verdicts: sealed.verdicts,
+            lossNew: sealed.losses,
+            salt: sealed.salt,
+        };
+        self.send("revealAttestation", verifier, call, 0).map(|_| ())
+    }
+
+    /// Opens every sealed attestation of the open round while its reveals are open (each
+    /// must be accepted); forgets those of rounds that closed or whose reveals are over.
+    pub fn reveal_attestations(&mut self) {
+        let state = self.task_state();
+        let live = state.open.then(|| (state.roundCount - 1, self.round()));
+        let now = self.evm.block_number();
+        self.sealed.retain(|s| {
+            live.as_ref().is_some_and(|(id, r)| s.round == *id && now > r.attestEnd && now <= r.challengeEnd)
+        });
+        for v in self.sealed.iter().map(|s| s.verifier).collect::<Vec<_>>() {
+            self.reveal_attestation(v).unwrap();
+        }
     }
 
     /// Every revealed candidate positive (loss 1.5) or negative (loss 2.1).
@@ -575,8 +643,8 @@ impl World {
         self.send("finalize", owner, PogoRounds::finalizeCall { task: self.task }, 0).map(|_| ())
     }
 
-    /// Mines until the attestation window is over (the challenge window opens).
-    pub fn close_attestations(&mut self) {
+    /// Mines until the attestation window is over (reveals and fraud proofs open).
+    pub fn mine_past_attestations(&mut self) {
         let end = self.round().attestEnd;
         let now = self.evm.block_number();
         if now <= end {
@@ -584,8 +652,18 @@ impl World {
         }
     }
 
-    /// Mines until the challenge window is over: the round can be finalized.
+    /// Mines until the attestation window is over and opens every sealed attestation.
+    pub fn close_attestations(&mut self) {
+        if self.task_state().open {
+            self.mine_past_attestations();
+        }
+        self.reveal_attestations();
+    }
+
+    /// Opens every sealed attestation, then mines until the challenge window is over: the
+    /// round can be finalized.
     pub fn close_window(&mut self) {
+        self.close_attestations();
         let end = self.round().challengeEnd;
         let now = self.evm.block_number();
         if now <= end {
