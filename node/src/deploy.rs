@@ -134,8 +134,12 @@ impl TaskTerms {
         if !(0.0..=1.0).contains(&self.verifier_fee) {
             bail!("--verifier-fee ({}) must be between 0 and 1", self.verifier_fee);
         }
-        if !(0.0..=1.0).contains(&self.fraud_slash) {
-            bail!("--fraud-slash ({}) must be between 0 and 1", self.fraud_slash);
+        if !(self.fraud_slash > 0.0 && self.fraud_slash <= 1.0) || (self.fraud_slash * 10_000.0).round() < 1.0 {
+            bail!(
+                "--fraud-slash ({}) must be above 0 (at least 0.0001) and at most 1: it is what a blind or hidden \
+                 attestation risks",
+                self.fraud_slash
+            );
         }
         Ok(())
     }

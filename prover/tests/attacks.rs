@@ -650,6 +650,7 @@ fn an_altered_unsampled_block_is_proven_and_the_miner_and_positive_attesters_pay
     let pool_before = world.task_state().pool;
     world.send("proveFraud", careful, claim.to_call(task, 0), 0).unwrap();
     assert_eq!(refused(world.send("proveFraud", careful, claim.to_call(task, 0), 0)), "AlreadyFraud");
+    assert_eq!(world.balance_of(careful), U256::ZERO, "the bounty is paid at finalize");
 
     let stake = |world: &mut World, v| {
         world.rounds.read(&mut world.evm, PogoRounds::stakeOfCall { task, verifier: v }).unwrap()
@@ -658,11 +659,12 @@ fn an_altered_unsampled_block_is_proven_and_the_miner_and_positive_attesters_pay
     assert_eq!(stake(&mut world, lazy), U256::from(STAKE) - slash);
     assert_eq!(stake(&mut world, lazier), U256::from(STAKE) - slash);
     assert_eq!(stake(&mut world, careful), U256::from(STAKE), "the negative attester keeps its stake");
-    assert_eq!(world.balance_of(careful), U256::from(BOND / 2), "the challenger's bounty");
-    assert_eq!(world.task_state().pool, pool_before + U256::from(BOND / 2) + slash * U256::from(2u64));
+    assert_eq!(world.task_state().pool, pool_before + slash * U256::from(2u64));
 
     world.close_window();
     world.finalize().unwrap();
+    assert_eq!(world.balance_of(careful), U256::from(BOND / 2), "the challenger's bounty");
+    assert_eq!(world.task_state().pool, pool_before + U256::from(BOND / 2) + slash * U256::from(2u64));
     let c = world.candidate(0, 0);
     assert!(c.fraud);
     assert_eq!(c.outcome, outcome::SLASHED);
@@ -691,6 +693,8 @@ fn a_copied_attestation_cannot_be_opened_and_costs_the_copier() {
         .unwrap()
         .commitment;
     world.send("attest", copier, PogoRounds::attestCall { task: world.task, commitment: theirs }, 0).unwrap();
+    // It starts leaving now, hoping to take its stake out before finalize slashes it.
+    world.send("leave", copier, PogoRounds::leaveCall { task: world.task }, 0).unwrap();
     let honest_salt = world.sealed[0].salt;
     world.close_attestations();
     // Verdicts are public now, too late to copy them.
@@ -707,6 +711,11 @@ fn a_copied_attestation_cannot_be_opened_and_costs_the_copier() {
     let task = world.task;
     let pool = world.task_state().pool;
     world.close_window();
+    let released = world.rounds.read(&mut world.evm, PogoRounds::leavingSinceCall { task, verifier: copier }).unwrap()
+        + world.rounds.read(&mut world.evm, PogoRounds::unbondingCall { task }).unwrap();
+    world.evm.mine((released + 1).saturating_sub(world.evm.block_number()));
+    let leave = PogoRounds::leaveCall { task };
+    assert_eq!(refused(world.send("leave", copier, leave.clone(), 0)), "AttestationUnopened");
     world.finalize().unwrap();
     let stake = |world: &mut World, v| {
         world.rounds.read(&mut world.evm, PogoRounds::stakeOfCall { task, verifier: v }).unwrap()
@@ -718,4 +727,66 @@ fn a_copied_attestation_cannot_be_opened_and_costs_the_copier() {
     assert_eq!(world.task_state().pool, pool - U256::from(REWARD) + slash);
     world.claim(honest, 0).unwrap();
     assert_eq!(refused(world.claim(copier, 0)), "NothingToClaim");
+    // After finalize the reduced stake is released.
+    world.send("leave", copier, leave, 0).unwrap();
+    assert_eq!(world.balance_of(copier), U256::from(STAKE) - slash);
+}
+
+/// A miner's own fraud proof cannot buy back a bond it would lose: an unproven candidate
+/// cannot be challenged at all, and one that 2/3 of a quorum rejected pays its negative
+/// attesters at finalize whoever proved the fraud (the review's bond-insurance attack).
+#[test]
+fn a_self_challenge_buys_back_no_bond() {
+    use pogo_verifier::fraud::FraudClaim;
+    let fx = Fixture::small();
+    let mut world = World::new(fx, 3, |_| {});
+    let (old, honest, update) = (&fx.chain.models[0], &fx.chain.models[1], &fx.chain.updates[0]);
+    let b = loop {
+        let reveal_end = world.evm.block_number() + COMMIT_WINDOW + REVEAL_WINDOW;
+        let sampled = predicted_indices(&world, reveal_end + 2, fx.blocks, fx.samples);
+        if let Some(b) = (0..fx.blocks).find(|b| !sampled.contains(b)) {
+            break b;
+        }
+        world.evm.mine(1);
+    };
+    let mut weights = honest.weights().to_vec();
+    weights[b as usize * 112] ^= 1;
+    let bad = honest.with_weights(weights).unwrap();
+    let bad_tree = bad.reference_tree(fx.depth).unwrap();
+    let update_tree = update.reference_tree(fx.depth).unwrap();
+    let old_tree = old.reference_tree(fx.depth).unwrap();
+    let (miner, accomplice) = (world.miners[0], world.miners[1]);
+    world.commit_as(miner, fr_to_u256(&bad_tree.root()), fr_to_u256(&update_tree.root())).unwrap();
+    // A second candidate that never proves: no fraud proof may touch it.
+    world.commit_as(accomplice, U256::from(5), U256::from(7)).unwrap();
+    world.reveal_all();
+    world.draw();
+    let indices = world.indices();
+    world.submit(fx.proof_of(old, &bad, update, &indices)).unwrap();
+    for v in world.verifiers.clone() {
+        world.attest(v, false).unwrap();
+    }
+    world.close_attestations();
+    let claim = FraudClaim::build(
+        b,
+        &old.block(b),
+        &update.blocks()[b as usize],
+        &old_tree,
+        &update_tree,
+        &bad_tree,
+        fx.blocks,
+    )
+    .unwrap();
+    let task = world.task;
+    assert_eq!(refused(world.send("proveFraud", accomplice, claim.to_call(task, 1), 0)), "NotProven");
+    world.send("proveFraud", accomplice, claim.to_call(task, 0), 0).unwrap();
+    world.close_window();
+    world.finalize().unwrap();
+    assert_eq!(world.candidate(0, 0).outcome, outcome::SLASHED);
+    assert_eq!(world.balance_of(accomplice), U256::ZERO, "no bounty on a candidate the quorum rejected");
+    for v in world.verifiers.clone() {
+        world.claim(v, 0).unwrap();
+    }
+    let paid: U256 = world.verifiers.clone().into_iter().map(|v| world.balance_of(v)).fold(U256::ZERO, |a, b| a + b);
+    assert_eq!(paid, U256::from(BOND), "the negative attesters share the whole bond");
 }

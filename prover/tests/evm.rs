@@ -397,10 +397,13 @@ fn task_registration_checks_its_parameters() {
     cases.push((p, "maxCandidates must be in 1..=16"));
     let mut p = base.clone();
     p.verifierFeeBps = 10_001;
-    cases.push((p, "verifierFeeBps and fraudSlashBps must be at most 10000"));
+    cases.push((p, "verifierFeeBps must be at most 10000, fraudSlashBps in 1..=10000"));
     let mut p = base.clone();
     p.fraudSlashBps = 10_001;
-    cases.push((p, "verifierFeeBps and fraudSlashBps must be at most 10000"));
+    cases.push((p, "verifierFeeBps must be at most 10000, fraudSlashBps in 1..=10000"));
+    let mut p = base.clone();
+    p.fraudSlashBps = 0;
+    cases.push((p, "verifierFeeBps must be at most 10000, fraudSlashBps in 1..=10000"));
     let mut p = base.clone();
     p.quorum = 0;
     cases.push((p, "quorum must be positive"));

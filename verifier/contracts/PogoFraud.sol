@@ -65,6 +65,18 @@ contract PogoFraud {
 
     /// `data`: the data contracts holding the constant words, in order.
     constructor(address[] memory data) {
+        // Each data contract's code starts with STOP: it never runs anything.
+        for (uint256 i = 0; i < data.length; i++) {
+            bytes1 first;
+            address chunk = data[i];
+            assembly ("memory-safe") {
+                let ptr := mload(0x40)
+                mstore(ptr, 0)
+                extcodecopy(chunk, ptr, 0, 1)
+                first := mload(ptr)
+            }
+            if (first != 0x00 || chunk.code.length < 2) revert BadConstants();
+        }
         uint256 base = loadFrom(data);
         bytes32 hash;
         assembly ("memory-safe") {

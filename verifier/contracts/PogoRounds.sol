@@ -168,6 +168,7 @@ abstract contract PogoRoundsState {
         uint128 slashLeft; // slashed bond not yet claimed by negative attesters
         uint128 slashStakeLeft; // negative stake on it that has not claimed yet
         bool fraud; // a fraud proof showed one of its blocks wrong
+        address challenger; // who proved it (paid at finalize)
     }
 
     struct Attestation {
@@ -236,9 +237,9 @@ abstract contract PogoRoundsState {
         address indexed challenger,
         uint64 blockIndex,
         uint8 kind,
-        uint256 bounty,
         uint256 attestersSlashed
     );
+    event FraudBounty(uint256 indexed task, uint64 indexed round, uint16 candidate, address indexed challenger, uint256 amount);
     event AttesterSlashed(uint256 indexed task, uint64 indexed round, address indexed verifier, uint256 amount);
     event EvalRevealed(uint256 indexed task, uint64 indexed round, uint32 set, uint32 batch, bytes32 leaf, bytes data);
 
@@ -285,6 +286,8 @@ abstract contract PogoRoundsState {
     error WrongEvalData();
     error AlreadyFraud(uint16 candidate);
     error NotAttested(address who);
+    error NotProven(uint16 candidate);
+    error AttestationUnopened(uint64 round);
     error DirectCall();
 
     modifier nonReentrant() {
@@ -423,6 +426,8 @@ abstract contract PogoRoundsState {
         Task storage t = tasks[task];
         cut = (stakes[task][who] * t.params.fraudSlashBps) / BPS;
         stakes[task][who] -= cut;
+        // A stake slashed to nothing has nothing left to release: the verifier may join anew.
+        if (stakes[task][who] == 0) stakeLeaving[task][who] = 0;
         t.pool += cut;
         emit AttesterSlashed(task, id, who, cut);
     }
@@ -483,7 +488,7 @@ contract PogoRounds is PogoRoundsState {
             revert BadParams(8);
         }
         if (p.maxCandidates == 0 || p.maxCandidates > MAX_CANDIDATES) revert BadParams(9);
-        if (p.verifierFeeBps > BPS || p.fraudSlashBps > BPS) revert BadParams(10);
+        if (p.verifierFeeBps > BPS || p.fraudSlashBps == 0 || p.fraudSlashBps > BPS) revert BadParams(10);
         if (p.quorum == 0) revert BadParams(11);
         if (p.minVerifierStake == 0) revert BadParams(12);
         task = taskTotal++;
@@ -582,6 +587,13 @@ contract PogoRounds is PogoRoundsState {
         }
         uint64 releasedAfter = since + unbondingBlocks(task);
         if (block.number <= releasedAfter) revert StakeLocked(releasedAfter);
+        // Its sealed attestation of the open round, never opened, is slashed at finalize:
+        // the stake stays until then.
+        Task storage t = tasks[task];
+        if (t.open) {
+            Attestation storage a = attestations[task][t.rounds - 1][msg.sender];
+            if (a.stake != 0 && !a.revealed) revert AttestationUnopened(t.rounds - 1);
+        }
         stakes[task][msg.sender] = 0;
         stakeLeaving[task][msg.sender] = 0;
         owed[msg.sender] += stake;
@@ -844,9 +856,17 @@ contract PogoRounds is PogoRoundsState {
         }
         // A sealed attestation never opened: withholding a reveal costs what a positive on a
         // fraud costs (so a blind commit gains nothing by hiding when a fraud turns up).
+        // With k candidates proven fraudulent, as much as k positive verdicts on them cost.
+        uint256 frauds;
+        for (uint16 i = 0; i < r.commits; i++) {
+            if (candidates[task][id][i].fraud) frauds++;
+        }
         address[] storage who = attesters[task][id];
         for (uint256 k = 0; k < who.length; k++) {
-            if (!attestations[task][id][who[k]].revealed) slashStake(task, id, who[k]);
+            if (attestations[task][id][who[k]].revealed) continue;
+            for (uint256 times = frauds == 0 ? 1 : frauds; times > 0; times--) {
+                slashStake(task, id, who[k]);
+            }
         }
         int256 best;
         uint16 winner;
@@ -892,8 +912,16 @@ contract PogoRounds is PogoRoundsState {
                 // Only a proven candidate the quorum rejected pays its negative attesters: an
                 // unrevealed or unproven one feeds the pool, so nobody can refund their own
                 // junk commits through their own negative attestations.
-                if (c.fraud) {
-                    // settled by the fraud proof
+                uint256 judged = uint256(c.positiveStake) + c.negativeStake;
+                bool rejected = judged >= t.params.quorum && 3 * uint256(c.negativeStake) >= 2 * judged;
+                if (c.fraud && !rejected) {
+                    // The fraud proof is what caught it: half the bond to whoever proved it.
+                    // (A candidate the quorum rejected anyway pays its negative attesters, so
+                    // a miner's own fraud proof never buys back a bond it would lose.)
+                    uint256 bounty = (uint256(c.bond) * FRAUD_BOUNTY_BPS) / BPS;
+                    owed[c.challenger] += bounty;
+                    t.pool += c.bond - bounty;
+                    emit FraudBounty(task, id, i, c.challenger, bounty);
                 } else if (c.proven && c.negativeStake > 0) {
                     c.slashLeft = c.bond;
                     c.slashStakeLeft = c.negativeStake;
@@ -1011,12 +1039,14 @@ contract PogoRoundsExtension is PogoRoundsState {
         self = address(this);
     }
 
-    /// Proves block `claim.blockIndex` of revealed candidate `index` of the open round wrong
+    /// Proves block `claim.blockIndex` of proven candidate `index` of the open round wrong
     /// (see `PogoFraud.check`; a claim that shows nothing reverts and costs only its gas).
-    /// Open after the attestation window, until `challengeEnd`, so that every verdict is in
-    /// before a fraud is public. The candidate is rejected; its whole bond is slashed, half
-    /// to the caller and half to the task's pool; every verifier that attested positive on
-    /// it loses `fraudSlashBps` of its stake to the pool.
+    /// Open after the attestation window, until `challengeEnd`, so that every verdict is
+    /// sealed before a fraud is public. The candidate is rejected and its whole bond
+    /// slashed: at finalize half goes to the caller and half to the task's pool — unless 2/3
+    /// of a quorum rejected it anyway, then it pays its negative attesters as any rejected
+    /// candidate does. Every verifier whose opened attestation is positive on it loses
+    /// `fraudSlashBps` of its stake to the pool now (one opening later, when it opens).
     function proveFraud(uint256 task, uint16 index, FraudClaim calldata claim)
         external
         nonReentrant
@@ -1030,14 +1060,13 @@ contract PogoRoundsExtension is PogoRoundsState {
         if (index >= r.commits) revert NoSuchCandidate(index);
         Candidate storage c = candidates[task][id][index];
         if (!c.revealed) revert NotRevealed(index);
+        // An unproven candidate loses its whole bond anyway: no bounty to buy back.
+        if (!c.proven) revert NotProven(index);
         if (c.fraud) revert AlreadyFraud(index);
         Task storage t = tasks[task];
         kind = fraudChecker.check(r.oldRoot, c.newRoot, c.updateRoot, t.params.nb, t.params.depth, claim);
         c.fraud = true;
-        uint256 bounty = (uint256(c.bond) * FRAUD_BOUNTY_BPS) / BPS;
-        owed[msg.sender] += bounty;
-        t.pool += c.bond - bounty;
-        c.bond = 0;
+        c.challenger = msg.sender;
         uint256 slashed;
         address[] storage who = attesters[task][id];
         for (uint256 k = 0; k < who.length; k++) {
@@ -1046,7 +1075,7 @@ contract PogoRoundsExtension is PogoRoundsState {
             if (!a.revealed || a.verdicts[index] != uint8(Verdict.Positive)) continue;
             slashed += slashStake(task, id, who[k]);
         }
-        emit FraudProven(task, id, index, msg.sender, claim.blockIndex, kind, bounty, slashed);
+        emit FraudProven(task, id, index, msg.sender, claim.blockIndex, kind, slashed);
     }
 
     /// BN254 scalar field modulus: roots and public inputs are elements of this field.

@@ -162,7 +162,7 @@ pub const BAD_PARAMS: [&str; 15] = [
     "need 2 < proofWindow < attestWindow - 1 (room for the held-out reveal)",
     "commit and reveal windows, and attestWindow + challengeWindow, must be at most 8191 blocks (256 without EIP-2935)",
     "maxCandidates must be in 1..=16",
-    "verifierFeeBps and fraudSlashBps must be at most 10000",
+    "verifierFeeBps must be at most 10000, fraudSlashBps in 1..=10000",
     "quorum must be positive",
     "minVerifierStake must be positive",
     "a set of held-out batches needs a root and at least one batch",
@@ -212,6 +212,13 @@ fn describe(error: &PogoRounds::PogoRoundsErrors) -> String {
         E::AlreadyFraud(e) => format!("AlreadyFraud(candidate {} is already proven fraudulent)", e.candidate),
         E::DirectCall(_) => "DirectCall(the extension runs only through PogoRounds)".into(),
         E::NotAttested(e) => format!("NotAttested({} sent no attestation this round)", e.who),
+        E::NotProven(e) => format!("NotProven(candidate {} has no accepted proof: it is slashed anyway)", e.candidate),
+        E::AttestationUnopened(e) => {
+            format!(
+                "AttestationUnopened(round {}: the stake stays until finalize slashes the unopened attestation)",
+                e.round
+            )
+        }
         other => format!("{other:?}").split(['(', ' ', '{']).next().unwrap_or("unknown").to_string(),
     }
 }
