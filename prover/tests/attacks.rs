@@ -594,6 +594,55 @@ fn predicted_indices(world: &World, seed_block: u64, nb: u64, samples: usize) ->
         .collect()
 }
 
+/// A miner's new model with one weight of one block altered, where the samples of a commit
+/// sent now will not look: the test waits (mining) for a round whose predicted samples leave
+/// a block out, then flips `mask` in weight `offset` of that block.
+struct Tampered {
+    block: u64,
+    bad: pogo_circuits::model::Model,
+    old_tree: pogo_circuits::merkle::MerkleTree,
+    update_tree: pogo_circuits::merkle::MerkleTree,
+    bad_tree: pogo_circuits::merkle::MerkleTree,
+}
+
+impl Tampered {
+    fn unsampled(world: &mut World, offset: usize, mask: u32) -> Self {
+        let fx = world.fx;
+        let (old, honest, update) = (&fx.chain.models[0], &fx.chain.models[1], &fx.chain.updates[0]);
+        // Wait for a round whose samples (from the hash of revealEnd + 2) leave a block out.
+        let block = loop {
+            let reveal_end = world.evm.block_number() + COMMIT_WINDOW + REVEAL_WINDOW;
+            let sampled = predicted_indices(world, reveal_end + 2, fx.blocks, fx.samples);
+            if let Some(b) = (0..fx.blocks).find(|b| !sampled.contains(b)) {
+                break b;
+            }
+            world.evm.mine(1);
+        };
+        let mut weights = honest.weights().to_vec();
+        weights[block as usize * 112 + offset] ^= mask;
+        let bad = honest.with_weights(weights).unwrap();
+        let bad_tree = bad.reference_tree(fx.depth).unwrap();
+        let update_tree = update.reference_tree(fx.depth).unwrap();
+        let old_tree = old.reference_tree(fx.depth).unwrap();
+        Tampered { block, bad, old_tree, update_tree, bad_tree }
+    }
+
+    /// The fraud claim for block `b` against the tampered candidate.
+    fn claim(&self, fx: &Fixture, b: u64) -> pogo_verifier::fraud::FraudClaim {
+        let (old, update) = (&fx.chain.models[0], &fx.chain.updates[0]);
+        pogo_verifier::fraud::FraudClaim::build(
+            b,
+            &old.block(b),
+            &update.blocks()[b as usize],
+            &self.old_tree,
+            &self.update_tree,
+            &self.bad_tree,
+            fx.blocks,
+        )
+        .unwrap()
+    }
+}
+
 /// A miner alters one block of its new model where the sampled proof does not look: the
 /// proof passes and two lazy verifiers attest positive, but the one that rebuilt finds the
 /// block and proves it wrong on chain once the attestations are in. The candidate is
@@ -602,50 +651,31 @@ fn predicted_indices(world: &World, seed_block: u64, nb: u64, samples: usize) ->
 /// about an honest block are refused.
 #[test]
 fn an_altered_unsampled_block_is_proven_and_the_miner_and_positive_attesters_pay() {
-    use pogo_verifier::fraud::FraudClaim;
     let fx = Fixture::small();
     let mut world = World::new(fx, 3, |_| {});
-    let (old, honest, update) = (&fx.chain.models[0], &fx.chain.models[1], &fx.chain.updates[0]);
-    // Wait for a round whose samples (from the hash of revealEnd + 2) leave a block out.
-    let b = loop {
-        let reveal_end = world.evm.block_number() + COMMIT_WINDOW + REVEAL_WINDOW;
-        let sampled = predicted_indices(&world, reveal_end + 2, fx.blocks, fx.samples);
-        if let Some(b) = (0..fx.blocks).find(|b| !sampled.contains(b)) {
-            break b;
-        }
-        world.evm.mine(1);
-    };
-    let mut weights = honest.weights().to_vec();
-    weights[b as usize * 112 + 1] ^= 1 << 9;
-    let bad = honest.with_weights(weights).unwrap();
-    let bad_tree = bad.reference_tree(fx.depth).unwrap();
-    let update_tree = update.reference_tree(fx.depth).unwrap();
-    let old_tree = old.reference_tree(fx.depth).unwrap();
+    let (old, update) = (&fx.chain.models[0], &fx.chain.updates[0]);
+    let t = Tampered::unsampled(&mut world, 1, 1 << 9);
+    let (b, bad) = (t.block, &t.bad);
     let miner = world.miner;
-    world.commit_as(miner, fr_to_u256(&bad_tree.root()), fr_to_u256(&update_tree.root())).unwrap();
+    world.commit_as(miner, fr_to_u256(&t.bad_tree.root()), fr_to_u256(&t.update_tree.root())).unwrap();
     world.reveal_all();
     world.draw();
     let indices = world.indices();
     assert!(!indices.contains(&b), "the prediction holds");
     // The sampled proof passes: every sampled block is applied exactly.
-    world.submit(fx.proof_of(old, &bad, update, &indices)).unwrap();
+    world.submit(fx.proof_of(old, bad, update, &indices)).unwrap();
     let (lazy, lazier, careful) = (world.verifiers[0], world.verifiers[1], world.verifiers[2]);
     world.attest(lazy, true).unwrap();
     world.attest(lazier, true).unwrap();
     world.attest(careful, false).unwrap();
 
-    let claim_for = |block: u64| {
-        let update_block = &update.blocks()[block as usize];
-        FraudClaim::build(block, &old.block(block), update_block, &old_tree, &update_tree, &bad_tree, fx.blocks)
-            .unwrap()
-    };
-    let claim = claim_for(b);
+    let claim = t.claim(fx, b);
     let task = world.task;
     assert_eq!(refused(world.send("proveFraud", careful, claim.to_call(task, 0), 0)), "TooEarly");
     world.close_attestations();
     // A claim about another (honest) block shows nothing and costs only gas.
     let other = 1 - b;
-    let honest_claim = claim_for(other);
+    let honest_claim = t.claim(fx, other);
     assert_eq!(refused(world.send("proveFraud", careful, honest_claim.to_call(task, 0), 0)), "NoFraud");
     let pool_before = world.task_state().pool;
     world.send("proveFraud", careful, claim.to_call(task, 0), 0).unwrap();
@@ -737,46 +767,23 @@ fn a_copied_attestation_cannot_be_opened_and_costs_the_copier() {
 /// attesters at finalize whoever proved the fraud (the review's bond-insurance attack).
 #[test]
 fn a_self_challenge_buys_back_no_bond() {
-    use pogo_verifier::fraud::FraudClaim;
     let fx = Fixture::small();
     let mut world = World::new(fx, 3, |_| {});
-    let (old, honest, update) = (&fx.chain.models[0], &fx.chain.models[1], &fx.chain.updates[0]);
-    let b = loop {
-        let reveal_end = world.evm.block_number() + COMMIT_WINDOW + REVEAL_WINDOW;
-        let sampled = predicted_indices(&world, reveal_end + 2, fx.blocks, fx.samples);
-        if let Some(b) = (0..fx.blocks).find(|b| !sampled.contains(b)) {
-            break b;
-        }
-        world.evm.mine(1);
-    };
-    let mut weights = honest.weights().to_vec();
-    weights[b as usize * 112] ^= 1;
-    let bad = honest.with_weights(weights).unwrap();
-    let bad_tree = bad.reference_tree(fx.depth).unwrap();
-    let update_tree = update.reference_tree(fx.depth).unwrap();
-    let old_tree = old.reference_tree(fx.depth).unwrap();
+    let (old, update) = (&fx.chain.models[0], &fx.chain.updates[0]);
+    let t = Tampered::unsampled(&mut world, 0, 1);
     let (miner, accomplice) = (world.miners[0], world.miners[1]);
-    world.commit_as(miner, fr_to_u256(&bad_tree.root()), fr_to_u256(&update_tree.root())).unwrap();
+    world.commit_as(miner, fr_to_u256(&t.bad_tree.root()), fr_to_u256(&t.update_tree.root())).unwrap();
     // A second candidate that never proves: no fraud proof may touch it.
     world.commit_as(accomplice, U256::from(5), U256::from(7)).unwrap();
     world.reveal_all();
     world.draw();
     let indices = world.indices();
-    world.submit(fx.proof_of(old, &bad, update, &indices)).unwrap();
+    world.submit(fx.proof_of(old, &t.bad, update, &indices)).unwrap();
     for v in world.verifiers.clone() {
         world.attest(v, false).unwrap();
     }
     world.close_attestations();
-    let claim = FraudClaim::build(
-        b,
-        &old.block(b),
-        &update.blocks()[b as usize],
-        &old_tree,
-        &update_tree,
-        &bad_tree,
-        fx.blocks,
-    )
-    .unwrap();
+    let claim = t.claim(fx, t.block);
     let task = world.task;
     assert_eq!(refused(world.send("proveFraud", accomplice, claim.to_call(task, 1), 0)), "NotProven");
     world.send("proveFraud", accomplice, claim.to_call(task, 0), 0).unwrap();

@@ -12,7 +12,7 @@
 
 use pogo_circuits::encoding::{UpdateBlock, BLOCK_WEIGHTS, ELEMENTS_PER_BLOCK, LIMBS_PER_ELEMENT};
 use pogo_circuits::field::{Field, Fr, PrimeField};
-use pogo_circuits::merkle::{MerkleError, MerkleTree};
+use pogo_circuits::merkle::{MerkleError, MerklePath, MerkleTree};
 use pogo_circuits::poseidon::{self, OptimizedSpec};
 
 use crate::evm::{fr_to_u256, keccak256, B256, U256};
@@ -182,13 +182,7 @@ pub fn check(
 }
 
 fn root_of(leaf: Fr, index: u64, path: &[Fr]) -> Fr {
-    path.iter().enumerate().fold(leaf, |node, (l, sibling)| {
-        if (index >> l) & 1 == 0 {
-            poseidon::hash2(node, *sibling)
-        } else {
-            poseidon::hash2(*sibling, node)
-        }
-    })
+    MerklePath { index, siblings: path.to_vec() }.compute_root(leaf)
 }
 
 /// The first block where the candidate's new-model leaves differ from the honest rebuild

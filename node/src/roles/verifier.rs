@@ -209,17 +209,13 @@ impl Verifier {
         // Sealed first, on disk, then committed: a restart finds the same salt and verdicts
         // (and re-sends the same commitment if the first never landed).
         let attestation = Attested { round, verdicts: verdicts.clone(), loss_old: old_units, loss_new: losses.clone() };
-        let salt = match self.state.sealed.iter().find(|s| s.attestation.round == round) {
-            Some(s) => s.salt,
-            None => {
-                let salt = B256::from(rand::random::<[u8; 32]>());
-                self.state.sealed.push(Sealed { attestation: attestation.clone(), salt });
-                save_state(&self.path, &self.state)?;
-                salt
-            }
-        };
-        let sealed = self.state.sealed.iter().find(|s| s.attestation.round == round).expect("just sealed").clone();
-        let a = &sealed.attestation;
+        if !self.state.sealed.iter().any(|s| s.attestation.round == round) {
+            let salt = B256::from(rand::random::<[u8; 32]>());
+            self.state.sealed.push(Sealed { attestation, salt });
+            save_state(&self.path, &self.state)?;
+        }
+        let sealed = self.state.sealed.iter().find(|s| s.attestation.round == round).expect("sealed above").clone();
+        let (a, salt) = (&sealed.attestation, sealed.salt);
         let commitment = pogo_verifier::rounds::attestation_commitment(
             node.rounds.address,
             node.task,
