@@ -55,12 +55,13 @@ pub struct TaskTerms {
     /// --proof-window, at most 8191 so the seeds stay readable from EIP-2935's history).
     #[arg(long, default_value_t = 100)]
     pub attest_window: u64,
-    /// Blocks after the attestation window during which anyone may prove a candidate's block
-    /// wrong (`pogo challenge`); the round finalizes after it.
+    /// Blocks after the attestation window during which verifiers open their sealed
+    /// attestations and anyone may prove a candidate's block wrong; the round finalizes
+    /// after it. Size it like --reveal-window: an attestation not opened in it is slashed.
     #[arg(long, default_value_t = 20)]
     pub challenge_window: u64,
     /// Share of its stake a verifier loses for each positive attestation on a candidate
-    /// later proven fraudulent (0 to 1).
+    /// later proven fraudulent, and for an attestation it never opens (above 0, at most 1).
     #[arg(long, default_value_t = 0.5)]
     pub fraud_slash: f64,
     /// Most candidates (commits) a round takes (1 to 16).
