@@ -6,7 +6,8 @@
 # proof natively and in an EVM with the generated Solidity verifier; edited proofs and
 # corrupted updates are refused; and `pogo demo` runs the round protocol end to end (task
 # registration, train, commit, randomness, prove, on-chain verification, three verifiers
-# attesting, finalize; cheating miners slashed) on the embedded chain.
+# attesting, fraud proofs, finalize; cheating miners and a lazy verifier slashed) on the
+# embedded chain.
 # Usage: scripts/demo.sh [WORK_DIR]   (needs cargo, python3, and node/npm for the pinned solc-js)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -84,7 +85,7 @@ if pogo apply "$work/base.safetensors" "$work/corrupt.pogo" -o "$work/bad.safete
 fi
 [ ! -e "$work/bad.safetensors" ] && echo "refused; no output file"
 
-step "The node: an owner, competing miners, three verifiers and a finalizer on the embedded chain; three cheating miners slashed"
+step "The node: an owner, competing miners, verifiers and a finalizer on the embedded chain; three cheaters slashed, one by a fraud proof, and a lazy verifier with them"
 # The digits MLP has 4,810 weights, 43 blocks of 112: its tree needs depth D = 6 (2^6 >= 43),
 # not the D = 3 of the 6-block model above, so the node demo makes (or reuses) keys for
 # UpdateCircuit{D = 6, S = 2}: once, about a minute on 2 cores.

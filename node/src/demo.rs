@@ -104,6 +104,9 @@ pub struct DemoSummary {
     pub slashed: u64,
     /// Each round, settled.
     pub rounds: Vec<RoundRow>,
+    /// Each verifier's stake at the end (wei; each staked 1 ether): a lazy one lost its
+    /// share to the fraud proof.
+    pub stakes: BTreeMap<String, String>,
     /// Per phase, over the whole demo.
     pub phases: BTreeMap<Phase, PhaseTotal>,
     /// An honest miner's work per candidate (train + commit + reveal + prove), seconds.
@@ -123,6 +126,9 @@ const HONEST: [&str; 3] = ["miner-a", "miner-b", "miner-c"];
 const CHEATS: [(&str, Cheat); 3] =
     [("cheat-mismatch", Cheat::Mismatch), ("cheat-no-gain", Cheat::NoGain), ("cheat-zero", Cheat::Zero)];
 const VERIFIERS: [&str; 3] = ["verifier-1", "verifier-2", "verifier-3"];
+/// With the cheaters, a lazy verifier too: it attests positive on everything without
+/// rebuilding, and pays for it when the honest verifiers prove the mismatched block wrong.
+const LAZY: &str = "verifier-lazy";
 
 /// Runs the demo, calling `print` with each line of progress.
 pub fn run(opts: &DemoOptions, print: &mut dyn FnMut(&str)) -> anyhow::Result<DemoSummary> {
@@ -145,7 +151,9 @@ pub fn run(opts: &DemoOptions, print: &mut dyn FnMut(&str)) -> anyhow::Result<De
     };
     let keystore = Keystore::new(&opts.dir.join("keystore"), DEMO_PASSWORD);
     let miner_names: Vec<&str> = HONEST.iter().copied().chain(CHEATS.iter().map(|(n, _)| *n)).collect();
-    let names: Vec<&str> = ["owner"].into_iter().chain(miner_names.iter().copied()).chain(VERIFIERS).collect();
+    let verifier_names: Vec<&str> = VERIFIERS.into_iter().chain(opts.cheats.then_some(LAZY)).collect();
+    let names: Vec<&str> =
+        ["owner"].into_iter().chain(miner_names.iter().copied()).chain(verifier_names.iter().copied()).collect();
     let wallets: Vec<Wallet> = names.iter().map(|n| keystore.open_or_create(n)).collect::<Result<_, _>>()?;
     let wallet = |name: &str| wallets[names.iter().position(|n| *n == name).expect("a demo name")].clone();
     let chain_spec = match &opts.chain {
@@ -235,12 +243,17 @@ pub fn run(opts: &DemoOptions, print: &mut dyn FnMut(&str)) -> anyhow::Result<De
         Node::new(chain, rounds, deployment.task, &deployment.task_file, store(name), urls.clone())
     };
     let mut miner_nodes: Vec<Node> = miner_names.iter().map(|n| actor(n)).collect::<Result<_, _>>()?;
-    let mut verifier_nodes: Vec<Node> = VERIFIERS.iter().map(|n| actor(n)).collect::<Result<_, _>>()?;
+    let mut verifier_nodes: Vec<Node> = verifier_names.iter().map(|n| actor(n)).collect::<Result<_, _>>()?;
     let mut finalizer_node = actor("finalizer")?;
     let mut owner_node = actor("owner")?;
     let weights = finalizer_node.trainer.genesis()?.weight_count();
-    let mut verifiers: Vec<Verifier> =
-        VERIFIERS.iter().map(|n| Verifier::new(wallet(n), &opts.dir.join(n), wei(1.0))).collect::<Result<_, _>>()?;
+    let mut verifiers: Vec<Verifier> = verifier_names
+        .iter()
+        .map(|n| {
+            let v = Verifier::new(wallet(n), &opts.dir.join(n), wei(1.0))?;
+            Ok(if *n == LAZY { v.lazy() } else { v })
+        })
+        .collect::<anyhow::Result<_>>()?;
     let mut finalizer = Finalizer::new(owner.clone());
     let mut miners: Vec<Miner> = miner_names
         .iter()
@@ -325,6 +338,12 @@ pub fn run(opts: &DemoOptions, print: &mut dyn FnMut(&str)) -> anyhow::Result<De
     }
     let addresses: Vec<(alloy::primitives::Address, &str)> = names.iter().map(|n| (wallet(n).address(), *n)).collect();
     let rounds = settle(&mut finalizer_node, &addresses)?;
+    let mut stakes = BTreeMap::new();
+    for n in &verifier_names {
+        let stake =
+            finalizer_node.rounds.stake(finalizer_node.chain.as_mut(), finalizer_node.task, wallet(n).address())?;
+        stakes.insert(n.to_string(), stake.to_string());
+    }
     let accepted = rounds.iter().filter(|r| r.winner.is_some()).count() as u64;
     let slashed = rounds.iter().flat_map(|r| &r.candidates).filter(|c| c.outcome == "slashed").count() as u64;
     // Cost per honest candidate: an honest miner's work, and one verifier's share.
@@ -340,7 +359,7 @@ pub fn run(opts: &DemoOptions, print: &mut dyn FnMut(&str)) -> anyhow::Result<De
     let proofs = events.iter().filter(|(_, e)| e.phase == Phase::SubmitProof).count().max(1);
     let evaluation: f64 = events
         .iter()
-        .filter(|(_, e)| e.role.starts_with("verifier") && e.phase == Phase::Evaluate)
+        .filter(|(_, e)| VERIFIERS.iter().any(|n| e.role == format!("verifier {n}")) && e.phase == Phase::Evaluate)
         .map(|(_, e)| e.seconds)
         .sum();
     let miner_seconds = miner_work / honest_candidates as f64;
@@ -352,6 +371,7 @@ pub fn run(opts: &DemoOptions, print: &mut dyn FnMut(&str)) -> anyhow::Result<De
         accepted,
         slashed,
         rounds,
+        stakes,
         phases,
         miner_seconds,
         verifier_seconds,
@@ -383,6 +403,7 @@ fn settle(node: &mut Node, names: &[(alloy::primitives::Address, &str)]) -> anyh
                 outcome::RETURNED => ("returned", "not judged: no quorum, or the verifiers split"),
                 outcome::SLASHED if !c.revealed => ("slashed", "never revealed (or its reveal was refused)"),
                 outcome::SLASHED if !c.proven => ("slashed", "no valid proof by the deadline"),
+                outcome::SLASHED if c.fraud => ("slashed", "a fraud proof showed one of its blocks wrong"),
                 outcome::SLASHED => ("slashed", "judged bad by 2/3 of the verifiers' stake"),
                 _ => ("pending", "round still open"),
             };
@@ -478,6 +499,9 @@ pub fn print_summary(s: &DemoSummary) {
             ether(&r.fee_wei)
         );
     }
+    let stakes: Vec<String> =
+        s.stakes.iter().map(|(n, w)| format!("{n} {} ETH", w.parse::<f64>().unwrap_or(0.0) / 1e18)).collect();
+    println!("verifiers' stakes at the end (each staked 1 ETH): {}", stakes.join(", "));
     println!("\n{:<14} {:>6} {:>11} {:>12}", "phase", "events", "seconds", "gas");
     for (phase, t) in &s.phases {
         println!("{:<14} {:>6} {:>11.2} {:>12}", format!("{phase:?}"), t.count, t.seconds, t.gas);

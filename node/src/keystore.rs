@@ -14,6 +14,11 @@ pub struct Wallet {
 }
 
 impl Wallet {
+    /// A fresh key kept nowhere (for commands that only read the chain).
+    pub fn random(name: &str) -> Self {
+        Wallet { signer: PrivateKeySigner::random(), name: name.to_string() }
+    }
+
     /// The account's address.
     pub fn address(&self) -> Address {
         self.signer.address()

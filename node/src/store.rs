@@ -1,6 +1,8 @@
 //! The update store: content-addressed files on disk (update blobs by their keccak-256, the
-//! hash committed on chain; models by their Merkle root), served read-only over HTTP by
-//! miners (`GET /blobs/<hash>`), fetched and hash-checked by verifiers.
+//! hash committed on chain; models, and the leaf lists of new models, by their Merkle
+//! root), served read-only over HTTP by miners (`GET /blobs/<hash>`, `GET /leaves/<root>`),
+//! fetched and checked by verifiers (a blob against its hash, a leaf list by the caller
+//! against the root it must give).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -24,11 +26,11 @@ pub enum StoreError {
         /// Why.
         why: String,
     },
-    /// No source had the blob (or every copy was wrong).
-    #[error("blob {hash} is not available: {why}")]
+    /// No source had the file (or every copy was wrong).
+    #[error("{what} is not available: {why}")]
     Unavailable {
-        /// Its hash.
-        hash: B256,
+        /// The file: `blob <hash>` or `the leaf list of <root>`.
+        what: String,
         /// What each source said.
         why: String,
     },
@@ -88,22 +90,48 @@ impl Store {
         if let Some(bytes) = self.local_blob(hash) {
             return Ok(bytes);
         }
-        let mut why = Vec::new();
-        for source in sources {
-            let url = format!("{}/blobs/{}", source.trim_end_matches('/'), hex::encode(hash));
-            match fetch(&url) {
-                Ok(bytes) if keccak256(&bytes) == hash => {
-                    self.put_blob(&bytes)?;
-                    return Ok(bytes);
-                }
-                Ok(bytes) => why.push(format!("{url}: {} bytes with another hash", bytes.len())),
-                Err(e) => why.push(format!("{url}: {e}")),
+        let bytes = fetch_checked(&format!("blob {hash}"), &format!("blobs/{}", hex::encode(hash)), sources, |b| {
+            if keccak256(b) == hash {
+                Ok(())
+            } else {
+                Err(format!("{} bytes with another hash", b.len()))
             }
+        })?;
+        self.put_blob(&bytes)?;
+        Ok(bytes)
+    }
+
+    fn leaves_path(&self, root: U256) -> PathBuf {
+        self.dir.join("leaves").join(format!("{root:064x}.bin"))
+    }
+
+    /// Keeps the leaf list of the new model with root `root` (served to challengers).
+    pub fn put_leaves(&self, root: U256, bytes: &[u8]) -> Result<(), StoreError> {
+        let path = self.leaves_path(root);
+        std::fs::create_dir_all(path.parent().expect("leaves folder")).map_err(|e| Self::io(&self.dir, e))?;
+        write_atomic(&path, bytes).map_err(|e| Self::io(&path, e))
+    }
+
+    /// The leaf list kept under `root`, if any (unchecked: the caller checks its root).
+    pub fn local_leaves(&self, root: U256) -> Option<Vec<u8>> {
+        std::fs::read(self.leaves_path(root)).ok()
+    }
+
+    /// The leaf list of the model with root `root`: local, else from the first of `sources`
+    /// whose bytes `check` accepts (it rebuilds the tree and compares the root).
+    pub fn fetch_leaves(
+        &self,
+        root: U256,
+        sources: &[String],
+        check: impl Fn(&[u8]) -> Result<(), String>,
+    ) -> Result<Vec<u8>, StoreError> {
+        if let Some(bytes) = self.local_leaves(root).filter(|b| check(b).is_ok()) {
+            return Ok(bytes);
         }
-        if why.is_empty() {
-            why.push("not held locally and no store URLs configured".into());
-        }
-        Err(StoreError::Unavailable { hash, why: why.join("; ") })
+        let bytes =
+            fetch_checked(&format!("the leaf list of {root:#x}"), &format!("leaves/{root:064x}"), sources, check)?;
+        self.put_leaves(root, &bytes)?;
+        Ok(bytes)
     }
 
     /// Keeps a model under its root.
@@ -131,11 +159,14 @@ impl Store {
         let (store, inner) = (self.clone(), server.clone());
         let thread = std::thread::spawn(move || {
             for request in inner.incoming_requests() {
-                let found = request
-                    .url()
-                    .strip_prefix("/blobs/")
-                    .and_then(|h| h.parse::<B256>().ok())
-                    .and_then(|h| store.local_blob(h));
+                let url = request.url();
+                let found = if let Some(hash) = url.strip_prefix("/blobs/") {
+                    hash.parse::<B256>().ok().and_then(|h| store.local_blob(h))
+                } else if let Some(root) = url.strip_prefix("/leaves/") {
+                    U256::from_str_radix(root, 16).ok().and_then(|r| store.local_leaves(r))
+                } else {
+                    None
+                };
                 let _ = match found {
                     Some(bytes) if *request.method() == tiny_http::Method::Get => {
                         request.respond(tiny_http::Response::from_data(bytes))
@@ -146,6 +177,30 @@ impl Store {
         });
         Ok(StoreServer { url, server, thread: Some(thread) })
     }
+}
+
+/// `path` from the first of `sources` whose bytes `check` accepts.
+fn fetch_checked(
+    what: &str,
+    path: &str,
+    sources: &[String],
+    check: impl Fn(&[u8]) -> Result<(), String>,
+) -> Result<Vec<u8>, StoreError> {
+    let mut why = Vec::new();
+    for source in sources {
+        let url = format!("{}/{path}", source.trim_end_matches('/'));
+        match fetch(&url) {
+            Ok(bytes) => match check(&bytes) {
+                Ok(()) => return Ok(bytes),
+                Err(e) => why.push(format!("{url}: {e}")),
+            },
+            Err(e) => why.push(format!("{url}: {e}")),
+        }
+    }
+    if why.is_empty() {
+        why.push("not held locally and no store URLs configured".into());
+    }
+    Err(StoreError::Unavailable { what: what.to_string(), why: why.join("; ") })
 }
 
 fn fetch(url: &str) -> Result<Vec<u8>, String> {
@@ -168,5 +223,29 @@ impl Drop for StoreServer {
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn leaves_are_served_over_http_and_a_list_the_check_refuses_is_not_kept() {
+        let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let (miner, verifier) = (Store::new(a.path()), Store::new(b.path()));
+        let root = U256::from(7u64);
+        miner.put_leaves(root, &[1u8; 64]).unwrap();
+        let server = miner.serve("127.0.0.1:0").unwrap();
+        let sources = [server.url.clone()];
+        let refused = verifier.fetch_leaves(root, &sources, |_| Err("not the committed root".into())).unwrap_err();
+        assert!(refused.to_string().contains("not the committed root"), "{refused}");
+        assert!(verifier.local_leaves(root).is_none(), "a refused list is not kept");
+        let got =
+            verifier.fetch_leaves(root, &sources, |bytes| if bytes.len() == 64 { Ok(()) } else { Err("size".into()) });
+        assert_eq!(got.unwrap(), vec![1u8; 64]);
+        assert_eq!(verifier.local_leaves(root).unwrap(), vec![1u8; 64], "kept once accepted");
+        let missing = verifier.fetch_leaves(U256::from(8u64), &sources, |_| Ok(())).unwrap_err();
+        assert!(missing.to_string().contains("the leaf list of 0x8 is not available"), "{missing}");
     }
 }

@@ -33,23 +33,37 @@ fn solc() -> &'static str {
 }
 
 /// Keys and verifier for the digits task's configuration (D = 6, S = 2), made once.
+/// The tests' keys folder, with the keys and verifier of D = 6, S = 2 (the digits task).
 fn params() -> &'static Path {
     static PARAMS: OnceLock<PathBuf> = OnceLock::new();
+    PARAMS.get_or_init(|| make_keys(6, 2))
+}
+
+/// The keys folder with D = 14, S = 2 made too (a model of 10^4 blocks).
+fn params_deep() -> &'static Path {
+    static PARAMS: OnceLock<PathBuf> = OnceLock::new();
     PARAMS.get_or_init(|| {
-        let dir = root().join("target/test-fixtures/node-params");
-        let steps = [
-            ("manifest.json", ["setup", "--depth", "6", "--samples", "2"]),
-            ("verifier.json", ["export-verifier", "--depth", "6", "--samples", "2"]),
-        ];
-        for (made, args) in steps {
-            if dir.join("d6-s2").join(made).exists() {
-                continue;
-            }
-            let out = pogo().args(args).arg("--params-dir").arg(&dir).output().unwrap();
-            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-        }
-        dir
+        params();
+        make_keys(14, 2)
     })
+}
+
+/// Makes (once per checkout: they stay in target/) the keys and verifier of (D, S).
+fn make_keys(depth: u32, samples: usize) -> PathBuf {
+    let dir = root().join("target/test-fixtures/node-params");
+    let (d, s) = (depth.to_string(), samples.to_string());
+    let steps = [
+        ("manifest.json", ["setup", "--depth", &d, "--samples", &s]),
+        ("verifier.json", ["export-verifier", "--depth", &d, "--samples", &s]),
+    ];
+    for (made, args) in steps {
+        if dir.join(format!("d{depth}-s{samples}")).join(made).exists() {
+            continue;
+        }
+        let out = pogo().args(args).arg("--params-dir").arg(&dir).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+    dir
 }
 
 fn ok(out: Output) -> serde_json::Value {
@@ -106,7 +120,19 @@ fn demo_runs_competing_rounds_and_slashes_every_cheater() {
             .any(|e| e[1]["role"].as_str().unwrap().contains(role) && e[1]["what"].as_str().unwrap().contains(needle))
     };
     assert!(said("cheat-mismatch", "bond slashed"), "the mismatched commitment is slashed");
-    assert!(said("verifier", "not the committed"), "verifiers saw the root mismatch");
+    if said("cheat-mismatch", "proof verified on chain") {
+        // The sampled proof missed the wrong block: the verifiers' rebuild finds it, one
+        // proves it wrong on chain, and the lazy verifier that signed it pays.
+        assert!(said("verifier", "is wrong: the new model's block is not the old block"), "the rebuild found it");
+        assert!(said("verifier", "fraud proof landed against candidate 1"));
+        assert!(said("cheat-mismatch", "a fraud proof showed a block wrong: bond slashed"));
+        assert!(said("verifier-lazy", "of its stake slashed"));
+        assert_eq!(summary["stakes"]["verifier-lazy"], "500000000000000000", "half of 1 ETH: {summary:#}");
+        assert_eq!(summary["stakes"]["verifier-1"], "1000000000000000000");
+    } else {
+        // Or the proof sampled it (2 blocks in 43), and no proof can be made.
+        assert!(said("cheat-mismatch", "cannot prove"), "{summary:#}");
+    }
     assert!(said("cheat-no-gain", "rejected by the verifiers: bond slashed"));
     assert!(said("verifier", "did not fall"), "verifiers saw the loss rise");
     assert!(said("cheat-zero", "UnchangedModel"), "no work is refused at the reveal");
@@ -194,6 +220,7 @@ struct Network {
     home: tempfile::TempDir,
     port: u16,
     verifiers: Vec<Child>,
+    params: &'static Path,
 }
 
 /// How long any one wait of the restart test may take before it fails.
@@ -202,7 +229,7 @@ const PATIENCE: Duration = Duration::from_secs(300);
 impl Network {
     fn cmd(&self, args: &[&str]) -> Command {
         let mut cmd = pogo();
-        cmd.args(args).env("POGO_HOME", self.home.path()).env("POGO_PASSWORD", "test").env("POGO_PARAMS", params());
+        cmd.args(args).env("POGO_HOME", self.home.path()).env("POGO_PASSWORD", "test").env("POGO_PARAMS", self.params);
         cmd
     }
 
@@ -220,15 +247,21 @@ impl Network {
         cmd
     }
 
-    /// A verifier fetching from the miner's store, its stderr in `verifier-KEY.log`.
+    /// A verifier fetching from the miner's store, what it does and waits for in
+    /// `verifier-KEY.log`.
     fn verifier(&self, key: &str, crash: Option<&str>) -> Child {
+        self.verifier_with(key, crash, &[])
+    }
+
+    fn verifier_with(&self, key: &str, crash: Option<&str>, extra: &[&str]) -> Child {
         let log = std::fs::File::create(self.log(key)).unwrap();
         let peers = format!("http://127.0.0.1:{}", self.port);
         let mut cmd = self.cmd(&["verifier", "--key", key, "--poll", "0.1", "--peers", &peers]);
+        cmd.args(extra);
         if let Some(point) = crash {
             cmd.env("POGO_CRASH_AT", point);
         }
-        cmd.stdout(Stdio::null()).stderr(log).spawn().unwrap()
+        cmd.stdout(log.try_clone().unwrap()).stderr(log).spawn().unwrap()
     }
 
     /// The task owner, revealing each round's held-out batch, its stderr in `owner.log`.
@@ -323,7 +356,7 @@ impl Drop for Network {
 #[test]
 fn roles_killed_at_any_phase_resume_without_double_submission() {
     let port = free_port();
-    let mut net = Network { home: tempfile::tempdir().unwrap(), port, verifiers: Vec::new() };
+    let mut net = Network { home: tempfile::tempdir().unwrap(), port, verifiers: Vec::new(), params: params() };
     for key in ["owner", "miner", "v1", "v2"] {
         ok(net.cmd(&["keys", "new", key, "--json"]).output().unwrap());
     }
@@ -425,7 +458,8 @@ fn nodes_refuse_a_task_whose_verifier_is_not_the_one_their_keys_give() {
     use pogo_node::contract::Rounds;
     use pogo_node::deploy::Deployment;
 
-    let net = Network { home: tempfile::tempdir().unwrap(), port: free_port(), verifiers: Vec::new() };
+    let net =
+        Network { home: tempfile::tempdir().unwrap(), port: free_port(), verifiers: Vec::new(), params: params() };
     for key in ["owner", "v1"] {
         ok(net.cmd(&["keys", "new", key, "--json"]).output().unwrap());
     }
@@ -670,7 +704,8 @@ fn rand_name() -> u64 {
 #[test]
 fn insecure_keys_are_refused_off_development_chains_unless_said_out_loud() {
     let (_node, url) = anvil_with(&["--chain-id", "11155111"]);
-    let net = Network { home: tempfile::tempdir().unwrap(), port: free_port(), verifiers: Vec::new() };
+    let net =
+        Network { home: tempfile::tempdir().unwrap(), port: free_port(), verifiers: Vec::new(), params: params() };
     ok(net.cmd(&["keys", "new", "owner", "--json"]).output().unwrap());
     let owner = pogo_node::keystore::Keystore::new(&net.home.path().join("keystore"), "test").open("owner").unwrap();
     let mut chain = pogo_node::chain::open(&url, std::slice::from_ref(&owner)).unwrap();
@@ -695,7 +730,8 @@ fn insecure_keys_are_refused_off_development_chains_unless_said_out_loud() {
 /// is refused at registration, naming the measured noise.
 #[test]
 fn a_margin_below_the_evaluation_noise_is_refused() {
-    let net = Network { home: tempfile::tempdir().unwrap(), port: free_port(), verifiers: Vec::new() };
+    let net =
+        Network { home: tempfile::tempdir().unwrap(), port: free_port(), verifiers: Vec::new(), params: params() };
     ok(net.cmd(&["keys", "new", "owner", "--json"]).output().unwrap());
     let mut task: serde_json::Value =
         serde_json::from_slice(&std::fs::read(root().join("tasks/digits.json")).unwrap()).unwrap();
@@ -722,4 +758,97 @@ fn the_shipped_demo_verifier_is_the_one_its_keys_give() {
         }
         assert!(std::fs::read(shipped.join(file)).unwrap() == fresh, "{file} is stale: rerun with POGO_BLESS=1");
     }
+}
+
+/// The fraud-proof issue's scenario, every role a separate `pogo` process: a miner alters
+/// one block (the last) of a model of 10,045 blocks. The sampled proof (S = 2) passes; a
+/// lazy verifier attests positive without rebuilding; the honest verifier's rebuild finds
+/// the block, and its fraud proof lands in the challenge window. `pogo challenge` finds
+/// the same block from outside and refuses to file before the window. The miner loses its
+/// bond, the lazy verifier half its stake, and the challenger is paid half the bond.
+#[test]
+fn one_wrong_block_in_ten_thousand_is_found_proven_on_chain_and_paid_for() {
+    let net =
+        Network { home: tempfile::tempdir().unwrap(), port: free_port(), verifiers: Vec::new(), params: params_deep() };
+    let mut net = net;
+    for key in ["owner", "miner", "lazy", "honest", "outsider"] {
+        ok(net.cmd(&["keys", "new", key, "--json"]).output().unwrap());
+    }
+    // 64·h + h + 10·h + 10 weights with h = 15,000: 1,125,010 weights, 10,045 blocks, D = 14.
+    let task = net.home.path().join("wide.json");
+    let data = root().join("node/data/digits.bin");
+    let spec = serde_json::json!({
+        "name": "wide digits",
+        "model": { "kind": "mlp", "hidden": [15000] },
+        "data": { "kind": "digits", "path": data, "validation": 297 },
+        "optimizer": { "lr": 0.001 },
+        "steps_per_round": 2,
+        "batch_size": 32,
+        "eval_batch_size": 128,
+        "margin": 0.05,
+        "seed": 3
+    });
+    std::fs::write(&task, serde_json::to_vec(&spec).unwrap()).unwrap();
+    let created = ok(net
+        .cmd(&["task", "create", task.to_str().unwrap(), "--key", "owner", "--json", "--block-time", "0.2"])
+        .args(["--quorum", "2", "--samples", "2", "--commit-window", "10", "--reveal-window", "3000"])
+        .args(["--proof-window", "3000", "--attest-window", "6100", "--challenge-window", "2000"])
+        .output()
+        .unwrap());
+    assert_eq!(created["depth"], 14, "{created:#}");
+    net.verifiers.push(net.verifier_with("lazy", None, &["--lazy"]));
+    net.verifiers.push(net.verifier("honest", None));
+    net.verifiers.push(net.owner(None));
+    let miner_log = net.home.path().join("miner.log");
+    let mut miner = net.miner(None);
+    miner.args(["--rounds", "1", "--cheat", "mismatch"]).stdout(std::fs::File::create(&miner_log).unwrap());
+    let mut miner = miner.spawn().unwrap();
+    let peers = format!("http://127.0.0.1:{}", net.port);
+    let challenge = |extra: &[&str]| {
+        net.cmd(&["challenge", "--json", "--key", "outsider", "--peers", &peers]).args(extra).output().unwrap()
+    };
+    let start = Instant::now();
+    let mut challenged = false;
+    loop {
+        if let Some(exit) = miner.try_wait().unwrap() {
+            assert!(exit.success(), "the miner failed: {:#}", net.status());
+            break;
+        }
+        let status = net.status();
+        if !challenged && status["proven"] == 1 {
+            // The proof is in: anyone with the old model finds the block, before the window.
+            let found = ok(challenge(&["--check-only"]));
+            assert_eq!(found["provable"], 1, "{found:#}");
+            let finding = found["findings"][0].as_str().unwrap();
+            assert!(finding.contains("block 10044 is wrong"), "{finding}");
+            let out = challenge(&[]);
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert!(!out.status.success() && err.contains("fraud proofs open after block"), "{err}");
+            challenged = true;
+        }
+        net.hurry(&status);
+        assert!(start.elapsed() < PATIENCE, "the round never closed: {status:#}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(challenged, "the challenge was tried while the proof was in");
+    let log = std::fs::read_to_string(&miner_log).unwrap();
+    assert!(log.contains("proof verified on chain"), "the sampled proof passed:\n{log}");
+    assert!(log.contains("a fraud proof showed a block wrong: bond slashed"), "{log}");
+    // The honest verifier proved it and is paid the bounty (half the 1 ETH bond): it
+    // was no 2/3 majority against the candidate, so only its proof rejected it.
+    let start = Instant::now();
+    let honest = loop {
+        let log = std::fs::read_to_string(net.log("honest")).unwrap();
+        if log.contains("withdrew") {
+            break log;
+        }
+        assert!(start.elapsed() < PATIENCE, "the honest verifier was never paid:\n{log}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(honest.contains("block 10044 is wrong"), "{honest}");
+    assert!(honest.contains("fraud proof landed against candidate 0, block 10044"), "{honest}");
+    assert!(honest.contains("withdrew 500000000000000000 wei"), "{honest}");
+    let stake = |key: &str| ok(net.cmd(&["status", "--json", "--key", key]).output().unwrap())["stake_wei"].clone();
+    assert_eq!(stake("lazy"), "500000000000000000", "the lazy verifier lost half its stake");
+    assert_eq!(stake("honest"), "1000000000000000000");
 }

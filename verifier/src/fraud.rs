@@ -13,7 +13,9 @@
 use pogo_circuits::encoding::{UpdateBlock, BLOCK_WEIGHTS, ELEMENTS_PER_BLOCK, LIMBS_PER_ELEMENT};
 use pogo_circuits::field::{Field, Fr, PrimeField};
 use pogo_circuits::merkle::{MerkleError, MerklePath, MerkleTree};
+use pogo_circuits::model::Model;
 use pogo_circuits::poseidon::{self, OptimizedSpec};
+use pogo_circuits::update::Update;
 
 use crate::evm::{fr_to_u256, keccak256, B256, U256};
 
@@ -187,11 +189,73 @@ fn root_of(leaf: Fr, index: u64, path: &[Fr]) -> Fr {
 
 /// The first block where the candidate's new-model leaves differ from the honest rebuild
 /// (`honest`: the leaves of old model + update), if any: the block to build a claim for.
+/// Past either list the leaf is 0, as in the tree (a longer list with a nonzero leaf
+/// there is a padding fraud).
 pub fn first_mismatch(honest: &[Fr], claimed: &[Fr]) -> Option<u64> {
-    if honest.len() != claimed.len() {
-        return Some(honest.len().min(claimed.len()) as u64);
+    let at = |leaves: &[Fr], b: usize| leaves.get(b).copied().unwrap_or(Fr::ZERO);
+    (0..honest.len().max(claimed.len())).find(|&b| at(honest, b) != at(claimed, b)).map(|b| b as u64)
+}
+
+/// Bytes per leaf in a served leaf list.
+pub const LEAF_BYTES: usize = 32;
+
+/// A leaf list as miners serve it (`GET /leaves/<new root>`): each leaf's 32-byte
+/// little-endian canonical encoding, in block order.
+pub fn leaves_to_bytes(leaves: &[Fr]) -> Vec<u8> {
+    leaves.iter().flat_map(|leaf| leaf.to_repr().as_ref().to_vec()).collect()
+}
+
+/// A served leaf list could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LeavesError {
+    /// Not whole leaves.
+    #[error("{0} bytes is not a whole number of {LEAF_BYTES}-byte leaves")]
+    Length(usize),
+    /// More leaves than a tree of the task's depth holds.
+    #[error("{count} leaves do not fit a tree of depth {depth}")]
+    TooMany {
+        /// Leaves sent.
+        count: usize,
+        /// The task's depth.
+        depth: u32,
+    },
+    /// A leaf is not a canonical field element.
+    #[error("leaf {0} is not a canonical field element")]
+    NotCanonical(usize),
+}
+
+/// Reads a served leaf list for a tree of `depth` (at most `2^depth` leaves).
+pub fn leaves_from_bytes(bytes: &[u8], depth: u32) -> Result<Vec<Fr>, LeavesError> {
+    if !bytes.len().is_multiple_of(LEAF_BYTES) {
+        return Err(LeavesError::Length(bytes.len()));
     }
-    honest.iter().zip(claimed).position(|(a, b)| a != b).map(|b| b as u64)
+    let count = bytes.len() / LEAF_BYTES;
+    if depth > 32 || count as u128 > 1u128 << depth {
+        return Err(LeavesError::TooMany { count, depth });
+    }
+    bytes
+        .chunks_exact(LEAF_BYTES)
+        .enumerate()
+        .map(|(i, chunk)| {
+            let mut repr = <Fr as PrimeField>::Repr::default();
+            repr.as_mut().copy_from_slice(chunk);
+            Option::from(Fr::from_repr(repr)).ok_or(LeavesError::NotCanonical(i))
+        })
+        .collect()
+}
+
+/// The block a claim should be about, given the honest trees and the candidate's: the
+/// first block where the update does not apply to the old model (a weight would leave
+/// `[0, 2^32)`), else the first whose new leaf differs from the honest rebuild
+/// (`honest_new`: the leaves of old model + update; `None` when the update does not apply).
+pub fn suspect_block(old: &Model, update: &Update, honest_new: Option<&[Fr]>, claimed: &[Fr]) -> Option<u64> {
+    match honest_new {
+        Some(honest) => first_mismatch(honest, claimed),
+        None => {
+            update.check_model(old).ok()?;
+            (0..update.block_count()).find(|&b| update.apply_block(old, b).is_err())
+        }
+    }
 }
 
 impl FraudClaim {
@@ -344,5 +408,28 @@ mod tests {
     fn contract_pins_the_constants_hash() {
         let wanted = format!("CONSTANTS_HASH = {};", constants_hash());
         assert!(crate::rounds::FRAUD_SOURCE.contains(&wanted), "PogoFraud.sol must say {wanted}");
+    }
+
+    #[test]
+    fn a_leaf_list_round_trips_and_bad_lists_are_refused() {
+        let leaves: Vec<Fr> = (0..5u64).map(|i| Fr::from(i * 7 + 1) - Fr::from(9)).collect();
+        let bytes = leaves_to_bytes(&leaves);
+        assert_eq!(bytes.len(), 5 * LEAF_BYTES);
+        assert_eq!(leaves_from_bytes(&bytes, 3).unwrap(), leaves);
+        assert_eq!(leaves_from_bytes(&bytes[..33], 3), Err(LeavesError::Length(33)));
+        assert_eq!(leaves_from_bytes(&bytes, 2), Err(LeavesError::TooMany { count: 5, depth: 2 }));
+        let mut bad = bytes.clone();
+        bad[LEAF_BYTES..2 * LEAF_BYTES].fill(0xff);
+        assert_eq!(leaves_from_bytes(&bad, 3), Err(LeavesError::NotCanonical(1)));
+    }
+
+    #[test]
+    fn the_first_mismatch_pads_both_lists_with_zero_leaves() {
+        let (a, b) = (Fr::from(3), Fr::from(4));
+        assert_eq!(first_mismatch(&[a, b], &[a, b]), None);
+        assert_eq!(first_mismatch(&[a, b], &[a, a]), Some(1));
+        assert_eq!(first_mismatch(&[a, b], &[a, b, Fr::ZERO]), None, "a zero past the end is the tree's own");
+        assert_eq!(first_mismatch(&[a, b], &[a, b, Fr::ZERO, a]), Some(3), "a nonzero padding leaf");
+        assert_eq!(first_mismatch(&[a, b], &[a]), Some(1), "a missing leaf is 0");
     }
 }

@@ -12,9 +12,11 @@ use crate::demo::{print_summary, run, DemoOptions};
 #[command(after_help = "Registers the task (keys from the INSECURE seeded setup are made in --params-dir if missing, \
 about a minute; the verifier of the default configuration ships in pogo, other configurations compile it with solc \
 0.8.19: scripts/solc/install.sh), then runs --rounds rounds in which three honest miners compete, and a round in \
-which one honest miner competes with three cheaters (an update that does not match its commitment, one that does \
-not lower the loss, one that changes nothing), with three verifiers and a finalizer, printing each step and a \
-summary table. Works from any directory with only the pogo binary.\n\nExamples:\n  pogo demo\n  pogo demo --task tasks/licenses.json --rounds 3\n  \
+which one honest miner competes with three cheaters (a new model wrong in one block, which the sampled proof \
+misses unless it samples that block and the verifiers then prove wrong on chain with a fraud proof; an update that \
+does not lower the loss; one that changes nothing), with three verifiers, a lazy one (it attests positive without \
+rebuilding, and loses part of its stake to the fraud proof) and a finalizer, printing each step and a summary \
+table. Works from any directory with only the pogo binary.\n\nExamples:\n  pogo demo\n  pogo demo --task tasks/licenses.json --rounds 3\n  \
 pogo demo --chain http://127.0.0.1:8545     # against Anvil")]
 pub struct DemoArgs {
     /// The task file [default: the digits task shipped in pogo, written into --dir]

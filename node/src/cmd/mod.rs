@@ -79,6 +79,8 @@ pub enum Command {
     Owner(node::OwnerArgs),
     /// Run a verifier: stake, fetch and rebuild each update, evaluate the loss, attest.
     Verifier(node::VerifierArgs),
+    /// Prove a candidate of the open round wrong on chain: rebuild, find the block, file it.
+    Challenge(node::ChallengeArgs),
     /// Finalize rounds whose window is over (once, or --watch).
     Finalize(node::FinalizeArgs),
     /// Show the task, the open round and this key's balances.
@@ -106,6 +108,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Miner(args) => node::miner(args),
         Command::Owner(args) => node::owner(args),
         Command::Verifier(args) => node::verifier(args),
+        Command::Challenge(args) => node::challenge(args),
         Command::Finalize(args) => node::finalize(args),
         Command::Status(args) => node::status(args),
         Command::Demo(args) => demo::demo(args),

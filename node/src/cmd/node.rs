@@ -1,5 +1,5 @@
-//! The node's commands: `keys`, `task create`, `miner`, `owner`, `verifier`, `finalize`,
-//! `status`.
+//! The node's commands: `keys`, `task create`, `miner`, `owner`, `verifier`, `challenge`,
+//! `finalize`, `status`.
 //! Settings come from flags, then environment variables (`POGO_*`), then a TOML config
 //! file (`--config`), then defaults under the node folder (`--home`, default `.pogo`).
 
@@ -16,6 +16,7 @@ use crate::chain::{self, Chain, EmbeddedChain};
 use crate::contract::Rounds;
 use crate::deploy::{check_keys, check_verifier, create_task, wei, Deployment, TaskTerms};
 use crate::keystore::{Keystore, Wallet};
+use crate::roles::challenge::{self, Examined, Filed};
 use crate::roles::finalizer::Finalizer;
 use crate::roles::miner::{Cheat, Miner};
 use crate::roles::owner::Owner;
@@ -320,6 +321,30 @@ pub struct VerifierArgs {
     /// Stop after this many attestations [default: never]
     #[arg(long)]
     rounds: Option<u64>,
+    /// Misbehave (to see slashing): attest positive on every candidate without fetching or
+    /// rebuilding anything; every fraud proof then costs --fraud-slash of the stake.
+    #[arg(long)]
+    lazy: bool,
+    #[command(flatten)]
+    node: NodeArgs,
+}
+
+/// Arguments of `pogo challenge`.
+#[derive(Args, Debug)]
+#[command(
+    after_help = "Rebuilds each proven candidate of the open round from the old model and its update blob. Where old model + update is not the committed new model, it fetches the leaf list the candidate's miner serves (GET /leaves/<new root> from --peers), finds the first wrong block, builds the one-block fraud claim, checks it natively exactly as the contract will, and files it with proveFraud (allowed after the attestation window, until the challenge deadline). A proven fraud rejects the candidate, slashes the miner's bond (half to you) and the stake share of its positive attesters; a claim that shows nothing reverts and costs only gas. Verifiers do this by themselves; this command is for anyone else holding the old model.\n\nExamples:\n  pogo challenge --check-only\n  pogo challenge --candidate 2 --wait --peers http://10.0.0.5:7700"
+)]
+pub struct ChallengeArgs {
+    /// Only this candidate [default: every proven candidate of the open round]
+    #[arg(long, value_name = "INDEX")]
+    candidate: Option<u16>,
+    /// Build and check the claims natively, send nothing (needs no key).
+    #[arg(long)]
+    check_only: bool,
+    /// If the challenge window has not opened yet, wait for it (producing blocks on chains
+    /// that allow it) instead of stopping.
+    #[arg(long)]
+    wait: bool,
     #[command(flatten)]
     node: NodeArgs,
 }
@@ -407,6 +432,9 @@ pub(super) fn verifier(args: VerifierArgs) -> anyhow::Result<()> {
     let mut node = settings.node(&wallet, &format!("verifier-{}", wallet.name()), true)?;
     let dir = settings.home.join(format!("verifier-{}", wallet.name()));
     let mut verifier = Verifier::new(wallet, &dir, wei(args.stake))?;
+    if args.lazy {
+        verifier = verifier.lazy();
+    }
     drive_counting(&mut node, &settings, &mut verifier, Verifier::step, |v| v.state.attested.len(), args.rounds)
 }
 
@@ -432,6 +460,95 @@ fn drive_counting<R>(
         },
         || count.get() >= limit,
     )
+}
+
+pub(super) fn challenge(args: ChallengeArgs) -> anyhow::Result<()> {
+    let settings = args.node.settings()?;
+    let wallet = match settings.wallet() {
+        Ok(wallet) => wallet,
+        // Checking reads the chain only: any key will do.
+        Err(_) if args.check_only => Wallet::random("check-only"),
+        Err(e) => return Err(e.context("filing a fraud proof needs a key (or pass --check-only)")),
+    };
+    let mut node = settings.node(&wallet, "challenger", false)?;
+    let Some((round, r)) = crate::roles::open_round(&mut node)? else {
+        bail!("no round is open: fraud proofs are filed against an open round's candidates");
+    };
+    let candidates = node.rounds.candidates(node.chain.as_mut(), node.task, &r, round)?;
+    let indices: Vec<u16> = match args.candidate {
+        Some(i) if usize::from(i) >= candidates.len() => {
+            bail!("round {round} has {} candidate(s): no candidate {i}", candidates.len())
+        }
+        Some(i) => vec![i],
+        None => (0..candidates.len() as u16).collect(),
+    };
+    let old = node.model_at(r.oldRoot)?;
+    let mut findings = Vec::new();
+    let mut frauds = Vec::new();
+    for i in indices {
+        let c = &candidates[usize::from(i)];
+        let finding = if !c.revealed {
+            "not revealed: nothing to check (its bond is slashed at finalize)".to_string()
+        } else if !c.proven {
+            "not proven: no fraud proof needed (its bond is slashed at finalize)".to_string()
+        } else if c.fraud {
+            "already proven fraudulent".to_string()
+        } else {
+            let spinner = (!settings.output.json).then(|| super::spinner(format!("rebuilding candidate {i}")));
+            let examined = node.examine(&old, r.oldRoot, c)?;
+            drop(spinner);
+            match examined {
+                Examined::Honest(_) => "honest: old model + update is the committed new model".to_string(),
+                Examined::Unprovable(why) => format!("wrong but not provable on chain: {why}"),
+                Examined::Fraud(fraud) => {
+                    let text = format!("block {} is wrong: {}", fraud.claim.block, fraud.kind.describe());
+                    frauds.push((i, fraud.encode()));
+                    text
+                }
+            }
+        };
+        findings.push(format!("candidate {i}: {finding}"));
+    }
+    let mut filed = Vec::new();
+    let mut gas = 0u64;
+    if !args.check_only {
+        for (i, claim) in &frauds {
+            loop {
+                match challenge::file(&mut node, &wallet, "challenger", round, *i, claim)? {
+                    Filed::Proven(event) => {
+                        gas += event.gas;
+                        filed.push(event.what);
+                    }
+                    Filed::Moot(why) => filed.push(why),
+                    Filed::TooEarly(end) if args.wait => {
+                        if !settings.output.json {
+                            eprintln!("waiting: fraud proofs open after block {end}");
+                        }
+                        std::thread::sleep(settings.poll);
+                        let now = node.chain.block_number()?;
+                        node.chain.produce_blocks_until(now)?;
+                        continue;
+                    }
+                    Filed::TooEarly(end) => bail!(
+                        "candidate {i} is provably wrong, but fraud proofs open after block {end} (now {}): rerun \
+                         then, or pass --wait",
+                        node.chain.block_number()?
+                    ),
+                }
+                break;
+            }
+        }
+    }
+    Report::new()
+        .add("round", round)
+        .add("challenge_opens_after", r.attestEnd)
+        .add("challenge_deadline", r.challengeEnd)
+        .add("findings", findings)
+        .add("provable", frauds.len())
+        .add("filed", filed)
+        .add("gas", gas)
+        .print(settings.output);
+    Ok(())
 }
 
 pub(super) fn finalize(args: FinalizeArgs) -> anyhow::Result<()> {

@@ -14,6 +14,7 @@ use pogo_circuits::encoding::{Nibble, UpdateBlock, BLOCK_WEIGHTS};
 use pogo_circuits::model::Model;
 use pogo_circuits::sampling::sample_indices;
 use pogo_circuits::update::Update;
+use pogo_prover::commit::model_tree;
 use pogo_prover::prove::{prove, Keys};
 use pogo_prover::setup::Setup;
 use pogo_prover::witness::{assemble, round_trees};
@@ -33,7 +34,8 @@ pub enum Cheat {
     /// Honest.
     #[default]
     None,
-    /// Commits a new model that is not old + update in one block.
+    /// Commits a new model that is not old + update in one block (the last): the sampled
+    /// proof passes unless it samples that block, and a verifier's fraud proof slashes it.
     Mismatch,
     /// Publishes a random update that does not lower the loss.
     NoGain,
@@ -261,7 +263,7 @@ impl Miner {
                 let c = node.rounds.candidate(node.chain.as_mut(), node.task, round, index)?;
                 let new_root = prepared.new_root;
                 if c.revealed {
-                    self.publish(node)?;
+                    self.publish(node, new_root)?;
                     self.set(MinerPhase::Revealed { round, index, new_root })?;
                     return Ok(Step::Wait { until: None, why: "reveal found on chain".into() });
                 }
@@ -288,7 +290,7 @@ impl Miner {
                 crash_point("miner-after-reveal");
                 match result {
                     Ok(receipt) => {
-                        self.publish(node)?;
+                        self.publish(node, new_root)?;
                         self.set(MinerPhase::Revealed { round, index, new_root })?;
                         Ok(self.event(
                             round,
@@ -381,6 +383,7 @@ impl Miner {
                     outcome::RETURNED => "not decided (no quorum, or the verifiers split): bond returned".into(),
                     _ if !c.revealed => "not revealed: bond slashed".into(),
                     _ if !c.proven => "not proven in time: bond slashed".into(),
+                    _ if c.fraud => "a fraud proof showed a block wrong: bond slashed".into(),
                     _ => "rejected by the verifiers: bond slashed".into(),
                 };
                 Ok(self.event(
@@ -408,10 +411,18 @@ impl Miner {
         )
     }
 
-    /// Moves the revealed blob into the served store.
-    fn publish(&self, node: &Node) -> anyhow::Result<()> {
+    /// Moves the revealed blob into the served store, with the leaf list of the committed
+    /// new model (what a challenger needs to prove a block wrong; a miner that serves no
+    /// leaves gets negative attestations instead).
+    fn publish(&self, node: &Node, new_root: U256) -> anyhow::Result<()> {
         if let Ok(blob) = std::fs::read(self.pending_blob()) {
             node.store.put_blob(&blob)?;
+        }
+        if node.store.local_leaves(new_root).is_none() {
+            if let Some(model) = node.store.model(new_root) {
+                let tree = model_tree(&model, Some(node.depth()), &())?;
+                node.store.put_leaves(new_root, &pogo_verifier::fraud::leaves_to_bytes(tree.leaves()))?;
+            }
         }
         Ok(())
     }

@@ -7,6 +7,7 @@
 //! transaction, so a node killed at any point resumes where it was: the chain says whether
 //! a transaction went in, and nothing is sent twice.
 
+pub mod challenge;
 pub mod finalizer;
 pub mod miner;
 pub mod owner;
@@ -20,7 +21,7 @@ use anyhow::{bail, Context};
 use pogo_circuits::model::Model;
 use pogo_circuits::update::Update;
 use pogo_prover::commit::{model_tree, update_tree};
-use pogo_verifier::evm::{fr_to_u256, u256_to_fr};
+use pogo_verifier::evm::fr_to_u256;
 use pogo_verifier::rounds::TaskParams;
 use serde::{de::DeserializeOwned, Serialize};
 
@@ -49,6 +50,8 @@ pub enum Phase {
     Rebuild,
     /// Evaluating old and new model on the phase-1 batch, and the attest transaction.
     Evaluate,
+    /// Building and filing a fraud proof.
+    Challenge,
     /// The finalize transaction.
     Finalize,
     /// Claiming slashed bonds and withdrawing.
@@ -191,17 +194,7 @@ impl Node {
         update_root: U256,
         new_root: U256,
     ) -> anyhow::Result<Model> {
-        let blob = self.store.fetch_blob(hash, &self.sources)?;
-        let update = Update::from_blob(&blob).context("the blob is not an update")?;
-        if update.base().is_some_and(|b| b.depth == self.depth()) {
-            // A blob made against another model: say so before rebuilding anything.
-            let old_root = u256_to_fr(old_root).context("the old root is not a field element")?;
-            update.check_base(&old_root).context("the blob is not for this round's old model")?;
-        }
-        let got = self.update_root(&update)?;
-        if got != update_root {
-            bail!("the blob's update root {got:#x} is not the committed {update_root:#x}");
-        }
+        let update = self.fetch_update(old_root, hash, update_root)?;
         let new = update.apply(old).context("the update does not apply to the old model")?;
         let got = self.root(&new)?;
         if got != new_root {

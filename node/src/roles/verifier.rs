@@ -5,6 +5,11 @@
 //! nobody can copy its verdicts), then opened once the attestation window closed; claims
 //! its fee share and slashed bonds and withdraws.
 //!
+//! A rebuild whose new root is not the committed one looks for the first wrong block in the
+//! leaf list the miner serves and keeps a fraud claim for it, which it files once the
+//! attestation window is over (the challenge window): the candidate is rejected, its miner
+//! and every positive attester slashed.
+//!
 //! Restart safety: the sealed attestation (verdicts, losses, salt) is written to the state
 //! file before its commitment is sent, so a verifier killed at any point can still open it;
 //! one that could not would lose `fraudSlashBps` of its stake at finalize.
@@ -18,6 +23,7 @@ use anyhow::Context;
 use pogo_verifier::rounds::{verdict, PogoRounds, Round};
 use serde::{Deserialize, Serialize};
 
+use super::challenge::{self, Examined, Filed};
 use super::{crash_point, load_state, loss_units, save_state, since, Event, Node, Phase, Step};
 use crate::keystore::Wallet;
 use crate::train::data::held_out;
@@ -62,6 +68,21 @@ pub struct Sealed {
     pub salt: B256,
 }
 
+/// A fraud proof this verifier's rebuild found, waiting for the challenge window.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PendingFraud {
+    /// Round id.
+    pub round: u64,
+    /// Candidate index.
+    pub index: u16,
+    /// The block it is about.
+    pub block: u64,
+    /// What it shows, in words.
+    pub kind: String,
+    /// The claim, ABI-encoded, hex.
+    pub claim: String,
+}
+
 /// What a verifier persists.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct VerifierState {
@@ -70,6 +91,9 @@ pub struct VerifierState {
     /// Attestations sealed and not yet opened.
     #[serde(default)]
     pub sealed: Vec<Sealed>,
+    /// Fraud proofs to file once the attestation window is over.
+    #[serde(default)]
+    pub frauds: Vec<PendingFraud>,
     /// Rounds whose pay was claimed (or found nothing to claim).
     pub claimed: Vec<u64>,
 }
@@ -79,6 +103,7 @@ pub struct Verifier {
     wallet: Wallet,
     path: PathBuf,
     stake: U256,
+    lazy: bool,
     /// Its persisted state.
     pub state: VerifierState,
 }
@@ -89,7 +114,15 @@ impl Verifier {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         let path = dir.join("verifier.json");
         let state = load_state(&path)?;
-        Ok(Verifier { wallet, path, stake, state })
+        Ok(Verifier { wallet, path, stake, lazy: false, state })
+    }
+
+    /// A lazy verifier, for demonstrations and tests of slashing: it attests positive on
+    /// every candidate without fetching or rebuilding anything (a loss `margin` below the
+    /// old one), and so loses `fraudSlashBps` of its stake to every fraud proof.
+    pub fn lazy(mut self) -> Self {
+        self.lazy = true;
+        self
     }
 
     fn name(&self) -> String {
@@ -122,6 +155,9 @@ impl Verifier {
         let now = node.chain.block_number()?;
         let mine = node.rounds.attestation(node.chain.as_mut(), node.task, round, me)?;
         if mine.stake != 0 {
+            if let Some(step) = self.file_frauds(node, round, &r, now)? {
+                return Ok(step);
+            }
             return self.open_sealed(node, round, &r, now, mine.revealed);
         }
         if now > r.attestEnd {
@@ -147,7 +183,7 @@ impl Verifier {
         // would slash an honest miner that is back in time. After that, a blob still
         // missing is the miner's fault.
         let patience = r.evalEnd + (r.attestEnd - r.evalEnd) / 2;
-        if now <= patience {
+        if now <= patience && !self.lazy {
             for &i in &judged {
                 if let Err(e) = node.store.fetch_blob(candidates[i].blobHash, &node.sources) {
                     return Ok(Step::Wait {
@@ -191,15 +227,35 @@ impl Verifier {
         let mut notes = Vec::new();
         // The old model's loss is one figure for every candidate (`judge` derives the same).
         let old_units = loss_units(loss_old);
+        let mut frauds = Vec::new();
         for &i in &judged {
             let c = &candidates[i];
-            let (v, ln, why) = match node.rebuild(&old, r.oldRoot, c.blobHash, c.updateRoot, c.newRoot) {
-                Ok(new) => {
+            if self.lazy {
+                verdicts[i] = verdict::POSITIVE;
+                losses[i] = old_units.saturating_sub(node.params.margin);
+                notes.push(format!("#{i} positive (lazy: nothing rebuilt)"));
+                continue;
+            }
+            let (v, ln, why) = match node.examine(&old, r.oldRoot, c)? {
+                Examined::Honest(new) => {
                     let (v, _, ln, why) =
                         judge(loss_old, node.trainer.eval_examples(&new, &examples)?, node.params.margin);
                     (v, ln, why)
                 }
-                Err(e) => (verdict::NEGATIVE, old_units, format!("{e:#}")),
+                Examined::Fraud(fraud) => {
+                    let (block, kind) = (fraud.claim.block, fraud.kind.describe());
+                    frauds.push(PendingFraud {
+                        round,
+                        index: i as u16,
+                        block,
+                        kind: kind.to_string(),
+                        claim: hex::encode(fraud.encode()),
+                    });
+                    let why =
+                        format!("block {block} is wrong: {kind}; a fraud proof follows after block {}", r.attestEnd);
+                    (verdict::NEGATIVE, old_units, why)
+                }
+                Examined::Unprovable(why) => (verdict::NEGATIVE, old_units, why),
             };
             verdicts[i] = v;
             losses[i] = ln;
@@ -209,9 +265,16 @@ impl Verifier {
         // Sealed first, on disk, then committed: a restart finds the same salt and verdicts
         // (and re-sends the same commitment if the first never landed).
         let attestation = Attested { round, verdicts: verdicts.clone(), loss_old: old_units, loss_new: losses.clone() };
-        if !self.state.sealed.iter().any(|s| s.attestation.round == round) {
-            let salt = B256::from(rand::random::<[u8; 32]>());
-            self.state.sealed.push(Sealed { attestation, salt });
+        let known =
+            |f: &PendingFraud, s: &VerifierState| s.frauds.iter().any(|g| (g.round, g.index) == (f.round, f.index));
+        let new_frauds: Vec<PendingFraud> = frauds.into_iter().filter(|f| !known(f, &self.state)).collect();
+        let unsealed = !self.state.sealed.iter().any(|s| s.attestation.round == round);
+        if unsealed || !new_frauds.is_empty() {
+            if unsealed {
+                let salt = B256::from(rand::random::<[u8; 32]>());
+                self.state.sealed.push(Sealed { attestation, salt });
+            }
+            self.state.frauds.extend(new_frauds);
             save_state(&self.path, &self.state)?;
         }
         let sealed = self.state.sealed.iter().find(|s| s.attestation.round == round).expect("sealed above").clone();
@@ -249,6 +312,29 @@ impl Verifier {
             notes.join("; ")
         );
         Ok(self.acted(round, Phase::Evaluate, what, start, receipt.gas_used))
+    }
+
+    /// Files the fraud proofs its rebuild found for `round` once the attestation window is
+    /// over (one per step); drops those of earlier rounds and those already settled.
+    fn file_frauds(&mut self, node: &mut Node, round: u64, r: &Round, now: u64) -> anyhow::Result<Option<Step>> {
+        let before = self.state.frauds.len();
+        self.state.frauds.retain(|f| f.round == round);
+        if self.state.frauds.len() != before {
+            save_state(&self.path, &self.state)?;
+        }
+        let Some(f) = self.state.frauds.first().cloned() else {
+            return Ok(None);
+        };
+        if now <= r.attestEnd {
+            return Ok(None);
+        }
+        let claim = hex::decode(&f.claim).context("a kept fraud claim is not hex")?;
+        let filed = challenge::file(node, &self.wallet, &self.name(), round, f.index, &claim)?;
+        if !matches!(filed, Filed::TooEarly(_)) {
+            self.state.frauds.retain(|g| (g.round, g.index) != (f.round, f.index));
+            save_state(&self.path, &self.state)?;
+        }
+        Ok(Some(challenge::step_of(filed)))
     }
 
     /// The round's attestation is sealed on chain: opens it once the attestation window is
@@ -301,7 +387,16 @@ impl Verifier {
         }
         save_state(&self.path, &self.state)?;
         let positive = a.verdicts.iter().filter(|&&v| v == verdict::POSITIVE).count();
-        let what = format!("opened its attestation: {positive} positive of {} verdict(s)", a.verdicts.len());
+        let slashed: U256 = receipt
+            .iter()
+            .flat_map(|r| &r.logs)
+            .filter_map(|log| PogoRounds::AttesterSlashed::decode_log(log).ok())
+            .map(|e| e.data.amount)
+            .sum();
+        let mut what = format!("opened its attestation: {positive} positive of {} verdict(s)", a.verdicts.len());
+        if !slashed.is_zero() {
+            what += &format!("; {slashed} wei of its stake slashed (positive on a candidate proven fraudulent)");
+        }
         Ok(self.acted(round, Phase::Evaluate, what, start, receipt.map_or(0, |r| r.gas_used)))
     }
 
