@@ -158,6 +158,47 @@ impl CircuitShape {
         BaseCircuitBuilder::new(false).use_k(self.k as usize).use_lookup_bits(self.lookup_bits).use_instance_columns(1)
     }
 
+    /// Checks a shape and column parameters read from a file (a key manifest) against the
+    /// layout this circuit has — one advice column, one fixed column, one lookup column in
+    /// phase 0, one instance column, `k` in 12..=24 and a lookup table below `2^k` — before
+    /// anything sizes allocations by them (halo2-base allocates per declared column).
+    pub fn check_params(&self, params: &BaseCircuitParams) -> Result<(), String> {
+        CircuitConfig::new(self.config.depth, self.config.samples).map_err(|e| e.to_string())?;
+        if !K_RANGE.contains(&self.k) {
+            return Err(format!("k = {} is outside {}..={}", self.k, K_RANGE.start(), K_RANGE.end()));
+        }
+        if !(self.lookup_bits == 8 || self.lookup_bits == 16) || self.lookup_bits >= self.k as usize {
+            return Err(format!("lookup_bits = {} is neither 8 nor 16 below k = {}", self.lookup_bits, self.k));
+        }
+        let lookups_ok = params.num_lookup_advice_per_phase.first() == Some(&1)
+            && params.num_lookup_advice_per_phase.len() <= 3
+            && params.num_lookup_advice_per_phase[1..].iter().all(|&n| n == 0);
+        let checks = [
+            (params.k == self.k as usize, format!("circuit_params.k = {} is not the shape's {}", params.k, self.k)),
+            (
+                params.num_advice_per_phase == [ADVICE_COLUMNS],
+                format!("num_advice_per_phase {:?} is not [{ADVICE_COLUMNS}]", params.num_advice_per_phase),
+            ),
+            (params.num_fixed == 1, format!("num_fixed = {} is not 1", params.num_fixed)),
+            (
+                lookups_ok,
+                format!("num_lookup_advice_per_phase {:?} is not [1, 0, 0]", params.num_lookup_advice_per_phase),
+            ),
+            (
+                params.lookup_bits == Some(self.lookup_bits),
+                format!("lookup_bits {:?} is not the shape's {}", params.lookup_bits, self.lookup_bits),
+            ),
+            (
+                params.num_instance_columns == 1,
+                format!("num_instance_columns = {} is not 1", params.num_instance_columns),
+            ),
+        ];
+        match checks.into_iter().find(|(ok, _)| !ok) {
+            Some((_, why)) => Err(why),
+            None => Ok(()),
+        }
+    }
+
     /// Lays out the placeholder circuit and returns it with its column parameters, as
     /// keygen needs them.
     pub fn keygen_circuit(&self) -> Result<(UpdateCircuit, BaseCircuitParams), ConfigError> {
@@ -179,6 +220,32 @@ mod tests {
         assert_eq!(CircuitConfig::new(33, 1), Err(ConfigError::Depth(33)));
         assert_eq!(CircuitConfig::new(3, 0), Err(ConfigError::Samples(0)));
         assert_eq!(CircuitConfig::new(20, 32).unwrap().name(), "d20-s32");
+    }
+
+    /// The fuzzing issue's A: a manifest declaring 10^9 advice columns must be refused
+    /// before halo2-base allocates them; so must every other column count the circuit
+    /// does not have.
+    #[test]
+    fn column_parameters_other_than_the_circuits_are_refused() {
+        let shape = CircuitConfig::new(1, 1).unwrap().shape().unwrap();
+        let (_, params) = shape.keygen_circuit().unwrap();
+        assert_eq!(shape.check_params(&params), Ok(()));
+        type Edit = fn(&mut BaseCircuitParams);
+        let edits: [(Edit, &str); 6] = [
+            (|p| p.num_advice_per_phase = vec![1_000_000_000], "num_advice_per_phase"),
+            (|p| p.num_fixed = 1 << 30, "num_fixed"),
+            (|p| p.num_lookup_advice_per_phase = vec![1 << 30], "num_lookup_advice_per_phase"),
+            (|p| p.k += 1, "circuit_params.k"),
+            (|p| p.lookup_bits = Some(30), "lookup_bits"),
+            (|p| p.num_instance_columns = 9, "num_instance_columns"),
+        ];
+        for (edit, needle) in edits {
+            let mut bad = params.clone();
+            edit(&mut bad);
+            assert!(shape.check_params(&bad).unwrap_err().contains(needle), "{needle}");
+        }
+        let huge = CircuitShape { k: 55, ..shape };
+        assert!(huge.check_params(&params).unwrap_err().contains("k = 55"));
     }
 
     #[test]

@@ -234,3 +234,47 @@ fn random_proof_bytes_are_refused_without_panicking() {
         }
     }
 }
+
+/// The fuzzing issue's A and B: a key folder whose manifest declares 10^9 advice columns,
+/// or whose `setup.bin` declares 2^55 (or 2^40) powers, with every file hash consistent, is
+/// refused with an error naming the file — before any library call allocates by them (an
+/// allocation failure aborts the process, where no test could even observe it).
+#[test]
+fn key_folders_declaring_huge_sizes_are_refused_before_any_allocation() {
+    use pogo_verifier::keys::{sha256_hex, KeysError, Manifest, SetupOrigin, MANIFEST_FILE, SETUP_FILE};
+    let dir = tempfile::tempdir().unwrap();
+    let (setup, keys) = setup_and_keys(2, 1);
+    pogo_prover::keys::write(dir.path(), &setup, SetupOrigin::DevSeededInsecure { seed: 42 }, &keys).unwrap();
+    let manifest_path = dir.path().join(MANIFEST_FILE);
+    let honest: serde_json::Value = serde_json::from_slice(&std::fs::read(&manifest_path).unwrap()).unwrap();
+    let write_manifest =
+        |m: &serde_json::Value| std::fs::write(&manifest_path, serde_json::to_vec(m).unwrap()).unwrap();
+
+    // A: 10^9 advice columns (the file hashes untouched, so only the shape check can stop it).
+    let mut wide = honest.clone();
+    wide["circuit_params"]["num_advice_per_phase"] = serde_json::json!([1_000_000_000u64]);
+    write_manifest(&wide);
+    let err = Manifest::load(dir.path()).unwrap_err();
+    assert!(matches!(err, KeysError::Malformed { .. }) && err.to_string().contains("num_advice_per_phase"), "{err}");
+    assert!(pogo_prover::keys::load(dir.path()).is_err());
+
+    // B: a setup file declaring a huge k, its hash in the manifest so that it is "genuine".
+    for bytes in [55u32.to_le_bytes().to_vec(), [40u32.to_le_bytes().to_vec(), vec![0; 60]].concat()] {
+        std::fs::write(dir.path().join(SETUP_FILE), &bytes).unwrap();
+        let mut lying = honest.clone();
+        lying["sha256"]["setup"] = sha256_hex(&bytes).into();
+        write_manifest(&lying);
+        let manifest = Manifest::load(dir.path()).unwrap();
+        let err = manifest.load_setup(dir.path()).unwrap_err();
+        assert!(matches!(err, KeysError::Malformed { .. }) && err.to_string().contains("declares"), "{err}");
+    }
+    // A setup of the right k and size whose point is off the curve.
+    let mut bytes = pogo_prover::setup::to_bytes(&setup);
+    bytes[4 + 64] ^= 1;
+    std::fs::write(dir.path().join(SETUP_FILE), &bytes).unwrap();
+    let mut off_curve = honest.clone();
+    off_curve["sha256"]["setup"] = sha256_hex(&bytes).into();
+    write_manifest(&off_curve);
+    let err = Manifest::load(dir.path()).unwrap().load_setup(dir.path()).unwrap_err();
+    assert!(matches!(err, KeysError::Malformed { .. }), "{err}");
+}

@@ -195,6 +195,28 @@ pub fn read_checked(path: &Path, expected: &str) -> Result<Vec<u8>, KeysError> {
     Ok(bytes)
 }
 
+/// Bytes of a setup file of `2^k` powers: `k`, `2^k` G1 points in monomial and in Lagrange
+/// form (64 bytes each, raw), then two G2 points (128 bytes each).
+pub fn setup_file_len(k: u32) -> u64 {
+    1u64.checked_shl(k).and_then(|n| n.checked_mul(2 * 64)).map_or(u64::MAX, |points| 4 + points + 2 * 128)
+}
+
+/// Checks every point of a setup file of the right length: canonical coordinates, on the
+/// curve (halo2's raw reader checks neither).
+fn check_setup_points(bytes: &[u8], k: u32) -> Result<(), String> {
+    use halo2_base::halo2_proofs::halo2curves::bn256::G2Affine;
+    use halo2_base::halo2_proofs::halo2curves::serde::SerdeObject;
+    let g1_bytes = 2 * 64 * (1usize << k);
+    let (g1, g2) = bytes[4..].split_at(g1_bytes);
+    if let Some(i) = g1.chunks_exact(64).position(|c| G1Affine::from_raw_bytes(c).is_none()) {
+        return Err(format!("G1 point {i} is not a point of the curve"));
+    }
+    if let Some(i) = g2.chunks_exact(128).position(|c| G2Affine::from_raw_bytes(c).is_none()) {
+        return Err(format!("G2 point {i} is not a point of the curve"));
+    }
+    Ok(())
+}
+
 /// Runs a parser that may panic on malformed bytes (halo2's readers do), turning both its
 /// error and a panic into [`KeysError::Malformed`].
 pub fn parse_untrusted<T>(
@@ -268,13 +290,38 @@ impl Manifest {
         if !path.exists() {
             return Err(KeysError::NoKeys { dir: dir.display().to_string(), hint: setup_hint(dir) });
         }
-        Self::load_json(&path)
+        let manifest = Self::load_json(&path)?;
+        // Every size the key readers allocate by comes from here: check it against the
+        // circuit's own layout first (a manifest declaring 10^9 columns would abort the
+        // process inside halo2-base, where no error can be returned).
+        manifest.shape.check_params(&manifest.circuit_params).map_err(|reason| KeysError::Malformed {
+            path: path.display().to_string(),
+            what: "key manifest",
+            reason,
+        })?;
+        Ok(manifest)
     }
 
-    /// Loads the setup, checking its hash and size.
+    /// Loads the setup, checking its hash, its size (before reading any point: a header
+    /// declaring 2^55 powers must not allocate them) and every point (on the curve).
     pub fn load_setup(&self, dir: &Path) -> Result<Setup, KeysError> {
         let path = dir.join(SETUP_FILE);
         let bytes = read_checked(&path, &self.sha256.setup)?;
+        let malformed =
+            |reason: String| KeysError::Malformed { path: path.display().to_string(), what: "KZG setup", reason };
+        let declared = bytes.get(..4).map(|b| u32::from_le_bytes(b.try_into().expect("4 bytes")));
+        if declared != Some(self.shape.k) {
+            return Err(malformed(format!("it declares {declared:?} as k, the circuit needs {}", self.shape.k)));
+        }
+        let expected = setup_file_len(self.shape.k);
+        if bytes.len() as u64 != expected {
+            return Err(malformed(format!(
+                "{} bytes, a setup of 2^{} powers has {expected}",
+                bytes.len(),
+                self.shape.k
+            )));
+        }
+        check_setup_points(&bytes, self.shape.k).map_err(malformed)?;
         let setup: Setup = parse_untrusted(&path, "KZG setup", || Setup::read(&mut bytes.as_slice()))?;
         if setup.k() != self.shape.k {
             return Err(KeysError::Malformed {

@@ -202,7 +202,12 @@ pub(super) fn keys(args: KeysArgs) -> anyhow::Result<()> {
         KeysCommand::List { .. } => {
             let mut report = Report::new();
             for name in store.names()? {
-                report = report.add(&name, store.open(&name)?.address().to_string());
+                // One unreadable file does not hide the other keys.
+                let shown = match store.open(&name) {
+                    Ok(wallet) => wallet.address().to_string(),
+                    Err(e) => format!("unreadable: {e}"),
+                };
+                report = report.add(&name, shown);
             }
             report.print(settings.output);
         }
