@@ -90,7 +90,8 @@ impl Store {
         if let Some(bytes) = self.local_blob(hash) {
             return Ok(bytes);
         }
-        let bytes = fetch_checked(&format!("blob {hash}"), &format!("blobs/{}", hex::encode(hash)), sources, |b| {
+        let path = format!("blobs/{}", hex::encode(hash));
+        let bytes = fetch_checked(&format!("blob {hash}"), &path, sources, MAX_BLOB_BYTES, |b| {
             if keccak256(b) == hash {
                 Ok(())
             } else {
@@ -118,18 +119,25 @@ impl Store {
     }
 
     /// The leaf list of the model with root `root`: local, else from the first of `sources`
-    /// whose bytes `check` accepts (it rebuilds the tree and compares the root).
+    /// whose bytes `check` accepts (it rebuilds the tree and compares the root). No
+    /// download reads past `limit` bytes (a tree of depth `D` has `32 · 2^D`).
     pub fn fetch_leaves(
         &self,
         root: U256,
         sources: &[String],
+        limit: u64,
         check: impl Fn(&[u8]) -> Result<(), String>,
     ) -> Result<Vec<u8>, StoreError> {
         if let Some(bytes) = self.local_leaves(root).filter(|b| check(b).is_ok()) {
             return Ok(bytes);
         }
-        let bytes =
-            fetch_checked(&format!("the leaf list of {root:#x}"), &format!("leaves/{root:064x}"), sources, check)?;
+        let bytes = fetch_checked(
+            &format!("the leaf list of {root:#x}"),
+            &format!("leaves/{root:064x}"),
+            sources,
+            limit,
+            check,
+        )?;
         self.put_leaves(root, &bytes)?;
         Ok(bytes)
     }
@@ -184,12 +192,13 @@ fn fetch_checked(
     what: &str,
     path: &str,
     sources: &[String],
+    limit: u64,
     check: impl Fn(&[u8]) -> Result<(), String>,
 ) -> Result<Vec<u8>, StoreError> {
     let mut why = Vec::new();
     for source in sources {
         let url = format!("{}/{path}", source.trim_end_matches('/'));
-        match fetch(&url) {
+        match fetch(&url, limit) {
             Ok(bytes) => match check(&bytes) {
                 Ok(()) => return Ok(bytes),
                 Err(e) => why.push(format!("{url}: {e}")),
@@ -203,10 +212,11 @@ fn fetch_checked(
     Err(StoreError::Unavailable { what: what.to_string(), why: why.join("; ") })
 }
 
-fn fetch(url: &str) -> Result<Vec<u8>, String> {
+/// The body at `url`, at most `limit` bytes (ureq's limit refuses a body that reaches it).
+fn fetch(url: &str, limit: u64) -> Result<Vec<u8>, String> {
     let agent: ureq::Agent = ureq::Agent::config_builder().timeout_global(Some(Duration::from_secs(60))).build().into();
     let mut response = agent.get(url).call().map_err(|e| e.to_string())?;
-    response.body_mut().with_config().limit(MAX_BLOB_BYTES).read_to_vec().map_err(|e| e.to_string())
+    response.body_mut().with_config().limit(limit.saturating_add(1)).read_to_vec().map_err(|e| e.to_string())
 }
 
 /// A running HTTP server of a store.
@@ -238,14 +248,16 @@ mod tests {
         miner.put_leaves(root, &[1u8; 64]).unwrap();
         let server = miner.serve("127.0.0.1:0").unwrap();
         let sources = [server.url.clone()];
-        let refused = verifier.fetch_leaves(root, &sources, |_| Err("not the committed root".into())).unwrap_err();
+        let refused = verifier.fetch_leaves(root, &sources, 64, |_| Err("not the committed root".into())).unwrap_err();
         assert!(refused.to_string().contains("not the committed root"), "{refused}");
         assert!(verifier.local_leaves(root).is_none(), "a refused list is not kept");
+        let too_long = verifier.fetch_leaves(root, &sources, 63, |_| Ok(())).unwrap_err();
+        assert!(verifier.local_leaves(root).is_none(), "a list past the limit is not read: {too_long}");
         let got =
-            verifier.fetch_leaves(root, &sources, |bytes| if bytes.len() == 64 { Ok(()) } else { Err("size".into()) });
+            verifier.fetch_leaves(root, &sources, 64, |b| if b.len() == 64 { Ok(()) } else { Err("size".into()) });
         assert_eq!(got.unwrap(), vec![1u8; 64]);
         assert_eq!(verifier.local_leaves(root).unwrap(), vec![1u8; 64], "kept once accepted");
-        let missing = verifier.fetch_leaves(U256::from(8u64), &sources, |_| Ok(())).unwrap_err();
+        let missing = verifier.fetch_leaves(U256::from(8u64), &sources, 64, |_| Ok(())).unwrap_err();
         assert!(missing.to_string().contains("the leaf list of 0x8 is not available"), "{missing}");
     }
 }

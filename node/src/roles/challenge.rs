@@ -102,7 +102,8 @@ impl Node {
         };
         // The candidate's own tree, from the leaves its miner serves (checked to give the
         // committed root: any other list proves nothing).
-        let leaves = match self.store.fetch_leaves(c.newRoot, &self.sources, |bytes| {
+        let limit = (fraud::LEAF_BYTES as u64 * (1u64 << depth)).min(crate::store::MAX_BLOB_BYTES);
+        let leaves = match self.store.fetch_leaves(c.newRoot, &self.sources, limit, |bytes| {
             let leaves = fraud::leaves_from_bytes(bytes, depth).map_err(|e| e.to_string())?;
             let root = tree_from_leaves(leaves, Some(depth)).map_err(|e| e.to_string())?.root();
             if fr_to_u256(&root) == c.newRoot {
