@@ -500,26 +500,40 @@ pub(super) fn challenge(args: ChallengeArgs) -> anyhow::Result<()> {
             "already proven fraudulent".to_string()
         } else {
             let spinner = (!settings.output.json).then(|| super::spinner(format!("rebuilding candidate {i}")));
-            let examined = node.examine(&old, r.oldRoot, c)?;
+            let found = node.examine(&old, r.oldRoot, c).and_then(|examined| match examined {
+                Examined::Honest(_) => Ok("honest: old model + update is the committed new model".to_string()),
+                Examined::Unchecked(why) => Ok(format!("could not be checked: {why}")),
+                Examined::Mismatch(why) => Ok(match node.build_fraud(&old, r.oldRoot, c)? {
+                    Ok(fraud) => {
+                        let text = format!("block {} is wrong: {}", fraud.claim.block, fraud.kind.describe());
+                        frauds.push((i, fraud));
+                        text
+                    }
+                    Err(no) => format!("wrong ({why}) but not provable on chain: {no}"),
+                }),
+            });
             drop(spinner);
-            match examined {
-                Examined::Honest(_) => "honest: old model + update is the committed new model".to_string(),
-                Examined::Unprovable(why) => format!("wrong but not provable on chain: {why}"),
-                Examined::Fraud(fraud) => {
-                    let text = format!("block {} is wrong: {}", fraud.claim.block, fraud.kind.describe());
-                    frauds.push((i, fraud.encode()));
-                    text
-                }
-            }
+            // One candidate's trouble does not hide the others'.
+            found.unwrap_or_else(|e| format!("error: {}", super::error_line(&e)))
         };
         findings.push(format!("candidate {i}: {finding}"));
     }
     let mut filed = Vec::new();
     let mut gas = 0u64;
     if !args.check_only {
-        for (i, claim) in &frauds {
+        for (i, fraud) in &frauds {
             loop {
-                match challenge::file(&mut node, &wallet, "challenger", round, *i, claim)? {
+                let outcome = match challenge::file(&mut node, &wallet, "challenger", round, *i, fraud) {
+                    Ok(outcome) => outcome,
+                    Err(e) => {
+                        filed.push(format!(
+                            "candidate {i}: the fraud proof was not accepted: {}",
+                            super::error_line(&e)
+                        ));
+                        break;
+                    }
+                };
+                match outcome {
                     Filed::Proven(event) => {
                         gas += event.gas;
                         filed.push(event.what);

@@ -1,7 +1,8 @@
 //! Challenging a candidate (the fraud-proof issue): rebuild it from the old model and its
-//! update blob and, where the committed new model differs, find the first wrong block in
-//! the leaf list its miner serves, build the one-block fraud claim and check it natively
-//! exactly as `PogoFraud.check` will; then file it in the challenge window. Used by the
+//! update blob ([`Node::examine`]) and, where the committed new model differs, find the
+//! first wrong block in the leaf list its miner serves, build the one-block fraud claim and
+//! check it natively exactly as `PogoFraud.check` will ([`Node::build_fraud`]); then file it
+//! in the challenge window ([`file`]). Used by the
 //! verifier role (automatically, for every mismatch its rebuild finds) and by
 //! `pogo challenge`.
 //!
@@ -11,16 +12,16 @@
 use std::time::Instant;
 
 use alloy::primitives::{B256, U256};
-use alloy::sol_types::{SolEvent, SolValue};
+use alloy::sol_types::SolEvent;
 use anyhow::Context;
 use pogo_circuits::encoding::{UpdateBlock, BLOCK_WEIGHTS};
 use pogo_circuits::model::Model;
 use pogo_prover::commit::{model_tree, tree_from_leaves, update_tree};
 use pogo_verifier::evm::{fr_to_u256, u256_to_fr};
-use pogo_verifier::fraud::{self, ClaimAbi, FraudClaim, FraudKind};
+use pogo_verifier::fraud::{self, FraudClaim, FraudKind};
 use pogo_verifier::rounds::{Candidate, PogoRounds};
 
-use super::{since, Event, Node, Phase, Step};
+use super::{since, Event, Node, Phase};
 use crate::keystore::Wallet;
 
 /// A fraud claim ready to file, checked natively.
@@ -32,109 +33,106 @@ pub struct Fraud {
     pub kind: FraudKind,
 }
 
-impl Fraud {
-    /// The claim ABI-encoded (to keep in a state file until it is filed).
-    pub fn encode(&self) -> Vec<u8> {
-        self.claim.to_abi().abi_encode()
-    }
-
-    /// A claim kept by [`Fraud::encode`], as the contract's `proveFraud` takes it.
-    pub fn decode_call(bytes: &[u8], task: U256, index: u16) -> anyhow::Result<PogoRounds::proveFraudCall> {
-        let c = ClaimAbi::abi_decode(bytes).context("a kept fraud claim does not decode")?;
-        Ok(PogoRounds::proveFraudCall {
-            task,
-            index,
-            claim: PogoRounds::FraudClaim {
-                blockIndex: c.blockIndex,
-                oldBlock: c.oldBlock,
-                qLo: c.qLo,
-                qHi: c.qHi,
-                scale: c.scale,
-                updateLeaf: c.updateLeaf,
-                newLeaf: c.newLeaf,
-                oldPath: c.oldPath,
-                updatePath: c.updatePath,
-                newPath: c.newPath,
-            },
-        })
-    }
-}
-
 /// What a rebuild of one candidate found.
 pub enum Examined {
     /// Old model + update gives the committed new model.
     Honest(Model),
-    /// A block is wrong, and here is its proof.
-    Fraud(Box<Fraud>),
-    /// Wrong, or not checkable, but not provable on chain (the blob or the leaf list is
-    /// missing or not the committed one): a negative attestation, and why.
-    Unprovable(String),
+    /// The committed blob and update root are fine but old model + update is not the
+    /// committed new model (or does not apply: a weight would leave range): provably wrong
+    /// if its miner serves the leaf list ([`Node::build_fraud`]). Why, in words.
+    Mismatch(String),
+    /// Not the committed blob, or none to fetch, or one that cannot apply to this model:
+    /// a negative attestation, never a fraud proof. Why, in words.
+    Unchecked(String),
 }
 
 impl Node {
     /// Rebuilds candidate `c` from `old` (root `old_root`): fetches its blob, checks its
-    /// update root, applies it and compares the new root; on a mismatch fetches the leaf
-    /// list its miner serves and builds the fraud claim for the first wrong block.
+    /// update root, applies it and compares the new root.
     pub fn examine(&self, old: &Model, old_root: U256, c: &Candidate) -> anyhow::Result<Examined> {
         let update = match self.fetch_update(old_root, c.blobHash, c.updateRoot) {
             Ok(update) => update,
-            Err(e) => return Ok(Examined::Unprovable(format!("{e:#}"))),
+            Err(e) => return Ok(Examined::Unchecked(format!("{e:#}"))),
         };
-        let depth = self.depth();
-        let applied = update.apply(old);
-        let honest = match &applied {
+        match update.apply(old) {
             Ok(new) => {
-                let tree = model_tree(new, Some(depth), &())?;
-                if fr_to_u256(&tree.root()) == c.newRoot {
-                    self.store.put_model(c.newRoot, new)?;
-                    return Ok(Examined::Honest(applied.expect("matched Ok")));
+                let root = self.root(&new)?;
+                if root == c.newRoot {
+                    self.store.put_model(c.newRoot, &new)?;
+                    return Ok(Examined::Honest(new));
                 }
-                Some(tree)
+                Ok(Examined::Mismatch(format!(
+                    "old model + update has root {root:#x}, not the committed {:#x}",
+                    c.newRoot
+                )))
             }
-            Err(e) if !matches!(e, pogo_circuits::update::UpdateError::Overflow { .. }) => {
-                return Ok(Examined::Unprovable(format!("the update does not apply to the old model: {e}")));
+            Err(e @ pogo_circuits::update::UpdateError::Overflow { .. }) => {
+                Ok(Examined::Mismatch(format!("the update does not apply to the old model: {e}")))
             }
+            Err(e) if update.block_count() > self.params.nb => {
+                // More blocks than the task's model: the update tree has a nonzero leaf at nb.
+                Ok(Examined::Mismatch(format!("the update does not fit the task's model: {e}")))
+            }
+            Err(e) => Ok(Examined::Unchecked(format!("the update does not apply to the old model: {e}"))),
+        }
+    }
+
+    /// The fraud proof against candidate `c`, whose rebuild was an [`Examined::Mismatch`]:
+    /// fetches the leaf list its miner serves (checked to give the committed root: any other
+    /// list proves nothing), finds the first wrong block, builds the claim and checks it
+    /// natively exactly as the contract will. `Ok(Err(why))` when no proof can be made.
+    pub fn build_fraud(&self, old: &Model, old_root: U256, c: &Candidate) -> anyhow::Result<Result<Fraud, String>> {
+        let (depth, nb) = (self.depth(), self.params.nb);
+        if old.block_count() != nb {
+            return Ok(Err(format!("the old model has {} blocks, the task {nb}", old.block_count())));
+        }
+        let update = match self.fetch_update(old_root, c.blobHash, c.updateRoot) {
+            Ok(update) => update,
+            Err(e) => return Ok(Err(format!("{e:#}"))),
+        };
+        let honest = match update.apply(old) {
+            Ok(new) => Some(model_tree(&new, Some(depth), &())?),
             Err(_) => None,
         };
-        let mismatch = match &applied {
-            Ok(_) => "old model + update does not give the committed new root".to_string(),
-            Err(e) => format!("the update does not apply to the old model: {e}"),
-        };
-        // The candidate's own tree, from the leaves its miner serves (checked to give the
-        // committed root: any other list proves nothing).
-        let limit = (fraud::LEAF_BYTES as u64 * (1u64 << depth)).min(crate::store::MAX_BLOB_BYTES);
-        let leaves = match self.store.fetch_leaves(c.newRoot, &self.sources, limit, |bytes| {
+        // An honest list has nb leaves; a longer one can only hold padding frauds, which
+        // are provable up to 2·nb + 1024 leaves (past that the download is refused and the
+        // candidate is left to the negative attestations).
+        let most = (1u64 << depth).min(2 * nb + 1024);
+        let limit = fraud::LEAF_BYTES as u64 * most;
+        let checked = std::cell::RefCell::new(None);
+        let fetched = self.store.fetch_leaves(c.newRoot, &self.sources, limit, |bytes| {
             let leaves = fraud::leaves_from_bytes(bytes, depth).map_err(|e| e.to_string())?;
-            let root = tree_from_leaves(leaves, Some(depth)).map_err(|e| e.to_string())?.root();
-            if fr_to_u256(&root) == c.newRoot {
-                Ok(())
-            } else {
-                Err("these leaves do not give the committed new root".into())
+            let tree = tree_from_leaves(leaves, Some(depth)).map_err(|e| e.to_string())?;
+            if fr_to_u256(&tree.root()) != c.newRoot {
+                return Err("these leaves do not give the committed new root".into());
             }
-        }) {
-            Ok(bytes) => fraud::leaves_from_bytes(&bytes, depth).expect("checked when fetched"),
-            Err(e) => {
-                return Ok(Examined::Unprovable(format!("{mismatch}; no fraud proof: {e}")));
-            }
-        };
-        let claimed = tree_from_leaves(leaves, Some(depth))?;
-        let Some(b) = fraud::suspect_block(old, &update, honest.as_ref().map(|t| t.leaves()), claimed.leaves()) else {
-            return Ok(Examined::Unprovable(format!("{mismatch}, yet no block differs")));
-        };
-        let nb = self.params.nb;
-        let (old_block, update_block) = if b < nb {
-            (old.block(b), update.blocks()[b as usize].clone())
+            *checked.borrow_mut() = Some(tree);
+            Ok(())
+        });
+        if let Err(e) = fetched {
+            return Ok(Err(format!("{e} (at most {most} leaves are read)")));
+        }
+        let claimed = checked.into_inner().expect("the accepted list's tree is kept");
+        let suspect = if update.block_count() > nb {
+            Some(nb)
         } else {
-            ([0u32; BLOCK_WEIGHTS], UpdateBlock::zero())
+            fraud::suspect_block(old, &update, honest.as_ref().map(|t| t.leaves()), claimed.leaves())
+        };
+        let Some(b) = suspect else {
+            return Ok(Err("no block differs from the served leaves".into()));
+        };
+        let (old_block, update_block) = match (b < nb, update.blocks().get(b as usize)) {
+            (true, Some(block)) => (old.block(b), block.clone()),
+            _ => ([0u32; BLOCK_WEIGHTS], UpdateBlock::zero()),
         };
         let old_tree = model_tree(old, Some(depth), &())?;
         let update_tree = update_tree(&update, Some(depth), &())?;
         let claim = FraudClaim::build(b, &old_block, &update_block, &old_tree, &update_tree, &claimed, nb)?;
         let root = |x: U256| u256_to_fr(x).context("a committed root is not a field element");
-        match fraud::check(root(old_root)?, root(c.newRoot)?, root(c.updateRoot)?, nb, depth, &claim) {
-            Ok(kind) => Ok(Examined::Fraud(Box::new(Fraud { claim, kind }))),
-            Err(e) => Ok(Examined::Unprovable(format!("{mismatch}; the claim for block {b} shows nothing: {e}"))),
-        }
+        Ok(match fraud::check(root(old_root)?, root(c.newRoot)?, root(c.updateRoot)?, nb, depth, &claim) {
+            Ok(kind) => Ok(Fraud { claim, kind }),
+            Err(e) => Err(format!("the claim for block {b} shows nothing: {e}")),
+        })
     }
 
     /// Fetches blob `hash`, checks it was made against the model with root `old_root` when
@@ -171,19 +169,19 @@ pub enum Filed {
     TooEarly(u64),
 }
 
-/// Files the fraud proof `claim` (ABI-encoded) against candidate `index` of open round
-/// `round` from `wallet`, reporting as `role`.
+/// Files `fraud` against candidate `index` of open round `round` from `wallet`, reporting
+/// as `role`.
 pub fn file(
     node: &mut Node,
     wallet: &Wallet,
     role: &str,
     round: u64,
     index: u16,
-    claim: &[u8],
+    fraud: &Fraud,
 ) -> anyhow::Result<Filed> {
     let start = Instant::now();
-    let call = Fraud::decode_call(claim, node.task, index)?;
-    let block = call.claim.blockIndex;
+    let call = fraud.claim.to_call(node.task, index);
+    let block = fraud.claim.block;
     match node.rounds.send(node.chain.as_mut(), wallet, call, U256::ZERO) {
         Ok(receipt) => {
             let proven =
@@ -203,25 +201,31 @@ pub fn file(
                 gas: receipt.gas_used,
             }))
         }
-        Err(e) => match e.contract_error().as_deref() {
-            Some("TooEarly") => {
-                Ok(Filed::TooEarly(node.rounds.round(node.chain.as_mut(), node.task, round)?.attestEnd))
+        Err(e) => {
+            let r = node.rounds.round(node.chain.as_mut(), node.task, round)?;
+            match e.contract_error().as_deref() {
+                Some("TooEarly") => Ok(Filed::TooEarly(r.attestEnd)),
+                Some("AlreadyFraud") => {
+                    Ok(Filed::Moot(format!("candidate {index} was proven fraudulent by another challenger first")))
+                }
+                Some("NotProven") => {
+                    Ok(Filed::Moot(format!("candidate {index} has no valid proof: it loses its bond anyway")))
+                }
+                Some("TooLate" | "NoOpenRound") => Ok(Filed::Moot(format!(
+                    "the challenge window of round {round} closed (block {}) before the fraud proof against candidate \
+                     {index} landed",
+                    r.challengeEnd
+                ))),
+                _ => {
+                    // A lost race on a JSON-RPC chain reverts without data: ask the chain.
+                    let c = node.rounds.candidate(node.chain.as_mut(), node.task, round, index)?;
+                    if c.fraud {
+                        Ok(Filed::Moot(format!("candidate {index} was proven fraudulent by another challenger first")))
+                    } else {
+                        Err(e.into())
+                    }
+                }
             }
-            Some("AlreadyFraud" | "TooLate" | "NotProven" | "NoOpenRound" | "NotRevealed") => {
-                Ok(Filed::Moot(format!("fraud proof against candidate {index} not needed: {e}")))
-            }
-            _ => Err(e.into()),
-        },
-    }
-}
-
-/// A step for a [`Filed`] outcome.
-pub fn step_of(filed: Filed) -> Step {
-    match filed {
-        Filed::Proven(event) => Step::Acted(event),
-        Filed::Moot(why) => Step::Wait { until: None, why },
-        Filed::TooEarly(end) => {
-            Step::Wait { until: Some(end + 1), why: format!("fraud proofs open after block {end}") }
         }
     }
 }

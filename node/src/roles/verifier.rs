@@ -5,10 +5,11 @@
 //! nobody can copy its verdicts), then opened once the attestation window closed; claims
 //! its fee share and slashed bonds and withdraws.
 //!
-//! A rebuild whose new root is not the committed one looks for the first wrong block in the
-//! leaf list the miner serves and keeps a fraud claim for it, which it files once the
-//! attestation window is over (the challenge window): the candidate is rejected, its miner
-//! and every positive attester slashed.
+//! A rebuild whose new root is not the committed one is attested negative and remembered;
+//! once the attestation window is over (the challenge window) the verifier opens its
+//! attestation, then fetches the leaf list the miner serves, finds the first wrong block and
+//! files its fraud proof: the candidate is rejected, its miner and every positive attester
+//! slashed.
 //!
 //! Restart safety: the sealed attestation (verdicts, losses, salt) is written to the state
 //! file before its commitment is sent, so a verifier killed at any point can still open it;
@@ -68,20 +69,23 @@ pub struct Sealed {
     pub salt: B256,
 }
 
-/// A fraud proof this verifier's rebuild found, waiting for the challenge window.
+/// A candidate this verifier's rebuild found wrong: its fraud proof is built and filed once
+/// the attestation window is over.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PendingFraud {
     /// Round id.
     pub round: u64,
     /// Candidate index.
     pub index: u16,
-    /// The block it is about.
-    pub block: u64,
-    /// What it shows, in words.
-    pub kind: String,
-    /// The claim, ABI-encoded, hex.
-    pub claim: String,
+    /// What the rebuild found.
+    pub why: String,
+    /// Failed attempts to file it (given up after [`FILING_ATTEMPTS`]).
+    #[serde(default)]
+    pub attempts: u32,
 }
+
+/// Attempts at filing one fraud proof before the verifier gives up on it (and goes on).
+pub const FILING_ATTEMPTS: u32 = 3;
 
 /// What a verifier persists.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -154,10 +158,17 @@ impl Verifier {
         let r = node.rounds.round(node.chain.as_mut(), node.task, round)?;
         let now = node.chain.block_number()?;
         let mine = node.rounds.attestation(node.chain.as_mut(), node.task, round, me)?;
+        // Opening comes first: a fraud proof that cannot be filed must not cost the stake
+        // an unopened attestation costs. Frauds are filed whether or not this verifier's
+        // attestation went in.
+        let opening = now > r.attestEnd && now <= r.challengeEnd;
+        if mine.stake != 0 && !mine.revealed && opening {
+            return self.open_sealed(node, round, &r, now, false);
+        }
+        if let Some(step) = self.file_frauds(node, round, &r, now)? {
+            return Ok(step);
+        }
         if mine.stake != 0 {
-            if let Some(step) = self.file_frauds(node, round, &r, now)? {
-                return Ok(step);
-            }
             return self.open_sealed(node, round, &r, now, mine.revealed);
         }
         if now > r.attestEnd {
@@ -242,20 +253,12 @@ impl Verifier {
                         judge(loss_old, node.trainer.eval_examples(&new, &examples)?, node.params.margin);
                     (v, ln, why)
                 }
-                Examined::Fraud(fraud) => {
-                    let (block, kind) = (fraud.claim.block, fraud.kind.describe());
-                    frauds.push(PendingFraud {
-                        round,
-                        index: i as u16,
-                        block,
-                        kind: kind.to_string(),
-                        claim: hex::encode(fraud.encode()),
-                    });
-                    let why =
-                        format!("block {block} is wrong: {kind}; a fraud proof follows after block {}", r.attestEnd);
+                Examined::Mismatch(why) => {
+                    frauds.push(PendingFraud { round, index: i as u16, why: why.clone(), attempts: 0 });
+                    let why = format!("{why}; a fraud proof follows after block {}", r.attestEnd);
                     (verdict::NEGATIVE, old_units, why)
                 }
-                Examined::Unprovable(why) => (verdict::NEGATIVE, old_units, why),
+                Examined::Unchecked(why) => (verdict::NEGATIVE, old_units, why),
             };
             verdicts[i] = v;
             losses[i] = ln;
@@ -314,8 +317,9 @@ impl Verifier {
         Ok(self.acted(round, Phase::Evaluate, what, start, receipt.gas_used))
     }
 
-    /// Files the fraud proofs its rebuild found for `round` once the attestation window is
-    /// over (one per step); drops those of earlier rounds and those already settled.
+    /// Builds and files the fraud proofs for the candidates its rebuild found wrong in
+    /// `round`, once the attestation window is over (one per step); drops those of earlier
+    /// rounds, those settled, and those that failed [`FILING_ATTEMPTS`] times.
     fn file_frauds(&mut self, node: &mut Node, round: u64, r: &Round, now: u64) -> anyhow::Result<Option<Step>> {
         let before = self.state.frauds.len();
         self.state.frauds.retain(|f| f.round == round);
@@ -325,16 +329,60 @@ impl Verifier {
         let Some(f) = self.state.frauds.first().cloned() else {
             return Ok(None);
         };
-        if now <= r.attestEnd {
+        if now <= r.attestEnd || now > r.challengeEnd {
             return Ok(None);
         }
-        let claim = hex::decode(&f.claim).context("a kept fraud claim is not hex")?;
-        let filed = challenge::file(node, &self.wallet, &self.name(), round, f.index, &claim)?;
-        if !matches!(filed, Filed::TooEarly(_)) {
-            self.state.frauds.retain(|g| (g.round, g.index) != (f.round, f.index));
-            save_state(&self.path, &self.state)?;
+        let start = Instant::now();
+        let c = node.rounds.candidate(node.chain.as_mut(), node.task, round, f.index)?;
+        let filed = if c.fraud {
+            Ok(Filed::Moot(format!("candidate {} was proven fraudulent by another challenger first", f.index)))
+        } else if !c.proven {
+            Ok(Filed::Moot(format!("candidate {} has no valid proof: no fraud proof needed", f.index)))
+        } else {
+            let old = node.model_at(r.oldRoot)?;
+            match node.build_fraud(&old, r.oldRoot, &c) {
+                Ok(Ok(fraud)) => challenge::file(node, &self.wallet, &self.name(), round, f.index, &fraud),
+                Ok(Err(why)) => Ok(Filed::Moot(format!(
+                    "candidate {} is wrong ({}) but no fraud proof can be made: {why}",
+                    f.index, f.why
+                ))),
+                Err(e) => Err(e),
+            }
+        };
+        let done = |v: &mut Self| -> anyhow::Result<()> {
+            v.state.frauds.retain(|g| (g.round, g.index) != (f.round, f.index));
+            save_state(&v.path, &v.state)
+        };
+        match filed {
+            Ok(Filed::TooEarly(end)) => {
+                Ok(Some(Step::Wait { until: Some(end + 1), why: format!("fraud proofs open after block {end}") }))
+            }
+            Ok(Filed::Proven(event)) => {
+                done(self)?;
+                Ok(Some(Step::Acted(event)))
+            }
+            Ok(Filed::Moot(what)) => {
+                done(self)?;
+                Ok(Some(self.acted(round, Phase::Challenge, what, start, 0)))
+            }
+            Err(e) => {
+                let attempts = f.attempts + 1;
+                if attempts >= FILING_ATTEMPTS {
+                    done(self)?;
+                    let what = format!(
+                        "gave up filing the fraud proof against candidate {} after {attempts} attempts: {e:#}",
+                        f.index
+                    );
+                    return Ok(Some(self.acted(round, Phase::Challenge, what, start, 0)));
+                }
+                if let Some(g) = self.state.frauds.iter_mut().find(|g| (g.round, g.index) == (f.round, f.index)) {
+                    g.attempts = attempts;
+                }
+                save_state(&self.path, &self.state)?;
+                let why = format!("filing the fraud proof against candidate {} failed ({e:#}); attempt {attempts} of {FILING_ATTEMPTS}", f.index);
+                Ok(Some(Step::Wait { until: None, why }))
+            }
         }
-        Ok(Some(challenge::step_of(filed)))
     }
 
     /// The round's attestation is sealed on chain: opens it once the attestation window is
