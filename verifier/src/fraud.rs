@@ -432,4 +432,26 @@ mod tests {
         assert_eq!(first_mismatch(&[a, b], &[a, b, Fr::ZERO, a]), Some(3), "a nonzero padding leaf");
         assert_eq!(first_mismatch(&[a, b], &[a]), Some(1), "a missing leaf is 0");
     }
+
+    #[test]
+    fn the_suspect_block_is_the_first_that_overflows_or_differs() {
+        use pogo_circuits::encoding::{Nibble, BIAS};
+        use pogo_circuits::model::TensorInfo;
+        let n = 3 * BLOCK_WEIGHTS;
+        let mut weights = vec![BIAS; n];
+        weights[2 * BLOCK_WEIGHTS + 5] = u32::MAX - 3;
+        let old =
+            Model::new(Default::default(), vec![TensorInfo { name: "w".into(), shape: vec![n] }], weights).unwrap();
+        let mut blocks = vec![UpdateBlock::zero(); 3];
+        blocks[2].scale = 1;
+        blocks[2].nibbles[5] = Nibble::from_signed(7).unwrap();
+        let overflowing = Update::new(n as u64, blocks).unwrap();
+        assert_eq!(suspect_block(&old, &overflowing, None, &[]), Some(2), "u32::MAX - 3 + 7 leaves range");
+        let honest: Vec<Fr> = (0..3).map(|b| old.leaf(b)).collect();
+        let mut claimed = honest.clone();
+        claimed[1] += Fr::ONE;
+        let zero = Update::new(n as u64, vec![UpdateBlock::zero(); 3]).unwrap();
+        assert_eq!(suspect_block(&old, &zero, Some(&honest), &claimed), Some(1));
+        assert_eq!(suspect_block(&old, &zero, Some(&honest), &honest), None);
+    }
 }
