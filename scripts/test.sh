@@ -14,3 +14,8 @@ scripts/solc/install.sh >/dev/null
 scripts/anvil/install.sh >/dev/null
 echo "building and running every test (the first build takes about 40 minutes on 2 cores and 4-5 GB in target/)" >&2
 cargo test --workspace --locked
+# A bounded run of every fuzz target of scripts/fuzz (libFuzzer through the pinned
+# cargo-fuzz; the instrumented build takes about 12 minutes on 2 cores the first time),
+# failing on any crash, out-of-memory or slow input. POGO_FUZZ_SECONDS sets the time per
+# target; a release run is `scripts/fuzz.sh 3600`.
+scripts/fuzz.sh "${POGO_FUZZ_SECONDS:-20}"

@@ -224,13 +224,7 @@ pub fn parse_untrusted<T>(
     what: &'static str,
     f: impl FnOnce() -> std::io::Result<T>,
 ) -> Result<T, KeysError> {
-    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
-        Ok(Ok(value)) => Ok(value),
-        Ok(Err(e)) => Err(KeysError::Malformed { path: path.display().to_string(), what, reason: e.to_string() }),
-        Err(_) => {
-            Err(KeysError::Malformed { path: path.display().to_string(), what, reason: "parser panicked".into() })
-        }
-    }
+    catch_parse(f).map_err(|reason| KeysError::Malformed { path: path.display().to_string(), what, reason })
 }
 
 /// The folder of a configuration under a parameters directory.
@@ -302,45 +296,63 @@ impl Manifest {
         Ok(manifest)
     }
 
-    /// Loads the setup, checking its hash, its size (before reading any point: a header
-    /// declaring 2^55 powers must not allocate them) and every point (on the curve).
+    /// Loads the setup, checking its hash, then [`parse_setup`] against the shape's `k`.
     pub fn load_setup(&self, dir: &Path) -> Result<Setup, KeysError> {
         let path = dir.join(SETUP_FILE);
         let bytes = read_checked(&path, &self.sha256.setup)?;
-        let malformed =
-            |reason: String| KeysError::Malformed { path: path.display().to_string(), what: "KZG setup", reason };
-        let declared = bytes.get(..4).map(|b| u32::from_le_bytes(b.try_into().expect("4 bytes")));
-        if declared != Some(self.shape.k) {
-            return Err(malformed(format!("it declares {declared:?} as k, the circuit needs {}", self.shape.k)));
-        }
-        let expected = setup_file_len(self.shape.k);
-        if bytes.len() as u64 != expected {
-            return Err(malformed(format!(
-                "{} bytes, a setup of 2^{} powers has {expected}",
-                bytes.len(),
-                self.shape.k
-            )));
-        }
-        check_setup_points(&bytes, self.shape.k).map_err(malformed)?;
-        let setup: Setup = parse_untrusted(&path, "KZG setup", || Setup::read(&mut bytes.as_slice()))?;
-        if setup.k() != self.shape.k {
-            return Err(KeysError::Malformed {
-                path: path.display().to_string(),
-                what: "KZG setup",
-                reason: format!("2^{} powers, the circuit needs 2^{}", setup.k(), self.shape.k),
-            });
-        }
-        Ok(setup)
+        parse_setup(&bytes, self.shape.k).map_err(|reason| KeysError::Malformed {
+            path: path.display().to_string(),
+            what: "KZG setup",
+            reason,
+        })
     }
 
-    /// Loads the verifying key, checking its hash.
+    /// Loads the verifying key, checking its hash, then [`parse_vk`] with the manifest's
+    /// (checked) column parameters.
     pub fn load_vk(&self, dir: &Path) -> Result<VerifyingKey<G1Affine>, KeysError> {
         let path = dir.join(VK_FILE);
         let bytes = read_checked(&path, &self.sha256.vk)?;
-        let params = self.circuit_params.clone();
-        parse_untrusted(&path, "verifying key", || {
-            VerifyingKey::read::<_, UpdateCircuit>(&mut bytes.as_slice(), SerdeFormat::RawBytes, params)
+        parse_vk(&bytes, &self.circuit_params).map_err(|reason| KeysError::Malformed {
+            path: path.display().to_string(),
+            what: "verifying key",
+            reason,
         })
+    }
+}
+
+/// Reads a setup file of `2^k` powers, checking the declared `k` and the length before
+/// reading any point (a header declaring 2^55 powers must not allocate them), then every
+/// point against the curve (halo2's raw reader checks none).
+pub fn parse_setup(bytes: &[u8], k: u32) -> Result<Setup, String> {
+    let declared = bytes.get(..4).map(|b| u32::from_le_bytes(b.try_into().expect("4 bytes")));
+    if declared != Some(k) {
+        return Err(format!("it declares {declared:?} as k, the circuit needs {k}"));
+    }
+    let expected = setup_file_len(k);
+    if bytes.len() as u64 != expected {
+        return Err(format!("{} bytes, a setup of 2^{k} powers has {expected}", bytes.len()));
+    }
+    check_setup_points(bytes, k)?;
+    let setup = catch_parse(|| Setup::read(&mut &bytes[..]))?;
+    if setup.k() != k {
+        return Err(format!("2^{} powers, the circuit needs 2^{k}", setup.k()));
+    }
+    Ok(setup)
+}
+
+/// Reads a verifying key of the update circuit laid out with `params` (which must have
+/// passed [`CircuitShape::check_params`]: the reader allocates by them).
+pub fn parse_vk(bytes: &[u8], params: &BaseCircuitParams) -> Result<VerifyingKey<G1Affine>, String> {
+    let params = params.clone();
+    catch_parse(|| VerifyingKey::read::<_, UpdateCircuit>(&mut &bytes[..], SerdeFormat::RawBytes, params))
+}
+
+/// Runs a parser that may panic on malformed bytes, as an error either way.
+fn catch_parse<T>(f: impl FnOnce() -> std::io::Result<T>) -> Result<T, String> {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err("parser panicked".into()),
     }
 }
 

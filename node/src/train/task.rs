@@ -121,10 +121,16 @@ pub enum TaskError {
 impl TaskConfig {
     /// Reads and checks a task file; data paths become relative to its folder.
     pub fn load(path: &Path) -> Result<Self, TaskError> {
+        let bytes = std::fs::read(path).map_err(|source| TaskError::Io { path: path.display().to_string(), source })?;
+        Self::from_bytes(&bytes, path)
+    }
+
+    /// Parses and checks the bytes of the task file at `path` (data paths become relative
+    /// to its folder; nothing is read).
+    pub fn from_bytes(bytes: &[u8], path: &Path) -> Result<Self, TaskError> {
         let shown = path.display().to_string();
-        let bytes = std::fs::read(path).map_err(|source| TaskError::Io { path: shown.clone(), source })?;
         let mut task: TaskConfig =
-            serde_json::from_slice(&bytes).map_err(|source| TaskError::Json { path: shown.clone(), source })?;
+            serde_json::from_slice(bytes).map_err(|source| TaskError::Json { path: shown.clone(), source })?;
         let dir = path.parent().unwrap_or(Path::new("."));
         let (DataSpec::Digits { path: data, .. } | DataSpec::Text { path: data, .. }) = &mut task.data;
         *data = dir.join(&*data);
