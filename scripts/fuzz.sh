@@ -11,7 +11,9 @@ cd "$(dirname "$0")/.."
 seconds=${1:-30}
 shift || true
 root=$PWD
-tools="$root/target/tools"
+# Everything goes under the cargo target folder (CARGO_TARGET_DIR if set).
+base=${CARGO_TARGET_DIR:-$root/target}
+tools="$base/tools"
 # The pinned cargo-fuzz, installed once under target/ (a registry package, built from source).
 if ! "$tools/bin/cargo-fuzz" --version 2>/dev/null | grep -q '0.13.2'; then
   echo "installing cargo-fuzz 0.13.2 into $tools (once, about 3 minutes)" >&2
@@ -19,18 +21,18 @@ if ! "$tools/bin/cargo-fuzz" --version 2>/dev/null | grep -q '0.13.2'; then
 fi
 export PATH="$tools/bin:$PATH"
 # Instrumented builds stay apart from the workspace's own.
-export CARGO_TARGET_DIR="$root/target/fuzz"
-corpus="$root/target/fuzz-corpus"
-scripts/fuzz/seeds.sh "$corpus"
+corpus="$base/fuzz-corpus"
+POGO_BIN="$base/debug/pogo" scripts/fuzz/seeds.sh "$corpus"
+export CARGO_TARGET_DIR="$base/fuzz"
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
   mapfile -t targets < <(cargo fuzz list --fuzz-dir scripts/fuzz)
 fi
 echo "building ${#targets[@]} fuzz targets (the first build takes about 10 minutes on 2 cores)" >&2
 cargo fuzz build -s none --fuzz-dir scripts/fuzz
-mkdir -p "$root/target/fuzz-logs"
+mkdir -p "$base/fuzz-logs"
 for t in "${targets[@]}"; do
-  log="$root/target/fuzz-logs/$t.log"
+  log="$base/fuzz-logs/$t.log"
   if ! cargo fuzz run -s none --fuzz-dir scripts/fuzz "$t" "$corpus/$t" -- \
     -max_total_time="$seconds" -rss_limit_mb=2048 -timeout=10 -print_final_stats=1 >"$log" 2>&1; then
     tail -40 "$log" >&2

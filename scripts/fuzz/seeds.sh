@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Writes a seed corpus for every fuzz target into CORPUS/<target>/, made by pogo itself (and
 # snarkjs for the .ptau importer), so that no binary seed files live in git.
-# Usage: scripts/fuzz/seeds.sh CORPUS   (needs target/debug/pogo: cargo build -p pogo-node)
+# Usage: scripts/fuzz/seeds.sh CORPUS   (runs $POGO_BIN, default target/debug/pogo, built if missing)
 set -euo pipefail
 corpus=$(mkdir -p "$1" && cd "$1" && pwd)
 root=$(cd "$(dirname "$0")/../.." && pwd)
-pogo="$root/target/debug/pogo"
+pogo=${POGO_BIN:-$root/target/debug/pogo}
 [ -x "$pogo" ] || (cd "$root" && cargo build -p pogo-node --locked)
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
