@@ -28,7 +28,7 @@ targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
   mapfile -t targets < <(cargo fuzz list --fuzz-dir scripts/fuzz)
 fi
-echo "building ${#targets[@]} fuzz targets (the first build takes about 10 minutes on 2 cores)" >&2
+echo "building ${#targets[@]} fuzz targets (the first build takes about 12 minutes on 2 cores)" >&2
 cargo fuzz build -s none --fuzz-dir scripts/fuzz
 mkdir -p "$base/fuzz-logs"
 for t in "${targets[@]}"; do
