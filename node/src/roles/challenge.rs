@@ -190,7 +190,8 @@ pub fn file(
             let kind = FraudKind::from_code(kind).map_or("fraud", FraudKind::describe);
             let what = format!(
                 "fraud proof landed against candidate {index}, block {block}: {kind}; {slashed} wei of positive \
-                 attesters' stake slashed, the miner's bond goes at finalize (half to this challenger)"
+                 attesters' stake slashed, the miner's bond is settled at finalize (half to this challenger \
+                 unless 2/3 of the attesting stake rejected it anyway)"
             );
             Ok(Filed::Proven(Event {
                 role: role.to_string(),
