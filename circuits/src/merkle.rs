@@ -39,6 +39,9 @@ pub enum MerkleError {
         /// `nb`.
         leaves: u64,
     },
+    /// Levels hashed elsewhere do not have the sizes of a tree's levels.
+    #[error("the levels given do not halve from the leaves up to a single root")]
+    LayerSizes,
     /// A path has a number of siblings other than the depth.
     #[error("a path of a depth-{depth} tree has {depth} siblings, got {got}")]
     PathLength {
@@ -115,6 +118,19 @@ impl MerkleTree {
         for level in 0..depth as usize {
             let parents = hash_layer(&layers[level], zeros[level]);
             layers.push(parents);
+        }
+        Ok(Self { layers })
+    }
+
+    /// A tree from levels hashed elsewhere (a GPU), leaves first. Checks the shape only:
+    /// each level must have `ceil(len / 2)` parents of the one below and end in one root.
+    pub fn from_layers(layers: Vec<Vec<Fr>>) -> Result<Self, MerkleError> {
+        let depth = layers.len().saturating_sub(1) as u32;
+        let leaves = layers.first().map_or(0, |l| l.len() as u64);
+        check_shape(leaves, depth)?;
+        let consistent = layers.windows(2).all(|w| w[1].len() == w[0].len().div_ceil(2));
+        if !consistent || layers[depth as usize].len() != 1 {
+            return Err(MerkleError::LayerSizes);
         }
         Ok(Self { layers })
     }

@@ -78,3 +78,37 @@ pub fn update_tree(update: &Update, depth: Option<u32>, progress: &dyn Progress)
     check_shape(update.block_count(), depth.unwrap_or_else(|| default_depth(update.block_count())))?;
     tree_from_leaves(update_leaves(update, progress), depth)
 }
+
+/// The model tree on the first GPU when `gpu` is set and one is usable (`gpu` feature),
+/// else on every core. Returns the tree and what hashed it: `Ok(name)` for a GPU, or
+/// `Err(why)` saying why the CPU did (nothing when `gpu` was not asked for).
+pub fn model_tree_preferring_gpu(
+    model: &Model,
+    depth: Option<u32>,
+    gpu: bool,
+    progress: &dyn Progress,
+) -> Result<(MerkleTree, Option<Result<String, String>>), MerkleError> {
+    check_shape(model.block_count(), depth.unwrap_or_else(|| default_depth(model.block_count())))?;
+    if !gpu {
+        return Ok((model_tree(model, depth, progress)?, None));
+    }
+    match gpu_tree(model, depth) {
+        Ok((tree, name)) => {
+            progress.advance(model.block_count());
+            Ok((tree, Some(Ok(name))))
+        }
+        Err(why) => Ok((model_tree(model, depth, progress)?, Some(Err(why)))),
+    }
+}
+
+#[cfg(feature = "gpu")]
+fn gpu_tree(model: &Model, depth: Option<u32>) -> Result<(MerkleTree, String), String> {
+    let gpu = crate::gpu::device::GpuCommitter::new().map_err(|e| e.to_string())?;
+    let tree = gpu.model_tree(model.weights(), depth).map_err(|e| e.to_string())?;
+    Ok((tree, gpu.device_name().to_string()))
+}
+
+#[cfg(not(feature = "gpu"))]
+fn gpu_tree(_: &Model, _: Option<u32>) -> Result<(MerkleTree, String), String> {
+    Err("this pogo was built without GPU support (build with `--features gpu`)".to_string())
+}

@@ -6,6 +6,7 @@
 
 pub mod audit;
 pub mod commit;
+pub mod gpu;
 pub mod keys;
 pub mod prove;
 pub mod ptau;
