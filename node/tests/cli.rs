@@ -107,6 +107,51 @@ fn commit_prints_the_reference_root() {
     assert!(text.lines().any(|l| l.starts_with("root") && l.contains("0x")), "{text}");
 }
 
+/// `--gpu` on a machine with no usable GPU (this one, CI): a note that says why, the CPU's
+/// root, exit 0. In a `gpu` build the note names the missing driver; in the default build,
+/// the missing feature.
+#[test]
+fn commit_gpu_without_a_gpu_says_why_and_gives_the_cpu_root() {
+    let dir = Dir::new();
+    write_f32(Path::new(&dir.path("base.safetensors")), &base_tensors(0.0));
+    let cpu = ok_json(&["commit", &dir.path("base.safetensors"), "--json"]);
+    assert_eq!(cpu["hashed_on"], "cpu");
+    let out = pogo(&["commit", &dir.path("base.safetensors"), "--json", "--gpu"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let gpu: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(gpu["root"], cpu["root"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    if gpu["hashed_on"] == "cpu" {
+        assert!(stderr.contains("note: not hashing on a GPU: ") && stderr.contains("hashed on the CPU"), "{stderr}");
+        assert!(stderr.contains("built without GPU support") || stderr.contains("driver"), "{stderr}");
+    }
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+#[test]
+fn bench_commit_measures_the_cpu_and_reports_the_gpu_it_cannot_use() {
+    let json =
+        ok_json(&["bench", "commit", "--cpu-weights", "5000", "--weights", "5000", "--repeat", "1", "--gpu", "--json"]);
+    assert_eq!(json["cpu_weights"], 5000);
+    assert!(json["cpu_weights_per_second"].as_f64().unwrap() > 0.0);
+    // No GPU here: the report says so instead of failing.
+    if json.get("gpu_root").is_none() {
+        let gpu = json["gpu"].as_str().unwrap();
+        assert!(gpu.starts_with("unavailable") || gpu == "not built in", "{gpu}");
+    }
+    fails_with(&["bench", "commit", "--cpu-weights", "0"], "nothing to measure");
+    fails_with(&["bench", "commit", "--weights", "0", "--gpu"], "--weights must be positive");
+}
+
+#[test]
+fn bench_prove_without_keys_names_the_setup_command() {
+    let dir = Dir::new();
+    fails_with(
+        &["bench", "prove", "--depth", "3", "--samples", "2", "--params-dir", &dir.path("params")],
+        "pogo setup",
+    );
+}
+
 #[test]
 fn open_prints_a_path_that_verifies() {
     let dir = Dir::new();
@@ -362,6 +407,26 @@ fn setup_prove_and_verify_proof_end_to_end() {
     assert_eq!(proved["indices"], expected.join(","));
     let verified = ok_json(&["verify-proof", &dir.path("round.proof"), "--params-dir", &params, "--json"]);
     assert_eq!(verified["valid"], true);
+    assert_eq!(proved["prover"], "cpu");
+
+    // `pogo bench prove` with the same keys: timed, checked natively, written as a proof file.
+    let bench = ok_json(&[
+        "bench",
+        "prove",
+        "--depth",
+        "3",
+        "--samples",
+        "2",
+        "--params-dir",
+        &params,
+        "--proof-dir",
+        &dir.path("bench"),
+        "--json",
+    ]);
+    assert_eq!(bench["proofs"][0]["config"], "d3-s2");
+    assert_eq!(bench["proofs"][0]["verified_natively"], true);
+    let benched = dir.path("bench/d3-s2-cpu.proof");
+    assert_eq!(ok_json(&["verify-proof", &benched, "--params-dir", &params, "--json"])["valid"], true);
 
     // The Solidity verifier: exported next to the keys, then the proof checked in the EVM.
     fails_with(&["verify-proof", &dir.path("round.proof"), "--params-dir", &params, "--evm"], "export-verifier");

@@ -2,6 +2,7 @@
 
 mod apply;
 mod audit;
+mod bench;
 mod commit;
 mod demo;
 mod export;
@@ -87,6 +88,21 @@ pub enum Command {
     Status(node::FinalizeArgs),
     /// Run the protocol end to end on the embedded chain: honest rounds and slashed cheaters.
     Demo(demo::DemoArgs),
+    /// Measure this machine: `pogo bench commit [--gpu]` (commitment throughput, GPU roots
+    /// checked against the CPU's), `pogo bench prove` (proving time).
+    #[command(subcommand)]
+    Bench(BenchCommand),
+}
+
+/// What `pogo bench` measures.
+#[derive(Subcommand, Debug)]
+pub enum BenchCommand {
+    /// Commitment throughput in weights/s on synthetic models, on every core and (--gpu) on
+    /// the first CUDA GPU.
+    Commit(bench::BenchCommitArgs),
+    /// Proving time of `UpdateCircuit{D, S}` with this binary's prover (the GPU in a
+    /// `--features gpu-prove` build), each proof verified natively.
+    Prove(bench::BenchProveArgs),
 }
 
 /// Runs a parsed command line.
@@ -112,6 +128,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Finalize(args) => node::finalize(args),
         Command::Status(args) => node::status(args),
         Command::Demo(args) => demo::demo(args),
+        Command::Bench(BenchCommand::Commit(args)) => bench::run(args),
+        Command::Bench(BenchCommand::Prove(args)) => bench::run_prove(args),
     }
 }
 

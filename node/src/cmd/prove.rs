@@ -47,6 +47,11 @@ pub struct ProveArgs {
     /// Where configuration folders live.
     #[arg(long, value_name = "DIR", default_value = "params", env = "POGO_PARAMS")]
     pub params_dir: PathBuf,
+    /// Prove on the GPU. The prover is chosen when pogo is built: a `--features gpu-prove`
+    /// build (halo2-axiom-gpu) always proves on the GPU, any other on the CPU; with this
+    /// flag, a CPU build says so before proving.
+    #[arg(long)]
+    pub gpu: bool,
     #[command(flatten)]
     pub format: FormatArgs,
     #[command(flatten)]
@@ -104,12 +109,18 @@ pub(super) fn run(args: ProveArgs) -> anyhow::Result<()> {
         bail!("no keys for {} in {}: {}", config.name(), args.params_dir.display(), setup_hint(&dir));
     }
     let (manifest, setup, keys) = pogo_prover::keys::load(&dir)?;
+    let prover = super::bench::prover_kind();
+    if args.gpu && prover != "gpu" {
+        eprintln!(
+            "note: this pogo was built without GPU proving (build with `--features gpu-prove`); proving on the CPU"
+        );
+    }
 
     let progress = bar(3 * blocks, "committing old, new and update");
     let trees = round_trees(&old, &new, &update, depth, &progress)?;
     progress.0.finish_and_clear();
     let (inputs, samples) = assemble(&old, &new, &update, &trees, &indices)?;
-    let spin = spinner(format!("proving {} (k = {})", config.name(), keys.shape.k));
+    let spin = spinner(format!("proving {} (k = {}) on the {prover}", config.name(), keys.shape.k));
     let start = Instant::now();
     let proof = prove(&setup, &keys, &inputs, &samples)?;
     let seconds = start.elapsed().as_secs_f64();
@@ -128,6 +139,7 @@ pub(super) fn run(args: ProveArgs) -> anyhow::Result<()> {
         .add("indices", inputs.indices.iter().map(u64::to_string).collect::<Vec<_>>().join(","))
         .add("proof_bytes", proof.len())
         .add("prove_seconds", (seconds * 100.0).round() / 100.0)
+        .add("prover", prover)
         .print(args.print);
     Ok(())
 }

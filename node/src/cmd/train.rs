@@ -29,7 +29,7 @@ pub struct TrainArgs {
     /// Also train in plain f32 with the same steps and batches.
     #[arg(long)]
     pub baseline: bool,
-    /// Train on the first CUDA GPU (needs a build with `--features gpu`).
+    /// Train on the first CUDA GPU (needs a build with `--features gpu-train`).
     #[arg(long)]
     pub gpu: bool,
     /// Output folder.
@@ -61,6 +61,7 @@ pub(super) fn run(args: TrainArgs) -> anyhow::Result<()> {
     let mut train_losses = vec![f32::NAN];
     let mut residual = Residual::zero(model.weight_count());
     let mut last_update = None;
+    let rounds_started = std::time::Instant::now();
     for round in 0..args.rounds {
         let out = trainer.work(&model, &mut residual, round, &tick)?;
         model = out.new_model;
@@ -69,6 +70,7 @@ pub(super) fn run(args: TrainArgs) -> anyhow::Result<()> {
         train_losses.push(out.train_loss);
         last_update = Some(out.update);
     }
+    let rounds_seconds = rounds_started.elapsed().as_secs_f64();
 
     // The baseline: the same rounds in f32, never quantized.
     let mut baseline = Vec::new();
@@ -112,7 +114,11 @@ pub(super) fn run(args: TrainArgs) -> anyhow::Result<()> {
         .add("rounds", args.rounds)
         .add("weights", model.weight_count())
         .add("initial_loss", quantized[0])
-        .add("final_loss_4bit", last);
+        .add("final_loss_4bit", last)
+        .add("device", if args.gpu { "cuda:0" } else { "cpu" })
+        .add("steps", args.rounds * task.steps_per_round as u64)
+        // Steps of the 4-bit rounds over their time (quantization, apply and validation included).
+        .add("steps_per_second", ((args.rounds * task.steps_per_round as u64) as f64 / rounds_seconds).round());
     if let Some(&f32_last) = baseline.last() {
         report = report.add("final_loss_f32", f32_last).add("gap_percent", 100.0 * (last - f32_last) / f32_last);
     }
@@ -129,9 +135,9 @@ fn device(gpu: bool) -> anyhow::Result<candle_core::Device> {
     if !gpu {
         return Ok(candle_core::Device::Cpu);
     }
-    if cfg!(feature = "gpu") {
+    if cfg!(feature = "gpu-train") {
         candle_core::Device::new_cuda(0).context("no usable CUDA GPU (driver or device missing); run without --gpu")
     } else {
-        anyhow::bail!("this pogo was built without CUDA: rebuild with `cargo build --release --features gpu`, or run without --gpu")
+        anyhow::bail!("this pogo was built without candle's CUDA backend: rebuild with `--features gpu-train` (see scripts/cuda/env.sh), or run without --gpu")
     }
 }
