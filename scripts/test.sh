@@ -14,6 +14,10 @@ scripts/solc/install.sh >/dev/null
 scripts/anvil/install.sh >/dev/null
 echo "building and running every test (the first build takes about 40 minutes on 2 cores and 4-5 GB in target/)" >&2
 cargo test --workspace --locked
+# The GPU code without a GPU: the `gpu` build of the prover, its tests, and NVRTC compiling
+# the commitment kernels to PTX for sm_90 (NVRTC from PyPI, about 80 MB, installed once).
+nvrtc=$(scripts/cuda/install.sh --nvrtc-only)
+LD_LIBRARY_PATH="$nvrtc/lib" POGO_REQUIRE_NVRTC=1 cargo test --locked -p pogo-prover --features gpu --test gpu_kernels
 # A bounded run of every fuzz target of scripts/fuzz (libFuzzer through the pinned
 # cargo-fuzz; the instrumented build takes about 12 minutes on 2 cores the first time),
 # failing on any crash, out-of-memory or slow input. POGO_FUZZ_SECONDS sets the time per
