@@ -6,6 +6,7 @@
 #   scripts/gpu-check.sh --build        # here, on any machine: build the binaries that travel
 #   scripts/gpu-check.sh --dry-run      # here: every step that needs no GPU, at small sizes
 #   scripts/gpu-check.sh --out DIR      # on the GPU host: nothing is built there
+#   scripts/gpu-check.sh --evm-check DIR # here again: the GPU's proofs (DIR/*.proof) in the EVM
 #
 # What is built where. --build compiles test-profile binaries here, with the CUDA toolkit
 # from PyPI (scripts/cuda/env.sh; no GPU, driver or system CUDA needed), strips them and
@@ -45,6 +46,7 @@ while [ $# -gt 0 ]; do
     --build) mode=build ;;
     --dry-run) mode=dry ;;
     --out) out="$2"; shift ;;
+    --evm-check) mode=evm; out="$2"; shift ;;
     -h|--help) sed -n '2,33p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "gpu-check.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
@@ -65,6 +67,27 @@ if [ "$mode" = build ]; then
     xz -9 -T0 -f "$pack/$name"
   done
   ls -l "$pack" >&2
+  exit 0
+fi
+
+if [ "$mode" = evm ]; then
+  # The keys are the dev setup's, so the same here as on the GPU host: make them, export
+  # the Solidity verifier and check every returned proof with it in revm.
+  bin=$(mktemp)
+  trap 'rm -f "$bin"' EXIT
+  xz -d -c "$pack/pogo-gpu.xz" >"$bin" && chmod +x "$bin"
+  params="$target/gpu-check-params"
+  solc=$("$here/solc/install.sh")
+  shopt -s nullglob
+  proofs=("$out"/d*-s*-gpu.proof)
+  [ ${#proofs[@]} -gt 0 ] || { echo "no d*-s*-gpu.proof in $out" >&2; exit 1; }
+  for proof in "${proofs[@]}"; do
+    name=$(basename "$proof" -gpu.proof)
+    d=${name#d}; d=${d%%-*}; s=${name##*-s}
+    [ -f "$params/$name/manifest.json" ] || "$bin" setup --depth "$d" --samples "$s" --params-dir "$params" >&2
+    [ -f "$params/$name/verifier.bin" ] || "$bin" export-verifier --depth "$d" --samples "$s" --params-dir "$params" --solc "$solc" >&2
+    "$bin" verify-proof "$proof" --evm --params-dir "$params" --json
+  done
   exit 0
 fi
 

@@ -143,6 +143,19 @@ fn bench_commit_measures_the_cpu_and_reports_the_gpu_it_cannot_use() {
     fails_with(&["bench", "commit", "--weights", "0", "--gpu"], "--weights must be positive");
 }
 
+/// Training on a GPU needs candle's CUDA backend: a build without it says how to get one
+/// (the roles' `--gpu` goes through the same check, `cmd::cuda_device`).
+#[test]
+fn train_with_gpu_needs_the_gpu_train_build() {
+    let tasks = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tasks/digits.json");
+    let dir = Dir::new();
+    fails_with(
+        &["train", &tasks.display().to_string(), "--rounds", "1", "--gpu", "--out", &dir.path("out")],
+        "gpu-train",
+    );
+    assert!(!Path::new(&dir.path("out")).exists(), "nothing written before the device is known");
+}
+
 #[test]
 fn bench_prove_without_keys_names_the_setup_command() {
     let dir = Dir::new();

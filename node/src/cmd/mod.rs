@@ -233,6 +233,21 @@ fn model_tree_with_progress(model: &Model, depth: Option<u32>) -> anyhow::Result
     Ok(tree)
 }
 
+/// The CPU, or the first CUDA GPU when asked for and compiled in (`gpu-train`).
+fn cuda_device(gpu: bool) -> anyhow::Result<candle_core::Device> {
+    if !gpu {
+        return Ok(candle_core::Device::Cpu);
+    }
+    if cfg!(feature = "gpu-train") {
+        candle_core::Device::new_cuda(0).context("no usable CUDA GPU (driver or device missing); run without --gpu")
+    } else {
+        anyhow::bail!(
+            "this pogo was built without candle's CUDA backend: rebuild with `--features gpu-train` (see \
+             scripts/cuda/env.sh), or run without --gpu"
+        )
+    }
+}
+
 /// Checks a root against `--expect-root` (0x… hex), if given.
 fn check_expected_root(got: &pogo_circuits::field::Fr, expected: Option<&str>, what: &str) -> anyhow::Result<()> {
     use pogo_circuits::field::{fr_from_hex, fr_to_hex};

@@ -60,6 +60,11 @@ pub struct NodeArgs {
     /// development chain (anyone can forge proofs with them: for testnets you own).
     #[arg(long)]
     pub insecure: bool,
+    /// Train (miner) and evaluate (verifier) on the first CUDA GPU: needs a
+    /// `--features gpu-train` build. GPU and CPU losses differ in the last digits
+    /// (docs/BENCHMARKS.md, "GPU"), far inside a task's margin.
+    #[arg(long)]
+    pub gpu: bool,
     #[command(flatten)]
     pub output: OutputArgs,
 }
@@ -91,6 +96,7 @@ pub struct Settings {
     serve: Option<String>,
     poll: Duration,
     insecure: bool,
+    gpu: bool,
     output: OutputArgs,
 }
 
@@ -119,6 +125,7 @@ impl NodeArgs {
             serve: file.serve,
             poll: Duration::from_secs_f64(self.poll),
             insecure: self.insecure,
+            gpu: self.gpu,
             output: self.output,
             home,
         })
@@ -158,6 +165,9 @@ impl Settings {
         let rounds = Rounds::at(chain.as_mut(), deployment.contract)?;
         let store = Store::new(&self.home.join(role_dir).join("store"));
         let mut node = Node::new(chain, rounds, deployment.task, &deployment.task_file, store, self.peers.clone())?;
+        if self.gpu {
+            node.use_device(super::cuda_device(true)?)?;
+        }
         if trust_proofs {
             let (depth, samples) = (node.params.depth, node.params.samples as usize);
             check_keys(node.chain.as_mut(), depth, samples, &self.params_dir, self.insecure)?;

@@ -41,7 +41,7 @@ pub struct TrainArgs {
 
 pub(super) fn run(args: TrainArgs) -> anyhow::Result<()> {
     let task = TaskConfig::load(&args.task)?;
-    let trainer = Trainer::new(task.clone(), device(args.gpu)?)?;
+    let trainer = Trainer::new(task.clone(), super::cuda_device(args.gpu)?)?;
     std::fs::create_dir_all(&args.out).with_context(|| format!("creating {}", args.out.display()))?;
     let runs = if args.baseline { 2 } else { 1 };
     let bar = ProgressBar::new(args.rounds * task.steps_per_round as u64 * runs);
@@ -128,16 +128,4 @@ pub(super) fn run(args: TrainArgs) -> anyhow::Result<()> {
         .add("model", shown(&model_path))
         .print(args.output);
     Ok(())
-}
-
-/// The CPU, or the first CUDA GPU when asked for and compiled in.
-fn device(gpu: bool) -> anyhow::Result<candle_core::Device> {
-    if !gpu {
-        return Ok(candle_core::Device::Cpu);
-    }
-    if cfg!(feature = "gpu-train") {
-        candle_core::Device::new_cuda(0).context("no usable CUDA GPU (driver or device missing); run without --gpu")
-    } else {
-        anyhow::bail!("this pogo was built without candle's CUDA backend: rebuild with `--features gpu-train` (see scripts/cuda/env.sh), or run without --gpu")
-    }
 }

@@ -147,6 +147,12 @@ impl Node {
         Ok(node)
     }
 
+    /// Trains and evaluates on `device` from now on (the genesis check ran on the CPU).
+    pub fn use_device(&mut self, device: candle_core::Device) -> anyhow::Result<()> {
+        self.trainer = Trainer::new(self.trainer.task.clone(), device)?;
+        Ok(())
+    }
+
     /// Tree depth of the task's circuit configuration.
     pub fn depth(&self) -> u32 {
         self.params.depth
