@@ -422,20 +422,10 @@ fn setup_prove_and_verify_proof_end_to_end() {
     assert_eq!(verified["valid"], true);
     assert_eq!(proved["prover"], "cpu");
 
+    let export = ["export-verifier", "--depth", "3", "--samples", "2", "--params-dir", &params];
     // `pogo bench prove` with the same keys: timed, checked natively, written as a proof file.
-    let bench = ok_json(&[
-        "bench",
-        "prove",
-        "--depth",
-        "3",
-        "--samples",
-        "2",
-        "--params-dir",
-        &params,
-        "--proof-dir",
-        &dir.path("bench"),
-        "--json",
-    ]);
+    let bench_dir = dir.path("bench");
+    let bench = ok_json(&[&["bench", "prove"][..], &export[1..], &["--proof-dir", &bench_dir, "--json"]].concat());
     assert_eq!(bench["proofs"][0]["config"], "d3-s2");
     assert_eq!(bench["proofs"][0]["verified_natively"], true);
     let benched = dir.path("bench/d3-s2-cpu.proof");
@@ -443,7 +433,6 @@ fn setup_prove_and_verify_proof_end_to_end() {
 
     // The Solidity verifier: exported next to the keys, then the proof checked in the EVM.
     fails_with(&["verify-proof", &dir.path("round.proof"), "--params-dir", &params, "--evm"], "export-verifier");
-    let export = ["export-verifier", "--depth", "3", "--samples", "2", "--params-dir", &params];
     fails_with(&[&export[..], &["--solc", &dir.path("no-such-solc")]].concat(), "scripts/solc/install.sh");
     let solc = solc_path();
     let exported = ok_json(&[&export[..], &["--solc", &solc, "--json"]].concat());

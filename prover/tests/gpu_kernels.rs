@@ -58,13 +58,17 @@ fn kernel_poseidon_matches_circomlib_vectors_for_its_widths() {
 }
 
 #[test]
-fn kernel_poseidon_equals_native_on_random_inputs() {
+fn kernel_poseidon_equals_native_on_random_inputs_both_dot_products() {
     let mut rng = ChaCha20Rng::seed_from_u64(2);
-    for _ in 0..50 {
-        let (a, b) = (random_fr(&mut rng), random_fr(&mut rng));
-        assert_eq!(host::hash(&[a, b]), Some(hash2(a, b)));
-        let sixteen: Vec<Fr> = (0..16).map(|_| random_fr(&mut rng)).collect();
-        assert_eq!(host::hash(&sixteen), Some(hash_slice(&sixteen).unwrap()));
+    for trial in 0..50 {
+        // Every input p - 1 now and then: the unreduced sums' largest case.
+        let mut x = || if trial % 5 == 0 { -Fr::ONE } else { random_fr(&mut rng) };
+        let (a, b) = (x(), x());
+        let sixteen: Vec<Fr> = (0..16).map(|_| x()).collect();
+        for narrow in [false, true] {
+            assert_eq!(host::hash_with(&[a, b], narrow), Some(hash2(a, b)), "narrow {narrow}");
+            assert_eq!(host::hash_with(&sixteen, narrow), Some(hash_slice(&sixteen).unwrap()), "narrow {narrow}");
+        }
     }
 }
 
@@ -166,9 +170,10 @@ fn from_layers_accepts_a_built_tree_and_refuses_wrong_shapes() {
 #[cfg(feature = "gpu")]
 #[test]
 fn nvrtc_compiles_the_kernels_to_ptx_for_sm_90() {
-    use pogo_prover::gpu::device::{compile, GpuError, KernelOptions};
-    for mul_calls in [false, true] {
-        match compile(9, 0, KernelOptions { mul_calls, max_registers: None }) {
+    use pogo_prover::gpu::device::{compile, GpuError};
+    use pogo_prover::gpu::KernelOptions;
+    for (mul_calls, narrow_dot) in [(true, false), (false, false), (true, true)] {
+        match compile(9, 0, KernelOptions { mul_calls, narrow_dot, max_registers: None }) {
             Ok(ptx) => {
                 let text = ptx.to_src();
                 // POGO_PTX_OUT=FILE keeps the PTX, for `ptxas -v` (registers, spills).
@@ -202,8 +207,11 @@ fn no_driver_or_no_device_is_an_error_not_a_panic() {
 
 #[test]
 fn kernel_source_holds_both_widths_and_every_entry_point() {
-    let src = pogo_prover::gpu::kernel_source(false);
-    assert!(pogo_prover::gpu::kernel_source(true).starts_with("#define POGO_MUL_CALLS 1"));
+    use pogo_prover::gpu::{kernel_source, KernelOptions};
+    let src = kernel_source(KernelOptions { mul_calls: false, ..KernelOptions::default() });
+    assert!(kernel_source(KernelOptions::default()).starts_with("#define POGO_MUL_CALLS 1"));
+    let narrow = kernel_source(KernelOptions { narrow_dot: true, ..KernelOptions::default() });
+    assert!(narrow.contains("#define POGO_NARROW_DOT 1"));
     for needle in
         ["poseidon3(", "poseidon17(", "pogo_leaves", "pogo_level", "#define POSEIDON_RP 57", "#define POSEIDON_RP 68"]
     {

@@ -28,6 +28,10 @@ pub struct BenchCommitArgs {
     /// code and a slower start; measured slower on an H200).
     #[arg(long, requires = "gpu")]
     pub gpu_inline_mul: bool,
+    /// Build the GPU kernels' dot products with a reduction after every product, as first
+    /// built, instead of one per dot product.
+    #[arg(long, requires = "gpu")]
+    pub gpu_narrow_dot: bool,
     /// Cap the GPU kernels' registers per thread (more threads resident, more spilled).
     #[arg(long, value_name = "N", requires = "gpu")]
     pub gpu_max_registers: Option<usize>,
@@ -117,9 +121,14 @@ fn gpu(_: &BenchCommitArgs, report: Report, _: Option<CpuResult>) -> anyhow::Res
 #[cfg(feature = "gpu")]
 fn gpu(args: &BenchCommitArgs, report: Report, cpu: Option<CpuResult>) -> anyhow::Result<Report> {
     use anyhow::Context;
-    use pogo_prover::gpu::device::{compile, GpuCommitter, KernelOptions};
+    use pogo_prover::gpu::device::{compile, GpuCommitter};
+    use pogo_prover::gpu::KernelOptions;
 
-    let kernels = KernelOptions { mul_calls: !args.gpu_inline_mul, max_registers: args.gpu_max_registers };
+    let kernels = KernelOptions {
+        mul_calls: !args.gpu_inline_mul,
+        narrow_dot: args.gpu_narrow_dot,
+        max_registers: args.gpu_max_registers,
+    };
 
     let start = Instant::now();
     let gpu = match GpuCommitter::with_options(kernels) {

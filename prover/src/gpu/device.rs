@@ -17,7 +17,7 @@ use pogo_circuits::merkle::{check_shape, default_depth, zero_subtree_roots, Merk
 use rayon::prelude::*;
 
 use super::constants::{flat, from_limbs, to_montgomery, Limbs};
-use super::kernel_source;
+use super::{kernel_source, KernelOptions};
 
 /// Oldest compute capability the kernels are built for: Turing, the oldest that NVRTC 13
 /// (the pinned toolkit) targets.
@@ -72,22 +72,6 @@ fn driver<E: std::fmt::Debug>(during: &'static str) -> impl FnOnce(E) -> GpuErro
     move |e| GpuError::Driver { during, message: format!("{e:?}") }
 }
 
-/// How the kernels are built. The default is what measured fastest on an H200
-/// (`docs/BENCHMARKS.md`, "GPU"): multiplications called, registers left to the compiler.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct KernelOptions {
-    /// Each field multiplication a call rather than inlined (see [`kernel_source`]).
-    pub mul_calls: bool,
-    /// A cap on registers per thread (more threads resident, more spilled); `None`: none.
-    pub max_registers: Option<usize>,
-}
-
-impl Default for KernelOptions {
-    fn default() -> Self {
-        Self { mul_calls: true, max_registers: None }
-    }
-}
-
 /// The NVRTC options for a device of compute capability `major.minor`: PTX for that
 /// virtual architecture, which the driver turns into the device's machine code at load.
 pub fn compile_options(major: i32, minor: i32, kernels: KernelOptions) -> CompileOptions {
@@ -103,8 +87,7 @@ pub fn compile(major: i32, minor: i32, kernels: KernelOptions) -> Result<Ptx, Gp
     if !nvrtc_present() {
         return Err(GpuError::NoNvrtc);
     }
-    compile_ptx_with_opts(kernel_source(kernels.mul_calls), compile_options(major, minor, kernels)).map_err(|e| match e
-    {
+    compile_ptx_with_opts(kernel_source(kernels), compile_options(major, minor, kernels)).map_err(|e| match e {
         cudarc::nvrtc::CompileError::CompileError { log, .. } => GpuError::Compile(log.to_string_lossy().into_owned()),
         other => GpuError::Compile(format!("{other:?}")),
     })

@@ -20,7 +20,7 @@ extern "C" {
         k17: *const Limbs,
         out: *mut Limbs,
     );
-    fn pogo_host_hash(n: u32, inputs: *const Limbs, k: *const Limbs, out: *mut Limbs) -> i32;
+    fn pogo_host_hash(n: u32, inputs: *const Limbs, k: *const Limbs, narrow: u32, out: *mut Limbs) -> i32;
     fn pogo_host_level(
         children: *const Limbs,
         n_children: u64,
@@ -63,13 +63,21 @@ pub fn add(a: &Fr, b: &Fr) -> Fr {
 
 /// `H_n` of `inputs` (2 or 16 of them) by the kernels' permutation of width 3 or 17.
 pub fn hash(inputs: &[Fr]) -> Option<Fr> {
+    hash_with(inputs, false)
+}
+
+/// [`hash`], or with `narrow_dot` the build that reduces after every product
+/// (`POGO_NARROW_DOT`, [`super::KernelOptions::narrow_dot`]).
+pub fn hash_with(inputs: &[Fr], narrow_dot: bool) -> Option<Fr> {
     if inputs.len() != 2 && inputs.len() != 16 {
         return None;
     }
     let limbs: Vec<Limbs> = inputs.iter().map(to_limbs).collect();
     let mut out = [0u32; 8];
     // SAFETY: `limbs` holds n elements and the table is `flat(n)`'s; the C code checks n.
-    let rc = unsafe { pogo_host_hash(limbs.len() as u32, limbs.as_ptr(), table(limbs.len()).as_ptr(), &mut out) };
+    let rc = unsafe {
+        pogo_host_hash(limbs.len() as u32, limbs.as_ptr(), table(limbs.len()).as_ptr(), u32::from(narrow_dot), &mut out)
+    };
     (rc == 0).then(|| fr(&out))
 }
 

@@ -12,11 +12,30 @@ pub mod constants;
 pub mod device;
 pub mod host;
 
+/// How the kernels are built. The default is what measured fastest on an H200
+/// (`docs/BENCHMARKS.md`, "GPU").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KernelOptions {
+    /// Each field multiplication a call rather than inlined code (smaller code, a faster
+    /// JIT, and measured faster).
+    pub mul_calls: bool,
+    /// Reduce after every product of a dot product, as first built, instead of summing 17
+    /// products unreduced and reducing once (`POGO_NARROW_DOT`).
+    pub narrow_dot: bool,
+    /// A cap on registers per thread (more threads resident, more spilled); `None`: none.
+    pub max_registers: Option<usize>,
+}
+
+impl Default for KernelOptions {
+    fn default() -> Self {
+        Self { mul_calls: true, narrow_dot: false, max_registers: None }
+    }
+}
+
 /// The kernels' CUDA source: the shared field, Poseidon (widths 3 and 17) and tree code,
-/// then the `__global__` entry points. `host.c` includes the same files in the same order.
-/// `mul_calls` makes each field multiplication a call instead of inlined code (smaller code,
-/// faster to compile; which runs faster is measured by `pogo bench commit`).
-pub fn kernel_source(mul_calls: bool) -> String {
+/// then the `__global__` entry points, with `options`' defines first. `host.c` includes the
+/// same files in the same order.
+pub fn kernel_source(options: KernelOptions) -> String {
     let width = |t: usize, rp: usize, name: &str| {
         format!(
             "#define POSEIDON_T {t}\n#define POSEIDON_RP {rp}\n#define POSEIDON_NAME {name}\n{}\n\
@@ -25,7 +44,8 @@ pub fn kernel_source(mul_calls: bool) -> String {
         )
     };
     [
-        if mul_calls { "#define POGO_MUL_CALLS 1\n" } else { "" }.to_string(),
+        if options.mul_calls { "#define POGO_MUL_CALLS 1\n" } else { "" }.to_string(),
+        if options.narrow_dot { "#define POGO_NARROW_DOT 1\n" } else { "" }.to_string(),
         include_str!("kernels/field.h").to_string(),
         width(3, constants::partial_rounds(2), "poseidon3"),
         width(17, constants::partial_rounds(16), "poseidon17"),

@@ -17,6 +17,9 @@
 #else
 #define POGO_MUL_FN POGO_FN
 #endif
+/* The wide products and reductions are calls in both builds: inlined, their code takes
+ * ptxas minutes. */
+#define POGO_WIDE_FN __device__ __noinline__
 #define POGO_CONST __device__ const
 #define POGO_UNROLL _Pragma("unroll")
 typedef unsigned int u32;
@@ -25,6 +28,7 @@ typedef unsigned long long u64;
 #include <stdint.h>
 #define POGO_FN static inline
 #define POGO_MUL_FN POGO_FN
+#define POGO_WIDE_FN POGO_FN
 #define POGO_CONST static const
 #define POGO_UNROLL
 typedef uint32_t u32;
@@ -103,6 +107,75 @@ POGO_MUL_FN fr_t fr_mul(fr_t a, fr_t b) {
   POGO_UNROLL
   for (int j = 0; j < 8; j++) r.v[j] = t[j];
   /* Inputs below p give a result below 2p < 2^255: t[8] is 0 here. */
+  return fr_reduce_once(r);
+}
+
+/* An unreduced sum of products: 17 limbs. Inputs below p keep a sum of up to 17 products
+ * below 17 p^2 < 2^512, so the dot products of Poseidon's width 17 and less reduce once, in
+ * fr_redc_wide, instead of once per product. */
+typedef struct {
+  u32 v[17];
+} fr_wide_t;
+
+POGO_FN fr_wide_t fr_wide_zero(void) {
+  fr_wide_t r;
+  POGO_UNROLL
+  for (int k = 0; k < 17; k++) r.v[k] = 0;
+  return r;
+}
+
+/* acc + a * b, unreduced. */
+POGO_WIDE_FN fr_wide_t fr_mul_acc_wide(fr_wide_t acc, fr_t a, fr_t b) {
+  u32 t[16];
+  POGO_UNROLL
+  for (int i = 0; i < 8; i++) {
+    u64 c = 0;
+    POGO_UNROLL
+    for (int j = 0; j < 8; j++) {
+      c += (u64)(i == 0 ? 0 : t[i + j]) + (u64)a.v[j] * b.v[i];
+      t[i + j] = (u32)c;
+      c >>= 32;
+    }
+    t[i + 8] = (u32)c;
+  }
+  u64 c = 0;
+  POGO_UNROLL
+  for (int k = 0; k < 16; k++) {
+    c += (u64)acc.v[k] + t[k];
+    acc.v[k] = (u32)c;
+    c >>= 32;
+  }
+  acc.v[16] += (u32)c;
+  return acc;
+}
+
+/* The Montgomery reduction of a sum below 17 p^2: (acc + m p) / 2^256 is below 4.21 p, then
+ * brought below p. */
+POGO_WIDE_FN fr_t fr_redc_wide(fr_wide_t acc) {
+  POGO_UNROLL
+  for (int i = 0; i < 8; i++) {
+    u32 m = acc.v[i] * FR_N0;
+    u64 c = 0;
+    POGO_UNROLL
+    for (int j = 0; j < 8; j++) {
+      c += (u64)acc.v[i + j] + (u64)m * FR_P[j];
+      acc.v[i + j] = (u32)c;
+      c >>= 32;
+    }
+    POGO_UNROLL
+    for (int k = i + 8; k < 17; k++) {
+      c += acc.v[k];
+      acc.v[k] = (u32)c;
+      c >>= 32;
+    }
+  }
+  fr_t r;
+  POGO_UNROLL
+  for (int j = 0; j < 8; j++) r.v[j] = acc.v[8 + j];
+  /* acc.v[16] is 0 here: the quotient is below 2^256. */
+  r = fr_reduce_once(r);
+  r = fr_reduce_once(r);
+  r = fr_reduce_once(r);
   return fr_reduce_once(r);
 }
 

@@ -8,6 +8,9 @@
  * matrix, R_P partial-round constants, R_P sparse matrices (m00, T-1 row entries, T-1
  * column entries), then R_F/2 rows of T last-round constants. */
 
+/* Each dot product (an MDS row, a sparse matrix's first row) is summed unreduced and
+ * reduced once (at most 17 terms, which fr_wide_t holds), or with POGO_NARROW_DOT reduced
+ * after every product, as first built. */
 POGO_FN void POSEIDON_NAME(fr_t st[POSEIDON_T], const fr_t *k) {
   const int T = POSEIDON_T;
   const fr_t *first = k;
@@ -24,15 +27,23 @@ POGO_FN void POSEIDON_NAME(fr_t st[POSEIDON_T], const fr_t *k) {
     for (int i = 0; i < T; i++) s[i] = fr_pow5(fr_add(st[i], c[i]));
     POGO_UNROLL
     for (int i = 0; i < T; i++) {
+#ifdef POGO_NARROW_DOT
       fr_t acc = fr_mul(m[i * T], s[0]);
       POGO_UNROLL
       for (int j = 1; j < T; j++) acc = fr_add(acc, fr_mul(m[i * T + j], s[j]));
       st[i] = acc;
+#else
+      fr_wide_t acc = fr_wide_zero();
+      POGO_UNROLL
+      for (int j = 0; j < T; j++) acc = fr_mul_acc_wide(acc, m[i * T + j], s[j]);
+      st[i] = fr_redc_wide(acc);
+#endif
     }
     if (r == 3) {
       for (int p = 0; p < POSEIDON_RP; p++) {
         const fr_t *sp = sparse + p * (2 * T - 1);
         fr_t x0 = fr_pow5(fr_add(st[0], partial[p]));
+#ifdef POGO_NARROW_DOT
         fr_t acc = fr_mul(sp[0], x0);
         POGO_UNROLL
         for (int i = 1; i < T; i++) {
@@ -40,6 +51,15 @@ POGO_FN void POSEIDON_NAME(fr_t st[POSEIDON_T], const fr_t *k) {
           st[i] = fr_add(st[i], fr_mul(sp[T - 1 + i], x0));
         }
         st[0] = acc;
+#else
+        fr_wide_t acc = fr_mul_acc_wide(fr_wide_zero(), sp[0], x0);
+        POGO_UNROLL
+        for (int i = 1; i < T; i++) {
+          acc = fr_mul_acc_wide(acc, sp[i], st[i]);
+          st[i] = fr_add(st[i], fr_mul(sp[T - 1 + i], x0));
+        }
+        st[0] = fr_redc_wide(acc);
+#endif
       }
     }
   }
