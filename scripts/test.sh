@@ -15,7 +15,7 @@ scripts/anvil/install.sh >/dev/null
 echo "building and running every test (the first build takes about 40 minutes on 2 cores and 4-5 GB in target/)" >&2
 cargo test --workspace --locked
 # The GPU code without a GPU: the `gpu` build of the prover, its tests, and NVRTC compiling
-# the commitment kernels to PTX for sm_90 (NVRTC from PyPI, about 80 MB, installed once).
+# the commitment kernels to PTX for sm_90 (NVRTC from PyPI, about 90 MB, installed once).
 nvrtc=$(scripts/cuda/install.sh --nvrtc-only)
 LD_LIBRARY_PATH="$nvrtc/lib" POGO_REQUIRE_NVRTC=1 cargo test --locked -p pogo-prover --features gpu --test gpu_kernels
 # A bounded run of every fuzz target of scripts/fuzz (libFuzzer through the pinned
