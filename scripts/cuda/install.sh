@@ -7,7 +7,7 @@
 # newer NVRTC or nvcc would not load there. `--libs` installs cuBLAS and cuRAND instead,
 # which candle's CUDA backend links against (about 600 MB), into a folder of their own.
 # With --nvrtc-only it installs NVRTC alone (what the kernel-compilation test needs, about
-# 80 MB) into a folder of its own.
+# 90 MB download) into a folder of its own.
 # Usage: scripts/cuda/install.sh [--nvrtc-only | --libs]
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
