@@ -5,7 +5,7 @@
 #
 # CUDA 13.0 is pinned because it is what the device hosts' driver (580) runs: PTX from a
 # newer NVRTC or nvcc would not load there. `--libs` installs cuBLAS and cuRAND instead,
-# which candle's CUDA backend links against (about 600 MB), into a folder of their own.
+# which candle's CUDA backend links against (about 700 MB installed), into a folder of their own.
 # With --nvrtc-only it installs NVRTC alone (what the kernel-compilation test needs, about
 # 90 MB download) into a folder of its own.
 # Usage: scripts/cuda/install.sh [--nvrtc-only | --libs]
