@@ -79,25 +79,21 @@ pub fn update_tree(update: &Update, depth: Option<u32>, progress: &dyn Progress)
     tree_from_leaves(update_leaves(update, progress), depth)
 }
 
-/// The model tree on the first GPU when `gpu` is set and one is usable (`gpu` feature),
-/// else on every core. Returns the tree and what hashed it: `Ok(name)` for a GPU, or
-/// `Err(why)` saying why the CPU did (nothing when `gpu` was not asked for).
+/// The model tree on the first GPU if one is usable (`gpu` feature), else on every core.
+/// Returns the tree and what hashed it: `Ok(name)` for a GPU, or `Err(why)` saying why the
+/// CPU did.
 pub fn model_tree_preferring_gpu(
     model: &Model,
     depth: Option<u32>,
-    gpu: bool,
     progress: &dyn Progress,
-) -> Result<(MerkleTree, Option<Result<String, String>>), MerkleError> {
+) -> Result<(MerkleTree, Result<String, String>), MerkleError> {
     check_shape(model.block_count(), depth.unwrap_or_else(|| default_depth(model.block_count())))?;
-    if !gpu {
-        return Ok((model_tree(model, depth, progress)?, None));
-    }
     match gpu_tree(model, depth) {
         Ok((tree, name)) => {
             progress.advance(model.block_count());
-            Ok((tree, Some(Ok(name))))
+            Ok((tree, Ok(name)))
         }
-        Err(why) => Ok((model_tree(model, depth, progress)?, Some(Err(why)))),
+        Err(why) => Ok((model_tree(model, depth, progress)?, Err(why))),
     }
 }
 

@@ -83,6 +83,10 @@ pub fn keygen(setup: &Setup, shape: &CircuitShape) -> Result<Keys, ProveError> {
     Ok(Keys { shape: *shape, params, break_points, pk })
 }
 
+/// Which prover this build proves with: `"gpu"` with the `gpu-prove` feature
+/// (halo2-axiom-gpu in place of halo2-axiom), else `"cpu"`.
+pub const PROVER: &str = if cfg!(feature = "gpu-prove") { "gpu" } else { "cpu" };
+
 /// Proves `inputs` with `samples` under `keys`. A witness that does not satisfy the circuit
 /// yields an error (or an invalid proof), never a valid proof.
 pub fn prove(

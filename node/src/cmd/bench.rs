@@ -224,15 +224,6 @@ pub struct BenchProveArgs {
     pub output: OutputArgs,
 }
 
-/// Which prover this binary was built with.
-pub fn prover_kind() -> &'static str {
-    if cfg!(feature = "gpu-prove") {
-        "gpu"
-    } else {
-        "cpu"
-    }
-}
-
 /// `pogo bench prove`: proving time of `UpdateCircuit{D, S}` on a synthetic round (1,000
 /// blocks, or 2^D if fewer fit: the cost depends on D and S, not on the model), with the
 /// proof checked natively.
@@ -241,20 +232,17 @@ pub(super) fn run_prove(args: BenchProveArgs) -> anyhow::Result<()> {
     use pogo_circuits::config::CircuitConfig;
     use pogo_circuits::sampling::sample_indices;
     use pogo_prover::audit::synthetic_round;
-    use pogo_prover::prove::prove;
+    use pogo_prover::prove::{prove, PROVER};
     use pogo_prover::witness::{assemble, round_trees};
-    use pogo_verifier::keys::{config_dir, setup_hint, ProofFile, MANIFEST_FILE};
 
-    let kind = prover_kind();
+    use super::prove::{load_keys, write_proof_file};
+
+    let kind = PROVER;
     let mut rows = Vec::new();
     for &depth in &args.depths {
         let config = CircuitConfig::new(depth, args.samples)?;
-        let dir = config_dir(&args.params_dir, &config.name());
-        if !dir.join(MANIFEST_FILE).exists() {
-            anyhow::bail!("no keys for {} in {}: {}", config.name(), args.params_dir.display(), setup_hint(&dir));
-        }
         let start = Instant::now();
-        let (manifest, setup, keys) = pogo_prover::keys::load(&dir)?;
+        let (manifest, setup, keys) = load_keys(&args.params_dir, &config)?;
         let load = start.elapsed().as_secs_f64();
         let blocks = 1000u64.min(1 << depth.min(62));
         let (old, new, update) = synthetic_round(blocks, 7);
@@ -269,10 +257,8 @@ pub(super) fn run_prove(args: BenchProveArgs) -> anyhow::Result<()> {
             .with_context(|| format!("the {kind} proof of {} does not verify", config.name()))?;
         if let Some(out) = &args.proof_dir {
             std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
-            let file = ProofFile::new(config.name(), manifest.sha256.vk.clone(), &inputs, &proof);
             let path = out.join(format!("{}-{kind}.proof", config.name()));
-            let json = serde_json::to_vec_pretty(&file).expect("proof files serialize");
-            pogo_circuits::files::write_atomic(&path, &json).with_context(|| format!("writing {}", path.display()))?;
+            write_proof_file(&path, &config, &manifest, &inputs, &proof)?;
         }
         rows.push(serde_json::json!({
             "config": config.name(),

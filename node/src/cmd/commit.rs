@@ -36,15 +36,14 @@ pub(super) fn run(args: CommitArgs) -> anyhow::Result<()> {
     let (tree, hasher) = match &artifact {
         Artifact::Model(model) if gpu => {
             let bar = bar(model.block_count(), "hashing model blocks");
-            let (tree, used) = model_tree_preferring_gpu(model, args.depth, true, &bar)?;
+            let (tree, used) = model_tree_preferring_gpu(model, args.depth, &bar)?;
             bar.0.finish_and_clear();
             match used {
-                Some(Ok(name)) => (tree, format!("gpu ({name})")),
-                Some(Err(why)) => {
+                Ok(name) => (tree, format!("gpu ({name})")),
+                Err(why) => {
                     eprintln!("note: not hashing on a GPU: {why}; hashed on the CPU instead");
                     (tree, "cpu".to_string())
                 }
-                None => (tree, "cpu".to_string()),
             }
         }
         _ => {

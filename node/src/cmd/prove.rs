@@ -1,6 +1,6 @@
 //! `pogo prove`: a proof that sampled blocks of an update were applied exactly.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{bail, Context};
@@ -10,9 +10,10 @@ use pogo_circuits::field::fr_to_hex;
 use pogo_circuits::merkle::default_depth;
 use pogo_circuits::sampling::sample_indices;
 use pogo_circuits::update::Update;
-use pogo_prover::prove::prove;
+use pogo_circuits::update_circuit::PublicInputs;
+use pogo_prover::prove::{prove, Keys, PROVER};
 use pogo_prover::witness::{assemble, round_trees};
-use pogo_verifier::keys::{config_dir, setup_hint, ProofFile, MANIFEST_FILE};
+use pogo_verifier::keys::{config_dir, setup_hint, Manifest, ProofFile, Setup, MANIFEST_FILE};
 
 use super::{bar, shown, spinner, FormatArgs, OutputArgs, Report};
 
@@ -66,6 +67,28 @@ fn parse_seed(text: &str) -> anyhow::Result<[u8; 32]> {
     Ok(seed)
 }
 
+/// The keys of `config` in `params_dir`, or an error naming the `pogo setup` that makes them.
+pub(super) fn load_keys(params_dir: &Path, config: &CircuitConfig) -> anyhow::Result<(Manifest, Setup, Keys)> {
+    let dir = config_dir(params_dir, &config.name());
+    if !dir.join(MANIFEST_FILE).exists() {
+        bail!("no keys for {} in {}: {}", config.name(), params_dir.display(), setup_hint(&dir));
+    }
+    Ok(pogo_prover::keys::load(&dir)?)
+}
+
+/// Writes a `pogo verify-proof` file (atomically).
+pub(super) fn write_proof_file(
+    path: &Path,
+    config: &CircuitConfig,
+    manifest: &Manifest,
+    inputs: &PublicInputs,
+    proof: &[u8],
+) -> anyhow::Result<()> {
+    let file = ProofFile::new(config.name(), manifest.sha256.vk.clone(), inputs, proof);
+    let json = serde_json::to_vec_pretty(&file).expect("proof files serialize");
+    pogo_circuits::files::write_atomic(path, &json).with_context(|| format!("writing {}", path.display()))
+}
+
 pub(super) fn run(args: ProveArgs) -> anyhow::Result<()> {
     let old = args.format.load_model(&args.old)?;
     let new = args.format.load_model(&args.new)?;
@@ -104,12 +127,8 @@ pub(super) fn run(args: ProveArgs) -> anyhow::Result<()> {
         bail!("block index {bad} is out of range: the model has {blocks} blocks");
     }
     let config = CircuitConfig::new(depth, indices.len())?;
-    let dir = config_dir(&args.params_dir, &config.name());
-    if !dir.join(MANIFEST_FILE).exists() {
-        bail!("no keys for {} in {}: {}", config.name(), args.params_dir.display(), setup_hint(&dir));
-    }
-    let (manifest, setup, keys) = pogo_prover::keys::load(&dir)?;
-    let prover = super::bench::prover_kind();
+    let (manifest, setup, keys) = load_keys(&args.params_dir, &config)?;
+    let prover = PROVER;
     if args.gpu && prover != "gpu" {
         eprintln!(
             "note: this pogo was built without GPU proving (build with `--features gpu-prove`); proving on the CPU"
@@ -125,10 +144,7 @@ pub(super) fn run(args: ProveArgs) -> anyhow::Result<()> {
     let proof = prove(&setup, &keys, &inputs, &samples)?;
     let seconds = start.elapsed().as_secs_f64();
     spin.finish_and_clear();
-    let file = ProofFile::new(config.name(), manifest.sha256.vk.clone(), &inputs, &proof);
-    let json = serde_json::to_vec_pretty(&file).expect("proof files serialize");
-    pogo_circuits::files::write_atomic(&args.output, &json)
-        .with_context(|| format!("writing {}", args.output.display()))?;
+    write_proof_file(&args.output, &config, &manifest, &inputs, &proof)?;
     Report::new()
         .add("proof", shown(&args.output))
         .add("config", config.name())

@@ -175,11 +175,11 @@ impl GpuCommitter {
         self.capability
     }
 
-    /// All levels of the tree over `weights` (biased, DESIGN §2), leaves first, in
-    /// Montgomery form on the device.
-    fn levels(&self, weights: &[u32], depth: u32) -> Result<Vec<CudaSlice<u32>>, GpuError> {
+    /// All levels of the tree over `weights` (biased, DESIGN §2) at `depth` (default: the
+    /// smallest that fits), leaves first, in Montgomery form on the device.
+    fn levels(&self, weights: &[u32], depth: Option<u32>) -> Result<Vec<CudaSlice<u32>>, GpuError> {
         let nb = block_count(weights.len() as u64);
-        check_shape(nb, depth)?;
+        let depth = check_shape(nb, depth.unwrap_or_else(|| default_depth(nb)))?;
         let s = &self.stream;
         let mut leaves = s.alloc_zeros::<u32>(8 * nb as usize).map_err(driver("allocating the leaves"))?;
         for (chunk, part) in weights.chunks(CHUNK_WEIGHTS).enumerate() {
@@ -231,19 +231,16 @@ impl GpuCommitter {
     /// The model tree over biased `weights` at `depth` (default: the smallest that fits),
     /// every level kept for openings. Equal to [`crate::commit::model_tree`].
     pub fn model_tree(&self, weights: &[u32], depth: Option<u32>) -> Result<MerkleTree, GpuError> {
-        let depth = depth.unwrap_or_else(|| default_depth(block_count(weights.len() as u64)));
         let levels = self.levels(weights, depth)?;
         let layers = levels.into_iter().map(|l| self.to_host(l)).collect::<Result<Vec<_>, _>>()?;
         Ok(MerkleTree::from_layers(layers)?)
     }
 
-    /// The root alone: only 32 bytes come back (what a benchmark of the hashing measures).
+    /// The root alone: only 32 bytes come back (what a benchmark of the hashing measures;
+    /// the download waits for every kernel).
     pub fn model_root(&self, weights: &[u32], depth: Option<u32>) -> Result<Fr, GpuError> {
-        let depth = depth.unwrap_or_else(|| default_depth(block_count(weights.len() as u64)));
         let root = self.levels(weights, depth)?.pop().expect("depth + 1 levels");
-        let root = self.to_host(root)?;
-        self.stream.synchronize().map_err(driver("waiting for the GPU"))?;
-        Ok(root[0])
+        Ok(self.to_host(root)?[0])
     }
 }
 

@@ -16,8 +16,3 @@ extern "C" __global__ void pogo_from_mont(fr_t *xs, u64 n) {
   u64 i = (u64)blockIdx.x * blockDim.x + threadIdx.x;
   if (i < n) xs[i] = fr_from_mont(xs[i]);
 }
-
-extern "C" __global__ void pogo_to_mont(fr_t *xs, u64 n) {
-  u64 i = (u64)blockIdx.x * blockDim.x + threadIdx.x;
-  if (i < n) xs[i] = fr_to_mont(xs[i]);
-}
