@@ -3,8 +3,10 @@
 mod apply;
 mod audit;
 mod bench;
+mod bench_eval;
 mod commit;
 mod demo;
+mod eval;
 mod export;
 mod export_verifier;
 mod node;
@@ -68,6 +70,8 @@ pub enum Command {
     ExportVerifier(export_verifier::ExportVerifierArgs),
     /// Audit a circuit configuration: constraint report, mutation testing, binding, reproducibility.
     Audit(audit::AuditArgs),
+    /// Print the loss a verifier would attest for a model on a batch (reference evaluator).
+    Eval(eval::EvalArgs),
     /// Train a task in rounds published as 4-bit updates (candle, CPU), with the loss curve.
     Train(train::TrainArgs),
     /// Manage the local keystore (encrypted keys).
@@ -89,7 +93,8 @@ pub enum Command {
     /// Run the protocol end to end on the embedded chain: honest rounds and slashed cheaters.
     Demo(demo::DemoArgs),
     /// Measure this machine: `pogo bench commit [--gpu]` (commitment throughput, GPU roots
-    /// checked against the CPU's), `pogo bench prove` (proving time).
+    /// checked against the CPU's), `pogo bench prove` (proving time), `pogo bench eval`
+    /// (the reference evaluator against candle, a verifier's share of a round).
     #[command(subcommand)]
     Bench(BenchCommand),
 }
@@ -103,6 +108,9 @@ pub enum BenchCommand {
     /// Proving time of `UpdateCircuit{D, S}` with this binary's prover (the GPU in a
     /// `--features gpu-prove` build), each proof verified natively.
     Prove(bench::BenchProveArgs),
+    /// The reference evaluator's time and loss against candle's per task, and the time of a
+    /// verifier's evaluations over a miner's round of training.
+    Eval(bench_eval::BenchEvalArgs),
 }
 
 /// Runs a parsed command line.
@@ -118,6 +126,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::VerifyProof(args) => verify_proof::run(args),
         Command::ExportVerifier(args) => export_verifier::run(args),
         Command::Audit(args) => audit::run(args),
+        Command::Eval(args) => eval::run(args),
         Command::Train(args) => train::run(args),
         Command::Keys(args) => node::keys(args),
         Command::Task(args) => node::task(args),
@@ -130,6 +139,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Demo(args) => demo::demo(args),
         Command::Bench(BenchCommand::Commit(args)) => bench::run(args),
         Command::Bench(BenchCommand::Prove(args)) => bench::run_prove(args),
+        Command::Bench(BenchCommand::Eval(args)) => bench_eval::run(args),
     }
 }
 

@@ -225,13 +225,17 @@ pub fn model_root(model: &Model, depth: u32) -> anyhow::Result<U256> {
     Ok(fr_to_u256(&model_tree(model, Some(depth), &())?.root()))
 }
 
-/// Losses go on chain as integers in units of 1e-9; a NaN or infinite loss is the worst
-/// (`u64::MAX`), not 0 (which `f32::max` would make of NaN).
-pub fn loss_units(loss: f32) -> u64 {
+/// Losses go on chain as integers in units of 1e-9: `round(L · 10⁹)` (half away from zero)
+/// of the reference evaluator's `f64` loss `L` (`train::reference`), which has the same
+/// bits on every CPU, so honest verifiers post the same integer; task margins are in the
+/// same units. A NaN or infinite loss is the worst (`u64::MAX`), not 0 (which `f64::max`
+/// would make of NaN); a loss beyond `u64` saturates there too.
+pub fn loss_units(loss: f64) -> u64 {
     if !loss.is_finite() {
         return u64::MAX;
     }
-    (f64::from(loss.max(0.0)) * 1e9).round() as u64
+    // `as` saturates: a loss above ~1.8e10 nats is u64::MAX units.
+    (loss.max(0.0) * 1e9).round() as u64
 }
 
 /// A candidate's median gain as the contract holds it (loss units of 1e-9, signed), as a

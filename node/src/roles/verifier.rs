@@ -33,7 +33,7 @@ use crate::train::data::held_out;
 /// batch: positive only when both are finite and the new one is lower by at least `margin`
 /// units. A NaN or infinite loss is the worst loss there is (`u64::MAX` units), never a
 /// perfect score. Returns the verdict, both losses in units and why.
-pub fn judge(loss_old: f32, loss_new: f32, margin: u64) -> (u8, u64, u64, String) {
+pub fn judge(loss_old: f64, loss_new: f64, margin: u64) -> (u8, u64, u64, String) {
     let (old, new) = (loss_units(loss_old), loss_units(loss_new));
     if !loss_new.is_finite() {
         (verdict::NEGATIVE, old, new, format!("the new model's loss is {loss_new}"))
@@ -119,6 +119,12 @@ impl Verifier {
         let path = dir.join("verifier.json");
         let state = load_state(&path)?;
         Ok(Verifier { wallet, path, stake, lazy: false, state })
+    }
+
+    /// Where the held-out batch revealed for `round` is kept (`heldout/round-<N>.bin` beside
+    /// the state file): the input of `pogo eval --batch`, to reproduce the attestation.
+    pub fn heldout_path(&self, round: u64) -> PathBuf {
+        self.path.with_file_name("heldout").join(format!("round-{round}.bin"))
     }
 
     /// A lazy verifier, for demonstrations and tests of slashing: it attests positive on
@@ -229,6 +235,15 @@ impl Verifier {
                 })
             }
         };
+        // Kept so that anyone can re-run this attestation: `pogo eval TASK MODEL --batch FILE`.
+        let kept = self.heldout_path(round);
+        if !kept.exists() {
+            if let Err(e) = std::fs::create_dir_all(kept.parent().expect("a file in a folder"))
+                .and_then(|()| pogo_circuits::files::write_atomic(&kept, &batch))
+            {
+                eprintln!("note: could not keep the held-out batch in {}: {e}", kept.display());
+            }
+        }
         // Rebuild each candidate (fetch, check the update root, apply, check the new root)
         // and evaluate it on the same phase-1 batch as the old model.
         let old = node.model_at(r.oldRoot)?;
@@ -518,7 +533,7 @@ mod tests {
 
     #[test]
     fn nan_and_infinite_losses_are_negative_never_a_perfect_score() {
-        for bad in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY] {
+        for bad in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
             let (v, old, new, why) = judge(2.0, bad, 0);
             assert_eq!((v, old, new), (verdict::NEGATIVE, 2_000_000_000, u64::MAX), "{why}");
             let (v, old, _, why) = judge(bad, 1.0, 0);

@@ -41,6 +41,22 @@ pub enum Examples {
 }
 
 impl Examples {
+    /// The examples at `indices` (repeats kept), in that order.
+    pub fn select(&self, indices: &[usize]) -> Examples {
+        match self {
+            Examples::Labelled { features, labels, dim } => Examples::Labelled {
+                features: indices.iter().flat_map(|&i| &features[i * dim..(i + 1) * dim]).copied().collect(),
+                labels: indices.iter().map(|&i| labels[i]).collect(),
+                dim: *dim,
+            },
+            Examples::Text { tokens, starts, context } => Examples::Text {
+                tokens: tokens.clone(),
+                starts: indices.iter().map(|&i| starts[i]).collect(),
+                context: *context,
+            },
+        }
+    }
+
     /// Number of examples.
     pub fn len(&self) -> usize {
         match self {

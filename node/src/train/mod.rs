@@ -4,6 +4,7 @@
 pub mod data;
 pub mod net;
 pub mod plot;
+pub mod reference;
 pub mod task;
 pub mod trainer;
 pub mod transformer;

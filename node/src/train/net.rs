@@ -170,6 +170,9 @@ pub enum TrainError {
         /// The model's.
         given: String,
     },
+    /// The reference evaluator refused the model or the examples.
+    #[error(transparent)]
+    Reference(#[from] super::reference::ReferenceError),
     /// Quantization failed.
     #[error(transparent)]
     Quantize(#[from] crate::quantize::QuantizeError),

@@ -10,6 +10,7 @@ use pogo_circuits::update::Update;
 
 use super::data::{batch_indices, Dataset, Examples};
 use super::net::{Net, TrainError};
+use super::reference;
 use super::task::TaskConfig;
 use crate::quantize::{quantize_with_feedback, QuantizeReport, Residual};
 
@@ -96,20 +97,33 @@ impl Trainer {
         Ok(RoundOutput { update: q.update, new_model: q.new_model, report: q.report, train_loss })
     }
 
-    /// Loss of `model` on `examples` (a revealed held-out batch): what a verifier evaluates
-    /// for the old and every new model. Deterministic on CPU.
-    pub fn eval_examples(&self, model: &Model, examples: &Examples) -> Result<f32, TrainError> {
-        self.net.load(model)?;
-        let all: Vec<usize> = (0..examples.len()).collect();
-        Ok(self.loss_on(examples, &all)?.to_scalar::<f32>()?)
+    /// Loss of `model` on `examples` (a revealed held-out batch): what a verifier attests
+    /// for the old and every new model, from the reference evaluator ([`reference`]): the
+    /// same bits on every CPU.
+    pub fn eval_examples(&self, model: &Model, examples: &Examples) -> Result<f64, TrainError> {
+        Ok(reference::loss(&self.task.model, model, examples)?)
     }
 
-    /// Loss of `model` on an evaluation-sized batch of the public validation split picked
-    /// by `seed` (for measuring evaluation noise before any held-out batch is revealed).
-    fn validation_batch_loss(&self, model: &Model, seed: [u8; 32]) -> Result<f32, TrainError> {
+    /// The same loss from candle's training path on this trainer's device (CPU kernels
+    /// picked by the CPU's features, or CUDA): faster, but its last bits depend on the
+    /// machine; never attested, measured against the reference in tests and `pogo bench eval`.
+    pub fn eval_examples_candle(&self, model: &Model, examples: &Examples) -> Result<f64, TrainError> {
         self.net.load(model)?;
+        let all: Vec<usize> = (0..examples.len()).collect();
+        Ok(f64::from(self.loss_on(examples, &all)?.to_scalar::<f32>()?))
+    }
+
+    /// The evaluation-sized batch of the public validation split that `seed` picks
+    /// (ChaCha20 from `seed`, stream 0, with replacement), as examples.
+    pub fn validation_batch(&self, seed: [u8; 32]) -> Examples {
         let indices = batch_indices(self.data.validation.len(), self.task.eval_batch_size, seed, 0);
-        Ok(self.loss_on(&self.data.validation, &indices)?.to_scalar::<f32>()?)
+        self.data.validation.select(&indices)
+    }
+
+    /// Reference loss of `model` on the validation batch `seed` picks (for measuring
+    /// evaluation noise before any held-out batch is revealed).
+    fn validation_batch_loss(&self, model: &Model, seed: [u8; 32]) -> Result<f64, TrainError> {
+        self.eval_examples(model, &self.validation_batch(seed))
     }
 
     /// The spread of a verifier's measurement: mean and (population) standard deviation of
@@ -122,7 +136,7 @@ impl Trainer {
         for k in 0..count as u64 {
             let mut preimage = b"pogo/evaluation-noise".to_vec();
             preimage.extend_from_slice(&k.to_be_bytes());
-            losses.push(f64::from(self.validation_batch_loss(model, alloy::primitives::keccak256(preimage).0)?));
+            losses.push(self.validation_batch_loss(model, alloy::primitives::keccak256(preimage).0)?);
         }
         let n = losses.len().max(1) as f64;
         let mean = losses.iter().sum::<f64>() / n;
