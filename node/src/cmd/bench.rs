@@ -60,7 +60,7 @@ pub fn synthetic_weights(n: u64, seed: u64) -> Vec<u32> {
 }
 
 /// The median of `repeat` timings of `f`, in seconds, and its last result.
-fn median_secs<T>(repeat: usize, mut f: impl FnMut() -> anyhow::Result<T>) -> anyhow::Result<(f64, T)> {
+pub(super) fn median_secs<T>(repeat: usize, mut f: impl FnMut() -> anyhow::Result<T>) -> anyhow::Result<(f64, T)> {
     let mut times = Vec::with_capacity(repeat.max(1));
     let mut last = None;
     for _ in 0..repeat.max(1) {

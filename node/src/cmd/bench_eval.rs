@@ -7,6 +7,7 @@ use std::time::Instant;
 
 use clap::Args;
 
+use super::bench::median_secs;
 use super::{OutputArgs, Report};
 use crate::quantize::Residual;
 use crate::train::{TaskConfig, Trainer};
@@ -29,18 +30,6 @@ pub struct BenchEvalArgs {
     pub output: OutputArgs,
 }
 
-fn median_seconds<T>(repeat: usize, mut f: impl FnMut() -> anyhow::Result<T>) -> anyhow::Result<(f64, T)> {
-    let mut times = Vec::new();
-    let mut last = None;
-    for _ in 0..repeat.max(1) {
-        let start = Instant::now();
-        last = Some(f()?);
-        times.push(start.elapsed().as_secs_f64());
-    }
-    times.sort_by(f64::total_cmp);
-    Ok((times[times.len() / 2], last.expect("at least one repetition")))
-}
-
 pub(super) fn run(args: BenchEvalArgs) -> anyhow::Result<()> {
     let mut tasks = Vec::new();
     for path in &args.tasks {
@@ -48,8 +37,8 @@ pub(super) fn run(args: BenchEvalArgs) -> anyhow::Result<()> {
         let trainer = Trainer::new(task.clone(), candle_core::Device::Cpu)?;
         let genesis = trainer.genesis()?;
         let examples = trainer.validation_batch([1; 32]);
-        let (reference_s, reference) = median_seconds(args.repeat, || Ok(trainer.eval_examples(&genesis, &examples)?))?;
-        let (candle_s, candle) = median_seconds(args.repeat, || Ok(trainer.eval_examples_candle(&genesis, &examples)?))?;
+        let (reference_s, reference) = median_secs(args.repeat, || Ok(trainer.eval_examples(&genesis, &examples)?))?;
+        let (candle_s, candle) = median_secs(args.repeat, || Ok(trainer.eval_examples_candle(&genesis, &examples)?))?;
         eprintln!("{}: reference {reference_s:.3} s, candle {candle_s:.3} s per batch; training one round…", task.name);
         let mut residual = Residual::zero(genesis.weight_count());
         let start = Instant::now();

@@ -23,7 +23,8 @@ first, as verifiers keep them in <dir>/heldout/round-<N>.bin), or the evaluation
 public validation split that a 32-byte seed picks (--seed: ChaCha20 from the seed, stream 0, with replacement).\n\n\
 Examples:\n  pogo eval tasks/digits.json model.safetensors --seed 0x01\n  \
 pogo eval tasks/licenses.json new.safetensors --batch node-v1/heldout/round-3.bin --json\n  \
-pogo eval tasks/digits.json model.safetensors --seed 0x01 --candle   # also candle's loss, and the difference")]
+pogo eval tasks/digits.json model.safetensors --seed 0x01 --candle   # also candle's loss, and the difference\n  \
+pogo eval tasks/licenses.json model.safetensors --seed 0x01 --candle --gpu   # candle on CUDA against the reference")]
 pub struct EvalArgs {
     /// The task file.
     pub task: PathBuf,
@@ -40,6 +41,10 @@ pub struct EvalArgs {
     /// difference from the reference: never what is attested.
     #[arg(long)]
     pub candle: bool,
+    /// With --candle, run candle on the first CUDA GPU (a `--features gpu-train` build), to
+    /// measure a GPU evaluator's difference from the reference.
+    #[arg(long, requires = "candle")]
+    pub gpu: bool,
     #[command(flatten)]
     pub output: OutputArgs,
 }
@@ -58,7 +63,8 @@ fn parse_seed(text: &str) -> anyhow::Result<[u8; 32]> {
 
 pub(super) fn run(args: EvalArgs) -> anyhow::Result<()> {
     let task = TaskConfig::load(&args.task)?;
-    let trainer = Trainer::new(task.clone(), candle_core::Device::Cpu)?;
+    // The reference evaluator always runs on the CPU; the device is candle's (--candle).
+    let trainer = Trainer::new(task.clone(), super::cuda_device(args.gpu)?)?;
     let model = Model::load(&args.model, Some(trainer.format()))?;
     let (examples, source): (Examples, String) = match (&args.seed, &args.batch) {
         (Some(seed), _) => (trainer.validation_batch(parse_seed(seed)?), format!("validation split, seed {seed}")),
@@ -83,6 +89,7 @@ pub(super) fn run(args: EvalArgs) -> anyhow::Result<()> {
         let start = Instant::now();
         let candle = trainer.eval_examples_candle(&model, &examples)?;
         report = report
+            .add("candle_device", if args.gpu { "cuda" } else { "cpu" })
             .add("candle_loss", candle)
             .add("candle_minus_reference", candle - loss)
             .add("candle_seconds", start.elapsed().as_secs_f64());
