@@ -42,6 +42,9 @@ pub enum MerkleError {
     /// Levels hashed elsewhere do not have the sizes of a tree's levels.
     #[error("the levels given do not halve from the leaves up to a single root")]
     LayerSizes,
+    /// Changed leaves given out of order or twice.
+    #[error("changed leaves must be listed by increasing index, each once (index {0} follows a larger or equal one)")]
+    Unsorted(u64),
     /// A path has a number of siblings other than the depth.
     #[error("a path of a depth-{depth} tree has {depth} siblings, got {got}")]
     PathLength {
@@ -91,6 +94,89 @@ pub fn next_layer(layer: &[Fr], zero: Fr) -> Vec<Fr> {
     layer.chunks(2).map(|pair| hash2(pair[0], pair.get(1).copied().unwrap_or(zero))).collect()
 }
 
+/// Hashes pairs of children into parents, `H_2(left, right)` per pair: the sequential
+/// reference for [`MerkleTree::replace_leaves_with`] and [`sparse_root_with`] (provers pass a
+/// parallel version).
+pub fn hash_pairs(pairs: &[(Fr, Fr)]) -> Vec<Fr> {
+    pairs.iter().map(|&(l, r)| hash2(l, r)).collect()
+}
+
+/// Checks that `changed` lists indices below `leaves` by increasing index, each once.
+fn check_changed(changed: &[(u64, Fr)], leaves: u64) -> Result<(), MerkleError> {
+    for (k, &(index, _)) in changed.iter().enumerate() {
+        if index >= leaves {
+            return Err(MerkleError::IndexOutOfRange { index, leaves });
+        }
+        if k > 0 && changed[k - 1].0 >= index {
+            return Err(MerkleError::Unsorted(index));
+        }
+    }
+    Ok(())
+}
+
+/// One level up from the `dirty` nodes of a level (sorted by index, each once): their
+/// parents, sorted, each once, with every sibling not in `dirty` read from `node`.
+fn dirty_parents(
+    dirty: &[(u64, Fr)],
+    node: impl Fn(u64) -> Fr,
+    hash_pairs: &impl Fn(&[(Fr, Fr)]) -> Vec<Fr>,
+) -> Vec<(u64, Fr)> {
+    let mut parents = Vec::with_capacity(dirty.len());
+    let mut pairs = Vec::with_capacity(dirty.len());
+    let mut k = 0;
+    while k < dirty.len() {
+        let (index, value) = dirty[k];
+        let parent = index / 2;
+        let pair = if index % 2 == 0 {
+            match dirty.get(k + 1) {
+                Some(&(next, right)) if next == index + 1 => {
+                    k += 1;
+                    (value, right)
+                }
+                _ => (value, node(index + 1)),
+            }
+        } else {
+            (node(index - 1), value)
+        };
+        parents.push(parent);
+        pairs.push(pair);
+        k += 1;
+    }
+    parents.into_iter().zip(hash_pairs(&pairs)).collect()
+}
+
+/// The root of the depth-`depth` tree over `leaves` leaves that all equal `unchanged` but
+/// for `changed` (sorted by index, each once), hashing only the changed leaves' paths:
+/// `O(k · D)` hashes for `k` changed leaves, whatever `leaves` is. Equal to
+/// [`MerkleTree::build`]'s root over the same leaves (a sparse update's tree: DESIGN §2,
+/// unchanged blocks included).
+pub fn sparse_root_with(
+    leaves: u64,
+    depth: u32,
+    changed: &[(u64, Fr)],
+    unchanged: Fr,
+    hash_pairs: impl Fn(&[(Fr, Fr)]) -> Vec<Fr>,
+) -> Result<Fr, MerkleError> {
+    check_shape(leaves, depth)?;
+    check_changed(changed, leaves)?;
+    let zeros = zero_subtree_roots();
+    // uniform = root of a full subtree of unchanged leaves at this level; the last node of
+    // each level (possibly over padding too) is always carried as dirty.
+    let mut uniform = unchanged;
+    let mut dirty = changed.to_vec();
+    if dirty.last().is_none_or(|&(i, _)| i != leaves - 1) {
+        dirty.push((leaves - 1, unchanged));
+    }
+    let mut width = leaves;
+    for &zero in &zeros[..depth as usize] {
+        let node = |i: u64| if i < width { uniform } else { zero };
+        dirty = dirty_parents(&dirty, node, &hash_pairs);
+        uniform = hash_pairs(&[(uniform, uniform)])[0];
+        width = width.div_ceil(2);
+    }
+    Ok(dirty[0].1)
+}
+
 /// A tree with all real nodes kept, for roots and openings.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MerkleTree {
@@ -131,6 +217,31 @@ impl MerkleTree {
         let consistent = layers.windows(2).all(|w| w[1].len() == w[0].len().div_ceil(2));
         if !consistent || layers[depth as usize].len() != 1 {
             return Err(MerkleError::LayerSizes);
+        }
+        Ok(Self { layers })
+    }
+
+    /// The same tree with the leaves `changed` (sorted by index, each once) replaced,
+    /// re-hashing only their paths: `O(k · D)` hashes for `k` changed leaves.
+    pub fn replace_leaves_with(
+        &self,
+        changed: &[(u64, Fr)],
+        hash_pairs: impl Fn(&[(Fr, Fr)]) -> Vec<Fr>,
+    ) -> Result<Self, MerkleError> {
+        check_changed(changed, self.layers[0].len() as u64)?;
+        let zeros = zero_subtree_roots();
+        let mut layers = self.layers.clone();
+        let mut dirty = changed.to_vec();
+        for level in 0..self.depth() as usize {
+            for &(i, v) in &dirty {
+                layers[level][i as usize] = v;
+            }
+            let layer = &layers[level];
+            dirty = dirty_parents(&dirty, |i| layer.get(i as usize).copied().unwrap_or(zeros[level]), &hash_pairs);
+        }
+        let top = self.depth() as usize;
+        for &(i, v) in &dirty {
+            layers[top][i as usize] = v;
         }
         Ok(Self { layers })
     }

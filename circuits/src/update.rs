@@ -6,18 +6,27 @@
 //! | bytes  | field |
 //! |--------|-------|
 //! | 0..8   | magic `POGOUPD\0` |
-//! | 8..10  | version (2; version 1 blobs are still read) |
-//! | 10..14 | version 2: tree depth `D` of the base root; version 1: reserved, zero |
-//! | 14..16 | reserved, zero |
+//! | 8..10  | version: 1 dense, 2 dense with its base root, 3 sparse |
+//! | 10..14 | versions 2 and 3 with a base: tree depth `D` of the base root; otherwise reserved, zero |
+//! | 14     | version 3: 1 if a base root follows the header, else 0; otherwise reserved, zero |
+//! | 15     | reserved, zero |
 //! | 16..24 | weight count `N` |
 //! | 24..32 | block count `nb = ceil(N / 112)` |
-//! | 32..64 | SHA-256 of bytes 0..32, then (version 2) bytes 72..104, then the uncompressed body |
+//! | 32..64 | SHA-256 of bytes 0..32, then the base root if any, then the uncompressed body |
 //! | 64..72 | length of the compressed body |
-//! | 72..104 | version 2 only: the root (at depth `D`, field element, little-endian) of the model the update was made against |
-//! | 72.. / 104.. | zstd frame of the body: `nb` scales (u32), then `nb × 56` bytes of nibbles, two per byte, low nibble first |
+//! | 72..104 | with a base only: the root (at depth `D`, field element, little-endian) of the model the update was made against |
+//! | then   | zstd frame of the body |
 //!
-//! An update that knows its base (`Update::with_base`) is written as version 2, so a tool
-//! can refuse to apply it to another model; one that does not is written as version 1.
+//! Dense body (versions 1, 2): `nb` scales (u32), then `nb × 56` bytes of nibbles, two per
+//! byte, low nibble first. Sparse body (version 3): the count `k ≤ nb` of changed blocks
+//! (u64), their indices (u64, strictly increasing, below `nb`), their scales (u32), their
+//! `k × 56` bytes of nibbles; an unchanged block (scale 0, every nibble 8) is never listed.
+//! Either way the update is the same (every block not listed is unchanged) and so is its
+//! root: the tree over every block's `U_b` (DESIGN §2). A blob is written sparse when that
+//! is smaller (fewer than ~88 % of the blocks changed).
+//!
+//! An update that knows its base (`Update::with_base`) records it, so a tool can refuse to
+//! apply it to another model.
 
 use std::io::Read;
 use std::path::Path;
@@ -35,6 +44,12 @@ pub const BLOB_MAGIC: [u8; 8] = *b"POGOUPD\0";
 /// The blob format version written for updates that record their base model (version 1,
 /// without one, is written and read too).
 pub const BLOB_VERSION: u16 = 2;
+/// The blob format version of sparse updates: only the changed blocks are listed.
+pub const SPARSE_BLOB_VERSION: u16 = 3;
+/// Dense body bytes per block: a scale and 56 bytes of nibbles.
+const DENSE_BYTES_PER_BLOCK: u64 = 4 + NIBBLE_BYTES_PER_BLOCK as u64;
+/// Sparse body bytes per changed block: its index, scale and nibbles.
+const SPARSE_BYTES_PER_BLOCK: u64 = 8 + DENSE_BYTES_PER_BLOCK;
 /// Header length in bytes of a version 1 blob (version 2 adds the 32-byte base root).
 pub const BLOB_HEADER_LEN: usize = 72;
 /// Bytes of the base root a version 2 header adds.
@@ -69,6 +84,14 @@ pub enum UpdateError {
         position: usize,
         /// `N`.
         weights: u64,
+    },
+    /// A changed block's index is out of range, or indices are not strictly increasing.
+    #[error("changed block {index} is out of order or repeated, or not below the {blocks} blocks")]
+    BlockIndex {
+        /// The index.
+        index: u64,
+        /// `nb`.
+        blocks: u64,
     },
     /// The update is for a model of another size.
     #[error("the update is for a model of {update} weights, but the model has {model}")]
@@ -128,7 +151,7 @@ pub enum BlobError {
     #[error("not a pogo update blob (magic bytes {0:02x?})")]
     Magic([u8; 8]),
     /// A version this build does not read.
-    #[error("update blob version {0} is not supported (this pogo reads versions 1 and {BLOB_VERSION})")]
+    #[error("update blob version {0} is not supported (this pogo reads versions 1, {BLOB_VERSION} and {SPARSE_BLOB_VERSION})")]
     Version(u16),
     /// A version 2 header's base root is not a field element, or its depth is out of range.
     #[error("the header's base model (depth {depth}) is not a valid root")]
@@ -168,6 +191,17 @@ pub enum BlobError {
         /// Got (at most expected + 1 are read).
         got: u64,
     },
+    /// A sparse body declares more changed blocks than the update has blocks.
+    #[error("the body lists {count} changed blocks of an update of {blocks} blocks")]
+    SparseCount {
+        /// Declared.
+        count: u64,
+        /// `nb`.
+        blocks: u64,
+    },
+    /// A sparse body lists a block that changes nothing.
+    #[error("the body lists block {0} as changed, but it is the unchanged block")]
+    Unchanged(u64),
     /// The checksum does not match.
     #[error("checksum mismatch: the blob is corrupt")]
     Checksum,
@@ -184,36 +218,61 @@ pub enum BlobError {
     },
 }
 
-/// Per-block scales and nibbles for a model of `N` weights.
+/// Per-block scales and nibbles for a model of `N` weights, kept sparse: the blocks that
+/// change something, by increasing index; every other block is [`UpdateBlock::zero`]
+/// (scale 0, every nibble 8), whose leaf is [`Update::unchanged_leaf`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Update {
     weights: u64,
-    blocks: Vec<UpdateBlock>,
+    changed: Vec<(u64, UpdateBlock)>,
     base: Option<BaseModel>,
 }
 
 impl Update {
-    /// An update of `weights` weights; the blocks must number `ceil(N / 112)` and leave the
-    /// padding of the last block unchanged.
+    /// An update of `weights` weights from every block; the blocks must number
+    /// `ceil(N / 112)` and leave the padding of the last block unchanged.
     pub fn new(weights: u64, blocks: Vec<UpdateBlock>) -> Result<Self, UpdateError> {
-        if weights == 0 || weights > MAX_WEIGHTS {
-            return Err(UpdateError::WeightCount(weights));
-        }
-        let expected = block_count(weights);
+        let expected = check_weights(weights)?;
         if blocks.len() as u64 != expected {
             return Err(UpdateError::BlockCount { weights, expected, got: blocks.len() as u64 });
         }
-        let used = (weights - (expected - 1) * BLOCK_WEIGHTS as u64) as usize;
-        let last = &blocks[blocks.len() - 1];
-        if last.scale != 0 {
-            if let Some(position) = (used..BLOCK_WEIGHTS).find(|&j| last.nibbles[j] != Nibble::ZERO) {
-                return Err(UpdateError::Padding { block: expected - 1, position, weights });
-            }
-        }
-        Ok(Self { weights, blocks, base: None })
+        let zero = UpdateBlock::zero();
+        Self::sparse(
+            weights,
+            blocks
+                .into_iter()
+                .enumerate()
+                .map(|(b, block)| (b as u64, block))
+                .filter(|(_, block)| *block != zero)
+                .collect(),
+        )
     }
 
-    /// The same update, recording the model it was made against (written as blob version 2).
+    /// An update of `weights` weights changing only the `changed` blocks (by strictly
+    /// increasing index below `ceil(N / 112)`; unchanged blocks listed are dropped); the last
+    /// block must leave its padding unchanged.
+    pub fn sparse(weights: u64, changed: Vec<(u64, UpdateBlock)>) -> Result<Self, UpdateError> {
+        let blocks = check_weights(weights)?;
+        for (k, &(b, _)) in changed.iter().enumerate() {
+            if b >= blocks || (k > 0 && changed[k - 1].0 >= b) {
+                return Err(UpdateError::BlockIndex { index: b, blocks });
+            }
+        }
+        if let Some((b, last)) = changed.last().filter(|(b, _)| *b == blocks - 1) {
+            let used = (weights - (blocks - 1) * BLOCK_WEIGHTS as u64) as usize;
+            if last.scale != 0 {
+                if let Some(position) = (used..BLOCK_WEIGHTS).find(|&j| last.nibbles[j] != Nibble::ZERO) {
+                    return Err(UpdateError::Padding { block: *b, position, weights });
+                }
+            }
+        }
+        let zero = UpdateBlock::zero();
+        let changed = changed.into_iter().filter(|(_, block)| *block != zero).collect();
+        Ok(Self { weights, changed, base: None })
+    }
+
+    /// The same update, recording the model it was made against (written as blob version 2
+    /// or 3).
     pub fn with_base(self, root: Fr, depth: u32) -> Self {
         Self { base: Some(BaseModel { root, depth }), ..self }
     }
@@ -243,22 +302,56 @@ impl Update {
 
     /// `nb`.
     pub fn block_count(&self) -> u64 {
-        self.blocks.len() as u64
+        block_count(self.weights)
     }
 
-    /// All blocks.
-    pub fn blocks(&self) -> &[UpdateBlock] {
-        &self.blocks
+    /// The blocks that change something, by increasing index.
+    pub fn changed(&self) -> &[(u64, UpdateBlock)] {
+        &self.changed
+    }
+
+    /// Block `b` (the unchanged block where the update does not list it).
+    pub fn block(&self, b: u64) -> UpdateBlock {
+        match self.changed.binary_search_by_key(&b, |(i, _)| *i) {
+            Ok(k) => self.changed[k].1.clone(),
+            Err(_) => UpdateBlock::zero(),
+        }
+    }
+
+    /// The leaf `U_b` of every unchanged block, `H_3(q_lo, q_hi, 0)` with every nibble 8.
+    pub fn unchanged_leaf() -> Fr {
+        static LEAF: std::sync::OnceLock<Fr> = std::sync::OnceLock::new();
+        *LEAF.get_or_init(|| UpdateBlock::zero().leaf())
     }
 
     /// The update leaf `U_b`.
     pub fn leaf(&self, b: u64) -> Fr {
-        self.blocks[b as usize].leaf()
+        match self.changed.binary_search_by_key(&b, |(i, _)| *i) {
+            Ok(k) => self.changed[k].1.leaf(),
+            Err(_) => Self::unchanged_leaf(),
+        }
     }
 
-    /// The update tree of depth `D` by the sequential native reference.
+    /// The changed blocks' leaves, by increasing index.
+    pub fn changed_leaves(&self) -> Vec<(u64, Fr)> {
+        self.changed.iter().map(|(b, block)| (*b, block.leaf())).collect()
+    }
+
+    /// The update tree of depth `D` by the sequential native reference (every leaf hashed).
     pub fn reference_tree(&self, depth: u32) -> Result<MerkleTree, MerkleError> {
         MerkleTree::build((0..self.block_count()).map(|b| self.leaf(b)).collect(), depth)
+    }
+
+    /// The update root at depth `D` from the changed leaves' paths only (equal to
+    /// [`Update::reference_tree`]'s root), hashing with `hash_pairs`.
+    pub fn sparse_root_with(&self, depth: u32, hash_pairs: impl Fn(&[(Fr, Fr)]) -> Vec<Fr>) -> Result<Fr, MerkleError> {
+        crate::merkle::sparse_root_with(
+            self.block_count(),
+            depth,
+            &self.changed_leaves(),
+            Self::unchanged_leaf(),
+            hash_pairs,
+        )
     }
 
     /// Checks that the update fits `model`'s size.
@@ -271,32 +364,53 @@ impl Update {
 
     /// Applies block `b` to `model`'s block `b`, naming the weight that would overflow.
     pub fn apply_block(&self, model: &Model, b: u64) -> Result<[u32; BLOCK_WEIGHTS], UpdateError> {
-        self.blocks[b as usize].apply(&model.block(b)).map_err(|e| {
-            let global = b * BLOCK_WEIGHTS as u64 + e.position as u64;
-            let (tensor, index) = model.locate(global).unwrap_or(("<padding>", global));
-            UpdateError::Overflow { block: b, tensor: tensor.to_string(), index, old: e.old, scale: e.scale, q: e.q }
-        })
+        apply_to(&self.block(b), model, b)
     }
 
     /// The new model `u_new = u_old + s · (n − 8)`, exact; an error (never a wrap) if any
-    /// weight would leave `[0, 2^32)`.
+    /// weight would leave `[0, 2^32)`. Touches only the changed blocks' weights.
     pub fn apply(&self, model: &Model) -> Result<Model, UpdateError> {
         self.check_model(model)?;
-        let mut weights = Vec::with_capacity(model.weights().len());
-        for b in 0..self.block_count() {
-            let new = self.apply_block(model, b)?;
-            let keep = (model.weights().len() - weights.len()).min(BLOCK_WEIGHTS);
-            weights.extend_from_slice(&new[..keep]);
+        let mut weights = model.weights().to_vec();
+        for (b, block) in &self.changed {
+            let new = apply_to(block, model, *b)?;
+            let start = *b as usize * BLOCK_WEIGHTS;
+            let keep = (weights.len() - start).min(BLOCK_WEIGHTS);
+            weights[start..start + keep].copy_from_slice(&new[..keep]);
         }
         Ok(model.with_weights(weights)?)
     }
 
-    /// The uncompressed body: scales, then packed nibbles.
+    /// Whether the blob lists changed blocks (version 3) rather than every block: when that
+    /// is smaller (8 + 68 bytes per changed block against 60 per block).
+    pub fn writes_sparse(&self) -> bool {
+        8 + self.changed.len() as u64 * SPARSE_BYTES_PER_BLOCK < self.block_count() * DENSE_BYTES_PER_BLOCK
+    }
+
+    /// The uncompressed body: dense, every scale then every block's packed nibbles; sparse,
+    /// the count, then the indices, the scales and the packed nibbles of the changed blocks.
     fn body(&self) -> Vec<u8> {
-        let mut body = Vec::with_capacity(self.blocks.len() * (4 + NIBBLE_BYTES_PER_BLOCK));
-        body.extend(self.blocks.iter().flat_map(|b| b.scale.to_le_bytes()));
-        for block in &self.blocks {
-            body.extend(block.nibbles.chunks(2).map(|pair| pair[0].get() | (pair[1].get() << 4)));
+        let pack = |block: &UpdateBlock| {
+            block.nibbles.chunks(2).map(|pair| pair[0].get() | (pair[1].get() << 4)).collect::<Vec<u8>>()
+        };
+        if self.writes_sparse() {
+            let mut body = Vec::with_capacity(8 + self.changed.len() * SPARSE_BYTES_PER_BLOCK as usize);
+            body.extend((self.changed.len() as u64).to_le_bytes());
+            body.extend(self.changed.iter().flat_map(|(b, _)| b.to_le_bytes()));
+            body.extend(self.changed.iter().flat_map(|(_, block)| block.scale.to_le_bytes()));
+            body.extend(self.changed.iter().flat_map(|(_, block)| pack(block)));
+            return body;
+        }
+        let nb = self.block_count();
+        let mut body = Vec::with_capacity((nb * DENSE_BYTES_PER_BLOCK) as usize);
+        body.extend((0..nb).flat_map(|b| self.block(b).scale.to_le_bytes()));
+        let unchanged = pack(&UpdateBlock::zero());
+        let mut next = self.changed.iter().peekable();
+        for b in 0..nb {
+            match next.next_if(|(i, _)| *i == b) {
+                Some((_, block)) => body.extend(pack(block)),
+                None => body.extend_from_slice(&unchanged),
+            }
         }
         body
     }
@@ -310,7 +424,14 @@ impl Update {
             header[10..14].copy_from_slice(&b.depth.to_le_bytes());
             b.root.to_repr()
         });
-        let version: u16 = if base.is_some() { BLOB_VERSION } else { 1 };
+        let version: u16 = match (self.writes_sparse(), base.is_some()) {
+            (true, has_base) => {
+                header[14] = u8::from(has_base);
+                SPARSE_BLOB_VERSION
+            }
+            (false, true) => BLOB_VERSION,
+            (false, false) => 1,
+        };
         header[8..10].copy_from_slice(&version.to_le_bytes());
         header[16..24].copy_from_slice(&self.weights.to_le_bytes());
         header[24..32].copy_from_slice(&self.block_count().to_le_bytes());
@@ -334,14 +455,24 @@ impl Update {
             return Err(BlobError::Magic(magic));
         }
         let version = u16::from_le_bytes([header[8], header[9]]);
-        if version != 1 && version != BLOB_VERSION {
-            return Err(BlobError::Version(version));
-        }
-        let reserved = if version == 1 { &header[10..16] } else { &header[14..16] };
-        if reserved.iter().any(|&b| b != 0) {
+        // Version 3's byte 14 says whether a base root follows (bit 0, nothing else).
+        let has_base = match version {
+            1 => false,
+            BLOB_VERSION => true,
+            SPARSE_BLOB_VERSION if header[14] <= 1 => header[14] == 1,
+            SPARSE_BLOB_VERSION => return Err(BlobError::Reserved),
+            other => return Err(BlobError::Version(other)),
+        };
+        let reserved = match (version, has_base) {
+            (1, _) => &header[10..16],
+            (BLOB_VERSION, _) => &header[14..16],
+            (_, true) => &header[15..16],
+            (_, false) => &header[10..14],
+        };
+        if reserved.iter().any(|&b| b != 0) || (version == SPARSE_BLOB_VERSION && header[15] != 0) {
             return Err(BlobError::Reserved);
         }
-        let (base, base_bytes) = if version == 1 {
+        let (base, base_bytes) = if !has_base {
             (None, &[][..])
         } else {
             let bytes = blob.get(BLOB_HEADER_LEN..BLOB_HEADER_LEN + BASE_LEN).ok_or(BlobError::TooShort(blob.len()))?;
@@ -368,30 +499,46 @@ impl Update {
             return Err(BlobError::Length { declared: body_len, actual });
         }
         // Stream the body so memory grows only with bytes that really decompress.
-        let expected_body = expected * (4 + NIBBLE_BYTES_PER_BLOCK as u64);
         let mut decoder = zstd::stream::read::Decoder::new(&blob[body_start..]).map_err(BlobError::Decompress)?;
         let mut body = Vec::new();
-        (&mut decoder).take(expected_body + 1).read_to_end(&mut body).map_err(BlobError::Decompress)?;
+        let expected_body = if version == SPARSE_BLOB_VERSION {
+            let mut count = [0u8; 8];
+            decoder.read_exact(&mut count).map_err(BlobError::Decompress)?;
+            body.extend_from_slice(&count);
+            let count = u64::from_le_bytes(count);
+            if count > expected {
+                return Err(BlobError::SparseCount { count, blocks: expected });
+            }
+            8 + count * SPARSE_BYTES_PER_BLOCK
+        } else {
+            expected * DENSE_BYTES_PER_BLOCK
+        };
+        (&mut decoder)
+            .take(expected_body + 1 - body.len() as u64)
+            .read_to_end(&mut body)
+            .map_err(BlobError::Decompress)?;
         if body.len() as u64 != expected_body {
             return Err(BlobError::BodySize { expected: expected_body, got: body.len() as u64 });
         }
         if checksum(&header[..32], base_bytes, &body)[..] != header[32..64] {
             return Err(BlobError::Checksum);
         }
-        let (scales, nibbles) = body.split_at(expected as usize * 4);
-        let blocks = scales
-            .chunks_exact(4)
-            .zip(nibbles.chunks_exact(NIBBLE_BYTES_PER_BLOCK))
-            .map(|(scale, packed)| {
-                let scale = u32::from_le_bytes(scale.try_into().expect("4 bytes"));
-                let nibbles = std::array::from_fn(|j| {
-                    let byte = packed[j / 2];
-                    Nibble::new(if j % 2 == 0 { byte & 0x0f } else { byte >> 4 }).expect("a 4-bit value")
-                });
-                UpdateBlock { scale, nibbles }
-            })
-            .collect();
-        let update = Self::new(weights, blocks)?;
+        let update = if version == SPARSE_BLOB_VERSION {
+            let count = (body.len() - 8) / SPARSE_BYTES_PER_BLOCK as usize;
+            let (indices, rest) = body[8..].split_at(count * 8);
+            let (scales, nibbles) = rest.split_at(count * 4);
+            let indices = indices.chunks_exact(8).map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes")));
+            let changed: Vec<(u64, UpdateBlock)> = indices.zip(unpack(scales, nibbles)).collect();
+            // Canonical: an unchanged block is never listed (it would change nothing, and the
+            // same update would have two encodings).
+            if let Some((index, _)) = changed.iter().find(|(_, block)| *block == UpdateBlock::zero()) {
+                return Err(BlobError::Unchanged(*index));
+            }
+            Self::sparse(weights, changed)?
+        } else {
+            let (scales, nibbles) = body.split_at(expected as usize * 4);
+            Self::new(weights, unpack(scales, nibbles).collect())?
+        };
         Ok(Self { base, ..update })
     }
 
@@ -405,6 +552,35 @@ impl Update {
     pub fn save(&self, path: &Path) -> Result<(), BlobError> {
         write_atomic(path, &self.to_blob()).map_err(|source| BlobError::Io { path: path.display().to_string(), source })
     }
+}
+
+/// `1 ≤ N ≤ MAX_WEIGHTS`; returns `nb`.
+fn check_weights(weights: u64) -> Result<u64, UpdateError> {
+    if weights == 0 || weights > MAX_WEIGHTS {
+        return Err(UpdateError::WeightCount(weights));
+    }
+    Ok(block_count(weights))
+}
+
+/// Applies `block` as block `b` of `model`, naming the weight that would overflow.
+fn apply_to(block: &UpdateBlock, model: &Model, b: u64) -> Result<[u32; BLOCK_WEIGHTS], UpdateError> {
+    block.apply(&model.block(b)).map_err(|e| {
+        let global = b * BLOCK_WEIGHTS as u64 + e.position as u64;
+        let (tensor, index) = model.locate(global).unwrap_or(("<padding>", global));
+        UpdateError::Overflow { block: b, tensor: tensor.to_string(), index, old: e.old, scale: e.scale, q: e.q }
+    })
+}
+
+/// Blocks from little-endian scales and packed nibbles (two per byte, low first).
+fn unpack<'a>(scales: &'a [u8], nibbles: &'a [u8]) -> impl Iterator<Item = UpdateBlock> + 'a {
+    scales.chunks_exact(4).zip(nibbles.chunks_exact(NIBBLE_BYTES_PER_BLOCK)).map(|(scale, packed)| {
+        let scale = u32::from_le_bytes(scale.try_into().expect("4 bytes"));
+        let nibbles = std::array::from_fn(|j| {
+            let byte = packed[j / 2];
+            Nibble::new(if j % 2 == 0 { byte & 0x0f } else { byte >> 4 }).expect("a 4-bit value")
+        });
+        UpdateBlock { scale, nibbles }
+    })
 }
 
 fn checksum(header: &[u8], base: &[u8], body: &[u8]) -> [u8; 32] {

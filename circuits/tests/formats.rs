@@ -171,7 +171,7 @@ fn blob_header_corruptions_are_each_rejected() {
     };
     assert!(matches!(Update::from_blob(&blob[..10]), Err(BlobError::TooShort(10))));
     assert!(matches!(tamper(0, b'X'), BlobError::Magic(_)));
-    assert!(matches!(tamper(8, 3), BlobError::Version(3)));
+    assert!(matches!(tamper(8, 4), BlobError::Version(4)));
     assert!(matches!(tamper(12, 1), BlobError::Reserved));
     assert!(matches!(tamper(24, 9), BlobError::BlockCount { declared: 9, weights: 300, expected: 3 }));
     // 300 -> 44 weights changes nb; 300 -> 256 keeps nb but the checksum covers the header.
@@ -266,7 +266,7 @@ fn apply_is_exact_and_refuses_wrong_sizes_and_overflow() {
     let old = model_of((0..250).map(|i| BIAS + i * 1000).collect());
     let new = update.apply(&old).unwrap();
     for i in 0..250usize {
-        let block = &update.blocks()[i / BLOCK_WEIGHTS];
+        let block = &update.block((i / BLOCK_WEIGHTS) as u64);
         let expected =
             i64::from(old.weights()[i]) + i64::from(block.scale) * i64::from(block.nibbles[i % 112].signed());
         assert_eq!(i64::from(new.weights()[i]), expected);

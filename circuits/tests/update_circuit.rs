@@ -71,7 +71,7 @@ impl Fixture {
             let mut w = SampleWitness::from_blocks(
                 &self.old.block(i),
                 &self.new.block(i),
-                &self.update.blocks()[i as usize],
+                &self.update.block(i),
                 [&paths[0], &paths[1], &paths[2]],
             );
             edit(j, &mut w);

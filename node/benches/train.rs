@@ -1,7 +1,10 @@
 //! `cargo bench -p pogo-node --bench train`: for each task (`POGO_TRAIN_TASKS`, default
 //! `tasks/digits.json`) and `POGO_TRAIN_ROUNDS` rounds (default 40), plain f32 training vs
-//! the same steps and batches published as 4-bit updates with error feedback: final
-//! validation loss of each, the gap (goal: within 2 %), and training steps per second.
+//! the same steps and batches published as 4-bit updates with error feedback, at each
+//! update density of `POGO_TRAIN_DENSITIES` (default `1`; e.g. `1,0.25,0.1,0.02` for
+//! block-sparse updates): final validation loss of each, the gap to f32 (goal: within 2 %)
+//! and to dense 4-bit (goal at 10 %: within 2 %), mean blob bytes per round, and training
+//! steps per second.
 
 use std::path::Path;
 use std::time::Instant;
@@ -17,8 +20,13 @@ fn main() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let tasks = std::env::var("POGO_TRAIN_TASKS").unwrap_or_else(|_| "tasks/digits.json".into());
     let rounds: u64 = std::env::var("POGO_TRAIN_ROUNDS").ok().and_then(|r| r.parse().ok()).unwrap_or(40);
-    println!("| task | weights | rounds × steps | f32 final val loss | 4-bit final val loss | gap | f32 steps/s | 4-bit steps/s (incl. quantize + apply) |");
-    println!("|---|---|---|---|---|---|---|---|");
+    let densities: Vec<f64> = std::env::var("POGO_TRAIN_DENSITIES")
+        .unwrap_or_else(|_| "1".into())
+        .split(',')
+        .map(|d| d.trim().parse().expect("POGO_TRAIN_DENSITIES: numbers in (0, 1], comma-separated"))
+        .collect();
+    println!("| task | weights | rounds × steps | density | f32 final val loss | 4-bit final val loss | gap to f32 | gap to dense 4-bit | blob bytes per round | f32 steps/s | 4-bit steps/s (incl. quantize + apply) |");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|");
     for task in tasks.split(',') {
         let config = TaskConfig::load(&root.join(task)).unwrap();
         let steps = config.steps_per_round as u64;
@@ -33,20 +41,32 @@ fn main() {
         let f32_rate = (rounds * steps) as f64 / t.elapsed().as_secs_f64();
         let f32_loss = trainer.validation_loss().unwrap();
 
-        let mut model = genesis.clone();
-        let mut residual = Residual::zero(model.weight_count());
-        let t = Instant::now();
-        for round in 0..rounds {
-            model = trainer.work(&model, &mut residual, round, &|| {}).unwrap().new_model;
+        let mut dense_loss = None;
+        for &density in &densities {
+            let mut sparse = config.clone();
+            sparse.density = density;
+            let trainer = Trainer::new(sparse, Device::Cpu).unwrap();
+            let mut model = genesis.clone();
+            let mut residual = Residual::zero(model.weight_count());
+            let mut blob_bytes = 0usize;
+            let t = Instant::now();
+            for round in 0..rounds {
+                let out = trainer.work(&model, &mut residual, round, &|| {}).unwrap();
+                blob_bytes += out.update.to_blob().len();
+                model = out.new_model;
+            }
+            let q_rate = (rounds * steps) as f64 / t.elapsed().as_secs_f64();
+            trainer.load(&model).unwrap();
+            let q_loss = trainer.validation_loss().unwrap();
+            let dense = *dense_loss.get_or_insert(q_loss);
+            println!(
+                "| {} | {} | {rounds} × {steps} | {density} | {f32_loss:.4} | {q_loss:.4} | {:+.2} % | {:+.2} % | {} | {f32_rate:.0} | {q_rate:.0} |",
+                config.name,
+                model.weight_count(),
+                100.0 * (q_loss - f32_loss) / f32_loss,
+                100.0 * (q_loss - dense) / dense,
+                blob_bytes / rounds.max(1) as usize,
+            );
         }
-        let q_rate = (rounds * steps) as f64 / t.elapsed().as_secs_f64();
-        trainer.load(&model).unwrap();
-        let q_loss = trainer.validation_loss().unwrap();
-        println!(
-            "| {} | {} | {rounds} × {steps} | {f32_loss:.4} | {q_loss:.4} | {:+.2} % | {f32_rate:.0} | {q_rate:.0} |",
-            config.name,
-            model.weight_count(),
-            100.0 * (q_loss - f32_loss) / f32_loss
-        );
     }
 }

@@ -2,7 +2,7 @@
 //! model into a 4-bit update with one absmax scale per block, rounding to nearest, and
 //! computes the exact new model by DESIGN §2. It never produces an update that overflows.
 
-use pogo_circuits::encoding::{apply_one, unbias, Nibble, UpdateBlock, BLOCK_WEIGHTS};
+use pogo_circuits::encoding::{apply_one, bias, unbias, Nibble, UpdateBlock, BLOCK_WEIGHTS};
 use pogo_circuits::files::write_atomic;
 use pogo_circuits::model::{Model, ModelError};
 use pogo_circuits::update::{Update, UpdateError};
@@ -48,6 +48,9 @@ pub enum QuantizeError {
     /// Internal consistency (cannot happen for valid models).
     #[error(transparent)]
     Update(#[from] UpdateError),
+    /// A density outside (0, 1].
+    #[error("the density {0} is not in (0, 1]: it is the fraction of blocks an update may change")]
+    Density(f64),
     /// The carried error is for a model of another size.
     #[error("the error-feedback residual has {residual} weights, the model {weights}")]
     Residual {
@@ -74,6 +77,22 @@ impl Residual {
     /// The carried error per weight.
     pub fn values(&self) -> &[i64] {
         &self.0
+    }
+
+    /// The miner's local model: `model` plus what it has not yet published, each weight
+    /// clamped to the fixed-point range. Training continues from here, so a change carried
+    /// over is neither lost nor learned a second time.
+    pub fn add_to(&self, model: &Model) -> Result<Model, QuantizeError> {
+        if self.0.len() as u64 != model.weight_count() {
+            return Err(QuantizeError::Residual { weights: model.weight_count(), residual: self.0.len() as u64 });
+        }
+        let weights = model
+            .weights()
+            .iter()
+            .zip(&self.0)
+            .map(|(&w, &r)| bias((i64::from(unbias(w)) + r).clamp(i64::from(i32::MIN), i64::from(i32::MAX)) as i32))
+            .collect();
+        Ok(model.with_weights(weights)?)
     }
 
     /// Wraps values (one per weight).
@@ -133,6 +152,44 @@ pub fn quantize_with_feedback(
     trained: &Model,
     residual: &mut Residual,
 ) -> Result<Quantized, QuantizeError> {
+    quantize_sparse(base, trained, residual, 1.0)
+}
+
+/// The blocks a density `ρ` keeps: the `ceil(ρ · nb)` blocks whose target change
+/// `trained − base + residual` has the largest Euclidean (L2) norm, ties to the lower index.
+fn top_blocks(targets: &[[i64; BLOCK_WEIGHTS]], density: f64) -> Vec<bool> {
+    let nb = targets.len();
+    let keep = ((density * nb as f64).ceil() as usize).clamp(1, nb);
+    let mut keyed: Vec<(f64, usize)> = targets
+        .par_iter()
+        .enumerate()
+        .map(|(b, t)| (t.iter().map(|&d| (d as f64) * (d as f64)).sum::<f64>(), b))
+        .collect();
+    let mut kept = vec![keep == nb; nb];
+    if keep < nb {
+        // Largest norm first, then lowest index.
+        let order = |a: &(f64, usize), b: &(f64, usize)| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1));
+        keyed.select_nth_unstable_by(keep - 1, order);
+        for &(_, b) in &keyed[..keep] {
+            kept[b] = true;
+        }
+    }
+    kept
+}
+
+/// [`quantize_with_feedback`] keeping only a fraction `density` ∈ (0, 1] of the blocks
+/// (block-sparse updates): the `ceil(ρ · nb)` blocks whose target `trained − base + residual`
+/// has the largest L2 norm are quantized as usual; every other block is left unchanged and
+/// its whole target carried in `residual`, so nothing is lost, only delayed.
+pub fn quantize_sparse(
+    base: &Model,
+    trained: &Model,
+    residual: &mut Residual,
+    density: f64,
+) -> Result<Quantized, QuantizeError> {
+    if !(density > 0.0 && density <= 1.0) {
+        return Err(QuantizeError::Density(density));
+    }
     base.check_same_layout(trained)?;
     let n = base.weight_count();
     if residual.0.len() as u64 != n {
@@ -141,9 +198,22 @@ pub fn quantize_with_feedback(
     let carried = |b: u64| -> [i64; BLOCK_WEIGHTS] {
         std::array::from_fn(|j| residual.0.get(b as usize * BLOCK_WEIGHTS + j).copied().unwrap_or(0))
     };
-    let per_block: Vec<(UpdateBlock, BlockStats, [i64; BLOCK_WEIGHTS])> = (0..base.block_count())
+    let targets: Vec<[i64; BLOCK_WEIGHTS]> = (0..base.block_count())
         .into_par_iter()
-        .map(|b| quantize_block(&base.block(b), &trained.block(b), &carried(b)))
+        .map(|b| target(&base.block(b), &trained.block(b), &carried(b)))
+        .collect();
+    let kept = top_blocks(&targets, density);
+    let per_block: Vec<(UpdateBlock, BlockStats, [i64; BLOCK_WEIGHTS])> = targets
+        .into_par_iter()
+        .zip(kept)
+        .enumerate()
+        .map(|(b, (delta, keep))| {
+            if keep {
+                quantize_block(&base.block(b as u64), &delta)
+            } else {
+                (UpdateBlock::zero(), BlockStats::unapplied(&delta), delta)
+            }
+        })
         .collect();
     for (b, (_, _, left)) in per_block.iter().enumerate() {
         let start = b * BLOCK_WEIGHTS;
@@ -174,16 +244,33 @@ struct BlockStats {
     squared_error: f64,
 }
 
-/// One block: the update for `trained − base + carried`, its statistics, and what it left
-/// unapplied. Padding weights are 2^31 in both models with nothing carried, so their delta
-/// (and update) is zero.
-fn quantize_block(
+impl BlockStats {
+    /// A block left out: its whole target is the error.
+    fn unapplied(delta: &[i64; BLOCK_WEIGHTS]) -> Self {
+        BlockStats {
+            max_error: delta.iter().map(|d| d.unsigned_abs()).max().unwrap_or(0),
+            squared_error: delta.iter().map(|&d| (d as f64).powi(2)).sum(),
+            ..Self::default()
+        }
+    }
+}
+
+/// A block's target change `trained − base + carried`. Padding weights are 2^31 in both
+/// models with nothing carried, so their target (and update) is zero.
+fn target(
     base: &[u32; BLOCK_WEIGHTS],
     trained: &[u32; BLOCK_WEIGHTS],
     carried: &[i64; BLOCK_WEIGHTS],
+) -> [i64; BLOCK_WEIGHTS] {
+    std::array::from_fn(|j| i64::from(unbias(trained[j])) - i64::from(unbias(base[j])) + carried[j])
+}
+
+/// One block: the update for the target `delta`, its statistics, and what it left unapplied.
+fn quantize_block(
+    base: &[u32; BLOCK_WEIGHTS],
+    delta: &[i64; BLOCK_WEIGHTS],
 ) -> (UpdateBlock, BlockStats, [i64; BLOCK_WEIGHTS]) {
-    let delta: [i64; BLOCK_WEIGHTS] =
-        std::array::from_fn(|j| i64::from(unbias(trained[j])) - i64::from(unbias(base[j])) + carried[j]);
+    let delta = *delta;
     // A step larger than the whole 32-bit range can never be applied: cap the scale so that
     // s < 2^32 (the rest stays in the residual and clamps keep the result in range).
     let absmax = (delta.iter().map(|d| d.unsigned_abs()).max().unwrap_or(0) as i64).min(Q_MAX * i64::from(u32::MAX));
@@ -295,7 +382,7 @@ mod tests {
             let q = quantize(&base, &trained).unwrap();
             prop_assert_eq!(&q.update.apply(&base).unwrap(), &q.new_model);
             for (i, (&t, &u)) in trained.weights().iter().zip(q.new_model.weights()).enumerate() {
-                let scale = i64::from(q.update.blocks()[i / BLOCK_WEIGHTS].scale);
+                let scale = i64::from(q.update.block((i / BLOCK_WEIGHTS) as u64).scale);
                 let err = (i64::from(t) - i64::from(u)).abs();
                 // Half a step from rounding, a whole step where a clamp pulled back.
                 prop_assert!(2 * err <= scale || (q.report.clamped_weights > 0 && err <= scale));
@@ -307,7 +394,7 @@ mod tests {
     fn identical_models_give_the_zero_update() {
         let m = model((0..300).map(|i| BIAS + i).collect());
         let q = quantize(&m, &m).unwrap();
-        assert!(q.update.blocks().iter().all(|b| *b == UpdateBlock::zero()));
+        assert!(q.update.changed().is_empty());
         assert_eq!(q.new_model, m);
         assert_eq!(q.report.changed_weights, 0);
     }
@@ -326,5 +413,41 @@ mod tests {
     #[test]
     fn different_layouts_are_refused() {
         assert!(matches!(quantize(&model(vec![1; 5]), &model(vec![1; 6])), Err(QuantizeError::Layout(_))));
+    }
+
+    #[test]
+    fn a_density_keeps_the_blocks_with_the_largest_change_and_carries_the_rest() {
+        // 10 blocks; block b moves every weight by 100·(b+1) (block 9 by the most).
+        let n = 10 * BLOCK_WEIGHTS;
+        let base = model(vec![BIAS; n]);
+        let trained = model((0..n).map(|i| bias(100 * (i / BLOCK_WEIGHTS) as i32 + 100)).collect());
+        let mut residual = Residual::zero(n as u64);
+        let q = quantize_sparse(&base, &trained, &mut residual, 0.25).unwrap();
+        let kept: Vec<u64> = q.update.changed().iter().map(|(b, _)| *b).collect();
+        assert_eq!(kept, [7, 8, 9], "ceil(0.25 · 10) = 3 blocks, the largest L2 norms");
+        assert_eq!(q.report.changed_blocks, 3);
+        // Applied + carried = everything asked for, weight by weight.
+        for i in 0..n {
+            let applied = i64::from(unbias(q.new_model.weights()[i]));
+            assert_eq!(applied + residual.values()[i], 100 * (i / BLOCK_WEIGHTS) as i64 + 100, "weight {i}");
+        }
+        // The next round with nothing new trained sends the carried blocks, largest first.
+        let q2 = quantize_sparse(&q.new_model, &q.new_model, &mut residual, 0.25).unwrap();
+        let kept: Vec<u64> = q2.update.changed().iter().map(|(b, _)| *b).collect();
+        assert_eq!(kept, [4, 5, 6]);
+        // Density 1 is the dense quantizer; the smallest density still sends one block.
+        let dense = quantize_sparse(&base, &trained, &mut Residual::zero(n as u64), 1.0).unwrap();
+        assert_eq!(dense.update, quantize(&base, &trained).unwrap().update);
+        let one = quantize_sparse(&base, &trained, &mut Residual::zero(n as u64), 1e-9).unwrap();
+        assert_eq!(one.update.changed().len(), 1);
+    }
+
+    #[test]
+    fn densities_outside_zero_to_one_are_refused() {
+        let m = model(vec![BIAS; 300]);
+        for bad in [0.0, -0.5, 1.01, f64::NAN, f64::INFINITY] {
+            let err = quantize_sparse(&m, &m, &mut Residual::zero(300), bad).err();
+            assert!(matches!(err, Some(QuantizeError::Density(_))), "{bad}");
+        }
     }
 }

@@ -97,10 +97,7 @@ fn run_child(runner: &[&str]) -> Vec<String> {
 fn qemu() -> Option<&'static str> {
     let found = Command::new("qemu-x86_64").arg("--version").output().is_ok_and(|o| o.status.success());
     if !found {
-        assert!(
-            std::env::var_os("POGO_REQUIRE_QEMU").is_none(),
-            "qemu-x86_64 not found: run scripts/qemu/install.sh"
-        );
+        assert!(std::env::var_os("POGO_REQUIRE_QEMU").is_none(), "qemu-x86_64 not found: run scripts/qemu/install.sh");
         eprintln!("skipping the emulated CPUs: qemu-x86_64 not found (scripts/qemu/install.sh installs it)");
     }
     found.then_some("qemu-x86_64")
@@ -148,7 +145,8 @@ fn reference_and_candle_agree_within_the_stated_bound_on_every_task() {
             assert!((r - c).abs() <= CANDLE_BOUND, "{name} model {m}: reference {r}, candle {c}: {:e} apart", r - c);
         }
         // Distinct models get distinct losses (the evaluator reads the weights).
-        let losses: Vec<u64> = models.iter().map(|m| loss_units(trainer.eval_examples(m, &examples).unwrap())).collect();
+        let losses: Vec<u64> =
+            models.iter().map(|m| loss_units(trainer.eval_examples(m, &examples).unwrap())).collect();
         assert!(losses[0] != losses[1] && losses[0] != losses[2], "{name}: {losses:?}");
     }
 }
@@ -177,6 +175,7 @@ fn reference_refuses_another_network_and_out_of_range_examples() {
     assert!(err.to_string().contains("no examples"), "{err}");
     let Examples::Labelled { features, mut labels, dim } = examples else { panic!("digits are labelled") };
     labels[3] = 10;
-    let err = reference::loss(&digits.task.model, &models[0], &Examples::Labelled { features, labels, dim }).unwrap_err();
+    let err =
+        reference::loss(&digits.task.model, &models[0], &Examples::Labelled { features, labels, dim }).unwrap_err();
     assert!(err.to_string().contains("label 10 of a 10-class network"), "{err}");
 }

@@ -6,10 +6,10 @@
 
 use pogo_circuits::encoding::{block_count, block_leaf};
 use pogo_circuits::field::{Field, Fr};
-use pogo_circuits::merkle::{check_shape, default_depth, next_layer, MerkleError, MerkleTree};
+use pogo_circuits::merkle::{check_shape, default_depth, hash_pairs, next_layer, MerkleError, MerkleTree};
 use pogo_circuits::model::{block_of, Model};
 use pogo_circuits::poseidon::hash2;
-use pogo_circuits::update::Update;
+use pogo_circuits::update::{Update, UpdateError};
 use rayon::prelude::*;
 
 /// Blocks hashed per parallel task (and per progress report).
@@ -77,6 +77,68 @@ pub fn model_tree(model: &Model, depth: Option<u32>, progress: &dyn Progress) ->
 pub fn update_tree(update: &Update, depth: Option<u32>, progress: &dyn Progress) -> Result<MerkleTree, MerkleError> {
     check_shape(update.block_count(), depth.unwrap_or_else(|| default_depth(update.block_count())))?;
     tree_from_leaves(update_leaves(update, progress), depth)
+}
+
+/// Pairs of children hashed into parents in parallel; equal to [`hash_pairs`].
+pub fn par_hash_pairs(pairs: &[(Fr, Fr)]) -> Vec<Fr> {
+    if pairs.len() < PARALLEL_LAYER_MIN {
+        return hash_pairs(pairs);
+    }
+    pairs.par_iter().map(|&(l, r)| hash2(l, r)).collect()
+}
+
+/// The update root at `depth` (default: the smallest that fits) from the changed blocks'
+/// leaves and paths only: `O(k · D)` hashes for `k` changed blocks, whatever the model's
+/// size; equal to [`update_tree`]'s root.
+pub fn update_root(update: &Update, depth: Option<u32>) -> Result<Fr, MerkleError> {
+    let depth = depth.unwrap_or_else(|| default_depth(update.block_count()));
+    update.sparse_root_with(depth, par_hash_pairs)
+}
+
+/// Applying an update incrementally failed.
+#[derive(Debug, thiserror::Error)]
+pub enum IncrementalError {
+    /// The update does not apply to the model.
+    #[error(transparent)]
+    Update(#[from] UpdateError),
+    /// The tree is not the model's (another leaf count), or the update's indices are bad.
+    #[error(transparent)]
+    Merkle(#[from] MerkleError),
+    /// The old tree has another number of leaves than the model has blocks.
+    #[error("the old tree has {tree} leaves but the model has {model} blocks")]
+    TreeSize {
+        /// Leaves of the tree.
+        tree: u64,
+        /// Blocks of the model.
+        model: u64,
+    },
+}
+
+/// The new model `old + update` and its tree, from `old`'s tree (which must be `old`'s):
+/// only the changed blocks' leaves and their paths are hashed, `O(k · D)` for `k` changed
+/// blocks; equal to [`model_tree`] of the new model (tests check it).
+pub fn apply_incremental(
+    old: &Model,
+    old_tree: &MerkleTree,
+    update: &Update,
+) -> Result<(Model, MerkleTree), IncrementalError> {
+    if old_tree.leaves().len() as u64 != old.block_count() {
+        return Err(IncrementalError::TreeSize { tree: old_tree.leaves().len() as u64, model: old.block_count() });
+    }
+    let new = update.apply(old)?;
+    let tree = retree(old_tree, &new, update)?;
+    Ok((new, tree))
+}
+
+/// The tree of `new` (which must be the old tree's model plus `update`) from the old tree:
+/// re-hashes the leaves of the blocks `update` changes and their paths only. Where more than
+/// half the blocks changed, hashing the whole tree level by level is as cheap, and is done.
+pub fn retree(old_tree: &MerkleTree, new: &Model, update: &Update) -> Result<MerkleTree, MerkleError> {
+    if 2 * update.changed().len() as u64 > new.block_count() {
+        return model_tree(new, Some(old_tree.depth()), &());
+    }
+    let changed: Vec<(u64, Fr)> = update.changed().par_iter().map(|(b, _)| (*b, new.leaf(*b))).collect();
+    old_tree.replace_leaves_with(&changed, par_hash_pairs)
 }
 
 /// The model tree on the first GPU if one is usable (`gpu` feature), else on every core.

@@ -87,7 +87,7 @@ pub fn assemble(
         }
         let [o, n, u] = [&trees.old, &trees.new, &trees.update].map(|t| t.open(index));
         let paths = [&o?, &n?, &u?];
-        samples.push(SampleWitness::from_blocks(&old_block, &new_block, &update.blocks()[index as usize], paths));
+        samples.push(SampleWitness::from_blocks(&old_block, &new_block, &update.block(index), paths));
     }
     let inputs = PublicInputs {
         old_root: trees.old.root(),

@@ -633,7 +633,7 @@ impl Tampered {
         pogo_verifier::fraud::FraudClaim::build(
             b,
             &old.block(b),
-            &update.blocks()[b as usize],
+            &update.block(b),
             &self.old_tree,
             &self.update_tree,
             &self.bad_tree,

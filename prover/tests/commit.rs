@@ -4,7 +4,9 @@ use pogo_circuits::encoding::{block_count, Nibble, UpdateBlock, BLOCK_WEIGHTS};
 use pogo_circuits::merkle::{default_depth, MerkleError, MerkleTree};
 use pogo_circuits::model::{Model, TensorInfo};
 use pogo_circuits::update::Update;
-use pogo_prover::commit::{model_leaves, model_tree, par_next_layer, update_tree, Progress};
+use pogo_prover::commit::{
+    apply_incremental, model_leaves, model_tree, par_next_layer, update_root, update_tree, IncrementalError, Progress,
+};
 use proptest::prelude::*;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -85,4 +87,64 @@ fn progress_counts_every_block_and_bad_depths_fail_early() {
     let err = model_tree(&m, Some(9), &count).unwrap_err();
     assert_eq!(err, MerkleError::TooManyLeaves { leaves: 1001, depth: 9, capacity: 512 });
     assert_eq!(count.0.load(Ordering::Relaxed), 0, "no hashing before the shape check");
+}
+
+/// A sparse update changing `count` blocks of a model of `weights` weights, scales small
+/// enough never to overflow the biased weights the tests use.
+fn sparse_update(weights: u64, count: u64, seed: u64) -> Update {
+    let nb = block_count(weights);
+    let step = (nb / count.max(1)).max(1);
+    let used = (weights - (nb - 1) * BLOCK_WEIGHTS as u64) as usize;
+    let changed = (0..nb)
+        .filter(|b| b.wrapping_add(seed).is_multiple_of(step))
+        .take(count as usize)
+        .map(|b| {
+            let mut nibbles: [Nibble; BLOCK_WEIGHTS] =
+                std::array::from_fn(|j| Nibble::new((b.wrapping_add(seed).wrapping_add(j as u64) % 16) as u8).unwrap());
+            if b == nb - 1 {
+                nibbles[used..].fill(Nibble::ZERO);
+            }
+            (b, UpdateBlock { scale: (seed % 50 + 1) as u32, nibbles })
+        })
+        .collect();
+    Update::sparse(weights, changed).unwrap()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(16))]
+
+    #[test]
+    fn incremental_trees_equal_full_recomputation(
+        weights in 1u64..(BLOCK_WEIGHTS as u64 * 40),
+        density in 0.0f64..=1.0,
+        seed in any::<u64>(),
+        extra_depth in 0u32..3,
+    ) {
+        let m = model((0..weights).map(|i| (1u32 << 31) ^ ((i.wrapping_mul(seed | 1) as u32) & 0xffff)).collect());
+        let nb = m.block_count();
+        // From one changed block up to every block.
+        let count = ((density * nb as f64).ceil() as u64).clamp(1, nb);
+        let update = sparse_update(weights, count, seed);
+        let depth = default_depth(nb) + extra_depth;
+        let old_tree = model_tree(&m, Some(depth), &()).unwrap();
+        let (new, tree) = apply_incremental(&m, &old_tree, &update).unwrap();
+        prop_assert_eq!(&new, &update.apply(&m).unwrap());
+        prop_assert_eq!(&tree, &model_tree(&new, Some(depth), &()).unwrap());
+        prop_assert_eq!(update_root(&update, Some(depth)).unwrap(), update_tree(&update, Some(depth), &()).unwrap().root());
+    }
+}
+
+#[test]
+fn incremental_apply_refuses_another_models_tree_and_overflow() {
+    let m = model(vec![1u32 << 31; 1000]);
+    let other = model_tree(&model(vec![0; 2000]), None, &()).unwrap();
+    let update = sparse_update(1000, 2, 1);
+    assert!(matches!(apply_incremental(&m, &other, &update), Err(IncrementalError::TreeSize { tree: 18, model: 9 })));
+    // An update that pushes a weight past 2^32 - 1 is an error naming it, not a wrap.
+    let top = model(vec![u32::MAX; 1000]);
+    let tree = model_tree(&top, None, &()).unwrap();
+    let up =
+        Update::sparse(1000, vec![(3, UpdateBlock { scale: 1, nibbles: [Nibble::new(9).unwrap(); BLOCK_WEIGHTS] })])
+            .unwrap();
+    assert!(matches!(apply_incremental(&top, &tree, &up), Err(IncrementalError::Update(_))));
 }

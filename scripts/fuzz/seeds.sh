@@ -17,6 +17,10 @@ python3 "$root/scripts/demo_train.py" train "$tmp" >/dev/null
   --new "$tmp/new.safetensors" >/dev/null
 for f in base trained new; do seed model_import "$tmp/$f.safetensors"; done
 seed update_blob "$tmp/update.pogo"
+# A block-sparse update (blob version 3: only the changed blocks listed).
+"$pogo" quantize "$tmp/base.safetensors" "$tmp/trained.safetensors" -o "$tmp/sparse.pogo" \
+  --new "$tmp/sparse-new.safetensors" --density 0.2 >/dev/null 2>&1
+seed update_blob "$tmp/sparse.pogo"
 
 # Keys of a small configuration, and a proof made with them.
 "$pogo" setup --depth 3 --samples 1 --params-dir "$tmp/params" >/dev/null 2>&1

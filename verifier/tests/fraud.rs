@@ -112,7 +112,7 @@ impl Fixture {
     }
 
     fn claim(&self, b: u64, new_tree: &MerkleTree) -> FraudClaim {
-        let update_block = self.update.blocks().get(b as usize).cloned().unwrap_or_else(UpdateBlock::zero);
+        let update_block = self.update.block(b);
         let old_block = if b < self.nb { self.old.block(b) } else { [BIAS; BLOCK_WEIGHTS] };
         FraudClaim::build(b, &old_block, &update_block, &self.old_tree, &self.update_tree, new_tree, self.nb).unwrap()
     }
@@ -244,7 +244,7 @@ fn an_invalid_update_block_is_fraud_whatever_the_new_leaf() {
     let b = 2u64;
     // A committed update leaf whose scale is 2^32 (no 32-bit scale): the update tree the
     // miner committed holds it; nothing it applies to can be right.
-    let (lo, hi) = f.update.blocks()[b as usize].packed_nibbles();
+    let (lo, hi) = f.update.block(b).packed_nibbles();
     let wide = [lo, hi, Fr::from(1u64 << 32)];
     let mut leaves = f.update_tree.leaves().to_vec();
     leaves[b as usize] = poseidon::hash(wide);

@@ -4,6 +4,7 @@ mod apply;
 mod audit;
 mod bench;
 mod bench_eval;
+mod bench_sparse;
 mod commit;
 mod demo;
 mod eval;
@@ -94,7 +95,8 @@ pub enum Command {
     Demo(demo::DemoArgs),
     /// Measure this machine: `pogo bench commit [--gpu]` (commitment throughput, GPU roots
     /// checked against the CPU's), `pogo bench prove` (proving time), `pogo bench eval`
-    /// (the reference evaluator against candle, a verifier's share of a round).
+    /// (the reference evaluator against candle, a verifier's share of a round), `pogo bench
+    /// sparse` (a verifier's rebuild at several update densities).
     #[command(subcommand)]
     Bench(BenchCommand),
 }
@@ -111,6 +113,9 @@ pub enum BenchCommand {
     /// The reference evaluator's time and loss against candle's per task, and the time of a
     /// verifier's evaluations over a miner's round of training.
     Eval(bench_eval::BenchEvalArgs),
+    /// A verifier's rebuild and re-commit of a synthetic model at several update densities:
+    /// incremental (changed paths only) against dense (every leaf), in one run.
+    Sparse(bench_sparse::BenchSparseArgs),
 }
 
 /// Runs a parsed command line.
@@ -140,6 +145,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Bench(BenchCommand::Commit(args)) => bench::run(args),
         Command::Bench(BenchCommand::Prove(args)) => bench::run_prove(args),
         Command::Bench(BenchCommand::Eval(args)) => bench_eval::run(args),
+        Command::Bench(BenchCommand::Sparse(args)) => bench_sparse::run(args),
     }
 }
 

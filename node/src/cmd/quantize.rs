@@ -7,8 +7,10 @@ use anyhow::Context;
 use clap::Args;
 use pogo_circuits::field::fr_to_hex;
 
-use super::{model_tree_with_progress, shown, update_tree_with_progress, FormatArgs, OutputArgs, Report};
-use crate::quantize::{quantize_with_feedback, Residual};
+use pogo_prover::commit::{retree, update_root};
+
+use super::{model_tree_with_progress, shown, FormatArgs, OutputArgs, Report};
+use crate::quantize::{quantize_sparse, Residual};
 
 /// Arguments of `pogo quantize`.
 #[derive(Args, Debug)]
@@ -16,9 +18,14 @@ use crate::quantize::{quantize_with_feedback, Residual};
 each weight the nearest q in [-7, 7]; the new model is base + s*q exactly, which is what \
 the commitment and the proofs are about (not the trained model itself).\n\nWith --residual, error feedback: \
 what rounding left out is kept in that file (created on the first round) and added to the next round's delta, so \
-small but consistent changes are applied over the rounds instead of being rounded away.\n\nExamples:\n  \
+small but consistent changes are applied over the rounds instead of being rounded away.\n\nWith --density R, a \
+block-sparse update: only the ceil(R * nb) blocks whose change (delta plus carried residual) has the largest L2 norm \
+are quantized; every other block is left unchanged and its whole change carried in the residual (use --residual, \
+or it is dropped). The blob then lists only the changed blocks, and verifiers re-hash only their paths.\n\n\
+Examples:\n  \
 pogo quantize base.safetensors trained.safetensors -o update.pogo --new new.safetensors\n  \
-pogo quantize base.safetensors trained.safetensors -o update.pogo --new new.safetensors --residual miner.residual")]
+pogo quantize base.safetensors trained.safetensors -o update.pogo --new new.safetensors --residual miner.residual\n  \
+pogo quantize base.safetensors trained.safetensors -o update.pogo --new new.safetensors --residual r --density 0.02")]
 pub struct QuantizeArgs {
     /// The model training started from (.safetensors, float or pogo fixed-point).
     pub base: PathBuf,
@@ -33,6 +40,10 @@ pub struct QuantizeArgs {
     /// Error-feedback file: read if present (else start from zero), rewritten afterwards.
     #[arg(long, value_name = "FILE")]
     pub residual: Option<PathBuf>,
+    /// Fraction of the blocks the update changes, in (0, 1]: the largest changes by L2
+    /// norm; the rest is carried in --residual.
+    #[arg(long, value_name = "R", default_value_t = 1.0)]
+    pub density: f64,
     /// Tree depth D for the printed roots [default: the smallest D >= 1 with nb <= 2^D]
     #[arg(long, value_name = "D")]
     pub depth: Option<u32>,
@@ -51,11 +62,17 @@ pub(super) fn run(args: QuantizeArgs) -> anyhow::Result<()> {
         Some(path) if path.exists() => Residual::load(path)?,
         _ => Residual::zero(base.weight_count()),
     };
-    let q = quantize_with_feedback(&base, &trained, &mut residual)?;
-    let new_tree = model_tree_with_progress(&q.new_model, args.depth)?;
-    let update_tree = update_tree_with_progress(&q.update, args.depth)?;
-    // The blob records the base model's root, so `apply` refuses any other model.
-    let base_tree = model_tree_with_progress(&base, Some(new_tree.depth()))?;
+    if args.density < 1.0 && args.residual.is_none() {
+        eprintln!("note: without --residual, the changes of the blocks --density leaves out are dropped, not carried");
+    }
+    let q = quantize_sparse(&base, &trained, &mut residual, args.density)?;
+    // The blob records the base model's root, so `apply` refuses any other model. The new
+    // tree is the base's with the changed blocks' paths re-hashed, the update root from the
+    // changed leaves alone.
+    let base_tree = model_tree_with_progress(&base, args.depth)?;
+    let new_tree = retree(&base_tree, &q.new_model, &q.update)?;
+    let update_root = update_root(&q.update, Some(base_tree.depth()))?;
+    let sparse = q.update.writes_sparse();
     let blob = q.update.with_base(base_tree.root(), base_tree.depth()).to_blob();
     q.new_model.save(&args.new).with_context(|| format!("writing {}", args.new.display()))?;
     pogo_circuits::files::write_atomic(&args.output, &blob)
@@ -76,11 +93,13 @@ pub(super) fn run(args: QuantizeArgs) -> anyhow::Result<()> {
         .add("max_error", q.report.max_error as f64 * unit)
         .add("rms_error", q.report.rms_error * unit)
         .add("residual_rms", (carried / base.weight_count().max(1) as f64).sqrt() * unit)
+        .add("density", args.density)
+        .add("blob_format", if sparse { "sparse (version 3)" } else { "dense" })
         .add("blob_bytes", blob.len())
         .add("f32_bytes", base.weight_count() * 4)
         .add("depth", new_tree.depth())
         .add("base_root", fr_to_hex(&base_tree.root()))
-        .add("update_root", fr_to_hex(&update_tree.root()))
+        .add("update_root", fr_to_hex(&update_root))
         .add("new_root", fr_to_hex(&new_tree.root()))
         .print(args.print);
     Ok(())

@@ -56,7 +56,7 @@ impl Node {
         };
         match update.apply(old) {
             Ok(new) => {
-                let root = self.root(&new)?;
+                let root = self.root_after(old, old_root, &update, &new)?;
                 if root == c.newRoot {
                     self.store.put_model(c.newRoot, &new)?;
                     return Ok(Examined::Honest(new));
@@ -121,9 +121,10 @@ impl Node {
         let Some(b) = suspect else {
             return Ok(Err("no block differs from the served leaves".into()));
         };
-        let (old_block, update_block) = match (b < nb, update.blocks().get(b as usize)) {
-            (true, Some(block)) => (old.block(b), block.clone()),
-            _ => ([0u32; BLOCK_WEIGHTS], UpdateBlock::zero()),
+        let (old_block, update_block) = if b < nb && b < update.block_count() {
+            (old.block(b), update.block(b))
+        } else {
+            ([0u32; BLOCK_WEIGHTS], UpdateBlock::zero())
         };
         let old_tree = model_tree(old, Some(depth), &())?;
         let update_tree = update_tree(&update, Some(depth), &())?;

@@ -420,7 +420,10 @@ impl Miner {
         }
         if node.store.local_leaves(new_root).is_none() {
             if let Some(model) = node.store.model(new_root) {
-                let tree = model_tree(&model, Some(node.depth()), &())?;
+                let tree = match node.kept_tree(new_root) {
+                    Some(tree) => tree,
+                    None => std::sync::Arc::new(model_tree(&model, Some(node.depth()), &())?),
+                };
                 node.store.put_leaves(new_root, &pogo_verifier::fraud::leaves_to_bytes(tree.leaves()))?;
             }
         }
@@ -472,7 +475,12 @@ impl Miner {
         // The blob stays unserved until the reveal: served now, a watcher could copy it.
         pogo_circuits::files::write_atomic(&self.pending_blob(), &blob).context("keeping the update blob")?;
         let blob_hash = keccak256(&blob);
-        let new_root = node.root(&new_model)?;
+        // An honest new model is old + update: its tree is the old one with the changed
+        // blocks' paths re-hashed. The mismatch cheat's is not, so it is hashed in full.
+        let new_root = match self.cheat {
+            Cheat::Mismatch => node.root(&new_model)?,
+            _ => node.root_after(&current, root, &update, &new_model)?,
+        };
         let update_root = node.update_root(&update)?;
         node.store.put_model(new_root, &new_model)?;
         residual.save(&self.residual_path(true))?;

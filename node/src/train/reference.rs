@@ -85,7 +85,10 @@ impl Weights {
     }
 
     fn norm(&self, prefix: &str, dim: usize) -> Result<Norm<'_>, ReferenceError> {
-        Ok(Norm { scale: self.get(&format!("{prefix}.scale"), &[dim])?, bias: self.get(&format!("{prefix}.bias"), &[dim])? })
+        Ok(Norm {
+            scale: self.get(&format!("{prefix}.scale"), &[dim])?,
+            bias: self.get(&format!("{prefix}.bias"), &[dim])?,
+        })
     }
 }
 
@@ -188,7 +191,10 @@ pub fn loss_on(spec: &ModelSpec, model: &Model, examples: &Examples, indices: &[
         }
         (ModelSpec::Transformer { layers, dim, heads }, Examples::Text { tokens, starts, context }) => {
             let t = Transformer::new(&w, *layers, *dim, *heads, *context)?;
-            indices.par_iter().map(|&i| t.loss(&tokens[starts[i]..starts[i] + context + 1])).collect::<Result<_, _>>()?
+            indices
+                .par_iter()
+                .map(|&i| t.loss(&tokens[starts[i]..starts[i] + context + 1]))
+                .collect::<Result<_, _>>()?
         }
         _ => return Err(ReferenceError::Examples("the examples are not of the kind this network reads".into())),
     };
@@ -265,7 +271,11 @@ impl<'a> Transformer<'a> {
         if heads == 0 || !dim.is_multiple_of(heads) {
             return Err(ReferenceError::Examples(format!("{heads} heads do not divide the width {dim}")));
         }
-        let vocabulary = w.index.get("tokens.weight").map(|(_, s)| s[0]).ok_or_else(|| ReferenceError::Missing("tokens.weight".into()))?;
+        let vocabulary = w
+            .index
+            .get("tokens.weight")
+            .map(|(_, s)| s[0])
+            .ok_or_else(|| ReferenceError::Missing("tokens.weight".into()))?;
         let blocks = (0..layers)
             .map(|i| {
                 let p = format!("block{i}");

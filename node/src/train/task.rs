@@ -83,6 +83,14 @@ pub struct TaskConfig {
     pub fraction_bits: u32,
     /// Seed of initialization and the data split.
     pub seed: u64,
+    /// Fraction ρ ∈ (0, 1] of the blocks each round's update changes (block-sparse updates:
+    /// the `ceil(ρ · nb)` blocks with the largest change, the rest carried by error feedback).
+    #[serde(default = "default_density")]
+    pub density: f64,
+}
+
+fn default_density() -> f64 {
+    1.0
 }
 
 fn default_fraction_bits() -> u32 {
@@ -148,6 +156,12 @@ impl TaskConfig {
     fn check(&self) -> Result<(), String> {
         if self.steps_per_round == 0 || self.batch_size == 0 || self.eval_batch_size == 0 {
             return Err("steps_per_round, batch_size and eval_batch_size must be positive".into());
+        }
+        if !(self.density > 0.0 && self.density <= 1.0) {
+            return Err(format!(
+                "density must be in (0, 1] (the fraction of blocks a round changes), got {}",
+                self.density
+            ));
         }
         if !(self.optimizer.lr > 0.0 && self.optimizer.lr.is_finite()) {
             return Err(format!("optimizer.lr must be a positive number, got {}", self.optimizer.lr));

@@ -12,7 +12,7 @@ use super::data::{batch_indices, Dataset, Examples};
 use super::net::{Net, TrainError};
 use super::reference;
 use super::task::TaskConfig;
-use crate::quantize::{quantize_with_feedback, QuantizeReport, Residual};
+use crate::quantize::{quantize_sparse, QuantizeReport, Residual};
 
 /// A task ready to train: its data, network and device.
 pub struct Trainer {
@@ -81,8 +81,11 @@ impl Trainer {
         Ok(self.net.loss(&x, &y)?)
     }
 
-    /// A round of work from `current`: train, quantize `trained − current` plus the carried
-    /// `residual` per block, and return the update and the exact new model.
+    /// A round of work from `current`: train from the local model `current + residual` (what
+    /// earlier rounds did not publish is kept training, not re-learned), quantize
+    /// `trained − current` per block (only the task's `density` of the blocks, the largest
+    /// changes), leave in `residual` what was not applied, and return the update and the
+    /// exact new model.
     pub fn work(
         &self,
         current: &Model,
@@ -90,10 +93,14 @@ impl Trainer {
         round: u64,
         tick: &dyn Fn(),
     ) -> Result<RoundOutput, TrainError> {
-        self.net.load(current)?;
+        self.net.load(&residual.add_to(current)?)?;
         let train_loss = self.train(round, tick)?;
         let trained = self.net.to_model(self.format())?;
-        let q = quantize_with_feedback(current, &trained, residual)?;
+        // `trained` already holds the carried residual: quantize its whole distance from
+        // `current`, and carry what is left of it.
+        let mut left = Residual::zero(current.weight_count());
+        let q = quantize_sparse(current, &trained, &mut left, self.task.density)?;
+        *residual = left;
         Ok(RoundOutput { update: q.update, new_model: q.new_model, report: q.report, train_loss })
     }
 
