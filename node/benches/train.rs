@@ -4,7 +4,7 @@
 //! update density of `POGO_TRAIN_DENSITIES` (default `1`; e.g. `1,0.25,0.1,0.02` for
 //! block-sparse updates): final validation loss of each, the gap to f32 (goal: within 2 %)
 //! and to dense 4-bit (goal at 10 %: within 2 %), mean blob bytes per round, and training
-//! steps per second.
+//! steps per second. `POGO_TRAIN_STEPS` overrides the tasks' steps per round.
 
 use std::path::Path;
 use std::time::Instant;
@@ -28,7 +28,10 @@ fn main() {
     println!("| task | weights | rounds × steps | density | f32 final val loss | 4-bit final val loss | gap to f32 | gap to dense 4-bit | blob bytes per round | f32 steps/s | 4-bit steps/s (incl. quantize + apply) |");
     println!("|---|---|---|---|---|---|---|---|---|---|---|");
     for task in tasks.split(',') {
-        let config = TaskConfig::load(&root.join(task)).unwrap();
+        let mut config = TaskConfig::load(&root.join(task)).unwrap();
+        if let Some(steps) = std::env::var("POGO_TRAIN_STEPS").ok().and_then(|s| s.parse().ok()) {
+            config.steps_per_round = steps;
+        }
         let steps = config.steps_per_round as u64;
         let trainer = Trainer::new(config.clone(), Device::Cpu).unwrap();
         let genesis = trainer.genesis().unwrap();
