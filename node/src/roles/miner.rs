@@ -14,7 +14,6 @@ use pogo_circuits::encoding::{Nibble, UpdateBlock, BLOCK_WEIGHTS};
 use pogo_circuits::model::Model;
 use pogo_circuits::sampling::sample_indices;
 use pogo_circuits::update::Update;
-use pogo_prover::commit::model_tree;
 use pogo_prover::prove::{prove, Keys};
 use pogo_prover::setup::Setup;
 use pogo_prover::witness::{assemble, round_trees};
@@ -420,10 +419,7 @@ impl Miner {
         }
         if node.store.local_leaves(new_root).is_none() {
             if let Some(model) = node.store.model(new_root) {
-                let tree = match node.kept_tree(new_root) {
-                    Some(tree) => tree,
-                    None => std::sync::Arc::new(model_tree(&model, Some(node.depth()), &())?),
-                };
+                let tree = node.tree_of(&model, new_root)?;
                 node.store.put_leaves(new_root, &pogo_verifier::fraud::leaves_to_bytes(tree.leaves()))?;
             }
         }
