@@ -1,4 +1,5 @@
-//! Loss curves as PNG (plotters, bitmap backend). Text needs a TrueType font: DejaVu Sans
+//! Loss curves as PNG (plotters draws into an RGB buffer, the `png` crate encodes it:
+//! plotters' own encoder would bring the whole `image` crate). Text needs a TrueType font: DejaVu Sans
 //! or Liberation Sans from the system is used when present, else the curves are drawn
 //! without labels (the CSV beside the PNG always has the numbers).
 
@@ -23,6 +24,9 @@ fn register_font() -> bool {
     })
 }
 
+/// Width and height of the loss plot, in pixels.
+const SIZE: (u32, u32) = (900, 540);
+
 /// Draws `series` (name, points `(round, loss)`) into a 900×540 PNG at `path`.
 pub fn loss_png(path: &Path, title: &str, series: &[(&str, Vec<(f64, f64)>)]) -> anyhow::Result<()> {
     let labels = register_font();
@@ -37,10 +41,9 @@ pub fn loss_png(path: &Path, title: &str, series: &[(&str, Vec<(f64, f64)>)]) ->
         (y_min, y_max) = (0.0, 1.0);
     }
     let pad = ((y_max - y_min) * 0.05).max(1e-6);
-    // Draw into a temporary file next to the target, then rename.
-    let tmp = path.with_extension("tmp.png");
+    let mut rgb = vec![0u8; SIZE.0 as usize * SIZE.1 as usize * 3];
     {
-        let root = BitMapBackend::new(&tmp, (900, 540)).into_drawing_area();
+        let root = BitMapBackend::with_buffer(&mut rgb, SIZE).into_drawing_area();
         root.fill(&WHITE)?;
         let mut builder = ChartBuilder::on(&root);
         builder.margin(20);
@@ -75,6 +78,43 @@ pub fn loss_png(path: &Path, title: &str, series: &[(&str, Vec<(f64, f64)>)]) ->
         }
         root.present()?;
     }
-    std::fs::rename(&tmp, path)?;
+    write_png(path, &rgb)
+}
+
+/// Encodes an RGB buffer of [`SIZE`] as PNG into a temporary file next to `path`, then
+/// renames it into place.
+fn write_png(path: &Path, rgb: &[u8]) -> anyhow::Result<()> {
+    use anyhow::Context;
+    let tmp = path.with_extension("tmp.png");
+    let file = std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
+    let mut encoder = png::Encoder::new(std::io::BufWriter::new(file), SIZE.0, SIZE.1);
+    encoder.set_color(png::ColorType::Rgb);
+    encoder.set_depth(png::BitDepth::Eight);
+    let mut writer = encoder.write_header().context("writing the PNG header")?;
+    writer.write_image_data(rgb).context("writing the PNG pixels")?;
+    writer.finish().with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loss_png_decodes_to_the_plot_size_with_curves_drawn() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("loss.png");
+        let series = [("f32", vec![(0.0, 2.0), (1.0, 1.5), (2.0, 1.2)]), ("4-bit", vec![(0.0, 2.0), (1.0, 1.6)])];
+        loss_png(&path, "test", &series).unwrap();
+        let decoder = png::Decoder::new(std::fs::File::open(&path).unwrap());
+        let mut reader = decoder.read_info().unwrap();
+        let mut pixels = vec![0; reader.output_buffer_size()];
+        let info = reader.next_frame(&mut pixels).unwrap();
+        assert_eq!((info.width, info.height), SIZE);
+        assert_eq!(info.color_type, png::ColorType::Rgb);
+        // Red (the first series) appears somewhere: the curve was drawn, not just the background.
+        assert!(pixels.chunks(3).any(|p| p == [255, 0, 0]));
+        assert!(!dir.path().join("loss.tmp.png").exists(), "the temporary file was renamed");
+    }
 }
