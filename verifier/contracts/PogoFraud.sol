@@ -40,6 +40,8 @@ contract PogoFraud {
     /// Words per width: 4t + R_P + 4t + 2t² + R_P(2t − 1).
     uint256 internal constant WORDS_T3 = 384;
     uint256 internal constant WORDS_T4 = 512;
+    // Read by no code: it documents the layout (inline assembly needs WORDS as a literal).
+    // slither-disable-next-line unused-state
     uint256 internal constant WORDS_T17 = 3026;
     uint256 internal constant WORDS = 3922; // WORDS_T3 + WORDS_T4 + WORDS_T17
 
