@@ -443,7 +443,9 @@ fn setup_prove_and_verify_proof_end_to_end() {
     }
     let on_chain = ok_json(&["verify-proof", &dir.path("round.proof"), "--params-dir", &params, "--evm", "--json"]);
     assert_eq!(on_chain["valid"], true);
-    assert!(on_chain["evm_gas"].as_u64().unwrap() > 200_000, "{on_chain}");
+    let (prague, osaka) = (on_chain["evm_gas_prague"].as_u64().unwrap(), on_chain["evm_gas_osaka"].as_u64().unwrap());
+    assert!(prague > 200_000, "{on_chain}");
+    assert!(osaka >= prague, "Osaka charges at least Prague's gas: {on_chain}");
     // A replaced verifier.bin is caught by its hash.
     let bin = Path::new(&params).join("d3-s2/verifier.bin");
     let original = std::fs::read_to_string(&bin).unwrap();

@@ -1,7 +1,7 @@
 //! `cargo bench -p pogo-prover --bench gas`: EVM gas of the generated verifier and of each
 //! round-contract call (deploy, createTask, join, commit, reveal, drawRandomness,
 //! revealEvalData, submitProof, attest and revealAttestation, finalize, withdraw) for each configuration in `POGO_GAS_CONFIGS`
-//! (default `3:2,10:8,20:32`, as `D:S`), under Prague, with real proofs; the verifier's code
+//! (default `3:2,10:8,20:32`, as `D:S`), under Prague (the direct verifier call under Osaka too), with real proofs; the verifier's code
 //! size against EIP-170; Groth16's ~207,000 + 7,160 per public input for comparison. Then
 //! gas per competing round (every candidate commits, reveals and proves; the owner reveals
 //! the held-out batch; every verifier attests once for all; one finalize; every claim) for 1, 4 and 16 candidates with 3 and
@@ -10,7 +10,7 @@
 #[path = "../tests/support/mod.rs"]
 mod support;
 
-use pogo_verifier::evm::{calldata, CODE_SIZE_LIMIT, U256};
+use pogo_verifier::evm::{calldata, Evm, Fork, CODE_SIZE_LIMIT, U256};
 use pogo_verifier::rounds::PogoRounds;
 use support::{positive_vote, Fixture, World};
 
@@ -28,8 +28,8 @@ fn main() {
     if std::env::args().any(|a| a == "--list") {
         return;
     }
-    println!("| D | S | public inputs | verifier code bytes (EIP-170: {CODE_SIZE_LIMIT}) | deploy verifier | deploy rounds | createTask | join | commit | reveal | drawRandomness | revealEvalData (128 × 65 B) | verify (direct call) | submitProof | attest (sealed) | revealAttestation | finalize | withdraw | Groth16 estimate |");
-    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("| D | S | public inputs | verifier code bytes (EIP-170: {CODE_SIZE_LIMIT}) | deploy verifier | deploy rounds | createTask | join | commit | reveal | drawRandomness | revealEvalData (128 × 65 B) | verify (direct call) | verify under Osaka | submitProof | attest (sealed) | revealAttestation | finalize | withdraw | Groth16 estimate |");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     for (depth, samples) in configs() {
         let blocks = 1000u64.min(1 << depth);
         let fx: &'static Fixture = Box::leak(Box::new(Fixture::new(depth, samples, blocks, 1)));
@@ -53,6 +53,12 @@ fn main() {
         let owner = world.owner;
         let verifier = world.verifier;
         let direct = world.evm.call(owner, verifier, calldata(&instances, &proof), U256::ZERO).unwrap().gas_used;
+        // The same call under Osaka (Anvil's default fork, and mainnet's since Fusaka).
+        let mut osaka = Evm::new(Fork::Osaka);
+        osaka.set_code_size_limit(false);
+        osaka.set_balance(owner, U256::from(10u64).pow(U256::from(20u64)));
+        let (at, _) = osaka.deploy(owner, fx.verifier_code.clone(), U256::ZERO).unwrap();
+        let direct_osaka = osaka.call(owner, at, calldata(&instances, &proof), U256::ZERO).unwrap().gas_used;
 
         let gas = |label: &str| -> String {
             let v: Vec<u64> = world.gas.iter().filter(|(l, _)| l == label).map(|(_, g)| *g).collect();
@@ -65,7 +71,7 @@ fn main() {
         };
         let inputs = 4 + samples;
         println!(
-            "| {depth} | {samples} | {inputs} | {verifier_bytes}{} | {} | {} | {} | {} | {} | {} | {} | {} | {direct} | {} | {} | {} | {} | {} | {} |",
+            "| {depth} | {samples} | {inputs} | {verifier_bytes}{} | {} | {} | {} | {} | {} | {} | {} | {} | {direct} | {direct_osaka} | {} | {} | {} | {} | {} | {} |",
             if verifier_bytes > CODE_SIZE_LIMIT { " (over)" } else { "" },
             gas("deploy verifier"),
             gas("deploy rounds"),

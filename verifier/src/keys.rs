@@ -378,6 +378,11 @@ pub struct ProofFile {
     pub indices: Vec<u64>,
     /// The proof, `0x` hex.
     pub proof: String,
+    /// The phase-2 seed the indices were drawn from (`0x` hex, 32 bytes), when the prover
+    /// drew them from one (`pogo prove --seed`); absent for indices given directly and in
+    /// files written before it was recorded. `decode` checks the indices against it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seed: Option<String>,
 }
 
 impl ProofFile {
@@ -393,7 +398,14 @@ impl ProofFile {
             blocks: inputs.blocks,
             indices: inputs.indices.clone(),
             proof: format!("0x{}", hex::encode(proof)),
+            seed: None,
         }
+    }
+
+    /// Records the phase-2 seed the indices were drawn from.
+    pub fn with_seed(mut self, seed: &[u8; 32]) -> Self {
+        self.seed = Some(format!("0x{}", hex::encode(seed)));
+        self
     }
 
     /// Reads a proof file.
@@ -418,6 +430,21 @@ impl ProofFile {
             blocks: self.blocks,
             indices: self.indices.clone(),
         };
+        if let Some(seed) = &self.seed {
+            let mut bytes = [0u8; 32];
+            let digits = seed.strip_prefix("0x").ok_or_else(|| bad("seed", "missing 0x".into()))?;
+            hex::decode_to_slice(digits, &mut bytes).map_err(|e| bad("seed", format!("not 32 bytes of hex ({e})")))?;
+            if inputs.blocks == 0 {
+                return Err(bad("blocks", "a model has at least one block".into()));
+            }
+            let drawn = pogo_circuits::sampling::sample_indices(&bytes, inputs.indices.len(), inputs.blocks);
+            if drawn != inputs.indices {
+                return Err(bad(
+                    "indices",
+                    format!("{:?} are not the ones the recorded seed draws, {drawn:?}", inputs.indices),
+                ));
+            }
+        }
         let digits = self.proof.strip_prefix("0x").ok_or_else(|| bad("proof", "missing 0x".into()))?;
         let proof = hex::decode(digits).map_err(|e| bad("proof", e.to_string()))?;
         Ok((inputs, proof))
@@ -455,5 +482,34 @@ mod tests {
         let err = Manifest::load(Path::new("/nowhere/params/d6-s2")).unwrap_err().to_string();
         assert!(err.contains("pogo setup --depth 6 --samples 2 --params-dir /nowhere/params"), "{err}");
         assert!(setup_hint(Path::new("odd")).contains("pogo setup"));
+    }
+
+    fn inputs(indices: Vec<u64>) -> PublicInputs {
+        PublicInputs { old_root: Fr::from(1), new_root: Fr::from(2), update_root: Fr::from(3), blocks: 40, indices }
+    }
+
+    #[test]
+    fn a_recorded_seed_is_checked_against_the_indices() {
+        let seed = [7u8; 32];
+        let drawn = pogo_circuits::sampling::sample_indices(&seed, 3, 40);
+        let file = ProofFile::new("d6-s3".into(), "ab".into(), &inputs(drawn.clone()), &[0; 32]).with_seed(&seed);
+        let json = serde_json::to_string(&file).unwrap();
+        assert!(json.contains(&format!("\"seed\":\"0x{}\"", hex::encode(seed))), "{json}");
+        assert_eq!(file.decode().unwrap().0.indices, drawn);
+        // Indices the seed does not draw are refused, naming both.
+        let mut other = drawn.clone();
+        other[0] = (other[0] + 1) % 40;
+        let forged = ProofFile::new("d6-s3".into(), "ab".into(), &inputs(other), &[0; 32]).with_seed(&seed);
+        let err = forged.decode().unwrap_err().to_string();
+        assert!(err.contains("are not the ones the recorded seed draws"), "{err}");
+        // A malformed seed is refused; a file without one (older files) still reads.
+        let mut bad = file.clone();
+        bad.seed = Some("0x12".into());
+        assert!(bad.decode().unwrap_err().to_string().contains("seed"));
+        let mut old = file;
+        old.seed = None;
+        let json = serde_json::to_string(&old).unwrap();
+        assert!(!json.contains("seed"));
+        assert!(serde_json::from_str::<ProofFile>(&json).unwrap().decode().is_ok());
     }
 }

@@ -247,7 +247,8 @@ pub(super) fn run_prove(args: BenchProveArgs) -> anyhow::Result<()> {
         let blocks = 1000u64.min(1 << depth.min(62));
         let (old, new, update) = synthetic_round(blocks, 7);
         let trees = round_trees(&old, &new, &update, depth, &())?;
-        let indices = sample_indices(&[0x42; 32], args.samples, blocks);
+        let seed = [0x42; 32];
+        let indices = sample_indices(&seed, args.samples, blocks);
         let (inputs, witness) = assemble(&old, &new, &update, &trees, &indices)?;
         eprintln!("proving {} (k = {}) on the {kind}", config.name(), keys.shape.k);
         let start = Instant::now();
@@ -258,7 +259,7 @@ pub(super) fn run_prove(args: BenchProveArgs) -> anyhow::Result<()> {
         if let Some(out) = &args.proof_dir {
             std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
             let path = out.join(format!("{}-{kind}.proof", config.name()));
-            write_proof_file(&path, &config, &manifest, &inputs, &proof)?;
+            write_proof_file(&path, &config, &manifest, &inputs, &proof, Some(&seed))?;
         }
         rows.push(serde_json::json!({
             "config": config.name(),

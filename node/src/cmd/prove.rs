@@ -76,15 +76,19 @@ pub(super) fn load_keys(params_dir: &Path, config: &CircuitConfig) -> anyhow::Re
     Ok(pogo_prover::keys::load(&dir)?)
 }
 
-/// Writes a `pogo verify-proof` file (atomically).
+/// Writes a `pogo verify-proof` file (atomically), with the seed the indices came from.
 pub(super) fn write_proof_file(
     path: &Path,
     config: &CircuitConfig,
     manifest: &Manifest,
     inputs: &PublicInputs,
     proof: &[u8],
+    seed: Option<&[u8; 32]>,
 ) -> anyhow::Result<()> {
-    let file = ProofFile::new(config.name(), manifest.sha256.vk.clone(), inputs, proof);
+    let mut file = ProofFile::new(config.name(), manifest.sha256.vk.clone(), inputs, proof);
+    if let Some(seed) = seed {
+        file = file.with_seed(seed);
+    }
     let json = serde_json::to_vec_pretty(&file).expect("proof files serialize");
     pogo_circuits::files::write_atomic(path, &json).with_context(|| format!("writing {}", path.display()))
 }
@@ -95,10 +99,11 @@ pub(super) fn run(args: ProveArgs) -> anyhow::Result<()> {
     let update = Update::load(&args.update).with_context(|| format!("reading update {}", args.update.display()))?;
     let blocks = old.block_count();
     let depth = args.depth.unwrap_or_else(|| default_depth(blocks));
-    let indices = match (&args.seed, &args.indices) {
+    let seed = args.seed.as_deref().map(parse_seed).transpose()?;
+    let indices = match (&seed, &args.indices) {
         (Some(seed), _) => {
             let samples = args.samples.context("--seed needs --samples S")?;
-            sample_indices(&parse_seed(seed)?, samples, blocks)
+            sample_indices(seed, samples, blocks)
         }
         (None, Some(indices)) => {
             if args.samples.is_some_and(|s| s != indices.len()) {
@@ -144,7 +149,7 @@ pub(super) fn run(args: ProveArgs) -> anyhow::Result<()> {
     let proof = prove(&setup, &keys, &inputs, &samples)?;
     let seconds = start.elapsed().as_secs_f64();
     spin.finish_and_clear();
-    write_proof_file(&args.output, &config, &manifest, &inputs, &proof)?;
+    write_proof_file(&args.output, &config, &manifest, &inputs, &proof, seed.as_ref())?;
     Report::new()
         .add("proof", shown(&args.output))
         .add("config", config.name())

@@ -40,16 +40,22 @@ pub(super) fn run(args: VerifyProofArgs) -> anyhow::Result<()> {
             format!("loading the EVM verifier of {} (run `pogo export-verifier` first)", file.config)
         })?;
         let (_, proof) = file.decode()?;
-        let mut evm = Evm::new(Fork::Prague);
-        evm.set_code_size_limit(false);
-        let caller = Address::repeat_byte(0x01);
-        let (verifier, _) = evm.deploy(caller, bytecode, U256::ZERO).context("deploying the verifier")?;
-        let receipt = evm
-            .call(caller, verifier, calldata(&inputs.to_instances(), &proof), U256::ZERO)
-            .map_err(|e| anyhow::anyhow!("the EVM verifier rejects the proof ({e})"))?;
+        // Gas under both forks in use: Osaka (Anvil's default, and Ethereum's since Fusaka)
+        // charges more for the same verification than Prague.
+        let mut gas = Vec::new();
+        for fork in [Fork::Prague, Fork::Osaka] {
+            let mut evm = Evm::new(fork);
+            evm.set_code_size_limit(false);
+            let caller = Address::repeat_byte(0x01);
+            let (verifier, _) = evm.deploy(caller, bytecode.clone(), U256::ZERO).context("deploying the verifier")?;
+            let receipt = evm
+                .call(caller, verifier, calldata(&inputs.to_instances(), &proof), U256::ZERO)
+                .map_err(|e| anyhow::anyhow!("the EVM verifier rejects the proof under {} ({e})", fork.name()))?;
+            gas.push(receipt.gas_used);
+        }
         report = report
-            .add("evm_fork", evm.fork().name())
-            .add("evm_gas", receipt.gas_used)
+            .add("evm_gas_prague", gas[0])
+            .add("evm_gas_osaka", gas[1])
             .add("evm_verifier_bytes", manifest.deployed_bytes);
     }
     report
