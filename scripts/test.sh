@@ -19,6 +19,10 @@ scripts/anvil/install.sh >/dev/null
 scripts/qemu/install.sh >/dev/null
 echo "building and running every test (the first build takes about 40 minutes on 2 cores and about 4 GB in target/)" >&2
 POGO_REQUIRE_QEMU=1 cargo test --workspace --locked
+# The contracts as a Foundry project: Solidity unit and invariant tests, the shipped verifier
+# against a recorded proof, the gas snapshot, and Slither against its triage file (forge and
+# Slither pinned, from npm and PyPI; the first solc-js compile takes a few minutes).
+scripts/forge/test.sh
 # The GPU code without a GPU: the `gpu` build of the prover, its tests, and NVRTC compiling
 # the commitment kernels to PTX for sm_90 (NVRTC from PyPI, about 90 MB, installed once).
 nvrtc=$(scripts/cuda/install.sh --nvrtc-only)
