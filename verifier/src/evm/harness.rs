@@ -32,6 +32,14 @@ impl Fork {
         }
     }
 
+    /// The most gas one transaction may use: unbounded before Osaka, EIP-7825's 2^24 since.
+    pub fn max_tx_gas(self) -> u64 {
+        match self {
+            Fork::Prague => u64::MAX,
+            Fork::Osaka => 1 << 24,
+        }
+    }
+
     /// The fork's name.
     pub fn name(self) -> &'static str {
         match self {
@@ -134,7 +142,7 @@ impl Evm {
                 block.basefee = 0;
             })
             .build_mainnet();
-        let mut chain = Evm { evm, fork, tx_gas_limit: 30_000_000 };
+        let mut chain = Evm { evm, fork, tx_gas_limit: fork.max_tx_gas().min(30_000_000) };
         // Prague's EIP-2935 history contract, as a mainnet node has it: the last 8,191 block
         // hashes from state (`mine` writes each closed block's hash, as the system call does).
         let code = revm::bytecode::Bytecode::new_raw(eip2935::HISTORY_STORAGE_CODE.clone());
@@ -403,6 +411,21 @@ mod tests {
         }
         assert!(ask(&mut evm, now - 8192).is_err(), "out of the window");
         assert!(ask(&mut evm, now).is_err(), "the current block is not closed");
+    }
+
+    /// Osaka caps a transaction at 2^24 gas (EIP-7825): the default limit stays under it, so
+    /// deploying and calling work there as under Prague, and a larger limit is refused.
+    #[test]
+    fn osaka_transactions_stay_under_eip_7825s_cap() {
+        let mut evm = Evm::new(Fork::Osaka);
+        assert_eq!(evm.tx_gas_limit, 1 << 24);
+        let who = Address::repeat_byte(7);
+        evm.set_balance(who, U256::from(10u64.pow(18)));
+        let (contract, _) = evm.deploy(who, initcode(), U256::ZERO).unwrap();
+        evm.call(who, contract, U256::from(1u64).to_be_bytes::<32>().to_vec(), U256::ZERO).unwrap();
+        let over = evm.call_with_gas(who, contract, Vec::new(), U256::ZERO, (1 << 24) + 1).unwrap_err();
+        assert!(over.to_string().contains("Cap"), "{over}");
+        assert_eq!(Evm::new(Fork::Prague).tx_gas_limit, 30_000_000);
     }
 
     #[test]
