@@ -314,13 +314,30 @@ abstract contract RoundsFixture is Checks {
         rounds.finalize(task);
     }
 
-    /// One full honest round won by `miner` with `newRoot`.
-    function honestRound(address miner, uint256 newRoot, uint256 updateRoot) internal returns (uint16 index) {
+    /// A true update committed, revealed and proven by `miner`, and the held-out batch
+    /// revealed: the round is ready for attestations.
+    function provenRound(address miner, uint256 newRoot, uint256 updateRoot) internal returns (uint16 index) {
         index = commitTrue(miner, newRoot, updateRoot);
         revealAs(miner, index);
         prove(index);
         revealEval();
+    }
+
+    /// One full honest round won by `miner` with `newRoot`.
+    function honestRound(address miner, uint256 newRoot, uint256 updateRoot) internal returns (uint16 index) {
+        index = provenRound(miner, newRoot, updateRoot);
         judge(1, 2);
         finalizeRound();
+    }
+
+    /// Verdicts and new losses for two candidates.
+    function two(uint8 v0, uint8 v1, uint64 loss0, uint64 loss1)
+        internal
+        pure
+        returns (uint8[] memory v, uint64[] memory lossNew)
+    {
+        v = new uint8[](2);
+        lossNew = new uint64[](2);
+        (v[0], v[1], lossNew[0], lossNew[1]) = (v0, v1, loss0, loss1);
     }
 }

@@ -51,9 +51,7 @@ contract PogoRoundsTest is RoundsFixture {
         prove(b);
         revealEval();
         // Both positive; candidate b reports the larger gain (lower new loss).
-        uint8[] memory v = new uint8[](2);
-        uint64[] memory lossNew = new uint64[](2);
-        (v[0], v[1], lossNew[0], lossNew[1]) = (1, 1, 800, 600);
+        (uint8[] memory v, uint64[] memory lossNew) = two(1, 1, 800, 600);
         attestAs(verifiers[0], v, lossNew);
         attestAs(verifiers[1], v, lossNew);
         openAs(verifiers[0], v, lossNew);
@@ -66,10 +64,7 @@ contract PogoRoundsTest is RoundsFixture {
     }
 
     function test_verifiers_offline_return_every_bond_and_keep_the_root() public {
-        uint16 i = commitTrue(miners[0], 2000, 3000);
-        revealAs(miners[0], i);
-        prove(i);
-        revealEval();
+        uint16 i = provenRound(miners[0], 2000, 3000);
         finalizeRound();
         eq(root(), 1000, "no quorum, no change");
         eq(uint8(candidate(i).outcome), uint8(PogoRoundsState.Outcome.Returned), "an honest miner is not slashed");
@@ -77,10 +72,7 @@ contract PogoRoundsTest is RoundsFixture {
     }
 
     function test_a_candidate_two_thirds_of_a_quorum_rejects_pays_its_negative_attesters() public {
-        uint16 i = commitTrue(miners[0], 2000, 3000);
-        revealAs(miners[0], i);
-        prove(i);
-        revealEval();
+        uint16 i = provenRound(miners[0], 2000, 3000);
         judge(2, 2);
         finalizeRound();
         eq(uint8(candidate(i).outcome), uint8(PogoRoundsState.Outcome.Slashed), "slashed");
@@ -395,10 +387,7 @@ contract PogoRoundsTest is RoundsFixture {
         vm.expectRevert(abi.encodeWithSelector(PogoRoundsState.StakeLocked.selector, releasedAfter));
         rounds.leave(task);
         vm.roll(block.number + 1);
-        uint16 i = commitTrue(miners[0], 2000, 3000);
-        revealAs(miners[0], i);
-        prove(i);
-        revealEval();
+        uint16 i = provenRound(miners[0], 2000, 3000);
         rollTo(round().evalEnd + 1);
         vm.prank(verifiers[0]);
         vm.expectRevert(abi.encodeWithSelector(PogoRoundsState.StakeLeaving.selector, since));
@@ -412,10 +401,7 @@ contract PogoRoundsTest is RoundsFixture {
     }
 
     function test_revert_AttestationUnopened_when_leaving_with_a_sealed_attestation() public {
-        uint16 i = commitTrue(miners[0], 2000, 3000);
-        revealAs(miners[0], i);
-        prove(i);
-        revealEval();
+        uint16 i = provenRound(miners[0], 2000, 3000);
         (uint8[] memory v, uint64[] memory lossNew) = verdictsFor(1);
         attestAs(verifiers[1], v, lossNew);
         vm.prank(verifiers[1]);
@@ -437,9 +423,7 @@ contract PogoRoundsTest is RoundsFixture {
         prove(own);
         prove(other);
         revealEval();
-        uint8[] memory v = new uint8[](2);
-        uint64[] memory lossNew = new uint64[](2);
-        (v[0], v[1], lossNew[0], lossNew[1]) = (1, 1, 500, 500);
+        (uint8[] memory v, uint64[] memory lossNew) = two(1, 1, 500, 500);
         attestAs(verifiers[2], v, lossNew);
         rollTo(round().attestEnd + 1);
         vm.prank(verifiers[2]);
@@ -448,10 +432,7 @@ contract PogoRoundsTest is RoundsFixture {
     }
 
     function test_revert_BadVerdict_VerdictContradictsLosses_WrongLength_WrongReveal() public {
-        uint16 i = commitTrue(miners[0], 2000, 3000);
-        revealAs(miners[0], i);
-        prove(i);
-        revealEval();
+        uint16 i = provenRound(miners[0], 2000, 3000);
         uint8[] memory none = new uint8[](1);
         uint8[] memory three = new uint8[](1);
         three[0] = 3;
@@ -485,10 +466,7 @@ contract PogoRoundsTest is RoundsFixture {
     }
 
     function test_revert_AlreadyAttested_and_NotAttested() public {
-        uint16 i = commitTrue(miners[0], 2000, 3000);
-        revealAs(miners[0], i);
-        prove(i);
-        revealEval();
+        uint16 i = provenRound(miners[0], 2000, 3000);
         (uint8[] memory v, uint64[] memory lossNew) = verdictsFor(1);
         attestAs(verifiers[0], v, lossNew);
         vm.prank(verifiers[0]);
@@ -513,10 +491,7 @@ contract PogoRoundsTest is RoundsFixture {
             rounds.join{value: 2 * STAKE}(task);
         }
         vm.roll(block.number + 1);
-        uint16 i = commitTrue(miners[0], 2000, 3000);
-        revealAs(miners[0], i);
-        prove(i);
-        revealEval();
+        uint16 i = provenRound(miners[0], 2000, 3000);
         rollTo(round().evalEnd + 1);
         for (uint256 k = 0; k < 32; k++) {
             vm.prank(big[k]);
@@ -622,10 +597,7 @@ contract PogoRoundsTest is RoundsFixture {
     }
 
     function test_a_claim_that_shows_nothing_reverts() public {
-        uint16 a = commitTrue(miners[0], 2000, 3000);
-        revealAs(miners[0], a);
-        prove(a);
-        revealEval();
+        uint16 a = provenRound(miners[0], 2000, 3000);
         rollTo(round().attestEnd + 1);
         FraudClaim memory claim;
         vm.expectRevert(bytes("no fraud"));
