@@ -484,6 +484,14 @@ fn setup_prove_and_verify_proof_end_to_end() {
     let mut file: serde_json::Value = serde_json::from_str(&text).unwrap();
     file["blocks"] = 4.into();
     std::fs::write(dir.path("edited.proof"), file.to_string()).unwrap();
+    // The recorded seed draws other indices from 4 blocks: refused before the proof is read.
+    fails_with(
+        &["verify-proof", &dir.path("edited.proof"), "--params-dir", &params],
+        "are not the ones the recorded seed draws",
+    );
+    // Without the seed, the proof itself refuses the edited inputs.
+    file.as_object_mut().unwrap().remove("seed");
+    std::fs::write(dir.path("edited.proof"), file.to_string()).unwrap();
     fails_with(&["verify-proof", &dir.path("edited.proof"), "--params-dir", &params], "does not verify");
 
     // Proving a new model that is not old + update fails by name, before proving.
