@@ -387,7 +387,7 @@ contract PogoRoundsTest is RoundsFixture {
         vm.expectRevert(abi.encodeWithSelector(PogoRoundsState.StakeLocked.selector, releasedAfter));
         rounds.leave(task);
         vm.roll(block.number + 1);
-        uint16 i = provenRound(miners[0], 2000, 3000);
+        provenRound(miners[0], 2000, 3000);
         rollTo(round().evalEnd + 1);
         vm.prank(verifiers[0]);
         vm.expectRevert(abi.encodeWithSelector(PogoRoundsState.StakeLeaving.selector, since));
@@ -401,7 +401,7 @@ contract PogoRoundsTest is RoundsFixture {
     }
 
     function test_revert_AttestationUnopened_when_leaving_with_a_sealed_attestation() public {
-        uint16 i = provenRound(miners[0], 2000, 3000);
+        provenRound(miners[0], 2000, 3000);
         (uint8[] memory v, uint64[] memory lossNew) = verdictsFor(1);
         attestAs(verifiers[1], v, lossNew);
         vm.prank(verifiers[1]);
@@ -432,7 +432,7 @@ contract PogoRoundsTest is RoundsFixture {
     }
 
     function test_revert_BadVerdict_VerdictContradictsLosses_WrongLength_WrongReveal() public {
-        uint16 i = provenRound(miners[0], 2000, 3000);
+        provenRound(miners[0], 2000, 3000);
         uint8[] memory none = new uint8[](1);
         uint8[] memory three = new uint8[](1);
         three[0] = 3;
@@ -466,7 +466,7 @@ contract PogoRoundsTest is RoundsFixture {
     }
 
     function test_revert_AlreadyAttested_and_NotAttested() public {
-        uint16 i = provenRound(miners[0], 2000, 3000);
+        provenRound(miners[0], 2000, 3000);
         (uint8[] memory v, uint64[] memory lossNew) = verdictsFor(1);
         attestAs(verifiers[0], v, lossNew);
         vm.prank(verifiers[0]);
@@ -491,7 +491,7 @@ contract PogoRoundsTest is RoundsFixture {
             rounds.join{value: 2 * STAKE}(task);
         }
         vm.roll(block.number + 1);
-        uint16 i = provenRound(miners[0], 2000, 3000);
+        provenRound(miners[0], 2000, 3000);
         rollTo(round().evalEnd + 1);
         for (uint256 k = 0; k < 32; k++) {
             vm.prank(big[k]);
