@@ -81,20 +81,17 @@ pub fn loss_png(path: &Path, title: &str, series: &[(&str, Vec<(f64, f64)>)]) ->
     write_png(path, &rgb)
 }
 
-/// Encodes an RGB buffer of [`SIZE`] as PNG into a temporary file next to `path`, then
-/// renames it into place.
+/// Encodes an RGB buffer of [`SIZE`] as PNG and writes it to `path` atomically.
 fn write_png(path: &Path, rgb: &[u8]) -> anyhow::Result<()> {
     use anyhow::Context;
-    let tmp = path.with_extension("tmp.png");
-    let file = std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
-    let mut encoder = png::Encoder::new(std::io::BufWriter::new(file), SIZE.0, SIZE.1);
+    let mut bytes = Vec::new();
+    let mut encoder = png::Encoder::new(&mut bytes, SIZE.0, SIZE.1);
     encoder.set_color(png::ColorType::Rgb);
     encoder.set_depth(png::BitDepth::Eight);
     let mut writer = encoder.write_header().context("writing the PNG header")?;
     writer.write_image_data(rgb).context("writing the PNG pixels")?;
-    writer.finish().with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))?;
-    Ok(())
+    writer.finish().context("finishing the PNG")?;
+    pogo_circuits::files::write_atomic(path, &bytes).with_context(|| format!("writing {}", path.display()))
 }
 
 #[cfg(test)]
