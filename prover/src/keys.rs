@@ -46,6 +46,11 @@ pub fn load(dir: &Path) -> Result<(Manifest, Setup, Keys), KeysError> {
     let setup = manifest.load_setup(dir)?;
     let path = dir.join(PK_FILE);
     let bytes = read_checked(&path, &manifest.sha256.pk)?;
+    pogo_verifier::keys::check_key_header(&bytes, &manifest.circuit_params).map_err(|reason| KeysError::Malformed {
+        path: path.display().to_string(),
+        what: "proving key",
+        reason,
+    })?;
     let params = manifest.circuit_params.clone();
     let pk = parse_untrusted(&path, "proving key", || {
         ProvingKey::read::<_, UpdateCircuit>(&mut bytes.as_slice(), SerdeFormat::RawBytesUnchecked, params)

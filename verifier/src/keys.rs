@@ -343,8 +343,31 @@ pub fn parse_setup(bytes: &[u8], k: u32) -> Result<Setup, String> {
 /// Reads a verifying key of the update circuit laid out with `params` (which must have
 /// passed [`CircuitShape::check_params`]: the reader allocates by them).
 pub fn parse_vk(bytes: &[u8], params: &BaseCircuitParams) -> Result<VerifyingKey<G1Affine>, String> {
+    check_key_header(bytes, params)?;
     let params = params.clone();
     catch_parse(|| VerifyingKey::read::<_, UpdateCircuit>(&mut &bytes[..], SerdeFormat::RawBytes, params))
+}
+
+/// Checks the header that verifying and proving keys start with (halo2's version byte 2,
+/// `k` as a little-endian u32, the selector-compression flag) against the circuit's `k`
+/// before halo2 reads the rest: its reader sizes work by the declared `k`, so a key that
+/// declares another one (2^24 rows, say) would cost memory out of all proportion to the
+/// file (found by the `key_vk` fuzz target: 2.2 GB for a 586-byte input).
+pub fn check_key_header(bytes: &[u8], params: &BaseCircuitParams) -> Result<(), String> {
+    let Some(header) = bytes.get(..6) else {
+        return Err(format!("{} bytes, shorter than a key's 6-byte header", bytes.len()));
+    };
+    if header[0] != 2 {
+        return Err(format!("key format version {}, this build reads version 2", header[0]));
+    }
+    let declared = u32::from_le_bytes(header[1..5].try_into().expect("4 bytes"));
+    if declared as usize != params.k {
+        return Err(format!("the key declares k = {declared}, the circuit has k = {}", params.k));
+    }
+    if header[5] > 1 {
+        return Err(format!("selector-compression flag {}, not 0 or 1", header[5]));
+    }
+    Ok(())
 }
 
 /// Runs a parser that may panic on malformed bytes, as an error either way.
@@ -482,6 +505,19 @@ mod tests {
         let err = Manifest::load(Path::new("/nowhere/params/d6-s2")).unwrap_err().to_string();
         assert!(err.contains("pogo setup --depth 6 --samples 2 --params-dir /nowhere/params"), "{err}");
         assert!(setup_hint(Path::new("odd")).contains("pogo setup"));
+    }
+
+    #[test]
+    fn a_key_declaring_another_k_is_refused_before_halo2_reads_it() {
+        let params = BaseCircuitParams { k: 12, ..Default::default() };
+        // The start of the fuzzer's out-of-memory input: version 2, k = 24, flag 0.
+        let crafted = [2u8, 24, 0, 0, 0, 0, 6, 0, 0, 0];
+        let err = parse_vk(&crafted, &params).unwrap_err();
+        assert_eq!(err, "the key declares k = 24, the circuit has k = 12");
+        assert!(check_key_header(&[2, 12, 0, 0, 0, 0], &params).is_ok());
+        assert!(check_key_header(&[3, 12, 0, 0, 0, 0], &params).unwrap_err().contains("version 3"));
+        assert!(check_key_header(&[2, 12, 0, 0, 0, 2], &params).unwrap_err().contains("flag 2"));
+        assert!(check_key_header(&[2, 12, 0], &params).unwrap_err().contains("3 bytes"));
     }
 
     fn inputs(indices: Vec<u64>) -> PublicInputs {
