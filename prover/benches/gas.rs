@@ -1,7 +1,7 @@
 //! `cargo bench -p pogo-prover --bench gas`: EVM gas of the generated verifier and of each
 //! round-contract call (deploy, createTask, join, commit, reveal, drawRandomness,
 //! revealEvalData, submitProof, attest and revealAttestation, finalize, withdraw) for each configuration in `POGO_GAS_CONFIGS`
-//! (default `3:2,10:8,20:32`, as `D:S`), under Prague (the direct verifier call under Osaka too), with real proofs; the verifier's code
+//! (default `3:2,10:8,20:32`, as `D:S`), under Prague (the direct verifier call under Osaka too, with the inverse hints miners send and without), with real proofs; the verifier's code
 //! size against EIP-170; Groth16's ~207,000 + 7,160 per public input for comparison. Then
 //! gas per competing round (every candidate commits, reveals and proves; the owner reveals
 //! the held-out batch; every verifier attests once for all; one finalize; every claim) for 1, 4 and 16 candidates with 3 and
@@ -10,7 +10,7 @@
 #[path = "../tests/support/mod.rs"]
 mod support;
 
-use pogo_verifier::evm::{calldata, Evm, Fork, CODE_SIZE_LIMIT, U256};
+use pogo_verifier::evm::{calldata, proof_with_hints, Address, Evm, Fork, CODE_SIZE_LIMIT, U256};
 use pogo_verifier::rounds::PogoRounds;
 use support::{positive_vote, Fixture, World};
 
@@ -28,8 +28,8 @@ fn main() {
     if std::env::args().any(|a| a == "--list") {
         return;
     }
-    println!("| D | S | public inputs | verifier code bytes (EIP-170: {CODE_SIZE_LIMIT}) | deploy verifier | deploy rounds | createTask | join | commit | reveal | drawRandomness | revealEvalData (128 × 65 B) | verify (direct call) | verify under Osaka | submitProof | attest (sealed) | revealAttestation | finalize | withdraw | Groth16 estimate |");
-    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("| D | S | public inputs | verifier code bytes (EIP-170: {CODE_SIZE_LIMIT}) | deploy verifier | deploy rounds | createTask | join | commit | reveal | drawRandomness | revealEvalData (128 × 65 B) | verify (direct call) | verify under Osaka | without hints (Prague / Osaka) | submitProof | attest (sealed) | revealAttestation | finalize | withdraw | Groth16 estimate |");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     for (depth, samples) in configs() {
         let blocks = 1000u64.min(1 << depth);
         let fx: &'static Fixture = Box::leak(Box::new(Fixture::new(depth, samples, blocks, 1)));
@@ -50,15 +50,16 @@ fn main() {
             pogo_circuits::field::Fr::from(blocks),
         ];
         instances.extend(indices.iter().map(|&i| pogo_circuits::field::Fr::from(i)));
-        let owner = world.owner;
-        let verifier = world.verifier;
-        let direct = world.evm.call(owner, verifier, calldata(&instances, &proof), U256::ZERO).unwrap().gas_used;
-        // The same call under Osaka (Anvil's default fork, and mainnet's since Fusaka).
-        let mut osaka = Evm::new(Fork::Osaka);
-        osaka.set_code_size_limit(false);
-        osaka.set_balance(owner, U256::from(10u64).pow(U256::from(20u64)));
-        let (at, _) = osaka.deploy(owner, fx.verifier_code.clone(), U256::ZERO).unwrap();
-        let direct_osaka = osaka.call(owner, at, calldata(&instances, &proof), U256::ZERO).unwrap().gas_used;
+        // With the inverse hints a miner sends, under Prague and Osaka; and without them.
+        let runtime = world.evm.code(world.verifier);
+        let hinted = calldata(&instances, &proof_with_hints(&runtime, &instances, &proof).unwrap());
+        let plain = calldata(&instances, &proof);
+        let direct = |fork: Fork, data: &Vec<u8>| {
+            let (mut evm, at) = Evm::with_contract(fork, &fx.verifier_code).unwrap();
+            evm.call(Address::repeat_byte(0x01), at, data.clone(), U256::ZERO).unwrap().gas_used
+        };
+        let (direct_prague, direct_osaka) = (direct(Fork::Prague, &hinted), direct(Fork::Osaka, &hinted));
+        let (plain_prague, plain_osaka) = (direct(Fork::Prague, &plain), direct(Fork::Osaka, &plain));
 
         let gas = |label: &str| -> String {
             let v: Vec<u64> = world.gas.iter().filter(|(l, _)| l == label).map(|(_, g)| *g).collect();
@@ -71,7 +72,7 @@ fn main() {
         };
         let inputs = 4 + samples;
         println!(
-            "| {depth} | {samples} | {inputs} | {verifier_bytes}{} | {} | {} | {} | {} | {} | {} | {} | {} | {direct} | {direct_osaka} | {} | {} | {} | {} | {} | {} |",
+            "| {depth} | {samples} | {inputs} | {verifier_bytes}{} | {} | {} | {} | {} | {} | {} | {} | {} | {direct_prague} | {direct_osaka} | {plain_prague} / {plain_osaka} | {} | {} | {} | {} | {} | {} |",
             if verifier_bytes > CODE_SIZE_LIMIT { " (over)" } else { "" },
             gas("deploy verifier"),
             gas("deploy rounds"),

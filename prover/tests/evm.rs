@@ -7,21 +7,27 @@ mod support;
 use pogo_circuits::field::Fr;
 use pogo_circuits::sampling::sample_indices;
 use pogo_prover::witness::{assemble, round_trees};
-use pogo_verifier::evm::{calldata, fr_to_u256, Address, B256, U256};
+use pogo_verifier::evm::{calldata, fr_to_u256, proof_with_hints, Address, B256, U256};
 use pogo_verifier::rounds::{commitment, outcome, PogoRounds, RoundsError};
 use proptest::prelude::*;
 use support::*;
 
-#[test]
-fn verifier_accepts_honest_proofs_and_reverts_on_tampered_ones() {
+/// A world with the small fixture's verifier deployed, and the public inputs and proof of
+/// its first update at blocks 1 and 0.
+fn first_update_proof() -> (World, Vec<Fr>, Vec<u8>) {
     let fx = Fixture::small();
-    let mut world = World::new(fx, 0, |_| {});
+    let world = World::new(fx, 0, |_| {});
     let indices = vec![1, 0];
     let proof = fx.proof(0, &indices);
     let trees = round_trees(&fx.chain.models[0], &fx.chain.models[1], &fx.chain.updates[0], fx.depth, &()).unwrap();
     let (inputs, _) =
         assemble(&fx.chain.models[0], &fx.chain.models[1], &fx.chain.updates[0], &trees, &indices).unwrap();
-    let instances = inputs.to_instances();
+    (world, inputs.to_instances(), proof)
+}
+
+#[test]
+fn verifier_accepts_honest_proofs_and_reverts_on_tampered_ones() {
+    let (mut world, instances, proof) = first_update_proof();
     let me = world.owner;
     let verifier = world.verifier;
     let ok = world.evm.call(me, verifier, calldata(&instances, &proof), U256::ZERO).unwrap();
@@ -38,6 +44,47 @@ fn verifier_accepts_honest_proofs_and_reverts_on_tampered_ones() {
         assert!(world.evm.call(me, verifier, calldata(&instances, &bad), U256::ZERO).is_err(), "byte {at}");
     }
     assert!(world.evm.call(me, verifier, calldata(&instances, &proof[..proof.len() - 32]), U256::ZERO).is_err());
+}
+
+/// The verifier takes the inverses it would compute with MODEXP as hints after the proof:
+/// each is checked (a wrong one, or the right one plus r, reverts), a zero one falls back to
+/// MODEXP, and hinted calls cost less gas than plain ones.
+#[test]
+fn inverse_hints_are_checked_never_trusted_and_save_gas() {
+    let (mut world, instances, proof) = first_update_proof();
+    let (me, verifier) = (world.owner, world.verifier);
+    let runtime = world.evm.code(verifier);
+    let hinted = proof_with_hints(&runtime, &instances, &proof).unwrap();
+    assert_eq!(hinted.len(), proof.len() + 3 * 32, "three inversions, three hints");
+    assert_eq!(&hinted[..proof.len()], &proof[..]);
+    let plain = world.evm.call(me, verifier, calldata(&instances, &proof), U256::ZERO).unwrap().gas_used;
+    let with = world.evm.call(me, verifier, calldata(&instances, &hinted), U256::ZERO).unwrap().gas_used;
+    assert!(with < plain, "hinted {with} gas, plain {plain}");
+    let r = pogo_verifier::evm::U256::from_str_radix(
+        "21888242871839275222246405745257275088548364400416034343698204186575808495617",
+        10,
+    )
+    .unwrap();
+    for k in 0..3 {
+        let at = proof.len() + 32 * k;
+        let hint = U256::from_be_slice(&hinted[at..at + 32]);
+        let with_hint = |value: U256| {
+            let mut bytes = hinted.clone();
+            bytes[at..at + 32].copy_from_slice(&value.to_be_bytes::<32>());
+            calldata(&instances, &bytes)
+        };
+        for (what, value) in [("hint + 1", hint + U256::from(1)), ("hint + r", hint + r), ("1", U256::from(1))] {
+            assert!(world.evm.call(me, verifier, with_hint(value), U256::ZERO).is_err(), "hint {k} replaced by {what}");
+        }
+        assert!(world.evm.call(me, verifier, with_hint(U256::ZERO), U256::ZERO).is_ok(), "hint {k} zero: MODEXP");
+    }
+    // A hinted call of a tampered proof still fails, and no hints are found for one.
+    let mut bad = hinted.clone();
+    bad[7] ^= 1;
+    assert!(world.evm.call(me, verifier, calldata(&instances, &bad), U256::ZERO).is_err());
+    let err = proof_with_hints(&runtime, &instances, &bad[..proof.len()]).unwrap_err();
+    assert!(matches!(err, pogo_verifier::evm::EvmError::Reverted { .. }), "{err}");
+    assert!(proof_with_hints(&[], &instances, &proof).is_err(), "no code");
 }
 
 #[test]

@@ -1,13 +1,6 @@
 #!/usr/bin/env bash
-# Installs the pinned Anvil (package-lock.json; the Linux x64 binary ships in the npm
-# package) once, and prints the binary's path.
+# Installs the pinned Anvil (package-lock.json here) once, and prints the binary's path.
 # Usage: scripts/anvil/install.sh
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-bin=$(find "$here/node_modules/@foundry-rs/anvil-linux-amd64" -type f -name anvil 2>/dev/null | head -1 || true)
-if [ -z "$bin" ]; then
-  npm ci --prefix "$here" --ignore-scripts --no-audit --no-fund --loglevel=error >/dev/null
-  bin=$(find "$here/node_modules/@foundry-rs/anvil-linux-amd64" -type f -name anvil | head -1)
-fi
-chmod +x "$bin"
-echo "$bin"
+exec "$here/../foundry/install-binary.sh" "$here" anvil

@@ -3,7 +3,8 @@
 # (verifier/contracts/test/fixtures/d6-s2-dev0.proof): the demo's small model trained in
 # plain Python, a 4-bit update, the INSECURE development keys for D = 6, S = 2 (seed 0,
 # whose verifier is shipped in verifier/contracts/build/verifiers/d6-s2-dev0), and a proof
-# for a fixed phase-2 seed. Rerun it when that shipped verifier changes.
+# for a fixed phase-2 seed; and the verifier's calldata for it with the inverse hints a
+# miner appends (d6-s2-dev0.calldata). Rerun it when that shipped verifier changes.
 # Usage: scripts/forge/record-proof.sh
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
@@ -20,6 +21,9 @@ out="$root/verifier/contracts/test/fixtures/d6-s2-dev0.proof"
 mkdir -p "$(dirname "$out")"
 pogo prove "$work/base.safetensors" "$work/new.safetensors" "$work/update.pogo" --seed "$seed" --samples 2 \
   --depth 6 --params-dir "$work/params" -o "$out.tmp"
-pogo verify-proof "$out.tmp" --params-dir "$work/params"
+POGO_SOLC=$("$root/scripts/solc/install.sh") pogo export-verifier --depth 6 --samples 2 --params-dir "$work/params"
+calldata="${out%.proof}.calldata"
+pogo verify-proof "$out.tmp" --params-dir "$work/params" --evm --calldata-out "$calldata.tmp"
 mv "$out.tmp" "$out"
-echo "recorded $out" >&2
+mv "$calldata.tmp" "$calldata"
+echo "recorded $out and $calldata" >&2

@@ -10,8 +10,12 @@ pragma solidity 0.8.19;
 /// * an input written as `x + r` (any word ≥ r) verifies as `x`: the same proof passes for
 ///   two different numbers, and a caller that keys anything by the raw word (a root as a
 ///   mapping key) can be fooled;
-/// * bytes after the proof are ignored: the same proof passes with any suffix, so the
-///   calldata (or its hash) does not identify the proof.
+/// * the three words after the proof are *inverse hints* (the field inverses the verifier
+///   would otherwise compute with MODEXP; `pogo verify-proof --evm --calldata-out` writes
+///   them): each must be the true inverse, or zero to have MODEXP compute it, so they never
+///   change what verifies, only the gas;
+/// * bytes after the hints are ignored: the same proof passes with any suffix (and with
+///   zero or true hints), so the calldata (or its hash) does not identify the proof.
 ///
 /// `PogoRounds` is not exposed: it computes the inputs itself (roots are refused unless < r
 /// when revealed, `nb` and the indices are small) and hashes nothing over the proof bytes.
@@ -26,7 +30,8 @@ contract PogoVerifierGuard {
     address public immutable verifier;
     /// Public inputs it takes: 4 + S (old root, new root, update root, nb, S indices).
     uint256 public immutable inputCount;
-    /// Bytes of a proof for its circuit configuration (fixed for a verifying key).
+    /// Bytes of a proof for its circuit configuration (fixed for a verifying key), plus 96
+    /// when callers append the three inverse hints.
     uint256 public immutable proofLength;
 
     /// An input is not below r: it is not the canonical encoding of a field element.

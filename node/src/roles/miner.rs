@@ -17,6 +17,7 @@ use pogo_circuits::update::Update;
 use pogo_prover::prove::{prove, Keys};
 use pogo_prover::setup::Setup;
 use pogo_prover::witness::{assemble, round_trees};
+use pogo_verifier::evm::{proof_with_hints, u256_to_fr};
 use pogo_verifier::keys::config_dir;
 use pogo_verifier::rounds::{commitment, outcome, PogoRounds};
 use rand::{Rng, SeedableRng};
@@ -531,12 +532,24 @@ impl Miner {
             .and_then(|(inputs, witness)| Ok(prove(setup, keys, &inputs, &witness)?));
         match proof {
             Ok(proof) => {
-                pogo_circuits::files::write_atomic(&self.dir.join("proof.bin"), &proof)?;
+                // The task's verifier checks inverse hints after the proof instead of
+                // computing them (cheaper, most of all under Osaka); running it here also
+                // tells, before any gas is spent, whether it accepts the proof.
+                let hinted = node
+                    .chain
+                    .code(node.params.verifier)
+                    .map_err(anyhow::Error::from)
+                    .and_then(|runtime| Ok(proof_with_hints(&runtime, &on_chain_instances(&inputs)?, &proof)?));
+                let (submitted, note) = match hinted {
+                    Ok(hinted) => (hinted, String::new()),
+                    Err(e) => (proof, format!(", without inverse hints: {e:#}")),
+                };
+                pogo_circuits::files::write_atomic(&self.dir.join("proof.bin"), &submitted)?;
                 self.set(MinerPhase::Proved { round, index, new_root })?;
                 Ok(self.event(
                     round,
                     Phase::Prove,
-                    format!("proved blocks {indices:?} ({} bytes)", proof.len()),
+                    format!("proved blocks {indices:?} ({} bytes{note})", submitted.len()),
                     start,
                     0,
                 ))
@@ -547,6 +560,14 @@ impl Miner {
             }
         }
     }
+}
+
+/// The contract's public inputs as field elements (it only hands out canonical ones).
+fn on_chain_instances(inputs: &[U256]) -> anyhow::Result<Vec<pogo_circuits::field::Fr>> {
+    inputs
+        .iter()
+        .map(|v| u256_to_fr(*v).with_context(|| format!("the contract's public input {v} is not a field element")))
+        .collect()
 }
 
 /// A random update with large steps: it changes every weight and hurts the loss.

@@ -16,7 +16,10 @@ use pogo_prover::keys;
 use pogo_prover::prove::{keygen, prove, Keys};
 use pogo_prover::setup::{dev_setup, Setup};
 use pogo_prover::witness::{assemble, round_trees};
-use pogo_verifier::evm::{export_verifier, fr_to_u256, load_verifier, Address, Evm, Fork, Receipt, Solc, B256, U256};
+use pogo_verifier::evm::{
+    export_verifier, fr_to_u256, load_verifier, proof_with_hints, u256_to_fr, Address, Evm, Fork, Receipt, Solc, B256,
+    U256,
+};
 use pogo_verifier::heldout::EvalTree;
 use pogo_verifier::keys::{config_dir, SetupOrigin};
 use pogo_verifier::rounds::{commitment, verdict, PogoRounds, RoundsContract, RoundsError, TaskParams};
@@ -484,11 +487,22 @@ impl World {
         inputs[4..].iter().map(|i| i.to::<u64>()).collect()
     }
 
-    /// The honest proof of the next update in the model chain, for the open round.
+    /// The honest proof of the next update in the model chain, for the open round, with
+    /// the verifier's inverse hints after it (what a pogo miner submits).
     pub fn honest_proof(&mut self) -> Vec<u8> {
         let indices = self.indices();
         let position = self.position();
-        self.fx.proof(position, &indices)
+        let proof = self.fx.proof(position, &indices);
+        self.with_hints(0, proof)
+    }
+
+    /// `proof` of entry `k`'s candidate with the verifier's inverse hints after it.
+    pub fn with_hints(&mut self, k: usize, proof: Vec<u8>) -> Vec<u8> {
+        let index = self.entries[k].index;
+        let inputs = self.rounds.read(&mut self.evm, PogoRounds::publicInputsCall { task: self.task, index }).unwrap();
+        let instances: Vec<Fr> = inputs.iter().map(|v| u256_to_fr(*v).unwrap()).collect();
+        let runtime = self.evm.code(self.verifier);
+        proof_with_hints(&runtime, &instances, &proof).unwrap()
     }
 
     /// Submits `proof` for entry 0.
@@ -694,7 +708,8 @@ impl World {
         self.draw();
         let indices = self.indices();
         for i in 0..k {
-            self.submit_for(i, fx.rival_proof(i, &indices)).unwrap();
+            let proof = self.with_hints(i, fx.rival_proof(i, &indices));
+            self.submit_for(i, proof).unwrap();
         }
     }
 

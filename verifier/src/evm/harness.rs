@@ -25,7 +25,7 @@ pub enum Fork {
 }
 
 impl Fork {
-    fn spec(self) -> SpecId {
+    pub(super) fn spec(self) -> SpecId {
         match self {
             Fork::Prague => SpecId::PRAGUE,
             Fork::Osaka => SpecId::OSAKA,
@@ -150,6 +150,15 @@ impl Evm {
         chain.db_mut().insert_account_info(eip2935::HISTORY_STORAGE_ADDRESS, info);
         chain.record_block_hash(0);
         chain
+    }
+
+    /// A fresh chain of `fork` with `creation` deployed, the EIP-170 limit lifted so that an
+    /// oversized verifier can still be measured: the chain and the contract's address.
+    pub fn with_contract(fork: Fork, creation: &[u8]) -> Result<(Self, Address), EvmError> {
+        let mut evm = Evm::new(fork);
+        evm.set_code_size_limit(false);
+        let (at, _) = evm.deploy(Address::repeat_byte(0x01), creation.to_vec(), U256::ZERO)?;
+        Ok((evm, at))
     }
 
     /// The chain's whole state (accounts, code, storage, recent block hashes).
@@ -322,7 +331,7 @@ impl Evm {
         }
     }
 
-    fn outcome(result: ExecutionResult) -> Result<(Receipt, Option<Address>), EvmError> {
+    pub(super) fn outcome(result: ExecutionResult) -> Result<(Receipt, Option<Address>), EvmError> {
         match result {
             ExecutionResult::Success { gas_used, logs, output, .. } => {
                 let (output, created) = match output {

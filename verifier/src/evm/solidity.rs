@@ -2,7 +2,18 @@
 //! snark-verifier's EVM loader (SHPLONK, the Keccak transcript the prover writes).
 //!
 //! Its calldata is the `4 + S` public inputs as 32-byte big-endian words (DESIGN §2 order)
-//! followed by the proof bytes; it returns nothing on success and reverts otherwise.
+//! followed by the proof bytes, then optionally one 32-byte *inverse hint* per field
+//! inversion the verifier makes (three for SHPLONK); it returns nothing on success and
+//! reverts otherwise.
+//!
+//! Inverse hints (a change to snark-verifier's output, made by [`with_inverse_hints`]):
+//! the generated code inverts three products of field elements with the MODEXP precompile
+//! (`x^(r−2)`), which EIP-7883 (Osaka) made 3× dearer: 4,048 gas each for a 254-bit
+//! exponent. The caller may instead append each inverse after the proof; the verifier
+//! checks `x · h ≡ 1 (mod r)` and `h < r` (one MULMOD), so a hint is never trusted, only
+//! checked, and the unique inverse is the only one that passes. A zero or absent hint
+//! makes it fall back to MODEXP, so calldata without hints verifies exactly as before.
+//! [`super::hints`] computes the hints for a proof.
 
 use halo2_base::halo2_proofs::halo2curves::bn256::{Bn256, Fq, Fr as HaloFr, G1Affine};
 use halo2_base::halo2_proofs::plonk::VerifyingKey;
@@ -38,7 +49,119 @@ pub fn verifier_source(
         .map_err(|e| GenerateError(format!("{e:?}")))?;
     PlonkVerifier::<SHPLONK>::verify(&dk, &protocol, &instances, &proof)
         .map_err(|e| GenerateError(format!("{e:?}")))?;
-    Ok(loader.solidity_code())
+    Ok(with_inverse_hints(&loader.solidity_code())?.source)
+}
+
+/// A generated verifier rewritten to take inverse hints.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HintedSource {
+    /// The Solidity source.
+    pub source: String,
+    /// Calldata offset of the first hint: the length of the public inputs and the proof.
+    pub hints_offset: usize,
+    /// How many hints it takes (one per MODEXP inversion).
+    pub hints: usize,
+}
+
+/// BN254's scalar modulus r, and r − 2 (the inversion exponent), as the generator writes them.
+const R_DECIMAL: &str = "21888242871839275222246405745257275088548364400416034343698204186575808495617";
+const R_MINUS_2_DECIMAL: &str = "21888242871839275222246405745257275088548364400416034343698204186575808495615";
+
+/// Rewrites every MODEXP inversion of snark-verifier's generated verifier to use an inverse
+/// hint read after the proof (checked with one MULMOD; MODEXP when the hint is zero). The
+/// hints start where the proof ends: after the last word the verifier reads from calldata.
+/// Fails, naming the line, if the code is not laid out as snark-verifier 0.2 writes it, so a
+/// generator upgrade cannot silently skip an inversion.
+pub fn with_inverse_hints(source: &str) -> Result<HintedSource, GenerateError> {
+    let hints_offset = last_calldata_word(source)
+        .ok_or_else(|| GenerateError("the generated verifier reads no calldata".into()))?
+        + 32;
+    let lines: Vec<&str> = source.lines().collect();
+    let mut out: Vec<String> = Vec::with_capacity(lines.len() + 64);
+    let mut hints = 0usize;
+    for (n, line) in lines.iter().enumerate() {
+        let Some((input, output)) = modexp_call(line.trim()) else {
+            out.push(line.to_string());
+            continue;
+        };
+        let bad = |what: &str| GenerateError(format!("line {}: {what} before the MODEXP call", n + 1));
+        if n < 6 {
+            return Err(bad("no operands"));
+        }
+        // The six stores before the call: three lengths of 32, base, exponent r − 2, modulus r.
+        let stores: Vec<(usize, &str)> = (0..6)
+            .map(|k| mstore(lines[n - 6 + k].trim()).filter(|(at, _)| *at == input + 32 * k))
+            .collect::<Option<_>>()
+            .ok_or_else(|| bad("unexpected operand stores"))?;
+        let values: Vec<&str> = stores.iter().map(|(_, v)| *v).collect();
+        if values[..3] != ["32", "32", "32"] || values[4] != R_MINUS_2_DECIMAL || values[5] != R_DECIMAL {
+            return Err(bad("not an inversion modulo r"));
+        }
+        out.truncate(out.len() - 6);
+        let hint_at = hints_offset + 32 * hints;
+        let base = values[3];
+        let fallback = [
+            format!("mstore(0x{input:x}, 32)"),
+            format!("mstore(0x{:x}, 32)", input + 32),
+            format!("mstore(0x{:x}, 32)", input + 64),
+            format!("mstore(0x{:x}, inverse_of)", input + 96),
+            format!("mstore(0x{:x}, {R_MINUS_2_DECIMAL})", input + 128),
+            format!("mstore(0x{:x}, {R_DECIMAL})", input + 160),
+            line.trim().to_string(),
+            format!("inverse := mload(0x{output:x})"),
+        ];
+        out.push("{".into());
+        out.push(format!(
+            "// Inverse hint {hints} (calldata 0x{hint_at:x}): checked, never trusted; MODEXP when absent."
+        ));
+        out.push(format!("let inverse_of := {base}"));
+        out.push(format!("let inverse := calldataload(0x{hint_at:x})"));
+        out.push("if iszero(inverse) {".into());
+        out.extend(fallback);
+        out.push("}".into());
+        out.push("success := and(and(lt(inverse, f_q), eq(mulmod(inverse_of, inverse, f_q), 1)), success)".into());
+        out.push(format!("mstore(0x{output:x}, inverse)"));
+        out.push("}".into());
+        hints += 1;
+    }
+    if hints == 0 {
+        return Err(GenerateError("the generated verifier makes no MODEXP inversion to hint".into()));
+    }
+    let mut source = out.join("\n");
+    source.push('\n');
+    Ok(HintedSource { source, hints_offset, hints })
+}
+
+/// The largest constant offset the code passes to `calldataload`.
+fn last_calldata_word(source: &str) -> Option<usize> {
+    source
+        .match_indices("calldataload(0x")
+        .filter_map(|(at, m)| {
+            let rest = &source[at + m.len()..];
+            let end = rest.find(')')?;
+            usize::from_str_radix(&rest[..end], 16).ok()
+        })
+        .max()
+}
+
+/// `success := and(eq(staticcall(gas(), 0x5, IN, 0xc0, OUT, 0x20), 1), success)`: (IN, OUT).
+fn modexp_call(line: &str) -> Option<(usize, usize)> {
+    let args = line.strip_prefix("success := and(eq(staticcall(gas(), 0x5, ")?.strip_suffix("), 1), success)")?;
+    let parts: Vec<&str> = args.split(", ").collect();
+    match parts.as_slice() {
+        [input, "0xc0", output, "0x20"] => Some((hex_word(input)?, hex_word(output)?)),
+        _ => None,
+    }
+}
+
+/// `mstore(0xAT, VALUE)`: (AT, VALUE).
+fn mstore(line: &str) -> Option<(usize, &str)> {
+    let (at, value) = line.strip_prefix("mstore(")?.strip_suffix(')')?.split_once(", ")?;
+    Some((hex_word(at)?, value))
+}
+
+fn hex_word(text: &str) -> Option<usize> {
+    usize::from_str_radix(text.strip_prefix("0x")?, 16).ok()
 }
 
 /// The verifier's calldata: each instance as a 32-byte big-endian word, then the proof.
@@ -61,4 +184,55 @@ pub fn fr_to_u256(value: &Fr) -> crate::evm::U256 {
 /// A `uint256` as a field element; `None` at or above the modulus.
 pub fn u256_to_fr(value: crate::evm::U256) -> Option<Fr> {
     Fr::from_repr(value.to_le_bytes::<32>()).into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The shape snark-verifier gives an inversion, around a proof read up to 0x120.
+    fn generated(exponent: &str) -> String {
+        format!(
+            "let f_q := 0x30644e72e131a029b85045b68181585d2833e84879b9709143e1f593f0000001\n\
+             mstore(0xa0, mod(calldataload(0x0), f_q))\n\
+             mstore(0xc0, calldataload(0x100))\n\
+             mstore(0x1420, 32)\n\
+             mstore(0x1440, 32)\n\
+             mstore(0x1460, 32)\n\
+             mstore(0x1480, mload(0x13e0))\n\
+             mstore(0x14a0, {exponent})\n\
+             mstore(0x14c0, {R_DECIMAL})\n\
+             success := and(eq(staticcall(gas(), 0x5, 0x1420, 0xc0, 0x1400, 0x20), 1), success)\n\
+             let inv := mload(0x1400)\n"
+        )
+    }
+
+    #[test]
+    fn each_inversion_reads_a_checked_hint_after_the_proof() {
+        let hinted = with_inverse_hints(&generated(R_MINUS_2_DECIMAL)).unwrap();
+        assert_eq!((hinted.hints_offset, hinted.hints), (0x120, 1));
+        let s = &hinted.source;
+        assert!(s.contains("let inverse := calldataload(0x120)"), "{s}");
+        assert!(s.contains("success := and(and(lt(inverse, f_q), eq(mulmod(inverse_of, inverse, f_q), 1)), success)"));
+        assert!(s.contains("let inverse_of := mload(0x13e0)"));
+        // The MODEXP call stays, as the fallback for a zero hint, after which its result
+        // is checked the same way; the code after it reads the inverse where it did.
+        assert!(s.contains("if iszero(inverse) {\nmstore(0x1420, 32)"), "{s}");
+        assert!(s.contains("staticcall(gas(), 0x5, 0x1420, 0xc0, 0x1400, 0x20)"));
+        assert!(s.contains("mstore(0x1400, inverse)\n}\nlet inv := mload(0x1400)"), "{s}");
+    }
+
+    #[test]
+    fn code_not_laid_out_as_expected_is_refused() {
+        // Not an inversion (another exponent): rewriting it would change what it computes.
+        let err = with_inverse_hints(&generated("3")).unwrap_err().to_string();
+        assert!(err.contains("line 10: not an inversion modulo r"), "{err}");
+        // Operand stores missing or moved.
+        let moved = generated(R_MINUS_2_DECIMAL).replace("mstore(0x1440, 32)", "mstore(0x1448, 32)");
+        assert!(with_inverse_hints(&moved).unwrap_err().to_string().contains("unexpected operand stores"));
+        // No inversion at all, or no calldata read to place the hints after.
+        let none = "mstore(0xa0, calldataload(0x0))\n";
+        assert!(with_inverse_hints(none).unwrap_err().to_string().contains("no MODEXP inversion"));
+        assert!(with_inverse_hints("let x := 1\n").unwrap_err().to_string().contains("reads no calldata"));
+    }
 }

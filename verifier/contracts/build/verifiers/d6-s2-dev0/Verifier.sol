@@ -324,13 +324,23 @@ mstore(0x11a0, addmod(mload(0x580), 14113565425793659389730858249100261350212015
                 mstore(0x13e0, prod)
             
         }
+{
+// Inverse hint 0 (calldata 0x740): checked, never trusted; MODEXP when absent.
+let inverse_of := mload(0x13e0)
+let inverse := calldataload(0x740)
+if iszero(inverse) {
 mstore(0x1420, 32)
 mstore(0x1440, 32)
 mstore(0x1460, 32)
-mstore(0x1480, mload(0x13e0))
+mstore(0x1480, inverse_of)
 mstore(0x14a0, 21888242871839275222246405745257275088548364400416034343698204186575808495615)
 mstore(0x14c0, 21888242871839275222246405745257275088548364400416034343698204186575808495617)
 success := and(eq(staticcall(gas(), 0x5, 0x1420, 0xc0, 0x1400, 0x20), 1), success)
+inverse := mload(0x1400)
+}
+success := and(and(lt(inverse, f_q), eq(mulmod(inverse_of, inverse, f_q), 1)), success)
+mstore(0x1400, inverse)
+}
 {
             
             let inv := mload(0x1400)
@@ -827,13 +837,23 @@ mstore(14176, result)
                 mstore(0x39e0, prod)
             
         }
+{
+// Inverse hint 1 (calldata 0x760): checked, never trusted; MODEXP when absent.
+let inverse_of := mload(0x39e0)
+let inverse := calldataload(0x760)
+if iszero(inverse) {
 mstore(0x3a20, 32)
 mstore(0x3a40, 32)
 mstore(0x3a60, 32)
-mstore(0x3a80, mload(0x39e0))
+mstore(0x3a80, inverse_of)
 mstore(0x3aa0, 21888242871839275222246405745257275088548364400416034343698204186575808495615)
 mstore(0x3ac0, 21888242871839275222246405745257275088548364400416034343698204186575808495617)
 success := and(eq(staticcall(gas(), 0x5, 0x3a20, 0xc0, 0x3a00, 0x20), 1), success)
+inverse := mload(0x3a00)
+}
+success := and(and(lt(inverse, f_q), eq(mulmod(inverse_of, inverse, f_q), 1)), success)
+mstore(0x3a00, inverse)
+}
 {
             
             let inv := mload(0x3a00)
@@ -973,13 +993,23 @@ mstore(15328, result)
                 mstore(0x3c60, prod)
             
         }
+{
+// Inverse hint 2 (calldata 0x780): checked, never trusted; MODEXP when absent.
+let inverse_of := mload(0x3c60)
+let inverse := calldataload(0x780)
+if iszero(inverse) {
 mstore(0x3ca0, 32)
 mstore(0x3cc0, 32)
 mstore(0x3ce0, 32)
-mstore(0x3d00, mload(0x3c60))
+mstore(0x3d00, inverse_of)
 mstore(0x3d20, 21888242871839275222246405745257275088548364400416034343698204186575808495615)
 mstore(0x3d40, 21888242871839275222246405745257275088548364400416034343698204186575808495617)
 success := and(eq(staticcall(gas(), 0x5, 0x3ca0, 0xc0, 0x3c80, 0x20), 1), success)
+inverse := mload(0x3c80)
+}
+success := and(and(lt(inverse, f_q), eq(mulmod(inverse_of, inverse, f_q), 1)), success)
+mstore(0x3c80, inverse)
+}
 {
             
             let inv := mload(0x3c80)
