@@ -180,6 +180,24 @@ pub enum BlobError {
         /// Present.
         actual: u64,
     },
+    /// The blob declares more weights than an update may have where it is read (the model
+    /// it applies to): checked before anything is decompressed, so a crafted header cannot
+    /// make the reader allocate more than that model's update.
+    #[error("the update declares {declared} weights, more than the {most} an update of this model can have")]
+    TooManyWeights {
+        /// Declared by the header.
+        declared: u64,
+        /// The bound it is read under.
+        most: u64,
+    },
+    /// The zstd frame declares a decompressed size that the body cannot have.
+    #[error("the body's zstd frame declares {declared} bytes, the update's body has {expected}")]
+    FrameSize {
+        /// Declared by the frame header.
+        declared: u64,
+        /// The most the body may have.
+        expected: u64,
+    },
     /// The body is not a valid zstd frame.
     #[error("the body does not decompress: {0}")]
     Decompress(std::io::Error),
@@ -446,8 +464,22 @@ impl Update {
         blob
     }
 
-    /// Decodes and fully validates a blob, without trusting any length it declares.
+    /// Decodes and fully validates a blob, without trusting any length it declares. Memory
+    /// is bounded by the weight count the header declares (up to [`MAX_WEIGHTS`]): for a
+    /// blob from a peer, use [`Update::from_blob_within`] with the model's weight count.
     pub fn from_blob(blob: &[u8]) -> Result<Self, BlobError> {
+        Self::decode(blob, MAX_WEIGHTS)
+    }
+
+    /// [`Update::from_blob`] of an update of at most `most_weights` weights (the model it
+    /// is for): a header declaring more is refused before anything is decompressed, so
+    /// decoding never allocates more than such an update (a few MB of crafted zstd cannot
+    /// inflate to GB).
+    pub fn from_blob_within(blob: &[u8], most_weights: u64) -> Result<Self, BlobError> {
+        Self::decode(blob, most_weights)
+    }
+
+    fn decode(blob: &[u8], most_weights: u64) -> Result<Self, BlobError> {
         let header = blob.get(..BLOB_HEADER_LEN).ok_or(BlobError::TooShort(blob.len()))?;
         let word = |range: std::ops::Range<usize>| u64::from_le_bytes(header[range].try_into().expect("8 bytes"));
         let magic: [u8; 8] = header[..8].try_into().expect("8 bytes");
@@ -486,6 +518,9 @@ impl Update {
         };
         let body_start = BLOB_HEADER_LEN + base_bytes.len();
         let weights = word(16..24);
+        if weights > most_weights && most_weights < MAX_WEIGHTS {
+            return Err(BlobError::TooManyWeights { declared: weights, most: most_weights });
+        }
         if weights == 0 || weights > MAX_WEIGHTS {
             return Err(UpdateError::WeightCount(weights).into());
         }
@@ -497,6 +532,19 @@ impl Update {
         let actual = (blob.len() - body_start) as u64;
         if body_len != actual {
             return Err(BlobError::Length { declared: body_len, actual });
+        }
+        // A frame that declares its decompressed size (pogo's do) must declare one the body
+        // can have; either way the stream below stops one byte past the bound.
+        let most = if version == SPARSE_BLOB_VERSION {
+            8 + expected * SPARSE_BYTES_PER_BLOCK
+        } else {
+            expected * DENSE_BYTES_PER_BLOCK
+        };
+        if let Ok(Some(declared)) = zstd::zstd_safe::get_frame_content_size(&blob[body_start..]) {
+            let fits = if version == SPARSE_BLOB_VERSION { declared <= most } else { declared == most };
+            if !fits {
+                return Err(BlobError::FrameSize { declared, expected: most });
+            }
         }
         // Stream the body so memory grows only with bytes that really decompress.
         let mut decoder = zstd::stream::read::Decoder::new(&blob[body_start..]).map_err(BlobError::Decompress)?;
@@ -544,14 +592,32 @@ impl Update {
 
     /// Reads a blob file.
     pub fn load(path: &Path) -> Result<Self, BlobError> {
-        let bytes = std::fs::read(path).map_err(|source| BlobError::Io { path: path.display().to_string(), source })?;
-        Self::from_blob(&bytes)
+        Self::decode(&read_blob(path)?, MAX_WEIGHTS)
+    }
+
+    /// Reads a blob file of at most `most_weights` weights ([`Update::from_blob_within`]).
+    pub fn load_within(path: &Path, most_weights: u64) -> Result<Self, BlobError> {
+        Self::decode(&read_blob(path)?, most_weights)
     }
 
     /// Writes the blob atomically.
     pub fn save(&self, path: &Path) -> Result<(), BlobError> {
         write_atomic(path, &self.to_blob()).map_err(|source| BlobError::Io { path: path.display().to_string(), source })
     }
+}
+
+/// The longest blob an update of at most `most_weights` weights can have (header, base
+/// root, and zstd's worst case for the larger of its dense and sparse bodies): what a node
+/// downloading one for such a model need ever read.
+pub fn max_blob_len(most_weights: u64) -> u64 {
+    let blocks = block_count(most_weights.clamp(1, MAX_WEIGHTS));
+    let body = 8 + blocks * SPARSE_BYTES_PER_BLOCK;
+    let compressed = usize::try_from(body).map(zstd::zstd_safe::compress_bound).unwrap_or(usize::MAX) as u64;
+    (BLOB_HEADER_LEN + BASE_LEN) as u64 + compressed
+}
+
+fn read_blob(path: &Path) -> Result<Vec<u8>, BlobError> {
+    std::fs::read(path).map_err(|source| BlobError::Io { path: path.display().to_string(), source })
 }
 
 /// `1 ≤ N ≤ MAX_WEIGHTS`; returns `nb`.

@@ -237,12 +237,18 @@ fn blob_body_corruptions_are_each_rejected() {
         b[at] ^= 0x55;
         assert!(Update::from_blob(&b).is_err(), "flip at {at}");
     }
-    // A valid zstd frame of the wrong size.
-    let mut short = blob[..BLOB_HEADER_LEN].to_vec();
-    let body = zstd::bulk::compress(&[0u8; 10], 3).unwrap();
-    short[64..72].copy_from_slice(&(body.len() as u64).to_le_bytes());
-    short.extend_from_slice(&body);
-    assert!(matches!(Update::from_blob(&short), Err(BlobError::BodySize { expected: 180, got: 10 })));
+    // A valid zstd frame of the wrong size: refused by the size its frame header declares,
+    // or, when it declares none (a streamed frame), once decompressed.
+    let with_body = |body: Vec<u8>| {
+        let mut short = blob[..BLOB_HEADER_LEN].to_vec();
+        short[64..72].copy_from_slice(&(body.len() as u64).to_le_bytes());
+        short.extend_from_slice(&body);
+        short
+    };
+    let sized = with_body(zstd::bulk::compress(&[0u8; 10], 3).unwrap());
+    assert!(matches!(Update::from_blob(&sized), Err(BlobError::FrameSize { declared: 10, expected: 180 })));
+    let streamed = with_body(zstd::stream::encode_all(&[0u8; 10][..], 3).unwrap());
+    assert!(matches!(Update::from_blob(&streamed), Err(BlobError::BodySize { expected: 180, got: 10 })));
     // Not a zstd frame at all.
     let mut junk = blob[..BLOB_HEADER_LEN].to_vec();
     junk[64..72].copy_from_slice(&8u64.to_le_bytes());

@@ -85,13 +85,15 @@ impl Store {
     }
 
     /// The blob `hash`: local, else from the first of `sources` (store URLs) that serves
-    /// bytes with that hash, which are then kept locally.
-    pub fn fetch_blob(&self, hash: B256, sources: &[String]) -> Result<Vec<u8>, StoreError> {
+    /// bytes with that hash, which are then kept locally. A download stops past `limit`
+    /// bytes (and never reads past [`MAX_BLOB_BYTES`]): pass
+    /// [`pogo_circuits::update::max_blob_len`] of the model the update is for.
+    pub fn fetch_blob(&self, hash: B256, sources: &[String], limit: u64) -> Result<Vec<u8>, StoreError> {
         if let Some(bytes) = self.local_blob(hash) {
             return Ok(bytes);
         }
         let path = format!("blobs/{}", hex::encode(hash));
-        let bytes = fetch_checked(&format!("blob {hash}"), &path, sources, MAX_BLOB_BYTES, |b| {
+        let bytes = fetch_checked(&format!("blob {hash}"), &path, sources, limit.min(MAX_BLOB_BYTES), |b| {
             if keccak256(b) == hash {
                 Ok(())
             } else {

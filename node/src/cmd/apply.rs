@@ -39,7 +39,8 @@ pub struct ApplyArgs {
 
 pub(super) fn run(args: ApplyArgs) -> anyhow::Result<()> {
     let old = args.format.load_model(&args.old)?;
-    let update = Update::load(&args.update).with_context(|| format!("reading update {}", args.update.display()))?;
+    let update = Update::load_within(&args.update, old.weight_count())
+        .with_context(|| format!("reading update {}", args.update.display()))?;
     let applying = || format!("applying {} to {}", shown(&args.update), shown(&args.old));
     if let Some(base) = update.base() {
         update.check_model(&old).with_context(applying)?;

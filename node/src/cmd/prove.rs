@@ -96,7 +96,8 @@ pub(super) fn write_proof_file(
 pub(super) fn run(args: ProveArgs) -> anyhow::Result<()> {
     let old = args.format.load_model(&args.old)?;
     let new = args.format.load_model(&args.new)?;
-    let update = Update::load(&args.update).with_context(|| format!("reading update {}", args.update.display()))?;
+    let update = Update::load_within(&args.update, old.weight_count())
+        .with_context(|| format!("reading update {}", args.update.display()))?;
     let blocks = old.block_count();
     let depth = args.depth.unwrap_or_else(|| default_depth(blocks));
     let seed = args.seed.as_deref().map(parse_seed).transpose()?;

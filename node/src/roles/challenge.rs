@@ -97,7 +97,7 @@ impl Node {
         // An honest list has nb leaves; a longer one can only hold padding frauds, which
         // are provable up to 2·nb + 1024 leaves (past that the download is refused and the
         // candidate is left to the negative attestations).
-        let most = (1u64 << depth).min(2 * nb + 1024);
+        let most = self.provable_blocks();
         let limit = fraud::LEAF_BYTES as u64 * most;
         let checked = std::cell::RefCell::new(None);
         let fetched = self.store.fetch_leaves(c.newRoot, &self.sources, limit, |bytes| {
@@ -136,6 +136,27 @@ impl Node {
         })
     }
 
+    /// The most leaves a candidate's list may have and still be proven wrong: an honest
+    /// list has `nb`; a longer one can only hold padding frauds, provable up to
+    /// `2·nb + 1024` leaves (and never past the tree's `2^D`).
+    pub fn provable_blocks(&self) -> u64 {
+        (1u64 << self.depth()).min(2 * self.params.nb + 1024)
+    }
+
+    /// The most weights a candidate's update may declare and still be examined: the padded
+    /// update a fraud proof can still show wrong. Neither the download nor the decoding of
+    /// a blob reads more than such an update, whatever its header declares.
+    pub fn examinable_weights(&self) -> u64 {
+        self.provable_blocks() * pogo_circuits::encoding::BLOCK_WEIGHTS as u64
+    }
+
+    /// A candidate's blob, from the store or its sources, read no further than the longest
+    /// blob of an examinable update.
+    pub fn fetch_candidate_blob(&self, hash: B256) -> Result<Vec<u8>, crate::store::StoreError> {
+        let limit = pogo_circuits::update::max_blob_len(self.examinable_weights());
+        self.store.fetch_blob(hash, &self.sources, limit)
+    }
+
     /// Fetches blob `hash`, checks it was made against the model with root `old_root` when
     /// it says, and that its update root is the committed `update_root`.
     pub fn fetch_update(
@@ -144,8 +165,9 @@ impl Node {
         hash: B256,
         update_root: U256,
     ) -> anyhow::Result<pogo_circuits::update::Update> {
-        let blob = self.store.fetch_blob(hash, &self.sources)?;
-        let update = pogo_circuits::update::Update::from_blob(&blob).context("the blob is not an update")?;
+        let blob = self.fetch_candidate_blob(hash)?;
+        let update = pogo_circuits::update::Update::from_blob_within(&blob, self.examinable_weights())
+            .context("the blob is not an update")?;
         if update.base().is_some_and(|b| b.depth == self.depth()) {
             // A blob made against another model: say so before rebuilding anything.
             let old_root = u256_to_fr(old_root).context("the old root is not a field element")?;

@@ -518,7 +518,7 @@ impl Miner {
         let old = node.model_at(r.oldRoot)?;
         let new = node.store.model(new_root).context("the new model is missing from the store")?;
         let blob = node.store.local_blob(c.blobHash).context("the update blob is missing from the store")?;
-        let update = Update::from_blob(&blob)?;
+        let update = Update::from_blob_within(&blob, old.weight_count())?;
         if self.keys.is_none() {
             let config = CircuitConfig::new(node.depth(), samples)?;
             let (_, setup, keys) = pogo_prover::keys::load(&config_dir(&self.params_dir, &config.name()))

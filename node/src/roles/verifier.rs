@@ -202,7 +202,7 @@ impl Verifier {
         let patience = r.evalEnd + (r.attestEnd - r.evalEnd) / 2;
         if now <= patience && !self.lazy {
             for &i in &judged {
-                if let Err(e) = node.store.fetch_blob(candidates[i].blobHash, &node.sources) {
+                if let Err(e) = node.fetch_candidate_blob(candidates[i].blobHash) {
                     return Ok(Step::Wait {
                         until: None,
                         why: format!("round {round}, candidate {i}: {e}; retrying until block {patience}"),
