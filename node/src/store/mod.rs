@@ -1,16 +1,18 @@
 //! The update store: content-addressed files on disk (update blobs by their keccak-256, the
 //! hash committed on chain; models, and the leaf lists of new models, by their Merkle
-//! root), served read-only over HTTP by miners (`GET /blobs/<hash>`, `GET /leaves/<root>`),
-//! fetched and checked by verifiers (a blob against its hash, a leaf list by the caller
-//! against the root it must give).
+//! root), served read-only over HTTP by miners ([`server`]: `GET /blobs/<hash>`,
+//! `GET /leaves/<root>`), fetched and checked by verifiers (a blob against its hash, a leaf
+//! list by the caller against the root it must give).
+
+mod server;
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Duration;
 
 use alloy::primitives::{keccak256, B256, U256};
 use pogo_circuits::files::write_atomic;
 use pogo_circuits::model::Model;
+pub use server::{ServeLimits, StoreServer};
 
 /// Largest blob a fetch accepts (a 4-bit update of a 1B-weight model is ~0.5 GB).
 pub const MAX_BLOB_BYTES: u64 = 1 << 31;
@@ -156,36 +158,16 @@ impl Store {
         Model::load(&self.model_path(root), None).ok()
     }
 
-    /// Serves the blobs over HTTP on `addr` (e.g. `127.0.0.1:0` for any free port) from a
-    /// background thread; returns the server (its URL; dropping it stops serving).
+    /// Serves the store over HTTP on `addr` (e.g. `127.0.0.1:0` for any free port) from a
+    /// background thread, under the default [`ServeLimits`]; returns the server (its URL;
+    /// dropping it stops serving).
     pub fn serve(&self, addr: &str) -> Result<StoreServer, StoreError> {
-        let server = tiny_http::Server::http(addr)
-            .map_err(|e| StoreError::Serve { addr: addr.to_string(), why: e.to_string() })?;
-        let server = Arc::new(server);
-        let url = match server.server_addr().to_ip() {
-            Some(a) => format!("http://{a}"),
-            None => return Err(StoreError::Serve { addr: addr.to_string(), why: "not an IP address".into() }),
-        };
-        let (store, inner) = (self.clone(), server.clone());
-        let thread = std::thread::spawn(move || {
-            for request in inner.incoming_requests() {
-                let url = request.url();
-                let found = if let Some(hash) = url.strip_prefix("/blobs/") {
-                    hash.parse::<B256>().ok().and_then(|h| store.local_blob(h))
-                } else if let Some(root) = url.strip_prefix("/leaves/") {
-                    U256::from_str_radix(root, 16).ok().and_then(|r| store.local_leaves(r))
-                } else {
-                    None
-                };
-                let _ = match found {
-                    Some(bytes) if *request.method() == tiny_http::Method::Get => {
-                        request.respond(tiny_http::Response::from_data(bytes))
-                    }
-                    _ => request.respond(tiny_http::Response::from_string("not found").with_status_code(404)),
-                };
-            }
-        });
-        Ok(StoreServer { url, server, thread: Some(thread) })
+        server::serve(self, addr, ServeLimits::default())
+    }
+
+    /// [`Store::serve`] under `limits`.
+    pub fn serve_with(&self, addr: &str, limits: ServeLimits) -> Result<StoreServer, StoreError> {
+        server::serve(self, addr, limits)
     }
 }
 
@@ -219,23 +201,6 @@ fn fetch(url: &str, limit: u64) -> Result<Vec<u8>, String> {
     let agent: ureq::Agent = ureq::Agent::config_builder().timeout_global(Some(Duration::from_secs(60))).build().into();
     let mut response = agent.get(url).call().map_err(|e| e.to_string())?;
     response.body_mut().with_config().limit(limit.saturating_add(1)).read_to_vec().map_err(|e| e.to_string())
-}
-
-/// A running HTTP server of a store.
-pub struct StoreServer {
-    /// Where it serves (`http://ip:port`).
-    pub url: String,
-    server: Arc<tiny_http::Server>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Drop for StoreServer {
-    fn drop(&mut self) {
-        self.server.unblock();
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
 }
 
 #[cfg(test)]
