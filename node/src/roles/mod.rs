@@ -222,6 +222,12 @@ impl Node {
         if let Some(model) = self.store.model(root) {
             return Ok(model);
         }
+        // Catch-up: a peer's checkpoint of the model at this root, checked against it, saves
+        // replaying (and fetching) every accepted update since genesis.
+        let checkpoint = match self.fetch_checkpoint(root) {
+            Ok(model) => return Ok(model),
+            Err(e) => e,
+        };
         let count = self.rounds.task(self.chain.as_mut(), self.task)?.rounds;
         for id in (0..count).rev() {
             let r = self.rounds.round(self.chain.as_mut(), self.task, id)?;
@@ -235,7 +241,25 @@ impl Node {
                 return Ok(new);
             }
         }
-        bail!("no accepted round leads to root {root:#x}, and the store does not hold its model")
+        bail!("no accepted round leads to root {root:#x}, and the store does not hold its model ({checkpoint})")
+    }
+
+    /// The model at `root` from the first peer store that holds it, if it has the task's
+    /// block count and gives `root` at the task's depth (kept in the store then).
+    pub fn fetch_checkpoint(&self, root: U256) -> Result<Model, crate::store::StoreError> {
+        let (depth, nb) = (self.depth(), self.params.nb);
+        // The f32 weights plus room for the safetensors header.
+        let limit = nb * pogo_circuits::encoding::BLOCK_WEIGHTS as u64 * 4 + (1 << 20);
+        self.store.fetch_model(root, &self.sources, limit, |model| {
+            if model.block_count() != nb {
+                return Err(format!("{} blocks, the task's model has {nb}", model.block_count()));
+            }
+            let got = model_root(model, depth).map_err(|e| e.to_string())?;
+            if got != root {
+                return Err(format!("its root is {got:#x}"));
+            }
+            Ok(())
+        })
     }
 
     /// Fetches blob `hash`, checks it was made against `old` (root `old_root`) when it says,

@@ -153,6 +153,29 @@ impl Store {
         model.save(&path).map_err(|e| Self::io(&path, e))
     }
 
+    /// The model kept under `root` in another store (`GET /models/<root>`), from the first
+    /// of `sources` whose bytes, at most `limit` of them, are a model that `check` accepts
+    /// (the caller checks its size and root); kept here once accepted. How a node that joins
+    /// late catches up: one checkpoint instead of replaying every accepted update.
+    pub fn fetch_model(
+        &self,
+        root: U256,
+        sources: &[String],
+        limit: u64,
+        check: impl Fn(&Model) -> Result<(), String>,
+    ) -> Result<Model, StoreError> {
+        let accepted = std::cell::RefCell::new(None);
+        fetch_checked(&format!("the model at root {root:#x}"), &format!("models/{root:064x}"), sources, limit, |b| {
+            let model = Model::from_safetensors(b, None).map_err(|e| e.to_string())?;
+            check(&model)?;
+            *accepted.borrow_mut() = Some(model);
+            Ok(())
+        })?;
+        let model = accepted.into_inner().expect("fetch_checked returns only what the check accepted");
+        self.put_model(root, &model)?;
+        Ok(model)
+    }
+
     /// The model kept under `root`, if any.
     pub fn model(&self, root: U256) -> Option<Model> {
         Model::load(&self.model_path(root), None).ok()
@@ -206,6 +229,39 @@ fn fetch(url: &str, limit: u64) -> Result<Vec<u8>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_late_node_catches_up_from_a_checkpoint_checked_against_the_root() {
+        use pogo_circuits::encoding::FixedPoint;
+        use pogo_circuits::model::TensorInfo;
+        let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let (peer, late) = (Store::new(a.path()), Store::new(b.path()));
+        let weights: Vec<u32> = (0..1000u32).map(|i| i.wrapping_mul(2_654_435_761) >> 8).collect();
+        let tensors = vec![TensorInfo { name: "w".into(), shape: vec![1000] }];
+        let model = Model::new(FixedPoint::default(), tensors, weights).unwrap();
+        let root = crate::roles::model_root(&model, 4).unwrap();
+        peer.put_model(root, &model).unwrap();
+        let server = peer.serve("127.0.0.1:0").unwrap();
+        let sources = [server.url.clone()];
+        let by_root = |m: &Model| {
+            let got = crate::roles::model_root(m, 4).map_err(|e| e.to_string())?;
+            if got == root {
+                Ok(())
+            } else {
+                Err(format!("its root is {got:#x}"))
+            }
+        };
+        // Too small a limit, a check that refuses, a root nobody holds: nothing kept.
+        assert!(late.fetch_model(root, &sources, 100, by_root).is_err());
+        let refused = late.fetch_model(root, &sources, 1 << 20, |_| Err("not the committed root".into())).unwrap_err();
+        assert!(refused.to_string().contains("not the committed root"), "{refused}");
+        assert!(late.fetch_model(U256::from(5u64), &sources, 1 << 20, |_| Ok(())).is_err());
+        assert!(late.model(root).is_none());
+        // The checkpoint, checked, is kept and equals the peer's model.
+        let got = late.fetch_model(root, &sources, 1 << 20, by_root).unwrap();
+        assert_eq!(got.weights(), model.weights());
+        assert_eq!(late.model(root).unwrap().weights(), model.weights());
+    }
 
     #[test]
     fn leaves_are_served_over_http_and_a_list_the_check_refuses_is_not_kept() {

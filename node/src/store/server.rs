@@ -1,5 +1,6 @@
-//! The update store over HTTP (`GET /blobs/<hash>`, `GET /leaves/<root>`): what a miner
-//! serves to every verifier and challenger. Built to stay up under load and against bad
+//! The update store over HTTP (`GET /blobs/<hash>`, `GET /leaves/<root>`, and the models it
+//! keeps as checkpoints, `GET /models/<root>`): what a node serves to verifiers,
+//! challengers and nodes that join late. Built to stay up under load and against bad
 //! peers: every connection is its own task on an event loop, so a slow reader holds nobody
 //! up; a connection that moves no byte for [`ServeLimits::stall`] is dropped; one address
 //! holds at most [`ServeLimits::per_peer`] connections and the server
@@ -272,6 +273,8 @@ fn on_disk(store: &Store, path: &str) -> Option<std::path::PathBuf> {
         Some(store.blob_path(hash.parse::<B256>().ok()?))
     } else if let Some(root) = path.strip_prefix("/leaves/") {
         Some(store.leaves_path(U256::from_str_radix(root, 16).ok()?))
+    } else if let Some(root) = path.strip_prefix("/models/") {
+        Some(store.model_path(U256::from_str_radix(root, 16).ok()?))
     } else {
         None
     }
@@ -282,6 +285,9 @@ fn read(store: &Store, path: &str) -> Option<Vec<u8>> {
         store.local_blob(hash.parse::<B256>().ok()?)
     } else if let Some(root) = path.strip_prefix("/leaves/") {
         store.local_leaves(U256::from_str_radix(root, 16).ok()?)
+    } else if path.starts_with("/models/") {
+        // Checked by the fetcher against the on-chain root; only roots rebuilt here are kept.
+        std::fs::read(on_disk(store, path)?).ok()
     } else {
         None
     }
