@@ -73,6 +73,12 @@ const R_MINUS_2_DECIMAL: &str = "21888242871839275222246405745257275088548364400
 /// Fails, naming the line, if the code is not laid out as snark-verifier 0.2 writes it, so a
 /// generator upgrade cannot silently skip an inversion.
 pub fn with_inverse_hints(source: &str) -> Result<HintedSource, GenerateError> {
+    // The hints sit right after the last word read: only sound while every read is at a
+    // constant offset (no computed offsets, no bulk copies of calldata).
+    let computed = source.match_indices("calldataload(").any(|(at, m)| !source[at + m.len()..].starts_with("0x"));
+    if computed || source.contains("calldatacopy") || source.contains("calldatasize") {
+        return Err(GenerateError("the generated verifier reads calldata at computed offsets".into()));
+    }
     let hints_offset = last_calldata_word(source)
         .ok_or_else(|| GenerateError("the generated verifier reads no calldata".into()))?
         + 32;
@@ -234,5 +240,11 @@ mod tests {
         let none = "mstore(0xa0, calldataload(0x0))\n";
         assert!(with_inverse_hints(none).unwrap_err().to_string().contains("no MODEXP inversion"));
         assert!(with_inverse_hints("let x := 1\n").unwrap_err().to_string().contains("reads no calldata"));
+        // Reads at computed offsets could overlap the hints: refused.
+        for read in ["calldataload(add(0x20, x))", "calldatacopy(0, 0, 64)", "calldatasize()"] {
+            let code = generated(R_MINUS_2_DECIMAL).replace("calldataload(0x100)", read);
+            let err = with_inverse_hints(&code).unwrap_err().to_string();
+            assert!(err.contains("computed offsets"), "{read}: {err}");
+        }
     }
 }
