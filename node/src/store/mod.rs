@@ -220,8 +220,18 @@ fn fetch_checked(
 }
 
 /// The body at `url`, at most `limit` bytes (ureq's limit refuses a body that reaches it).
+/// Time scales with the bound, not a fixed minute (a 4-bit update of a 7B model is 3.7 GB):
+/// the body may take a minute plus a second per MiB of `limit`, and a peer that sends
+/// nothing for 30 s is given up on.
 fn fetch(url: &str, limit: u64) -> Result<Vec<u8>, String> {
-    let agent: ureq::Agent = ureq::Agent::config_builder().timeout_global(Some(Duration::from_secs(60))).build().into();
+    let body = Duration::from_secs(60 + limit / (1 << 20));
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .timeout_connect(Some(Duration::from_secs(10)))
+        .timeout_recv_response(Some(Duration::from_secs(60)))
+        .timeout_per_read(Some(Duration::from_secs(30)))
+        .timeout_recv_body(Some(body))
+        .build()
+        .into();
     let mut response = agent.get(url).call().map_err(|e| e.to_string())?;
     response.body_mut().with_config().limit(limit.saturating_add(1)).read_to_vec().map_err(|e| e.to_string())
 }
