@@ -118,6 +118,37 @@ pub enum ModelError {
     /// Two models that must have the same layout do not.
     #[error("the models have different tensors: {0}")]
     LayoutMismatch(String),
+    /// A sharded checkpoint's index and its shards disagree, or a shard is unreadable.
+    #[error("sharded checkpoint {index}: {reason}")]
+    Shards {
+        /// The index file.
+        index: String,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+/// The index file of a sharded checkpoint (the Hugging Face layout).
+pub const SHARD_INDEX: &str = "model.safetensors.index.json";
+
+/// `model.safetensors.index.json`: which shard holds each tensor.
+#[derive(Debug, serde::Deserialize)]
+struct ShardIndex {
+    weight_map: std::collections::BTreeMap<String, String>,
+}
+
+/// The format a file's [`FIXED_POINT_KEY`] metadata declares (`None` for a float file),
+/// which must match `requested` when both are given.
+fn fixed_point(declared: Option<&String>, requested: Option<FixedPoint>) -> Result<Option<FixedPoint>, ModelError> {
+    let Some(text) = declared else {
+        return Ok(None);
+    };
+    let found =
+        text.parse().ok().and_then(|f| FixedPoint::new(f).ok()).ok_or_else(|| ModelError::Metadata(text.clone()))?;
+    if let Some(req) = requested.filter(|r| *r != found) {
+        return Err(ModelError::FractionBitsMismatch { found: found.fraction_bits(), requested: req.fraction_bits() });
+    }
+    Ok(Some(found))
 }
 
 /// A model in DESIGN §2's fixed-point form.
@@ -241,11 +272,83 @@ impl Model {
         Ok(())
     }
 
-    /// Reads a safetensors file (see [`Model::from_safetensors`]).
+    /// Reads a model: a safetensors file (see [`Model::from_safetensors`]), or a sharded
+    /// checkpoint given as its folder or its [`SHARD_INDEX`] file (see [`Model::load_sharded`]).
     pub fn load(path: &Path, requested: Option<FixedPoint>) -> Result<Self, ModelError> {
+        if path.is_dir() || path.file_name().is_some_and(|n| n == SHARD_INDEX) {
+            let index = if path.is_dir() { path.join(SHARD_INDEX) } else { path.to_path_buf() };
+            return Self::load_sharded(&index, requested);
+        }
         let bytes =
             std::fs::read(path).map_err(|source| ModelError::Io { path: path.display().to_string(), source })?;
         Self::from_safetensors(&bytes, requested)
+    }
+
+    /// Reads a sharded checkpoint (Hugging Face layout): `index` maps each tensor to the
+    /// shard file beside it that holds it. Shards are memory-mapped, not copied. The
+    /// weight order is DESIGN §2's, tensor names in byte order across all shards, so the
+    /// model (and its root) does not depend on how it was sharded. Every shard named must
+    /// be a plain file name beside the index and hold exactly the tensors the index gives
+    /// it; a tensor in two shards, a missing or truncated shard, and a shard whose header
+    /// disagrees with the index are each refused by name.
+    pub fn load_sharded(index: &Path, requested: Option<FixedPoint>) -> Result<Self, ModelError> {
+        let shown = index.display().to_string();
+        let bad = |reason: String| ModelError::Shards { index: shown.clone(), reason };
+        let text = std::fs::read(index).map_err(|source| ModelError::Io { path: shown.clone(), source })?;
+        let parsed: ShardIndex = serde_json::from_slice(&text).map_err(|e| bad(format!("not a shard index ({e})")))?;
+        let folder = index.parent().unwrap_or(Path::new("."));
+        let mut shards: Vec<&str> = parsed.weight_map.values().map(String::as_str).collect();
+        shards.sort_unstable();
+        shards.dedup();
+        let mut maps = Vec::with_capacity(shards.len());
+        for shard in &shards {
+            let plain = Path::new(shard).file_name().is_some_and(|n| n == std::ffi::OsStr::new(shard));
+            if !plain || shard.starts_with('.') {
+                return Err(bad(format!("shard {shard:?} is not a file name beside the index")));
+            }
+            let path = folder.join(shard);
+            let file = std::fs::File::open(&path).map_err(|e| bad(format!("shard {shard}: {e}")))?;
+            // SAFETY: the map is read-only; pogo never writes a shard it is reading, and a
+            // file changed underneath by another process can only make the model's bytes
+            // (which are then hashed and checked like any others) different.
+            let map = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| bad(format!("shard {shard}: {e}")))?;
+            maps.push(map);
+        }
+        let mut files = Vec::with_capacity(maps.len());
+        let mut seen: HashMap<String, &str> = HashMap::new();
+        for (shard, map) in shards.iter().zip(&maps) {
+            let (_, metadata) = SafeTensors::read_metadata(map)
+                .map_err(|e| bad(format!("shard {shard}: not a valid safetensors file: {e}")))?;
+            let file = SafeTensors::deserialize(map)
+                .map_err(|e| bad(format!("shard {shard}: not a valid safetensors file: {e}")))?;
+            for name in file.names() {
+                match parsed.weight_map.get(name) {
+                    Some(listed) if listed == shard => {}
+                    Some(listed) => {
+                        return Err(bad(format!("tensor {name:?} is in shard {shard}, the index puts it in {listed}")))
+                    }
+                    None => {
+                        return Err(bad(format!("shard {shard} holds tensor {name:?}, which the index does not list")))
+                    }
+                }
+                // A tensor in two shards cannot get here: the index names one of them.
+                seen.insert(name.to_string(), shard);
+            }
+            files.push((metadata, file));
+        }
+        if let Some((name, shard)) = parsed.weight_map.iter().find(|(name, _)| !seen.contains_key(name.as_str())) {
+            return Err(bad(format!("the index puts tensor {name:?} in shard {shard}, which does not hold it")));
+        }
+        // Every shard must say the same about pogo's fixed-point format (or nothing).
+        let mut formats =
+            files.iter().map(|(metadata, _)| metadata.metadata().as_ref().and_then(|m| m.get(FIXED_POINT_KEY)));
+        let first = formats.next().flatten();
+        if formats.any(|other| other != first) {
+            return Err(bad(format!("the shards disagree on their {FIXED_POINT_KEY} metadata")));
+        }
+        let fixed = fixed_point(first, requested)?;
+        let views = files.iter().flat_map(|(_, file)| file.tensors()).collect();
+        Self::from_views(views, fixed, requested)
     }
 
     /// Parses a safetensors file. Float tensors are encoded with `requested` (default
@@ -253,24 +356,18 @@ impl Model {
     pub fn from_safetensors(bytes: &[u8], requested: Option<FixedPoint>) -> Result<Self, ModelError> {
         let (_, metadata) = SafeTensors::read_metadata(bytes)?;
         let file = SafeTensors::deserialize(bytes)?;
-        let info = metadata.metadata().as_ref();
-        let fixed = match info.and_then(|m| m.get(FIXED_POINT_KEY)) {
-            Some(text) => {
-                let bits = text.parse().ok().and_then(|f| FixedPoint::new(f).ok());
-                let found = bits.ok_or_else(|| ModelError::Metadata(text.clone()))?;
-                if let Some(req) = requested.filter(|r| *r != found) {
-                    return Err(ModelError::FractionBitsMismatch {
-                        found: found.fraction_bits(),
-                        requested: req.fraction_bits(),
-                    });
-                }
-                Some(found)
-            }
-            None => None,
-        };
-        let format = fixed.or(requested).unwrap_or_default();
+        let fixed = fixed_point(metadata.metadata().as_ref().and_then(|m| m.get(FIXED_POINT_KEY)), requested)?;
+        Self::from_views(file.tensors(), fixed, requested)
+    }
 
-        let mut views = file.tensors();
+    /// The model of `views` (any order): `fixed` is the format a pogo fixed-point file
+    /// declares (its tensors are read exactly), else floats are encoded with `requested`.
+    fn from_views(
+        mut views: Vec<(String, safetensors::tensor::TensorView<'_>)>,
+        fixed: Option<FixedPoint>,
+        requested: Option<FixedPoint>,
+    ) -> Result<Self, ModelError> {
+        let format = fixed.or(requested).unwrap_or_default();
         views.sort_by(|a, b| a.0.cmp(&b.0));
         let mut tensors = Vec::with_capacity(views.len());
         let mut weights = Vec::with_capacity(views.iter().map(|(_, v)| v.shape().iter().product::<usize>()).sum());

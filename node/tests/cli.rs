@@ -105,6 +105,24 @@ fn commit_prints_the_reference_root() {
     let text = pogo(&["commit", &dir.path("base.safetensors")]);
     let text = String::from_utf8(text.stdout).unwrap();
     assert!(text.lines().any(|l| l.starts_with("root") && l.contains("0x")), "{text}");
+    // The same tensors as a sharded checkpoint (one tensor per shard, and an index): the
+    // folder and the index file give the same root.
+    let shards = dir.path("sharded");
+    std::fs::create_dir(&shards).unwrap();
+    let tensors = base_tensors(0.0);
+    let mut map = serde_json::Map::new();
+    for (i, tensor) in tensors.iter().enumerate() {
+        let file = format!("model-{:05}-of-00002.safetensors", i + 1);
+        write_f32(&Path::new(&shards).join(&file), std::slice::from_ref(tensor));
+        map.insert(tensor.0.to_string(), file.into());
+    }
+    let index = serde_json::json!({ "weight_map": map });
+    std::fs::write(Path::new(&shards).join("model.safetensors.index.json"), index.to_string()).unwrap();
+    assert_eq!(ok_json(&["commit", &shards, "--json"])["root"], json["root"]);
+    let index_file = format!("{shards}/model.safetensors.index.json");
+    assert_eq!(ok_json(&["commit", &index_file, "--json"])["root"], json["root"]);
+    std::fs::remove_file(Path::new(&shards).join("model-00002-of-00002.safetensors")).unwrap();
+    fails_with(&["commit", &shards], "shard model-00002-of-00002.safetensors");
 }
 
 /// `--gpu` on a machine with no usable GPU (this one, CI): a note that says why, the CPU's

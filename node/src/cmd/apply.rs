@@ -17,7 +17,7 @@ model, naming both roots. Otherwise, or with --expect-root not met, nothing is w
 pogo apply old.safetensors round-7.pogo -o new.safetensors\n  \
 pogo apply old.safetensors round-7.pogo -o new.safetensors --expect-root 0x2f…   # the committed new root")]
 pub struct ApplyArgs {
-    /// The old model (.safetensors).
+    /// The old model (.safetensors, or a sharded checkpoint folder).
     pub old: PathBuf,
     /// The update blob.
     pub update: PathBuf,

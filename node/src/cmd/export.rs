@@ -22,7 +22,7 @@ pub enum Dtype {
 /// Arguments of `pogo export`.
 #[derive(Args, Debug)]
 pub struct ExportArgs {
-    /// The model (.safetensors).
+    /// The model (.safetensors, or a sharded checkpoint folder).
     pub model: PathBuf,
     /// Where to write the float model.
     #[arg(short, long, value_name = "OUT")]

@@ -179,7 +179,8 @@ pub struct OutputArgs {
 /// The file and tree arguments `commit` and `open` share.
 #[derive(Args, Debug)]
 pub struct ArtifactArgs {
-    /// A model (.safetensors: F32/F16/BF16, or a pogo fixed-point file) or an update blob.
+    /// A model (.safetensors: F32/F16/BF16, or a pogo fixed-point file; or a sharded
+    /// checkpoint: its folder or its model.safetensors.index.json) or an update blob.
     pub file: std::path::PathBuf,
     /// Tree depth D [default: the smallest D >= 1 with nb <= 2^D]
     #[arg(long, value_name = "D")]
@@ -207,6 +208,10 @@ enum Artifact {
 
 impl Artifact {
     fn load(path: &Path, format: &FormatArgs) -> anyhow::Result<Self> {
+        if path.is_dir() || path.file_name().is_some_and(|n| n == pogo_circuits::model::SHARD_INDEX) {
+            // A sharded checkpoint.
+            return Ok(Self::Model(format.load_model(path)?));
+        }
         let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
         if bytes.starts_with(&BLOB_MAGIC) {
             let update =

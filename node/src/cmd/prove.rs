@@ -24,9 +24,9 @@ use super::{bar, shown, spinner, FormatArgs, OutputArgs, Report};
 Examples:\n  pogo prove old.safetensors new.safetensors update.pogo --seed 0x5eed... --samples 8 -o round.proof\n  \
 pogo prove old.safetensors new.safetensors update.pogo --indices 0,17,42 -o round.proof")]
 pub struct ProveArgs {
-    /// The old model (.safetensors).
+    /// The old model (.safetensors, or a sharded checkpoint folder).
     pub old: PathBuf,
-    /// The new model (.safetensors).
+    /// The new model (.safetensors, or a sharded checkpoint folder).
     pub new: PathBuf,
     /// The update blob.
     pub update: PathBuf,

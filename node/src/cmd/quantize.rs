@@ -27,9 +27,10 @@ pogo quantize base.safetensors trained.safetensors -o update.pogo --new new.safe
 pogo quantize base.safetensors trained.safetensors -o update.pogo --new new.safetensors --residual miner.residual\n  \
 pogo quantize base.safetensors trained.safetensors -o update.pogo --new new.safetensors --residual r --density 0.02")]
 pub struct QuantizeArgs {
-    /// The model training started from (.safetensors, float or pogo fixed-point).
+    /// The model training started from (.safetensors, float or pogo fixed-point, or a
+    /// sharded checkpoint folder).
     pub base: PathBuf,
-    /// The trained model (.safetensors, same tensors and shapes).
+    /// The trained model (.safetensors or a sharded checkpoint folder; same tensors and shapes).
     pub trained: PathBuf,
     /// Where to write the update blob.
     #[arg(short, long, value_name = "UPDATE")]
