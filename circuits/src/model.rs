@@ -272,11 +272,32 @@ impl Model {
         Ok(())
     }
 
+    /// The index file of `path` when it names a sharded checkpoint (its folder, or the
+    /// index itself).
+    pub fn shard_index(path: &Path) -> Option<std::path::PathBuf> {
+        if path.is_dir() {
+            Some(path.join(SHARD_INDEX))
+        } else if path.file_name().is_some_and(|n| n == SHARD_INDEX) {
+            Some(path.to_path_buf())
+        } else {
+            None
+        }
+    }
+
+    /// Writes the model like the checkpoint `source` came in: sharded into the folder
+    /// `path` when `source` is a sharded checkpoint and `path` is not a `.safetensors`
+    /// file, else as one file ([`Model::save`]).
+    pub fn save_like(&self, path: &Path, source: &Path) -> Result<(), ModelError> {
+        match Self::shard_index(source) {
+            Some(index) if path.extension().is_none_or(|e| e != "safetensors") => self.save_sharded(path, &index),
+            _ => self.save(path),
+        }
+    }
+
     /// Reads a model: a safetensors file (see [`Model::from_safetensors`]), or a sharded
     /// checkpoint given as its folder or its [`SHARD_INDEX`] file (see [`Model::load_sharded`]).
     pub fn load(path: &Path, requested: Option<FixedPoint>) -> Result<Self, ModelError> {
-        if path.is_dir() || path.file_name().is_some_and(|n| n == SHARD_INDEX) {
-            let index = if path.is_dir() { path.join(SHARD_INDEX) } else { path.to_path_buf() };
+        if let Some(index) = Self::shard_index(path) {
             return Self::load_sharded(&index, requested);
         }
         let bytes =
@@ -445,6 +466,48 @@ impl Model {
     pub fn save(&self, path: &Path) -> Result<(), ModelError> {
         let bytes = self.to_safetensors()?;
         write_atomic(path, &bytes).map_err(|source| ModelError::Io { path: path.display().to_string(), source })
+    }
+
+    /// Writes the exact fixed-point model as a sharded checkpoint in `dir`, each tensor in
+    /// the shard the index `like` (another checkpoint's [`SHARD_INDEX`]) gives it, with an
+    /// index of its own: the layout the model came in. Each shard is written atomically and
+    /// the index last, so a reader never sees an index whose shards are not all there. The
+    /// model's tensors must be exactly those `like` lists.
+    pub fn save_sharded(&self, dir: &Path, like: &Path) -> Result<(), ModelError> {
+        let shown = like.display().to_string();
+        let bad = |reason: String| ModelError::Shards { index: shown.clone(), reason };
+        let text = std::fs::read(like).map_err(|source| ModelError::Io { path: shown.clone(), source })?;
+        let layout: ShardIndex = serde_json::from_slice(&text).map_err(|e| bad(format!("not a shard index ({e})")))?;
+        let names: Vec<&str> = self.tensors.iter().map(|t| t.name.as_str()).collect();
+        if names.len() != layout.weight_map.len() || names.iter().any(|n| !layout.weight_map.contains_key(*n)) {
+            return Err(bad("the model's tensors are not the ones this index lists".into()));
+        }
+        let io = |path: &Path| {
+            let path = path.display().to_string();
+            move |source| ModelError::Io { path, source }
+        };
+        std::fs::create_dir_all(dir).map_err(io(dir))?;
+        let metadata = HashMap::from([(FIXED_POINT_KEY.to_string(), self.format.fraction_bits().to_string())]);
+        let mut shards: Vec<&str> = layout.weight_map.values().map(String::as_str).collect();
+        shards.sort_unstable();
+        shards.dedup();
+        for shard in shards {
+            if Path::new(shard).file_name().is_none_or(|n| n != std::ffi::OsStr::new(shard)) {
+                return Err(bad(format!("shard {shard:?} is not a file name")));
+            }
+            let views = self.tensor_slices().filter(|(info, _)| layout.weight_map[&info.name] == shard).map(
+                |(info, weights)| {
+                    let bytes = weights.iter().flat_map(|&u| unbias(u).to_le_bytes()).collect();
+                    (info.name.clone(), OwnedView { dtype: Dtype::I32, shape: info.shape.clone(), bytes })
+                },
+            );
+            let bytes = safetensors::serialize(views, Some(metadata.clone()))?;
+            let path = dir.join(shard);
+            write_atomic(&path, &bytes).map_err(io(&path))?;
+        }
+        let index = serde_json::json!({ "metadata": { "format": "pogo" }, "weight_map": layout.weight_map });
+        let path = dir.join(SHARD_INDEX);
+        write_atomic(&path, &serde_json::to_vec_pretty(&index).expect("indexes serialize")).map_err(io(&path))
     }
 
     fn tensor_slices(&self) -> impl Iterator<Item = (&TensorInfo, &[u32])> {

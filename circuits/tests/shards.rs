@@ -148,3 +148,40 @@ fn an_index_and_shards_that_disagree_are_refused_by_name() {
     std::fs::write(dir.path().join(SHARD_INDEX), b"{\"weight_map\": 3}").unwrap();
     assert!(refused(dir.path()).contains("not a shard index"));
 }
+
+#[test]
+fn a_model_is_written_back_in_the_layout_it_came_in() {
+    let (dir, model) = sharded(3);
+    let out = tempfile::tempdir().unwrap();
+    let target = out.path().join("new");
+    model.save_like(&target, dir.path()).unwrap();
+    // The same shard files, holding the same tensors, as pogo's exact fixed-point shards.
+    let mut files: Vec<String> =
+        std::fs::read_dir(&target).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+    files.sort();
+    assert_eq!(
+        files,
+        [
+            "model-00001-of-00003.safetensors",
+            "model-00002-of-00003.safetensors",
+            "model-00003-of-00003.safetensors",
+            SHARD_INDEX
+        ]
+    );
+    let written: serde_json::Value = serde_json::from_slice(&std::fs::read(target.join(SHARD_INDEX)).unwrap()).unwrap();
+    let source: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join(SHARD_INDEX)).unwrap()).unwrap();
+    assert_eq!(written["weight_map"], source["weight_map"]);
+    assert_eq!(Model::load(&target, None).unwrap(), model);
+    // Asked for a .safetensors file, or from a one-file model: one file.
+    let file = out.path().join("one.safetensors");
+    model.save_like(&file, dir.path()).unwrap();
+    assert!(file.is_file());
+    assert_eq!(Model::load(&file, None).unwrap(), model);
+    // A model whose tensors the index does not list is refused, nothing written.
+    let other = Model::from_floats(Default::default(), vec![("x".into(), vec![2], vec![0.5, 1.0])]).unwrap();
+    let refused = out.path().join("refused");
+    let err = other.save_sharded(&refused, &dir.path().join(SHARD_INDEX)).unwrap_err();
+    assert!(err.to_string().contains("not the ones this index lists"), "{err}");
+    assert!(!refused.exists());
+}

@@ -21,7 +21,8 @@ pub struct ApplyArgs {
     pub old: PathBuf,
     /// The update blob.
     pub update: PathBuf,
-    /// Where to write the new model (pogo's exact fixed-point safetensors).
+    /// Where to write the new model (pogo's exact fixed-point safetensors; for a sharded old
+    /// model, a folder of shards in its layout, unless NEW ends in .safetensors).
     #[arg(short, long, value_name = "NEW")]
     pub output: PathBuf,
     /// Tree depth D for the printed root [default: the smallest D >= 1 with nb <= 2^D]
@@ -50,7 +51,7 @@ pub(super) fn run(args: ApplyArgs) -> anyhow::Result<()> {
     let new = update.apply(&old).with_context(applying)?;
     let tree = model_tree_with_progress(&new, args.depth)?;
     check_expected_root(&tree.root(), args.expect_root.as_deref(), "the new model")?;
-    new.save(&args.output).with_context(|| format!("writing {}", args.output.display()))?;
+    new.save_like(&args.output, &args.old).with_context(|| format!("writing {}", args.output.display()))?;
     let changed = old.weights().iter().zip(new.weights()).filter(|(a, b)| a != b).count();
     Report::new()
         .add("new_model", shown(&args.output))

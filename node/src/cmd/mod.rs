@@ -208,7 +208,7 @@ enum Artifact {
 
 impl Artifact {
     fn load(path: &Path, format: &FormatArgs) -> anyhow::Result<Self> {
-        if path.is_dir() || path.file_name().is_some_and(|n| n == pogo_circuits::model::SHARD_INDEX) {
+        if Model::shard_index(path).is_some() {
             // A sharded checkpoint.
             return Ok(Self::Model(format.load_model(path)?));
         }

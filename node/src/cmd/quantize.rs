@@ -35,7 +35,8 @@ pub struct QuantizeArgs {
     /// Where to write the update blob.
     #[arg(short, long, value_name = "UPDATE")]
     pub output: PathBuf,
-    /// Where to write the exact new model (pogo fixed-point safetensors).
+    /// Where to write the exact new model (pogo fixed-point safetensors; for a sharded base
+    /// model, a folder of shards in its layout, unless NEW ends in .safetensors).
     #[arg(long, value_name = "NEW")]
     pub new: PathBuf,
     /// Error-feedback file: read if present (else start from zero), rewritten afterwards.
@@ -75,7 +76,7 @@ pub(super) fn run(args: QuantizeArgs) -> anyhow::Result<()> {
     let update_root = update_root(&q.update, Some(base_tree.depth()))?;
     let sparse = q.update.writes_sparse();
     let blob = q.update.with_base(base_tree.root(), base_tree.depth()).to_blob();
-    q.new_model.save(&args.new).with_context(|| format!("writing {}", args.new.display()))?;
+    q.new_model.save_like(&args.new, &args.base).with_context(|| format!("writing {}", args.new.display()))?;
     pogo_circuits::files::write_atomic(&args.output, &blob)
         .with_context(|| format!("writing {}", args.output.display()))?;
     if let Some(path) = &args.residual {
