@@ -46,6 +46,61 @@ pub enum StoreError {
     },
 }
 
+/// A file one store serves and another fetches, named the one way both use: the URL path
+/// `blobs/<hash>`, `leaves/<root>` or `models/<root>` (64 hex digits each), and where it
+/// lies in a store folder. The server keys its cache by this, not by the request's text,
+/// so other spellings of a name (a `0x`, upper case) are the same file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) enum Resource {
+    /// An update blob, by its keccak-256.
+    Blob(B256),
+    /// The leaf list of a new model, by its root.
+    Leaves(U256),
+    /// A model (a checkpoint), by its root.
+    Model(U256),
+}
+
+impl Resource {
+    /// Its URL path under a store URL (no leading slash).
+    fn url_path(self) -> String {
+        match self {
+            Resource::Blob(hash) => format!("blobs/{}", hex::encode(hash)),
+            Resource::Leaves(root) => format!("leaves/{root:064x}"),
+            Resource::Model(root) => format!("models/{root:064x}"),
+        }
+    }
+
+    /// The resource a request's URL path names, if any.
+    fn parse(path: &str) -> Option<Self> {
+        let (kind, name) = path.trim_start_matches('/').split_once('/')?;
+        match kind {
+            "blobs" => name.parse().ok().map(Resource::Blob),
+            "leaves" => U256::from_str_radix(name, 16).ok().map(Resource::Leaves),
+            "models" => U256::from_str_radix(name, 16).ok().map(Resource::Model),
+            _ => None,
+        }
+    }
+
+    /// Where it lies in `store`.
+    fn file(self, store: &Store) -> PathBuf {
+        match self {
+            Resource::Blob(hash) => store.blob_path(hash),
+            Resource::Leaves(root) => store.leaves_path(root),
+            Resource::Model(root) => store.model_path(root),
+        }
+    }
+
+    /// Its bytes in `store`: a blob only if they still hash to its name; leaves and models
+    /// unchecked (the fetcher checks them against the root it needs).
+    fn read(self, store: &Store) -> Option<Vec<u8>> {
+        match self {
+            Resource::Blob(hash) => store.local_blob(hash),
+            Resource::Leaves(root) => store.local_leaves(root),
+            Resource::Model(_) => std::fs::read(self.file(store)).ok(),
+        }
+    }
+}
+
 /// A store folder.
 #[derive(Debug, Clone)]
 pub struct Store {
@@ -94,8 +149,8 @@ impl Store {
         if let Some(bytes) = self.local_blob(hash) {
             return Ok(bytes);
         }
-        let path = format!("blobs/{}", hex::encode(hash));
-        let bytes = fetch_checked(&format!("blob {hash}"), &path, sources, limit.min(MAX_BLOB_BYTES), |b| {
+        let resource = Resource::Blob(hash);
+        let bytes = fetch_checked(&format!("blob {hash}"), resource, sources, limit.min(MAX_BLOB_BYTES), |b| {
             if keccak256(b) == hash {
                 Ok(())
             } else {
@@ -135,13 +190,8 @@ impl Store {
         if let Some(bytes) = self.local_leaves(root).filter(|b| check(b).is_ok()) {
             return Ok(bytes);
         }
-        let bytes = fetch_checked(
-            &format!("the leaf list of {root:#x}"),
-            &format!("leaves/{root:064x}"),
-            sources,
-            limit,
-            check,
-        )?;
+        let bytes =
+            fetch_checked(&format!("the leaf list of {root:#x}"), Resource::Leaves(root), sources, limit, check)?;
         self.put_leaves(root, &bytes)?;
         Ok(bytes)
     }
@@ -165,7 +215,7 @@ impl Store {
         check: impl Fn(&Model) -> Result<(), String>,
     ) -> Result<Model, StoreError> {
         let accepted = std::cell::RefCell::new(None);
-        fetch_checked(&format!("the model at root {root:#x}"), &format!("models/{root:064x}"), sources, limit, |b| {
+        fetch_checked(&format!("the model at root {root:#x}"), Resource::Model(root), sources, limit, |b| {
             let model = Model::from_safetensors(b, None).map_err(|e| e.to_string())?;
             check(&model)?;
             *accepted.borrow_mut() = Some(model);
@@ -194,14 +244,15 @@ impl Store {
     }
 }
 
-/// `path` from the first of `sources` whose bytes `check` accepts.
+/// `resource` from the first of `sources` whose bytes `check` accepts.
 fn fetch_checked(
     what: &str,
-    path: &str,
+    resource: Resource,
     sources: &[String],
     limit: u64,
     check: impl Fn(&[u8]) -> Result<(), String>,
 ) -> Result<Vec<u8>, StoreError> {
+    let path = resource.url_path();
     let mut why = Vec::new();
     for source in sources {
         let url = format!("{}/{path}", source.trim_end_matches('/'));

@@ -17,7 +17,6 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use alloy::primitives::{B256, U256};
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::body::Incoming;
@@ -25,7 +24,7 @@ use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
-use super::{Store, StoreError};
+use super::{Resource, Store, StoreError};
 
 /// Limits of a store server.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -133,8 +132,8 @@ struct Peers {
 /// filled once: concurrent first requests for a file wait for one read.
 #[derive(Default)]
 struct Cache {
-    files: HashMap<String, Arc<tokio::sync::OnceCell<Bytes>>>,
-    order: VecDeque<String>,
+    files: HashMap<Resource, Arc<tokio::sync::OnceCell<Bytes>>>,
+    order: VecDeque<Resource>,
 }
 
 /// One admitted connection; it gives its place back when dropped.
@@ -231,32 +230,37 @@ fn text(status: StatusCode, body: String) -> Response<Full<Bytes>> {
     response
 }
 
-/// The file at `path` (`/blobs/<hash>` or `/leaves/<root>`): from memory, else read (and a
-/// blob's hash checked) once, off the event loop, then kept. A file not there yet is looked
-/// for again next time (a miner puts its blob after it starts serving).
+/// The file a request's `path` names ([`Resource`]): from memory, else read (and a blob's
+/// hash checked) once, off the event loop, then kept. A file not there yet is looked for
+/// again next time (a miner puts its blob after it starts serving).
 async fn file(state: &Arc<State>, path: &str) -> Option<Bytes> {
+    let resource = Resource::parse(path)?;
     let cell = {
         let mut cache = state.cache.lock().expect("cache lock");
-        if !cache.files.contains_key(path) {
-            // Only files that exist take a place: requests for made-up names must not
-            // evict (and so make the server re-read and re-hash) the files it serves.
-            if !on_disk(&state.store, path).is_some_and(|file| file.is_file()) {
-                return None;
-            }
-            cache.files.insert(path.to_string(), Arc::default());
-            cache.order.push_back(path.to_string());
-            while cache.order.len() > state.limits.cached_files.max(1) {
-                if let Some(oldest) = cache.order.pop_front() {
-                    cache.files.remove(&oldest);
+        match cache.files.get(&resource) {
+            Some(cell) => cell.clone(),
+            None => {
+                // Only files that exist take a place: requests for made-up names must not
+                // evict (and so make the server re-read and re-hash) the files it serves.
+                if !resource.file(&state.store).is_file() {
+                    return None;
                 }
+                let cell: Arc<tokio::sync::OnceCell<Bytes>> = Arc::default();
+                cache.files.insert(resource, cell.clone());
+                cache.order.push_back(resource);
+                while cache.order.len() > state.limits.cached_files.max(1) {
+                    if let Some(oldest) = cache.order.pop_front() {
+                        cache.files.remove(&oldest);
+                    }
+                }
+                cell
             }
         }
-        cache.files.get(path).cloned()?
     };
     let bytes = cell
         .get_or_try_init(|| async {
-            let (store, key) = (state.store.clone(), path.to_string());
-            let read = tokio::task::spawn_blocking(move || read(&store, &key)).await.ok().flatten();
+            let store = state.store.clone();
+            let read = tokio::task::spawn_blocking(move || resource.read(&store)).await.ok().flatten();
             read.map(|bytes| {
                 state.files_read.fetch_add(1, Ordering::Relaxed);
                 Bytes::from(bytes)
@@ -265,32 +269,6 @@ async fn file(state: &Arc<State>, path: &str) -> Option<Bytes> {
         })
         .await;
     bytes.ok().cloned()
-}
-
-/// Where the file a request names lies in the store (whether or not it is there).
-fn on_disk(store: &Store, path: &str) -> Option<std::path::PathBuf> {
-    if let Some(hash) = path.strip_prefix("/blobs/") {
-        Some(store.blob_path(hash.parse::<B256>().ok()?))
-    } else if let Some(root) = path.strip_prefix("/leaves/") {
-        Some(store.leaves_path(U256::from_str_radix(root, 16).ok()?))
-    } else if let Some(root) = path.strip_prefix("/models/") {
-        Some(store.model_path(U256::from_str_radix(root, 16).ok()?))
-    } else {
-        None
-    }
-}
-
-fn read(store: &Store, path: &str) -> Option<Vec<u8>> {
-    if let Some(hash) = path.strip_prefix("/blobs/") {
-        store.local_blob(hash.parse::<B256>().ok()?)
-    } else if let Some(root) = path.strip_prefix("/leaves/") {
-        store.local_leaves(U256::from_str_radix(root, 16).ok()?)
-    } else if path.starts_with("/models/") {
-        // Checked by the fetcher against the on-chain root; only roots rebuilt here are kept.
-        std::fs::read(on_disk(store, path)?).ok()
-    } else {
-        None
-    }
 }
 
 /// An I/O stream that fails once it has made no progress, reading or writing, for `stall`.
@@ -356,6 +334,8 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Watchdog<T> {
 #[cfg(test)]
 mod tests {
     use std::io::{Read, Write};
+
+    use alloy::primitives::B256;
     use std::net::TcpStream;
     use std::time::Instant;
 
@@ -437,6 +417,11 @@ mod tests {
         assert_eq!(status_of(&server.url, "/etc/passwd").0, 404);
         for _ in 0..5 {
             assert_eq!(status_of(&server.url, &path).0, 200);
+        }
+        // Other spellings of the same name are the same file, not new cache entries.
+        let hex = hex::encode(hash);
+        for other in [format!("/blobs/0x{hex}"), format!("/blobs/{}", hex.to_uppercase()), format!("//blobs/{hex}")] {
+            assert_eq!(status_of(&server.url, &other).0, 200, "{other}");
         }
         assert_eq!(server.files_read(), 1);
         let mut post = TcpStream::connect(server.url.trim_start_matches("http://")).unwrap();
