@@ -402,7 +402,7 @@ impl Update {
     /// Whether the blob lists changed blocks (version 3) rather than every block: when that
     /// is smaller (8 + 68 bytes per changed block against 60 per block).
     pub fn writes_sparse(&self) -> bool {
-        8 + self.changed.len() as u64 * SPARSE_BYTES_PER_BLOCK < self.block_count() * DENSE_BYTES_PER_BLOCK
+        sparse_body_len(self.changed.len() as u64) < dense_body_len(self.block_count())
     }
 
     /// The uncompressed body: dense, every scale then every block's packed nibbles; sparse,
@@ -412,7 +412,7 @@ impl Update {
             block.nibbles.chunks(2).map(|pair| pair[0].get() | (pair[1].get() << 4)).collect::<Vec<u8>>()
         };
         if self.writes_sparse() {
-            let mut body = Vec::with_capacity(8 + self.changed.len() * SPARSE_BYTES_PER_BLOCK as usize);
+            let mut body = Vec::with_capacity(sparse_body_len(self.changed.len() as u64) as usize);
             body.extend((self.changed.len() as u64).to_le_bytes());
             body.extend(self.changed.iter().flat_map(|(b, _)| b.to_le_bytes()));
             body.extend(self.changed.iter().flat_map(|(_, block)| block.scale.to_le_bytes()));
@@ -420,7 +420,7 @@ impl Update {
             return body;
         }
         let nb = self.block_count();
-        let mut body = Vec::with_capacity((nb * DENSE_BYTES_PER_BLOCK) as usize);
+        let mut body = Vec::with_capacity(dense_body_len(nb) as usize);
         body.extend((0..nb).flat_map(|b| self.block(b).scale.to_le_bytes()));
         let unchanged = pack(&UpdateBlock::zero());
         let mut next = self.changed.iter().peekable();
@@ -535,11 +535,7 @@ impl Update {
         }
         // A frame that declares its decompressed size (pogo's do) must declare one the body
         // can have; either way the stream below stops one byte past the bound.
-        let most = if version == SPARSE_BLOB_VERSION {
-            8 + expected * SPARSE_BYTES_PER_BLOCK
-        } else {
-            expected * DENSE_BYTES_PER_BLOCK
-        };
+        let most = if version == SPARSE_BLOB_VERSION { sparse_body_len(expected) } else { dense_body_len(expected) };
         if let Ok(Some(declared)) = zstd::zstd_safe::get_frame_content_size(&blob[body_start..]) {
             let fits = if version == SPARSE_BLOB_VERSION { declared <= most } else { declared == most };
             if !fits {
@@ -557,9 +553,9 @@ impl Update {
             if count > expected {
                 return Err(BlobError::SparseCount { count, blocks: expected });
             }
-            8 + count * SPARSE_BYTES_PER_BLOCK
+            sparse_body_len(count)
         } else {
-            expected * DENSE_BYTES_PER_BLOCK
+            most
         };
         (&mut decoder)
             .take(expected_body + 1 - body.len() as u64)
@@ -610,10 +606,20 @@ impl Update {
 /// root, and zstd's worst case for the larger of its dense and sparse bodies): what a node
 /// downloading one for such a model need ever read.
 pub fn max_blob_len(most_weights: u64) -> u64 {
-    let blocks = block_count(most_weights.clamp(1, MAX_WEIGHTS));
-    let body = 8 + blocks * SPARSE_BYTES_PER_BLOCK;
+    // A sparse body listing every block is the larger of the two.
+    let body = sparse_body_len(block_count(most_weights.clamp(1, MAX_WEIGHTS)));
     let compressed = usize::try_from(body).map(zstd::zstd_safe::compress_bound).unwrap_or(usize::MAX) as u64;
     (BLOB_HEADER_LEN + BASE_LEN) as u64 + compressed
+}
+
+/// Bytes of a dense body of `blocks` blocks.
+fn dense_body_len(blocks: u64) -> u64 {
+    blocks * DENSE_BYTES_PER_BLOCK
+}
+
+/// Bytes of a sparse body listing `count` changed blocks (the count, then each block).
+fn sparse_body_len(count: u64) -> u64 {
+    8 + count * SPARSE_BYTES_PER_BLOCK
 }
 
 fn read_blob(path: &Path) -> Result<Vec<u8>, BlobError> {
