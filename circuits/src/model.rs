@@ -137,6 +137,28 @@ struct ShardIndex {
     weight_map: std::collections::BTreeMap<String, String>,
 }
 
+impl ShardIndex {
+    /// Reads and parses the index at `path`.
+    fn read(path: &Path) -> Result<Self, ModelError> {
+        let shown = path.display().to_string();
+        let text = std::fs::read(path).map_err(|source| ModelError::Io { path: shown.clone(), source })?;
+        serde_json::from_slice(&text)
+            .map_err(|e| ModelError::Shards { index: shown, reason: format!("not a shard index ({e})") })
+    }
+
+    /// Its shard files, each once, in name order; each must be a plain file name beside
+    /// the index (no folder, nothing hidden), or the reason it is not.
+    fn shards(&self) -> Result<Vec<&str>, String> {
+        let mut shards: Vec<&str> = self.weight_map.values().map(String::as_str).collect();
+        shards.sort_unstable();
+        shards.dedup();
+        match shards.iter().find(|s| Path::new(s).file_name() != Some(std::ffi::OsStr::new(s)) || s.starts_with('.')) {
+            Some(shard) => Err(format!("shard {shard:?} is not a file name beside the index")),
+            None => Ok(shards),
+        }
+    }
+}
+
 /// The format a file's [`FIXED_POINT_KEY`] metadata declares (`None` for a float file),
 /// which must match `requested` when both are given.
 fn fixed_point(declared: Option<&String>, requested: Option<FixedPoint>) -> Result<Option<FixedPoint>, ModelError> {
@@ -313,20 +335,12 @@ impl Model {
     /// it; a tensor in two shards, a missing or truncated shard, and a shard whose header
     /// disagrees with the index are each refused by name.
     pub fn load_sharded(index: &Path, requested: Option<FixedPoint>) -> Result<Self, ModelError> {
-        let shown = index.display().to_string();
-        let bad = |reason: String| ModelError::Shards { index: shown.clone(), reason };
-        let text = std::fs::read(index).map_err(|source| ModelError::Io { path: shown.clone(), source })?;
-        let parsed: ShardIndex = serde_json::from_slice(&text).map_err(|e| bad(format!("not a shard index ({e})")))?;
+        let bad = |reason: String| ModelError::Shards { index: index.display().to_string(), reason };
+        let parsed = ShardIndex::read(index)?;
         let folder = index.parent().unwrap_or(Path::new("."));
-        let mut shards: Vec<&str> = parsed.weight_map.values().map(String::as_str).collect();
-        shards.sort_unstable();
-        shards.dedup();
+        let shards = parsed.shards().map_err(bad)?;
         let mut maps = Vec::with_capacity(shards.len());
         for shard in &shards {
-            let plain = Path::new(shard).file_name().is_some_and(|n| n == std::ffi::OsStr::new(shard));
-            if !plain || shard.starts_with('.') {
-                return Err(bad(format!("shard {shard:?} is not a file name beside the index")));
-            }
             let path = folder.join(shard);
             let file = std::fs::File::open(&path).map_err(|e| bad(format!("shard {shard}: {e}")))?;
             // SAFETY: the map is read-only; pogo never writes a shard it is reading, and a
@@ -474,10 +488,9 @@ impl Model {
     /// the index last, so a reader never sees an index whose shards are not all there. The
     /// model's tensors must be exactly those `like` lists.
     pub fn save_sharded(&self, dir: &Path, like: &Path) -> Result<(), ModelError> {
-        let shown = like.display().to_string();
-        let bad = |reason: String| ModelError::Shards { index: shown.clone(), reason };
-        let text = std::fs::read(like).map_err(|source| ModelError::Io { path: shown.clone(), source })?;
-        let layout: ShardIndex = serde_json::from_slice(&text).map_err(|e| bad(format!("not a shard index ({e})")))?;
+        let bad = |reason: String| ModelError::Shards { index: like.display().to_string(), reason };
+        let layout = ShardIndex::read(like)?;
+        let shards = layout.shards().map_err(bad)?;
         let names: Vec<&str> = self.tensors.iter().map(|t| t.name.as_str()).collect();
         if names.len() != layout.weight_map.len() || names.iter().any(|n| !layout.weight_map.contains_key(*n)) {
             return Err(bad("the model's tensors are not the ones this index lists".into()));
@@ -488,13 +501,7 @@ impl Model {
         };
         std::fs::create_dir_all(dir).map_err(io(dir))?;
         let metadata = HashMap::from([(FIXED_POINT_KEY.to_string(), self.format.fraction_bits().to_string())]);
-        let mut shards: Vec<&str> = layout.weight_map.values().map(String::as_str).collect();
-        shards.sort_unstable();
-        shards.dedup();
         for shard in shards {
-            if Path::new(shard).file_name().is_none_or(|n| n != std::ffi::OsStr::new(shard)) {
-                return Err(bad(format!("shard {shard:?} is not a file name")));
-            }
             let views = self.tensor_slices().filter(|(info, _)| layout.weight_map[&info.name] == shard).map(
                 |(info, weights)| {
                     let bytes = weights.iter().flat_map(|&u| unbias(u).to_le_bytes()).collect();
