@@ -323,6 +323,18 @@ abstract contract RoundsFixture is Checks {
         revealEval();
     }
 
+    /// Two true candidates, committed by `x` and `y` (roots 2000 and 2001), revealed and
+    /// proven, with the held-out batch revealed.
+    function twoProvenCandidates(address x, address y) internal returns (uint16 a, uint16 b) {
+        a = commitTrue(x, 2000, 3000);
+        b = commitTrue(y, 2001, 3001);
+        revealAs(x, a);
+        revealAs(y, b);
+        prove(a);
+        prove(b);
+        revealEval();
+    }
+
     /// One full honest round won by `miner` with `newRoot`.
     function honestRound(address miner, uint256 newRoot, uint256 updateRoot) internal returns (uint16 index) {
         index = provenRound(miner, newRoot, updateRoot);

@@ -43,13 +43,7 @@ contract PogoRoundsTest is RoundsFixture {
     }
 
     function test_the_best_of_competing_candidates_wins_and_the_others_get_their_bonds_back() public {
-        uint16 a = commitTrue(miners[0], 2000, 3000);
-        uint16 b = commitTrue(miners[1], 2001, 3001);
-        revealAs(miners[0], a);
-        revealAs(miners[1], b);
-        prove(a);
-        prove(b);
-        revealEval();
+        (uint16 a,) = twoProvenCandidates(miners[0], miners[1]);
         // Both positive; candidate b reports the larger gain (lower new loss).
         (uint8[] memory v, uint64[] memory lossNew) = two(1, 1, 800, 600);
         attestAs(verifiers[0], v, lossNew);
@@ -416,13 +410,7 @@ contract PogoRoundsTest is RoundsFixture {
 
     function test_revert_MinerCannotAttest() public {
         // A verifier that also mines: its own candidate takes None, never a verdict.
-        uint16 own = commitTrue(verifiers[2], 2000, 3000);
-        uint16 other = commitTrue(miners[0], 2001, 3001);
-        revealAs(verifiers[2], own);
-        revealAs(miners[0], other);
-        prove(own);
-        prove(other);
-        revealEval();
+        twoProvenCandidates(verifiers[2], miners[0]); // its own candidate is the first
         (uint8[] memory v, uint64[] memory lossNew) = two(1, 1, 500, 500);
         attestAs(verifiers[2], v, lossNew);
         rollTo(round().attestEnd + 1);
