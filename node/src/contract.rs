@@ -35,6 +35,12 @@ impl ContractError {
             _ => None,
         }
     }
+
+    /// Whether the contract itself refused (reverted): a final answer. Anything else (the
+    /// chain unreachable or slow, a nonce race) may go through when sent again.
+    pub fn is_refusal(&self) -> bool {
+        matches!(self, ContractError::Chain(ChainError::Reverted { .. }))
+    }
 }
 
 /// A task as the contract holds it.

@@ -229,6 +229,9 @@ struct Network {
 /// How long any one wait of the restart test may take before it fails.
 const PATIENCE: Duration = Duration::from_secs(300);
 
+/// Seconds per block of the restart test's clocked chain.
+const BLOCK_TIME: f64 = 0.2;
+
 impl Network {
     fn cmd(&self, args: &[&str]) -> Command {
         let mut cmd = pogo();
@@ -302,10 +305,9 @@ impl Network {
     /// Skips the waits a round has once its roles have done their part: the rest of the
     /// reveal window once every commitment is revealed, the rest of the proof window once
     /// every reveal is proven, the rest of the held-out reveal's window once the owner
-    /// revealed, the rest of the attestation window once both verifiers sealed their attestations, and the
-    /// challenge window once both opened them. The
-    /// windows themselves are long enough that no restart can miss them however loaded the
-    /// machine is.
+    /// revealed, the rest of the attestation window once both verifiers sealed their
+    /// attestations, and the challenge window once both opened them. The windows themselves
+    /// outlast PATIENCE, so no restart can miss them however loaded the machine is.
     fn hurry(&self, status: &serde_json::Value) {
         if status["open_round"].is_null() {
             return;
@@ -364,9 +366,21 @@ fn roles_killed_at_any_phase_resume_without_double_submission() {
         ok(net.cmd(&["keys", "new", key, "--json"]).output().unwrap());
     }
     let task = root().join("tasks/digits.json");
-    // Windows in 0.2 s blocks: 10 minutes to reveal, to prove, to reveal the held-out batch
-    // and to attest, so that no restart on a
-    // loaded machine misses a deadline; `hurry` skips the rest of a window once it is done.
+    // Every window a role must act in is longer than any wait this test allows (PATIENCE),
+    // so however loaded the machine, no window can close on a role that is restarting:
+    // the test fails by its own patience first. `hurry` skips the rest of a window once
+    // every role has done its part, so the long windows cost no time. (The challenge window
+    // was the default 20 blocks, 4 s, for the verifiers to open their attestations: under
+    // load one missed it, and the round ended without a winner.)
+    let window = (PATIENCE.as_secs_f64() / BLOCK_TIME).ceil() as u64 + 100;
+    let (held_out, attest) = (window, window);
+    let terms = [
+        ("--commit-window", 10),
+        ("--reveal-window", window),
+        ("--proof-window", window),
+        ("--attest-window", window + held_out + attest),
+        ("--challenge-window", window),
+    ];
     ok(net
         .cmd(&[
             "task",
@@ -376,11 +390,11 @@ fn roles_killed_at_any_phase_resume_without_double_submission() {
             "owner",
             "--json",
             "--block-time",
-            "0.2",
+            &BLOCK_TIME.to_string(),
             "--quorum",
             "2",
         ])
-        .args(["--commit-window", "10", "--reveal-window", "3000", "--proof-window", "3000", "--attest-window", "6100"])
+        .args(terms.iter().flat_map(|(flag, blocks)| [flag.to_string(), blocks.to_string()]))
         .output()
         .unwrap());
     // Verifier v1 aborts right after its first attestation and is restarted; v2 runs
@@ -859,4 +873,137 @@ fn one_wrong_block_in_ten_thousand_is_found_proven_on_chain_and_paid_for() {
     let stake = |key: &str| ok(net.cmd(&["status", "--json", "--key", key]).output().unwrap())["stake_wei"].clone();
     assert_eq!(stake("lazy"), "500000000000000000", "the lazy verifier lost half its stake");
     assert_eq!(stake("honest"), "1000000000000000000");
+}
+
+/// A chain adapter that drops the first transaction carrying each of the given selectors,
+/// as a chain node that restarts or times out would: nothing reaches the chain, and the
+/// sender hears `Unavailable`.
+struct Flaky {
+    inner: Box<dyn Chain>,
+    drop_once: Vec<[u8; 4]>,
+    dropped: std::sync::Arc<std::sync::Mutex<Vec<[u8; 4]>>>,
+}
+
+impl Chain for Flaky {
+    fn describe(&self) -> String {
+        self.inner.describe()
+    }
+    fn block_number(&mut self) -> Result<u64, pogo_node::chain::ChainError> {
+        self.inner.block_number()
+    }
+    fn send(
+        &mut self,
+        from: &pogo_node::keystore::Wallet,
+        to: Option<alloy::primitives::Address>,
+        data: Vec<u8>,
+        value: alloy::primitives::U256,
+    ) -> Result<pogo_node::chain::TxReceipt, pogo_node::chain::ChainError> {
+        if let Some(pos) = self.drop_once.iter().position(|s| data.starts_with(s)) {
+            let selector = self.drop_once.remove(pos);
+            self.dropped.lock().unwrap().push(selector);
+            return Err(pogo_node::chain::ChainError::Unavailable {
+                endpoint: "flaky".into(),
+                why: "connection reset".into(),
+            });
+        }
+        self.inner.send(from, to, data, value)
+    }
+    fn call(&mut self, to: alloy::primitives::Address, data: Vec<u8>) -> Result<Vec<u8>, pogo_node::chain::ChainError> {
+        self.inner.call(to, data)
+    }
+    fn balance(
+        &mut self,
+        who: alloy::primitives::Address,
+    ) -> Result<alloy::primitives::U256, pogo_node::chain::ChainError> {
+        self.inner.balance(who)
+    }
+    fn code(&mut self, at: alloy::primitives::Address) -> Result<Vec<u8>, pogo_node::chain::ChainError> {
+        self.inner.code(at)
+    }
+    fn logs(
+        &mut self,
+        address: alloy::primitives::Address,
+        from: u64,
+        to: u64,
+    ) -> Result<Vec<alloy::primitives::Log>, pogo_node::chain::ChainError> {
+        self.inner.logs(address, from, to)
+    }
+    fn produce_blocks_until(&mut self, block: u64) -> Result<bool, pogo_node::chain::ChainError> {
+        self.inner.produce_blocks_until(block)
+    }
+    fn is_development(&mut self) -> Result<bool, pogo_node::chain::ChainError> {
+        self.inner.is_development()
+    }
+}
+
+/// A miner whose chain drops its reveal and then its proof (a node restarting, a timeout)
+/// is back well within both windows: it must send them again, not give the round up and
+/// lose its bond for "not revealed" or "not proven".
+#[test]
+fn a_miner_whose_chain_drops_its_reveal_and_proof_retries_them_in_time() {
+    use alloy::sol_types::SolCall;
+    use pogo_node::contract::Rounds;
+    use pogo_node::deploy::{create_task, TaskTerms};
+    use pogo_node::roles::miner::{Cheat, Miner};
+    use pogo_node::roles::{Node, Step};
+    use pogo_verifier::rounds::PogoRounds;
+
+    let dir = tempfile::tempdir().unwrap();
+    let keys = pogo_node::keystore::Keystore::new(&dir.path().join("keystore"), "test");
+    let (owner, miner) = (keys.create("owner").unwrap(), keys.create("miner").unwrap());
+    let chain_path = dir.path().join("chain.json");
+    let mut chain = EmbeddedChain::open_with(&chain_path, 0.0).unwrap();
+    let spec = chain_path.display().to_string();
+    let terms = TaskTerms {
+        samples: 2,
+        depth: None,
+        commit_window: 5,
+        reveal_window: 50,
+        proof_window: 50,
+        attest_window: 100,
+        challenge_window: 20,
+        fraud_slash: 0.5,
+        max_candidates: 16,
+        verifier_fee: 0.1,
+        quorum: 1.0,
+        bond: 1.0,
+        stake: 1.0,
+        reward: 0.5,
+        pool: 10.0,
+        verifier_gas: 1_500_000,
+        dev_seed: None,
+        insecure: false,
+    };
+    let task_file = root().join("tasks/digits.json");
+    let (deployment, _) = create_task(&mut chain, &spec, &owner, None, &task_file, None, &terms, params()).unwrap();
+    let dropped = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let flaky = Flaky {
+        inner: Box::new(EmbeddedChain::open(&chain_path).unwrap()),
+        drop_once: vec![PogoRounds::revealCall::SELECTOR, PogoRounds::submitProofCall::SELECTOR],
+        dropped: dropped.clone(),
+    };
+    let mut flaky: Box<dyn Chain> = Box::new(flaky);
+    let rounds = Rounds::at(flaky.as_mut(), deployment.contract).unwrap();
+    let store = pogo_node::store::Store::new(&dir.path().join("miner/store"));
+    let mut node = Node::new(flaky, rounds.clone(), deployment.task, &deployment.task_file, store, Vec::new()).unwrap();
+    let mut role = Miner::new(miner, &dir.path().join("miner"), params(), Cheat::None, 1).unwrap();
+    // Drive the miner alone until its proof is in or it has given the round up; each wait
+    // gets the block it asks for (this chain is manual).
+    for _ in 0..400 {
+        let c = rounds.candidate(&mut chain, deployment.task, 0, 0).ok();
+        if c.as_ref().is_some_and(|c| c.proven) {
+            break;
+        }
+        match role.step(&mut node).unwrap() {
+            Step::Wait { until, .. } => {
+                let now = chain.block_number().unwrap();
+                chain.produce_blocks_until(until.unwrap_or(now)).unwrap();
+            }
+            Step::Acted(event) => assert!(!event.what.contains("refused"), "{}", event.what),
+            Step::Done => break,
+        }
+    }
+    assert_eq!(dropped.lock().unwrap().len(), 2, "both sends were dropped once");
+    let c = rounds.candidate(&mut chain, deployment.task, 0, 0).unwrap();
+    assert!(c.revealed && c.proven, "the miner gave up a round it could still finish: {c:?}");
 }

@@ -300,6 +300,12 @@ impl Miner {
                             receipt.gas_used,
                         ))
                     }
+                    // The chain did not take it (down, slow, restarting): nothing is lost
+                    // while the window is open, so send it again.
+                    Err(e) if !e.is_refusal() => Ok(Step::Wait {
+                        until: None,
+                        why: format!("reveal not sent ({e}); retrying until block {}", r.revealEnd),
+                    }),
                     Err(e) => {
                         self.set(MinerPhase::Submitted { round, index, new_root })?;
                         Ok(self.event(round, Phase::Commit, format!("reveal refused: {e}"), start, 0))
@@ -337,6 +343,16 @@ impl Miner {
                 let call = PogoRounds::submitProofCall { task: node.task, index, proof: proof.into() };
                 let result = node.rounds.send(node.chain.as_mut(), &self.wallet, call, U256::ZERO);
                 crash_point("miner-after-submit");
+                match &result {
+                    // Not taken (see the reveal): the saved proof goes again.
+                    Err(e) if !e.is_refusal() => {
+                        return Ok(Step::Wait {
+                            until: None,
+                            why: format!("proof not sent ({e}); retrying until block {}", r.proofEnd),
+                        })
+                    }
+                    _ => {}
+                }
                 self.set(MinerPhase::Submitted { round, index, new_root })?;
                 match result {
                     Ok(receipt) => Ok(self.event(
