@@ -7,6 +7,7 @@
 //! native reference that gadgets, provers, verifiers and contracts are tested against.
 
 pub mod audit;
+pub mod checkpoint;
 pub mod config;
 pub mod encoding;
 pub mod field;
@@ -16,5 +17,6 @@ pub mod merkle;
 pub mod model;
 pub mod poseidon;
 pub mod sampling;
+pub mod tree_file;
 pub mod update;
 pub mod update_circuit;

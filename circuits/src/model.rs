@@ -11,6 +11,7 @@ use std::path::Path;
 
 use safetensors::tensor::{Dtype, SafeTensors, View};
 
+use crate::checkpoint::{decode_tensor, Checkpoint};
 use crate::encoding::{bias, block_count, block_leaf, unbias, EncodeError, FixedPoint, BIAS, BLOCK_WEIGHTS};
 use crate::field::Fr;
 use crate::files::write_atomic;
@@ -133,13 +134,13 @@ pub const SHARD_INDEX: &str = "model.safetensors.index.json";
 
 /// `model.safetensors.index.json`: which shard holds each tensor.
 #[derive(Debug, serde::Deserialize)]
-struct ShardIndex {
-    weight_map: std::collections::BTreeMap<String, String>,
+pub(crate) struct ShardIndex {
+    pub(crate) weight_map: std::collections::BTreeMap<String, String>,
 }
 
 impl ShardIndex {
     /// Reads and parses the index at `path`.
-    fn read(path: &Path) -> Result<Self, ModelError> {
+    pub(crate) fn read(path: &Path) -> Result<Self, ModelError> {
         let shown = path.display().to_string();
         let text = std::fs::read(path).map_err(|source| ModelError::Io { path: shown.clone(), source })?;
         serde_json::from_slice(&text)
@@ -148,7 +149,7 @@ impl ShardIndex {
 
     /// Its shard files, each once, in name order; each must be a plain file name beside
     /// the index (no folder, nothing hidden), or the reason it is not.
-    fn shards(&self) -> Result<Vec<&str>, String> {
+    pub(crate) fn shards(&self) -> Result<Vec<&str>, String> {
         let mut shards: Vec<&str> = self.weight_map.values().map(String::as_str).collect();
         shards.sort_unstable();
         shards.dedup();
@@ -161,7 +162,10 @@ impl ShardIndex {
 
 /// The format a file's [`FIXED_POINT_KEY`] metadata declares (`None` for a float file),
 /// which must match `requested` when both are given.
-fn fixed_point(declared: Option<&String>, requested: Option<FixedPoint>) -> Result<Option<FixedPoint>, ModelError> {
+pub(crate) fn fixed_point(
+    declared: Option<&String>,
+    requested: Option<FixedPoint>,
+) -> Result<Option<FixedPoint>, ModelError> {
     let Some(text) = declared else {
         return Ok(None);
     };
@@ -316,74 +320,13 @@ impl Model {
         }
     }
 
-    /// Reads a model: a safetensors file (see [`Model::from_safetensors`]), or a sharded
-    /// checkpoint given as its folder or its [`SHARD_INDEX`] file (see [`Model::load_sharded`]).
+    /// Reads a model whole: a safetensors file or a sharded checkpoint given as its folder
+    /// or its [`SHARD_INDEX`] file, memory-mapped and checked as [`Checkpoint::open`] says.
+    /// The weight order is DESIGN §2's, tensor names in byte order across all shards, so the
+    /// model (and its root) does not depend on how it was sharded. To read a model of any
+    /// size in bounded memory, stream it from a [`Checkpoint`] instead.
     pub fn load(path: &Path, requested: Option<FixedPoint>) -> Result<Self, ModelError> {
-        if let Some(index) = Self::shard_index(path) {
-            return Self::load_sharded(&index, requested);
-        }
-        let bytes =
-            std::fs::read(path).map_err(|source| ModelError::Io { path: path.display().to_string(), source })?;
-        Self::from_safetensors(&bytes, requested)
-    }
-
-    /// Reads a sharded checkpoint (Hugging Face layout): `index` maps each tensor to the
-    /// shard file beside it that holds it. Shards are memory-mapped, not copied. The
-    /// weight order is DESIGN §2's, tensor names in byte order across all shards, so the
-    /// model (and its root) does not depend on how it was sharded. Every shard named must
-    /// be a plain file name beside the index and hold exactly the tensors the index gives
-    /// it; a tensor in two shards, a missing or truncated shard, and a shard whose header
-    /// disagrees with the index are each refused by name.
-    pub fn load_sharded(index: &Path, requested: Option<FixedPoint>) -> Result<Self, ModelError> {
-        let bad = |reason: String| ModelError::Shards { index: index.display().to_string(), reason };
-        let parsed = ShardIndex::read(index)?;
-        let folder = index.parent().unwrap_or(Path::new("."));
-        let shards = parsed.shards().map_err(bad)?;
-        let mut maps = Vec::with_capacity(shards.len());
-        for shard in &shards {
-            let path = folder.join(shard);
-            let file = std::fs::File::open(&path).map_err(|e| bad(format!("shard {shard}: {e}")))?;
-            // SAFETY: the map is read-only; pogo never writes a shard it is reading, and a
-            // file changed underneath by another process can only make the model's bytes
-            // (which are then hashed and checked like any others) different.
-            let map = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| bad(format!("shard {shard}: {e}")))?;
-            maps.push(map);
-        }
-        let mut files = Vec::with_capacity(maps.len());
-        let mut seen: HashMap<String, &str> = HashMap::new();
-        for (shard, map) in shards.iter().zip(&maps) {
-            let (_, metadata) = SafeTensors::read_metadata(map)
-                .map_err(|e| bad(format!("shard {shard}: not a valid safetensors file: {e}")))?;
-            let file = SafeTensors::deserialize(map)
-                .map_err(|e| bad(format!("shard {shard}: not a valid safetensors file: {e}")))?;
-            for name in file.names() {
-                match parsed.weight_map.get(name) {
-                    Some(listed) if listed == shard => {}
-                    Some(listed) => {
-                        return Err(bad(format!("tensor {name:?} is in shard {shard}, the index puts it in {listed}")))
-                    }
-                    None => {
-                        return Err(bad(format!("shard {shard} holds tensor {name:?}, which the index does not list")))
-                    }
-                }
-                // A tensor in two shards cannot get here: the index names one of them.
-                seen.insert(name.to_string(), shard);
-            }
-            files.push((metadata, file));
-        }
-        if let Some((name, shard)) = parsed.weight_map.iter().find(|(name, _)| !seen.contains_key(name.as_str())) {
-            return Err(bad(format!("the index puts tensor {name:?} in shard {shard}, which does not hold it")));
-        }
-        // Every shard must say the same about pogo's fixed-point format (or nothing).
-        let mut formats =
-            files.iter().map(|(metadata, _)| metadata.metadata().as_ref().and_then(|m| m.get(FIXED_POINT_KEY)));
-        let first = formats.next().flatten();
-        if formats.any(|other| other != first) {
-            return Err(bad(format!("the shards disagree on their {FIXED_POINT_KEY} metadata")));
-        }
-        let fixed = fixed_point(first, requested)?;
-        let views = files.iter().flat_map(|(_, file)| file.tensors()).collect();
-        Self::from_views(views, fixed, requested)
+        Checkpoint::open(path, requested)?.to_model()
     }
 
     /// Parses a safetensors file. Float tensors are encoded with `requested` (default
@@ -407,45 +350,7 @@ impl Model {
         let mut tensors = Vec::with_capacity(views.len());
         let mut weights = Vec::with_capacity(views.iter().map(|(_, v)| v.shape().iter().product::<usize>()).sum());
         for (name, view) in views {
-            let data = view.data();
-            match (view.dtype(), fixed.is_some()) {
-                (Dtype::I32, true) => {
-                    weights.extend(data.chunks_exact(4).map(|c| bias(i32::from_le_bytes([c[0], c[1], c[2], c[3]]))))
-                }
-                (Dtype::I32, false) => {
-                    return Err(ModelError::Format {
-                        tensor: name,
-                        reason: format!(
-                            "I32 tensors are read only from pogo fixed-point files (metadata {FIXED_POINT_KEY})"
-                        ),
-                    })
-                }
-                (Dtype::F32 | Dtype::F16 | Dtype::BF16, true) => {
-                    return Err(ModelError::Format {
-                        tensor: name,
-                        reason: "a float tensor inside a pogo fixed-point file".into(),
-                    })
-                }
-                (Dtype::F32, false) => encode_into(
-                    &mut weights,
-                    &name,
-                    format,
-                    data.chunks_exact(4).map(|c| f64::from(f32::from_le_bytes([c[0], c[1], c[2], c[3]]))),
-                )?,
-                (Dtype::F16, false) => encode_into(
-                    &mut weights,
-                    &name,
-                    format,
-                    data.chunks_exact(2).map(|c| f64::from(half::f16::from_le_bytes([c[0], c[1]]))),
-                )?,
-                (Dtype::BF16, false) => encode_into(
-                    &mut weights,
-                    &name,
-                    format,
-                    data.chunks_exact(2).map(|c| f64::from(half::bf16::from_le_bytes([c[0], c[1]]))),
-                )?,
-                (dtype, _) => return Err(ModelError::UnsupportedDtype { tensor: name, dtype }),
-            }
+            decode_tensor(&name, view.dtype(), fixed.is_some(), format, view.data(), 0, &mut weights)?;
             tensors.push(TensorInfo { name, shape: view.shape().to_vec() });
         }
         Self::new(format, tensors, weights)

@@ -185,3 +185,65 @@ fn a_model_is_written_back_in_the_layout_it_came_in() {
     assert!(err.to_string().contains("not the ones this index lists"), "{err}");
     assert!(!refused.exists());
 }
+
+/// Streaming a checkpoint (any chunk size) and reading single blocks from it give the
+/// weights and blocks of the model read whole, for one file and for shards alike; so do
+/// F32 and F16 files.
+#[test]
+fn streamed_checkpoints_give_the_whole_models_weights_and_blocks() {
+    use pogo_circuits::checkpoint::Checkpoint;
+    use pogo_circuits::encoding::BLOCK_WEIGHTS;
+
+    let check = |path: &Path, model: &Model| {
+        let checkpoint = Checkpoint::open(path, None).unwrap();
+        assert_eq!(checkpoint.weight_count(), model.weight_count());
+        assert_eq!(checkpoint.tensors().cloned().collect::<Vec<_>>(), model.tensors());
+        for chunk_blocks in [1, 2, 3, 7, 1000] {
+            let mut streamed = Vec::new();
+            checkpoint
+                .stream(chunk_blocks, |first, weights| -> Result<(), ModelError> {
+                    assert_eq!(first as usize * BLOCK_WEIGHTS, streamed.len(), "chunks in order");
+                    streamed.extend_from_slice(weights);
+                    Ok(())
+                })
+                .unwrap();
+            assert_eq!(streamed, model.weights(), "chunks of {chunk_blocks} blocks");
+        }
+        for b in 0..model.block_count() {
+            assert_eq!(checkpoint.block(b).unwrap(), model.block(b), "block {b}");
+        }
+        assert_eq!(checkpoint.to_model().unwrap(), *model);
+    };
+    for shards in [1, 3, 7] {
+        let (dir, model) = sharded(shards);
+        check(dir.path(), &model);
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let model = one_file();
+    for dtype in [FloatDtype::F32, FloatDtype::F16, FloatDtype::BF16] {
+        let path = dir.path().join(format!("{dtype:?}.safetensors"));
+        std::fs::write(&path, model.to_float_safetensors(dtype).unwrap()).unwrap();
+        check(&path, &Model::load(&path, None).unwrap());
+    }
+    let exact = dir.path().join("exact.safetensors");
+    model.save(&exact).unwrap();
+    check(&exact, &model);
+}
+
+/// A value that cannot be encoded is named by its tensor and index, streamed or not.
+#[test]
+fn a_bad_value_is_named_the_same_when_streamed() {
+    use pogo_circuits::checkpoint::Checkpoint;
+    let dir = tempfile::tempdir().unwrap();
+    let mut values: Vec<f32> = (0..500).map(|i| i as f32 * 1e-3).collect();
+    values[321] = f32::INFINITY;
+    let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+    let view = TensorView::new(Dtype::F32, vec![500], &bytes).unwrap();
+    let path = dir.path().join("inf.safetensors");
+    std::fs::write(&path, safetensors::serialize([("w".to_string(), view)], None).unwrap()).unwrap();
+    let whole = Model::load(&path, None).unwrap_err().to_string();
+    let checkpoint = Checkpoint::open(&path, None).unwrap();
+    let streamed = checkpoint.stream(1, |_, _| -> Result<(), ModelError> { Ok(()) }).unwrap_err().to_string();
+    assert_eq!(whole, streamed);
+    assert!(streamed.contains("tensor \"w\", element 321"), "{streamed}");
+}

@@ -183,6 +183,53 @@ fn bench_prove_without_keys_names_the_setup_command() {
     );
 }
 
+/// Models commit streamed (the default) to the root of the whole-model path, and
+/// `--tree-out` keeps a tree file from which `open --tree` reads the same openings without
+/// rebuilding; a tree file of another model, a damaged one, and `--tree-out` on an update
+/// blob are refused by name.
+#[test]
+fn commit_streams_and_keeps_a_tree_file_that_open_reads() {
+    let dir = Dir::new();
+    let base = dir.path("base.safetensors");
+    write_f32(Path::new(&base), &base_tensors(0.0));
+    let tree = dir.path("base.tree");
+    let streamed = ok_json(&["commit", &base, "--json", "--depth", "5", "--tree-out", &tree]);
+    let whole = ok_json(&["commit", &base, "--json", "--depth", "5", "--in-memory"]);
+    assert_eq!(streamed["root"], whole["root"]);
+    assert_eq!(streamed["tree_file"], tree);
+    for block in ["0", "3", "4"] {
+        let from_file = ok_json(&["open", &base, "--block", block, "--depth", "5", "--tree", &tree, "--json"]);
+        let rebuilt = ok_json(&["open", &base, "--block", block, "--depth", "5", "--json"]);
+        for key in ["root", "leaf", "path_bits", "siblings", "blocks", "depth"] {
+            assert_eq!(from_file[key], rebuilt[key], "block {block}: {key}");
+        }
+    }
+    fails_with(&["open", &base, "--block", "5", "--tree", &tree], "block 5 does not exist");
+    fails_with(&["open", &base, "--block", "1", "--depth", "4", "--tree", &tree], "has depth 5, not the --depth 4");
+    // Another model of the same size: its blocks are not the tree's leaves.
+    let other = dir.path("other.safetensors");
+    write_f32(Path::new(&other), &base_tensors(0.5));
+    fails_with(&["open", &other, "--block", "2", "--tree", &tree], "the tree file is of another model");
+    let mut bytes = std::fs::read(&tree).unwrap();
+    bytes.truncate(bytes.len() - 1);
+    let damaged = dir.path("damaged.tree");
+    std::fs::write(&damaged, bytes).unwrap();
+    fails_with(&["open", &base, "--block", "2", "--tree", &damaged], "truncated or padded");
+    // A failed commit leaves no tree file (nor a temporary one) behind.
+    let mut nan = base_tensors(0.0);
+    nan[1].2[3] = f32::NAN;
+    write_f32(Path::new(&dir.path("nan.safetensors")), &nan);
+    let never = dir.path("never.tree");
+    fails_with(&["commit", &dir.path("nan.safetensors"), "--tree-out", &never], "element 3");
+    assert!(std::fs::read_dir(&dir.root).unwrap().all(|e| !e.unwrap().file_name().to_string_lossy().contains("never")));
+    // Update blobs have no model tree to keep.
+    write_f32(Path::new(&dir.path("shifted.safetensors")), &base_tensors(0.25));
+    quantize(&dir, "base.safetensors", "shifted.safetensors", "base.pogo", "base-new.safetensors");
+    fails_with(&["commit", &dir.path("base.pogo"), "--tree-out", &never], "is an update blob");
+    let out = pogo(&["commit", &base, "--gpu", "--tree-out", &never]);
+    assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("cannot be used with"));
+}
+
 #[test]
 fn open_prints_a_path_that_verifies() {
     let dir = Dir::new();

@@ -985,7 +985,7 @@ fn a_miner_whose_chain_drops_its_reveal_and_proof_retries_them_in_time() {
     let mut flaky: Box<dyn Chain> = Box::new(flaky);
     let rounds = Rounds::at(flaky.as_mut(), deployment.contract).unwrap();
     let store = pogo_node::store::Store::new(&dir.path().join("miner/store"));
-    let mut node = Node::new(flaky, rounds.clone(), deployment.task, &deployment.task_file, store, Vec::new()).unwrap();
+    let mut node = Node::new(flaky, rounds, deployment.task, &deployment.task_file, store, Vec::new()).unwrap();
     let mut role = Miner::new(miner, &dir.path().join("miner"), params(), Cheat::None, 1).unwrap();
     // Drive the miner alone until its proof is in or it has given the round up; each wait
     // gets the block it asks for (this chain is manual).

@@ -148,3 +148,40 @@ fn incremental_apply_refuses_another_models_tree_and_overflow() {
             .unwrap();
     assert!(matches!(apply_incremental(&top, &tree, &up), Err(IncrementalError::Update(_))));
 }
+
+/// A checkpoint of more than one 2^16-leaf chunk (the last one partial, its last block
+/// partial) streamed into a tree file gives the in-memory tree's root and openings, with
+/// the progress counting every block once; a depth too small fails before any hashing.
+#[test]
+fn streamed_checkpoints_give_the_in_memory_tree() {
+    use pogo_circuits::checkpoint::Checkpoint;
+    use pogo_circuits::tree_file::TreeFile;
+    use pogo_prover::commit::{checkpoint_tree, StreamError};
+
+    struct Count(AtomicU64);
+    impl Progress for Count {
+        fn advance(&self, blocks: u64) {
+            self.0.fetch_add(blocks, Ordering::Relaxed);
+        }
+    }
+    let weights = (65_536 + 1_000) * BLOCK_WEIGHTS as u64 - 5;
+    let m = model((0..weights).map(|i| (i as u32).wrapping_mul(2_654_435_761)).collect());
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("m.safetensors");
+    m.save(&path).unwrap();
+    let checkpoint = Checkpoint::open(&path, None).unwrap();
+    let out = dir.path().join("m.tree");
+    let count = Count(AtomicU64::new(0));
+    let (root, depth) = checkpoint_tree(&checkpoint, None, Some(&out), &count).unwrap();
+    let whole = model_tree(&m, None, &()).unwrap();
+    assert_eq!((root, depth), (whole.root(), whole.depth()));
+    assert_eq!(count.0.load(Ordering::Relaxed), m.block_count());
+    let file = TreeFile::open(&out).unwrap();
+    for b in [0, 1, 65_535, 65_536, 65_537, m.block_count() - 1] {
+        assert_eq!(file.open_path(b).unwrap(), whole.open(b).unwrap(), "block {b}");
+    }
+    let count = Count(AtomicU64::new(0));
+    let err = checkpoint_tree(&checkpoint, Some(16), None, &count).unwrap_err();
+    assert!(matches!(err, StreamError::Tree(_)), "{err}");
+    assert_eq!(count.0.load(Ordering::Relaxed), 0, "no hashing before the shape check");
+}

@@ -200,6 +200,20 @@ impl ArtifactArgs {
     }
 }
 
+/// Whether `path` is an update blob (by its magic) rather than a model file or folder.
+fn is_update_blob(path: &Path) -> anyhow::Result<bool> {
+    use std::io::Read;
+    if path.is_dir() {
+        return Ok(false);
+    }
+    let mut magic = Vec::with_capacity(BLOB_MAGIC.len());
+    let file = std::fs::File::open(path).with_context(|| format!("reading {}", path.display()))?;
+    file.take(BLOB_MAGIC.len() as u64)
+        .read_to_end(&mut magic)
+        .with_context(|| format!("reading {}", path.display()))?;
+    Ok(magic == BLOB_MAGIC)
+}
+
 /// A file given to `commit` or `open`: a model or an update blob (told apart by magic).
 enum Artifact {
     Model(Model),
@@ -208,19 +222,13 @@ enum Artifact {
 
 impl Artifact {
     fn load(path: &Path, format: &FormatArgs) -> anyhow::Result<Self> {
-        if Model::shard_index(path).is_some() {
-            // A sharded checkpoint.
-            return Ok(Self::Model(format.load_model(path)?));
-        }
-        let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-        if bytes.starts_with(&BLOB_MAGIC) {
+        if is_update_blob(path)? {
+            let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
             let update =
                 Update::from_blob(&bytes).with_context(|| format!("reading update blob {}", path.display()))?;
             Ok(Self::Update(update))
         } else {
-            let model = Model::from_safetensors(&bytes, format.requested()?)
-                .with_context(|| format!("reading model {}", path.display()))?;
-            Ok(Self::Model(model))
+            Ok(Self::Model(format.load_model(path)?))
         }
     }
 

@@ -1,0 +1,296 @@
+//! A model checkpoint read in place: one safetensors file or a sharded checkpoint
+//! (Hugging Face layout), memory-mapped and decoded tensor by tensor in DESIGN §2's order,
+//! so a model of any size streams through a fixed-size buffer ([`Checkpoint::stream`]) or
+//! is read whole ([`Checkpoint::to_model`], what [`Model::load`] does).
+
+use std::collections::HashMap;
+use std::ops::Range;
+use std::path::Path;
+
+use safetensors::tensor::{Dtype, SafeTensors};
+
+use crate::encoding::{bias, block_count, FixedPoint, BIAS, BLOCK_WEIGHTS};
+use crate::model::{fixed_point, Model, ModelError, ShardIndex, TensorInfo, FIXED_POINT_KEY};
+
+/// A tensor as stored: its shard, dtype and bytes there.
+#[derive(Debug)]
+struct Stored {
+    info: TensorInfo,
+    dtype: Dtype,
+    map: usize,
+    bytes: Range<usize>,
+}
+
+/// An opened checkpoint: every file mapped, every header checked, the tensors in model
+/// order. Nothing is decoded until asked for.
+#[derive(Debug)]
+pub struct Checkpoint {
+    maps: Vec<memmap2::Mmap>,
+    tensors: Vec<Stored>,
+    /// Whether the files are pogo's exact fixed-point format (I32 tensors).
+    fixed: bool,
+    format: FixedPoint,
+}
+
+fn map_file(path: &Path) -> Result<memmap2::Mmap, std::io::Error> {
+    let file = std::fs::File::open(path)?;
+    // SAFETY: the map is read-only and pogo never writes a file it is reading. Another
+    // process changing the file underneath can only change the bytes decoded (which are
+    // then hashed and checked like any others).
+    unsafe { memmap2::Mmap::map(&file) }
+}
+
+impl Checkpoint {
+    /// Opens a safetensors file, or a sharded checkpoint given as its folder or its
+    /// [`crate::model::SHARD_INDEX`] file. Float tensors will be encoded with `requested`
+    /// (default `F = 24`); a pogo fixed-point file is read exactly and must match
+    /// `requested` if given.
+    ///
+    /// Shards must be plain file names beside the index and hold exactly the tensors the
+    /// index gives them; a tensor in two shards, a missing or truncated shard and a shard
+    /// whose header disagrees with the index are each refused by name.
+    pub fn open(path: &Path, requested: Option<FixedPoint>) -> Result<Self, ModelError> {
+        let Some(index) = Model::shard_index(path) else {
+            let map = map_file(path).map_err(|source| ModelError::Io { path: path.display().to_string(), source })?;
+            let (_, metadata) = SafeTensors::read_metadata(&map)?;
+            let declared = metadata.metadata().as_ref().and_then(|m| m.get(FIXED_POINT_KEY)).cloned();
+            let file = SafeTensors::deserialize(&map)?;
+            let tensors = stored(&map, 0, &file);
+            return Self::new(vec![map], tensors, fixed_point(declared.as_ref(), requested)?, requested);
+        };
+        let bad = |reason: String| ModelError::Shards { index: index.display().to_string(), reason };
+        let parsed = ShardIndex::read(&index)?;
+        let folder = index.parent().unwrap_or(Path::new("."));
+        let shards = parsed.shards().map_err(bad)?;
+        let mut maps = Vec::with_capacity(shards.len());
+        for shard in &shards {
+            maps.push(map_file(&folder.join(shard)).map_err(|e| bad(format!("shard {shard}: {e}")))?);
+        }
+        let mut tensors = Vec::new();
+        let mut seen: HashMap<String, &str> = HashMap::new();
+        let mut declared = Vec::with_capacity(shards.len());
+        for (k, (shard, map)) in shards.iter().zip(&maps).enumerate() {
+            let invalid = |e| bad(format!("shard {shard}: not a valid safetensors file: {e}"));
+            let (_, metadata) = SafeTensors::read_metadata(map).map_err(invalid)?;
+            let file = SafeTensors::deserialize(map).map_err(invalid)?;
+            for name in file.names() {
+                match parsed.weight_map.get(name) {
+                    Some(listed) if listed == shard => {}
+                    Some(listed) => {
+                        return Err(bad(format!("tensor {name:?} is in shard {shard}, the index puts it in {listed}")))
+                    }
+                    None => {
+                        return Err(bad(format!("shard {shard} holds tensor {name:?}, which the index does not list")))
+                    }
+                }
+                // A tensor in two shards cannot get here: the index names one of them.
+                seen.insert(name.to_string(), shard);
+            }
+            declared.push(metadata.metadata().as_ref().and_then(|m| m.get(FIXED_POINT_KEY)).cloned());
+            tensors.extend(stored(map, k, &file));
+        }
+        if let Some((name, shard)) = parsed.weight_map.iter().find(|(name, _)| !seen.contains_key(name.as_str())) {
+            return Err(bad(format!("the index puts tensor {name:?} in shard {shard}, which does not hold it")));
+        }
+        // Every shard must say the same about pogo's fixed-point format (or nothing).
+        if declared.windows(2).any(|w| w[0] != w[1]) {
+            return Err(bad(format!("the shards disagree on their {FIXED_POINT_KEY} metadata")));
+        }
+        let fixed = fixed_point(declared.first().and_then(Option::as_ref), requested)?;
+        Self::new(maps, tensors, fixed, requested)
+    }
+
+    fn new(
+        maps: Vec<memmap2::Mmap>,
+        mut tensors: Vec<Stored>,
+        fixed: Option<FixedPoint>,
+        requested: Option<FixedPoint>,
+    ) -> Result<Self, ModelError> {
+        tensors.sort_by(|a, b| a.info.name.cmp(&b.info.name));
+        for t in &tensors {
+            check_dtype(&t.info.name, t.dtype, fixed.is_some())?;
+        }
+        if tensors.iter().all(|t| t.info.is_empty()) {
+            return Err(ModelError::Empty);
+        }
+        let format = fixed.or(requested).unwrap_or_default();
+        Ok(Self { maps, tensors, fixed: fixed.is_some(), format })
+    }
+
+    /// The fixed-point format the weights are (or will be) in.
+    pub fn format(&self) -> FixedPoint {
+        self.format
+    }
+
+    /// Tensors in model order.
+    pub fn tensors(&self) -> impl Iterator<Item = &TensorInfo> {
+        self.tensors.iter().map(|t| &t.info)
+    }
+
+    /// `N`.
+    pub fn weight_count(&self) -> u64 {
+        self.tensors.iter().map(|t| t.info.len() as u64).sum()
+    }
+
+    /// `nb`.
+    pub fn block_count(&self) -> u64 {
+        block_count(self.weight_count())
+    }
+
+    /// The whole model in memory.
+    pub fn to_model(&self) -> Result<Model, ModelError> {
+        let mut weights = Vec::with_capacity(self.weight_count() as usize);
+        for t in &self.tensors {
+            decode(t, self.fixed, self.format, &self.maps[t.map][t.bytes.clone()], 0, &mut weights)?;
+        }
+        Model::new(self.format, self.tensors().cloned().collect(), weights)
+    }
+
+    /// Calls `f(first_block, weights)` on the model's biased weights in order, `chunk_blocks`
+    /// blocks at a time (the last call may hold fewer, and a last partial block unpadded).
+    /// Memory: one buffer of `chunk_blocks` blocks; the pages of each file are let go once
+    /// decoded, so the mapped files do not accumulate in this process either.
+    pub fn stream<E: From<ModelError>>(
+        &self,
+        chunk_blocks: usize,
+        mut f: impl FnMut(u64, &[u32]) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let chunk = chunk_blocks.max(1) * BLOCK_WEIGHTS;
+        let mut buffer = Vec::with_capacity(chunk);
+        let mut first_block = 0u64;
+        for t in &self.tensors {
+            let width = dtype_width(t.dtype);
+            let map = &self.maps[t.map];
+            let mut done = 0;
+            while done < t.info.len() {
+                let take = (chunk - buffer.len()).min(t.info.len() - done);
+                let bytes = t.bytes.start + done * width..t.bytes.start + (done + take) * width;
+                decode(t, self.fixed, self.format, &map[bytes.clone()], done, &mut buffer)?;
+                // Decoded: the pages can go (they stay in the page cache, not in this process).
+                // SAFETY: the map is a read-only file mapping; MADV_DONTNEED only drops this
+                // process's copy of pages it re-reads from the file if touched again.
+                let _ = unsafe {
+                    map.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, bytes.start, take * width)
+                };
+                done += take;
+                if buffer.len() == chunk {
+                    f(first_block, &buffer)?;
+                    first_block += chunk_blocks.max(1) as u64;
+                    buffer.clear();
+                }
+            }
+        }
+        if !buffer.is_empty() {
+            f(first_block, &buffer)?;
+        }
+        Ok(())
+    }
+
+    /// Block `b` (the last one padded with `u = 2^31`), decoded from the files alone.
+    pub fn block(&self, b: u64) -> Result<[u32; BLOCK_WEIGHTS], ModelError> {
+        let mut block = [BIAS; BLOCK_WEIGHTS];
+        let (start, end) = (b.saturating_mul(BLOCK_WEIGHTS as u64), (b + 1).saturating_mul(BLOCK_WEIGHTS as u64));
+        let mut offset = 0u64;
+        let mut out = Vec::with_capacity(BLOCK_WEIGHTS);
+        for t in &self.tensors {
+            let len = t.info.len() as u64;
+            let (lo, hi) = (start.max(offset), end.min(offset + len));
+            if lo < hi {
+                let width = dtype_width(t.dtype);
+                let (from, to) = ((lo - offset) as usize, (hi - offset) as usize);
+                let bytes = t.bytes.start + from * width..t.bytes.start + to * width;
+                decode(t, self.fixed, self.format, &self.maps[t.map][bytes], from, &mut out)?;
+            }
+            offset += len;
+        }
+        block[..out.len()].copy_from_slice(&out);
+        Ok(block)
+    }
+}
+
+/// The tensors of one parsed file, with their byte ranges in `map`.
+fn stored(map: &[u8], k: usize, file: &SafeTensors<'_>) -> Vec<Stored> {
+    file.tensors()
+        .into_iter()
+        .map(|(name, view)| {
+            let start = view.data().as_ptr() as usize - map.as_ptr() as usize;
+            Stored {
+                info: TensorInfo { name, shape: view.shape().to_vec() },
+                dtype: view.dtype(),
+                map: k,
+                bytes: start..start + view.data().len(),
+            }
+        })
+        .collect()
+}
+
+fn dtype_width(dtype: Dtype) -> usize {
+    match dtype {
+        Dtype::F16 | Dtype::BF16 => 2,
+        _ => 4,
+    }
+}
+
+/// Refuses dtypes pogo does not read, and floats and integers in the wrong kind of file.
+pub(crate) fn check_dtype(name: &str, dtype: Dtype, fixed: bool) -> Result<(), ModelError> {
+    match (dtype, fixed) {
+        (Dtype::I32, true) | (Dtype::F32 | Dtype::F16 | Dtype::BF16, false) => Ok(()),
+        (Dtype::I32, false) => Err(ModelError::Format {
+            tensor: name.to_string(),
+            reason: format!("I32 tensors are read only from pogo fixed-point files (metadata {FIXED_POINT_KEY})"),
+        }),
+        (Dtype::F32 | Dtype::F16 | Dtype::BF16, true) => Err(ModelError::Format {
+            tensor: name.to_string(),
+            reason: "a float tensor inside a pogo fixed-point file".into(),
+        }),
+        (dtype, _) => Err(ModelError::UnsupportedDtype { tensor: name.to_string(), dtype }),
+    }
+}
+
+fn decode(
+    t: &Stored,
+    fixed: bool,
+    format: FixedPoint,
+    data: &[u8],
+    first: usize,
+    out: &mut Vec<u32>,
+) -> Result<(), ModelError> {
+    decode_tensor(&t.info.name, t.dtype, fixed, format, data, first, out)
+}
+
+/// Appends the biased weights of `data`, elements `first..` of tensor `name` (of a
+/// `dtype` already passed by [`check_dtype`]): exact I32 in a fixed-point file, floats
+/// encoded with `format` otherwise.
+pub(crate) fn decode_tensor(
+    name: &str,
+    dtype: Dtype,
+    fixed: bool,
+    format: FixedPoint,
+    data: &[u8],
+    first: usize,
+    out: &mut Vec<u32>,
+) -> Result<(), ModelError> {
+    check_dtype(name, dtype, fixed)?;
+    let encode = |out: &mut Vec<u32>, values: &mut dyn Iterator<Item = f64>| {
+        for (k, value) in values.enumerate() {
+            let w = format.encode(value).map_err(|source| ModelError::Value {
+                tensor: name.to_string(),
+                index: first + k,
+                source,
+            })?;
+            out.push(bias(w));
+        }
+        Ok(())
+    };
+    match dtype {
+        Dtype::I32 => {
+            out.extend(data.chunks_exact(4).map(|c| bias(i32::from_le_bytes([c[0], c[1], c[2], c[3]]))));
+            Ok(())
+        }
+        Dtype::F32 => {
+            encode(out, &mut data.chunks_exact(4).map(|c| f64::from(f32::from_le_bytes([c[0], c[1], c[2], c[3]]))))
+        }
+        Dtype::F16 => encode(out, &mut data.chunks_exact(2).map(|c| f64::from(half::f16::from_le_bytes([c[0], c[1]])))),
+        _ => encode(out, &mut data.chunks_exact(2).map(|c| f64::from(half::bf16::from_le_bytes([c[0], c[1]])))),
+    }
+}
