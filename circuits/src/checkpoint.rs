@@ -137,11 +137,29 @@ impl Checkpoint {
         block_count(self.weight_count())
     }
 
+    /// The tensor and flat index inside it of weight `i`.
+    pub fn locate(&self, mut i: u64) -> Option<(&str, u64)> {
+        for t in &self.tensors {
+            if i < t.info.len() as u64 {
+                return Some((&t.info.name, i));
+            }
+            i -= t.info.len() as u64;
+        }
+        None
+    }
+
+    /// Appends the weights of tensor `t`'s elements `first..first + count`.
+    fn decode(&self, t: &Stored, first: usize, count: usize, out: &mut Vec<u32>) -> Result<(), ModelError> {
+        let width = dtype_width(t.dtype);
+        let bytes = &self.maps[t.map][t.bytes.start + first * width..t.bytes.start + (first + count) * width];
+        decode_tensor(&t.info.name, t.dtype, self.fixed, self.format, bytes, first, out)
+    }
+
     /// The whole model in memory.
     pub fn to_model(&self) -> Result<Model, ModelError> {
         let mut weights = Vec::with_capacity(self.weight_count() as usize);
         for t in &self.tensors {
-            decode(t, self.fixed, self.format, &self.maps[t.map][t.bytes.clone()], 0, &mut weights)?;
+            self.decode(t, 0, t.info.len(), &mut weights)?;
         }
         Model::new(self.format, self.tensors().cloned().collect(), weights)
     }
@@ -164,13 +182,13 @@ impl Checkpoint {
             let mut done = 0;
             while done < t.info.len() {
                 let take = (chunk - buffer.len()).min(t.info.len() - done);
-                let bytes = t.bytes.start + done * width..t.bytes.start + (done + take) * width;
-                decode(t, self.fixed, self.format, &map[bytes.clone()], done, &mut buffer)?;
+                self.decode(t, done, take, &mut buffer)?;
                 // Decoded: the pages can go (they stay in the page cache, not in this process).
                 // SAFETY: the map is a read-only file mapping; MADV_DONTNEED only drops this
                 // process's copy of pages it re-reads from the file if touched again.
                 let _ = unsafe {
-                    map.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, bytes.start, take * width)
+                    let start = t.bytes.start + done * width;
+                    map.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, start, take * width)
                 };
                 done += take;
                 if buffer.len() == chunk {
@@ -196,10 +214,7 @@ impl Checkpoint {
             let len = t.info.len() as u64;
             let (lo, hi) = (start.max(offset), end.min(offset + len));
             if lo < hi {
-                let width = dtype_width(t.dtype);
-                let (from, to) = ((lo - offset) as usize, (hi - offset) as usize);
-                let bytes = t.bytes.start + from * width..t.bytes.start + to * width;
-                decode(t, self.fixed, self.format, &self.maps[t.map][bytes], from, &mut out)?;
+                self.decode(t, (lo - offset) as usize, (hi - lo) as usize, &mut out)?;
             }
             offset += len;
         }
@@ -247,17 +262,6 @@ pub(crate) fn check_dtype(name: &str, dtype: Dtype, fixed: bool) -> Result<(), M
     }
 }
 
-fn decode(
-    t: &Stored,
-    fixed: bool,
-    format: FixedPoint,
-    data: &[u8],
-    first: usize,
-    out: &mut Vec<u32>,
-) -> Result<(), ModelError> {
-    decode_tensor(&t.info.name, t.dtype, fixed, format, data, first, out)
-}
-
 /// Appends the biased weights of `data`, elements `first..` of tensor `name` (of a
 /// `dtype` already passed by [`check_dtype`]): exact I32 in a fixed-point file, floats
 /// encoded with `format` otherwise.
@@ -293,4 +297,171 @@ pub(crate) fn decode_tensor(
         Dtype::F16 => encode(out, &mut data.chunks_exact(2).map(|c| f64::from(half::f16::from_le_bytes([c[0], c[1]])))),
         _ => encode(out, &mut data.chunks_exact(2).map(|c| f64::from(half::bf16::from_le_bytes([c[0], c[1]])))),
     }
+}
+
+/// Writes a model in pogo's exact fixed-point format from weights streamed in model order,
+/// as one safetensors file or as a sharded checkpoint in the layout of an index: the same
+/// bytes [`Model::save`] and [`Model::save_sharded`] write. Headers come first (their sizes
+/// are known from the tensors), each weight goes straight to its place, and every file is
+/// a temporary one until [`CheckpointWriter::finish`] renames them (shards first, the index
+/// last); a writer dropped unfinished removes them. Memory: nothing beyond the caller's chunk.
+pub struct CheckpointWriter {
+    /// (temporary file, its path, the final path) per output file.
+    files: Vec<(std::fs::File, std::path::PathBuf, std::path::PathBuf)>,
+    /// Per tensor in model order: its file, the byte offset of its data there, its length.
+    places: Vec<(usize, u64, u64)>,
+    /// The index to write last, for a sharded checkpoint.
+    index: Option<(std::path::PathBuf, Vec<u8>)>,
+    /// Weights written so far.
+    written: u64,
+    total: u64,
+}
+
+impl CheckpointWriter {
+    /// A writer of a model of `tensors` (model order) in `format` at `path`: sharded like
+    /// `source` when that is a sharded checkpoint and `path` does not end in `.safetensors`
+    /// (as [`Model::save_like`] decides), else one file.
+    pub fn create(path: &Path, source: &Path, tensors: &[TensorInfo], format: FixedPoint) -> Result<Self, ModelError> {
+        let io = |path: &Path| {
+            let path = path.display().to_string();
+            move |source| ModelError::Io { path, source }
+        };
+        let sharded = Model::shard_index(source).filter(|_| path.extension().is_none_or(|e| e != "safetensors"));
+        // (final path, the tensors it holds in model order)
+        let mut outputs: Vec<(std::path::PathBuf, Vec<usize>)> = Vec::new();
+        let mut index = None;
+        match &sharded {
+            Some(like) => {
+                let bad = |reason: String| ModelError::Shards { index: like.display().to_string(), reason };
+                let layout = ShardIndex::read(like)?;
+                let shards = layout.shards().map_err(bad)?;
+                if tensors.len() != layout.weight_map.len()
+                    || tensors.iter().any(|t| !layout.weight_map.contains_key(&t.name))
+                {
+                    return Err(bad("the model's tensors are not the ones this index lists".into()));
+                }
+                std::fs::create_dir_all(path).map_err(io(path))?;
+                for shard in shards {
+                    let held = (0..tensors.len()).filter(|&i| layout.weight_map[&tensors[i].name] == shard).collect();
+                    outputs.push((path.join(shard), held));
+                }
+                let json = serde_json::json!({ "metadata": { "format": "pogo" }, "weight_map": layout.weight_map });
+                index = Some((
+                    path.join(crate::model::SHARD_INDEX),
+                    serde_json::to_vec_pretty(&json).expect("indexes serialize"),
+                ));
+            }
+            None => outputs.push((path.to_path_buf(), (0..tensors.len()).collect())),
+        }
+        let mut writer =
+            Self { files: Vec::new(), places: vec![(0, 0, 0); tensors.len()], index, written: 0, total: 0 };
+        for (k, (target, held)) in outputs.into_iter().enumerate() {
+            let header = fixed_point_header(held.iter().map(|&i| &tensors[i]), format)?;
+            let mut at = header.len() as u64;
+            for &i in &held {
+                let len = tensors[i].len() as u64;
+                writer.places[i] = (k, at, len);
+                at += 4 * len;
+            }
+            let temp = target.with_file_name(format!(
+                ".{}.{}.tmp",
+                target.file_name().map_or("model".into(), |n| n.to_string_lossy()),
+                std::process::id()
+            ));
+            let file = std::fs::File::create(&temp).map_err(io(&temp))?;
+            writer.files.push((file, temp.clone(), target));
+            use std::os::unix::fs::FileExt;
+            let file = &writer.files[k].0;
+            file.set_len(at).map_err(io(&temp))?;
+            file.write_all_at(&header, 0).map_err(io(&temp))?;
+        }
+        writer.total = tensors.iter().map(|t| t.len() as u64).sum();
+        Ok(writer)
+    }
+
+    /// The next weights of the model, in order.
+    pub fn write(&mut self, weights: &[u32]) -> Result<(), ModelError> {
+        use std::os::unix::fs::FileExt;
+        let mut rest = weights;
+        let mut start = 0u64; // first weight of the current tensor
+        for &(file, offset, len) in &self.places {
+            if rest.is_empty() {
+                break;
+            }
+            if self.written >= start + len {
+                start += len;
+                continue;
+            }
+            let inside = self.written - start;
+            let take = ((len - inside) as usize).min(rest.len());
+            let bytes: Vec<u8> = rest[..take].iter().flat_map(|&u| crate::encoding::unbias(u).to_le_bytes()).collect();
+            let (handle, temp, _) = &self.files[file];
+            handle
+                .write_all_at(&bytes, offset + 4 * inside)
+                .map_err(|source| ModelError::Io { path: temp.display().to_string(), source })?;
+            self.written += take as u64;
+            rest = &rest[take..];
+            start += len;
+        }
+        if !rest.is_empty() {
+            return Err(ModelError::SizeMismatch { expected: self.total, got: self.written + rest.len() as u64 });
+        }
+        Ok(())
+    }
+
+    /// Checks every weight was written, then syncs and renames the files into place.
+    pub fn finish(mut self) -> Result<(), ModelError> {
+        if self.written != self.total {
+            return Err(ModelError::SizeMismatch { expected: self.total, got: self.written });
+        }
+        let files = std::mem::take(&mut self.files);
+        for (file, temp, target) in files {
+            let result = file.sync_all().and_then(|()| std::fs::rename(&temp, &target));
+            if let Err(source) = result {
+                let _ = std::fs::remove_file(&temp);
+                return Err(ModelError::Io { path: target.display().to_string(), source });
+            }
+        }
+        if let Some((path, bytes)) = self.index.take() {
+            crate::files::write_atomic(&path, &bytes)
+                .map_err(|source| ModelError::Io { path: path.display().to_string(), source })?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for CheckpointWriter {
+    fn drop(&mut self) {
+        for (_, temp, _) in &self.files {
+            let _ = std::fs::remove_file(temp);
+        }
+    }
+}
+
+/// The header (length and JSON, padded to 8 bytes with spaces) of a pogo fixed-point file
+/// holding `tensors` in this order: what `safetensors::serialize` writes for them.
+fn fixed_point_header<'a>(
+    tensors: impl Iterator<Item = &'a TensorInfo>,
+    format: FixedPoint,
+) -> Result<Vec<u8>, ModelError> {
+    let mut offset = 0;
+    let infos = tensors
+        .map(|t| {
+            let n = 4 * t.len();
+            let info = safetensors::tensor::TensorInfo {
+                dtype: Dtype::I32,
+                shape: t.shape.clone(),
+                data_offsets: (offset, offset + n),
+            };
+            offset += n;
+            (t.name.clone(), info)
+        })
+        .collect();
+    let metadata = HashMap::from([(FIXED_POINT_KEY.to_string(), format.fraction_bits().to_string())]);
+    let metadata = safetensors::tensor::Metadata::new(Some(metadata), infos)?;
+    let mut json = serde_json::to_string(&metadata).expect("headers serialize").into_bytes();
+    json.resize(json.len().next_multiple_of(8), b' ');
+    let mut header = (json.len() as u64).to_le_bytes().to_vec();
+    header.extend_from_slice(&json);
+    Ok(header)
 }

@@ -20,3 +20,4 @@ pub mod sampling;
 pub mod tree_file;
 pub mod update;
 pub mod update_circuit;
+pub mod update_stream;

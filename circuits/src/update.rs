@@ -276,13 +276,8 @@ impl Update {
                 return Err(UpdateError::BlockIndex { index: b, blocks });
             }
         }
-        if let Some((b, last)) = changed.last().filter(|(b, _)| *b == blocks - 1) {
-            let used = (weights - (blocks - 1) * BLOCK_WEIGHTS as u64) as usize;
-            if last.scale != 0 {
-                if let Some(position) = (used..BLOCK_WEIGHTS).find(|&j| last.nibbles[j] != Nibble::ZERO) {
-                    return Err(UpdateError::Padding { block: *b, position, weights });
-                }
-            }
+        if let Some((b, last)) = changed.last() {
+            check_padding(weights, *b, last)?;
         }
         let zero = UpdateBlock::zero();
         let changed = changed.into_iter().filter(|(_, block)| *block != zero).collect();
@@ -480,68 +475,10 @@ impl Update {
     }
 
     fn decode(blob: &[u8], most_weights: u64) -> Result<Self, BlobError> {
-        let header = blob.get(..BLOB_HEADER_LEN).ok_or(BlobError::TooShort(blob.len()))?;
-        let word = |range: std::ops::Range<usize>| u64::from_le_bytes(header[range].try_into().expect("8 bytes"));
-        let magic: [u8; 8] = header[..8].try_into().expect("8 bytes");
-        if magic != BLOB_MAGIC {
-            return Err(BlobError::Magic(magic));
-        }
-        let version = u16::from_le_bytes([header[8], header[9]]);
-        // Version 3's byte 14 says whether a base root follows (bit 0, nothing else).
-        let has_base = match version {
-            1 => false,
-            BLOB_VERSION => true,
-            SPARSE_BLOB_VERSION if header[14] <= 1 => header[14] == 1,
-            SPARSE_BLOB_VERSION => return Err(BlobError::Reserved),
-            other => return Err(BlobError::Version(other)),
-        };
-        let reserved = match (version, has_base) {
-            (1, _) => &header[10..16],
-            (BLOB_VERSION, _) => &header[14..16],
-            (_, true) => &header[15..16],
-            (_, false) => &header[10..14],
-        };
-        if reserved.iter().any(|&b| b != 0) || (version == SPARSE_BLOB_VERSION && header[15] != 0) {
-            return Err(BlobError::Reserved);
-        }
-        let (base, base_bytes) = if !has_base {
-            (None, &[][..])
-        } else {
-            let bytes = blob.get(BLOB_HEADER_LEN..BLOB_HEADER_LEN + BASE_LEN).ok_or(BlobError::TooShort(blob.len()))?;
-            let depth = u32::from_le_bytes(header[10..14].try_into().expect("4 bytes"));
-            let repr: [u8; 32] = bytes.try_into().expect("32 bytes");
-            let root: Option<Fr> = Fr::from_repr(repr).into();
-            match root {
-                Some(root) if depth <= crate::merkle::MAX_DEPTH => (Some(BaseModel { root, depth }), bytes),
-                _ => return Err(BlobError::Base { depth }),
-            }
-        };
-        let body_start = BLOB_HEADER_LEN + base_bytes.len();
-        let weights = word(16..24);
-        if weights > most_weights && most_weights < MAX_WEIGHTS {
-            return Err(BlobError::TooManyWeights { declared: weights, most: most_weights });
-        }
-        if weights == 0 || weights > MAX_WEIGHTS {
-            return Err(UpdateError::WeightCount(weights).into());
-        }
-        let (declared, expected) = (word(24..32), block_count(weights));
-        if declared != expected {
-            return Err(BlobError::BlockCount { declared, weights, expected });
-        }
-        let body_len = word(64..72);
-        let actual = (blob.len() - body_start) as u64;
-        if body_len != actual {
-            return Err(BlobError::Length { declared: body_len, actual });
-        }
-        // A frame that declares its decompressed size (pogo's do) must declare one the body
-        // can have; either way the stream below stops one byte past the bound.
-        let most = if version == SPARSE_BLOB_VERSION { sparse_body_len(expected) } else { dense_body_len(expected) };
-        if let Ok(Some(declared)) = zstd::zstd_safe::get_frame_content_size(&blob[body_start..]) {
-            let fits = if version == SPARSE_BLOB_VERSION { declared <= most } else { declared == most };
-            if !fits {
-                return Err(BlobError::FrameSize { declared, expected: most });
-            }
-        }
+        let head = BlobHeader::parse(blob, blob.len() as u64, most_weights)?;
+        let (header, base_bytes, expected) = (&head.bytes[..], &head.base_bytes[..], head.blocks);
+        let (version, weights, base, body_start) = (head.version, head.weights, head.base, head.body_start);
+        let most = head.most_body_len();
         // Stream the body so memory grows only with bytes that really decompress.
         let mut decoder = zstd::stream::read::Decoder::new(&blob[body_start..]).map_err(BlobError::Decompress)?;
         let mut body = Vec::new();
@@ -602,6 +539,118 @@ impl Update {
     }
 }
 
+/// A blob's header, checked: everything before its compressed body.
+#[derive(Debug, Clone)]
+pub(crate) struct BlobHeader {
+    /// The first 72 bytes.
+    pub(crate) bytes: [u8; BLOB_HEADER_LEN],
+    /// The base root's 32 bytes, or none.
+    pub(crate) base_bytes: Vec<u8>,
+    pub(crate) version: u16,
+    pub(crate) weights: u64,
+    pub(crate) blocks: u64,
+    pub(crate) base: Option<BaseModel>,
+    /// Where the compressed body starts.
+    pub(crate) body_start: usize,
+}
+
+impl BlobHeader {
+    /// Checks the header at the start of `prefix` (at least the header, the base root and
+    /// the zstd frame's own header) of a blob of `total` bytes, for an update of at most
+    /// `most_weights` weights: nothing here trusts a length before checking it.
+    pub(crate) fn parse(prefix: &[u8], total: u64, most_weights: u64) -> Result<Self, BlobError> {
+        let too_short = || BlobError::TooShort(usize::try_from(total).unwrap_or(usize::MAX));
+        let header: [u8; BLOB_HEADER_LEN] =
+            prefix.get(..BLOB_HEADER_LEN).ok_or_else(too_short)?.try_into().expect("72 bytes");
+        let word = |range: std::ops::Range<usize>| u64::from_le_bytes(header[range].try_into().expect("8 bytes"));
+        let magic: [u8; 8] = header[..8].try_into().expect("8 bytes");
+        if magic != BLOB_MAGIC {
+            return Err(BlobError::Magic(magic));
+        }
+        let version = u16::from_le_bytes([header[8], header[9]]);
+        // Version 3's byte 14 says whether a base root follows (bit 0, nothing else).
+        let has_base = match version {
+            1 => false,
+            BLOB_VERSION => true,
+            SPARSE_BLOB_VERSION if header[14] <= 1 => header[14] == 1,
+            SPARSE_BLOB_VERSION => return Err(BlobError::Reserved),
+            other => return Err(BlobError::Version(other)),
+        };
+        let reserved = match (version, has_base) {
+            (1, _) => &header[10..16],
+            (BLOB_VERSION, _) => &header[14..16],
+            (_, true) => &header[15..16],
+            (_, false) => &header[10..14],
+        };
+        if reserved.iter().any(|&b| b != 0) || (version == SPARSE_BLOB_VERSION && header[15] != 0) {
+            return Err(BlobError::Reserved);
+        }
+        let (base, base_bytes) = if !has_base {
+            (None, Vec::new())
+        } else {
+            let bytes = prefix.get(BLOB_HEADER_LEN..BLOB_HEADER_LEN + BASE_LEN).ok_or_else(too_short)?;
+            let depth = u32::from_le_bytes(header[10..14].try_into().expect("4 bytes"));
+            let repr: [u8; 32] = bytes.try_into().expect("32 bytes");
+            let root: Option<Fr> = Fr::from_repr(repr).into();
+            match root {
+                Some(root) if depth <= crate::merkle::MAX_DEPTH => (Some(BaseModel { root, depth }), bytes.to_vec()),
+                _ => return Err(BlobError::Base { depth }),
+            }
+        };
+        let body_start = BLOB_HEADER_LEN + base_bytes.len();
+        let weights = word(16..24);
+        if weights > most_weights && most_weights < MAX_WEIGHTS {
+            return Err(BlobError::TooManyWeights { declared: weights, most: most_weights });
+        }
+        if weights == 0 || weights > MAX_WEIGHTS {
+            return Err(UpdateError::WeightCount(weights).into());
+        }
+        let (declared, expected) = (word(24..32), block_count(weights));
+        if declared != expected {
+            return Err(BlobError::BlockCount { declared, weights, expected });
+        }
+        let body_len = word(64..72);
+        let actual = total - body_start as u64;
+        if body_len != actual {
+            return Err(BlobError::Length { declared: body_len, actual });
+        }
+        let head = Self { bytes: header, base_bytes, version, weights, blocks: expected, base, body_start };
+        // A frame that declares its decompressed size (pogo's do) must declare one the body
+        // can have; either way readers stop one byte past the bound.
+        let most = head.most_body_len();
+        if let Ok(Some(declared)) = zstd::zstd_safe::get_frame_content_size(&prefix[body_start.min(prefix.len())..]) {
+            let fits = if head.sparse() { declared <= most } else { declared == most };
+            if !fits {
+                return Err(BlobError::FrameSize { declared, expected: most });
+            }
+        }
+        Ok(head)
+    }
+
+    /// Whether the body lists changed blocks only (version 3).
+    pub(crate) fn sparse(&self) -> bool {
+        self.version == SPARSE_BLOB_VERSION
+    }
+
+    /// The body's length when dense, or at most when sparse (every block listed).
+    pub(crate) fn most_body_len(&self) -> u64 {
+        if self.sparse() {
+            sparse_body_len(self.blocks)
+        } else {
+            dense_body_len(self.blocks)
+        }
+    }
+
+    /// The checksum the header records.
+    pub(crate) fn checksum(&self) -> &[u8] {
+        &self.bytes[32..64]
+    }
+}
+
+/// Bytes a reader needs from the start of a blob to parse its header
+/// ([`BlobHeader::parse`]): header, base root and a zstd frame header.
+pub(crate) const BLOB_PREFIX_LEN: usize = BLOB_HEADER_LEN + BASE_LEN + 18;
+
 /// The longest blob an update of at most `most_weights` weights can have (header, base
 /// root, and zstd's worst case for the larger of its dense and sparse bodies): what a node
 /// downloading one for such a model need ever read.
@@ -613,17 +662,31 @@ pub fn max_blob_len(most_weights: u64) -> u64 {
 }
 
 /// Bytes of a dense body of `blocks` blocks.
-fn dense_body_len(blocks: u64) -> u64 {
+pub(crate) fn dense_body_len(blocks: u64) -> u64 {
     blocks * DENSE_BYTES_PER_BLOCK
 }
 
 /// Bytes of a sparse body listing `count` changed blocks (the count, then each block).
-fn sparse_body_len(count: u64) -> u64 {
+pub(crate) fn sparse_body_len(count: u64) -> u64 {
     8 + count * SPARSE_BYTES_PER_BLOCK
 }
 
 fn read_blob(path: &Path) -> Result<Vec<u8>, BlobError> {
     std::fs::read(path).map_err(|source| BlobError::Io { path: path.display().to_string(), source })
+}
+
+/// Refuses a last block (`b = nb − 1`) of an update of `weights` weights that changes
+/// padding past the `N`-th weight (padding stays `u = 2^31`).
+pub(crate) fn check_padding(weights: u64, b: u64, block: &UpdateBlock) -> Result<(), UpdateError> {
+    let blocks = block_count(weights);
+    if b + 1 != blocks || block.scale == 0 {
+        return Ok(());
+    }
+    let used = (weights - (blocks - 1) * BLOCK_WEIGHTS as u64) as usize;
+    match (used..BLOCK_WEIGHTS).find(|&j| block.nibbles[j] != Nibble::ZERO) {
+        Some(position) => Err(UpdateError::Padding { block: b, position, weights }),
+        None => Ok(()),
+    }
 }
 
 /// `1 ≤ N ≤ MAX_WEIGHTS`; returns `nb`.
@@ -644,7 +707,7 @@ fn apply_to(block: &UpdateBlock, model: &Model, b: u64) -> Result<[u32; BLOCK_WE
 }
 
 /// Blocks from little-endian scales and packed nibbles (two per byte, low first).
-fn unpack<'a>(scales: &'a [u8], nibbles: &'a [u8]) -> impl Iterator<Item = UpdateBlock> + 'a {
+pub(crate) fn unpack<'a>(scales: &'a [u8], nibbles: &'a [u8]) -> impl Iterator<Item = UpdateBlock> + 'a {
     scales.chunks_exact(4).zip(nibbles.chunks_exact(NIBBLE_BYTES_PER_BLOCK)).map(|(scale, packed)| {
         let scale = u32::from_le_bytes(scale.try_into().expect("4 bytes"));
         let nibbles = std::array::from_fn(|j| {
@@ -655,7 +718,7 @@ fn unpack<'a>(scales: &'a [u8], nibbles: &'a [u8]) -> impl Iterator<Item = Updat
     })
 }
 
-fn checksum(header: &[u8], base: &[u8], body: &[u8]) -> [u8; 32] {
+pub(crate) fn checksum(header: &[u8], base: &[u8], body: &[u8]) -> [u8; 32] {
     let mut hasher = Sha256::new();
     hasher.update(header);
     hasher.update(base);

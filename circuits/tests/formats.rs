@@ -8,6 +8,8 @@ use proptest::prelude::*;
 use safetensors::tensor::{Dtype, TensorView};
 use std::collections::HashMap;
 
+mod support;
+
 fn float_file(dtype: Dtype, tensors: &[(&str, Vec<usize>, Vec<f32>)]) -> Vec<u8> {
     let encoded: Vec<(String, Vec<usize>, Vec<u8>)> = tensors
         .iter()
@@ -157,7 +159,11 @@ proptest! {
     #[test]
     fn blobs_round_trip(weights in 1u64..2000, seed in any::<u64>()) {
         let update = random_update(weights, seed);
-        prop_assert_eq!(Update::from_blob(&update.to_blob()).unwrap(), update);
+        prop_assert_eq!(Update::from_blob(&update.to_blob()).unwrap(), update.clone());
+        // Streamed, block by block, dense and (a sparse subset) sparse alike.
+        support::assert_stream_agrees(&update.to_blob());
+        let sparse = Update::sparse(weights, update.changed().iter().step_by(7).cloned().collect()).unwrap();
+        support::assert_stream_agrees(&sparse.to_blob());
     }
 }
 
@@ -167,6 +173,7 @@ fn blob_header_corruptions_are_each_rejected() {
     let tamper = |at: usize, value: u8| {
         let mut b = blob.clone();
         b[at] = value;
+        support::assert_stream_agrees(&b);
         Update::from_blob(&b).unwrap_err()
     };
     assert!(matches!(Update::from_blob(&blob[..10]), Err(BlobError::TooShort(10))));

@@ -9,6 +9,8 @@ use pogo_circuits::update::{BlobError, Update, UpdateError, BLOB_HEADER_LEN, SPA
 use proptest::prelude::*;
 use sha2::{Digest, Sha256};
 
+mod support;
+
 fn block(seed: u64) -> UpdateBlock {
     UpdateBlock {
         scale: (seed % 1000 + 1) as u32,
@@ -157,7 +159,12 @@ fn malformed_sparse_bodies_are_refused() {
     let good = body(&[(1, block(1)), (4, block(4))]);
     assert_eq!(Update::from_blob(&v3_blob(weights, 0, &good)).unwrap().changed().len(), 2);
 
-    let err = |blob: Vec<u8>| Update::from_blob(&blob).unwrap_err();
+    // Each refusal is also the streaming reader's.
+    let err = |blob: Vec<u8>| {
+        support::assert_stream_agrees(&blob);
+        Update::from_blob(&blob).unwrap_err()
+    };
+    support::assert_stream_agrees(&v3_blob(weights, 0, &good));
     assert!(matches!(
         err(v3_blob(weights, 0, &body(&[(4, block(4)), (1, block(1))]))),
         BlobError::Update(UpdateError::BlockIndex { index: 1, .. })
@@ -193,4 +200,5 @@ fn malformed_sparse_bodies_are_refused() {
     let last = blob.len() - 1;
     blob[last] ^= 1;
     assert!(Update::from_blob(&blob).is_err());
+    support::assert_stream_agrees(&blob);
 }

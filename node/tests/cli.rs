@@ -222,10 +222,15 @@ fn commit_streams_and_keeps_a_tree_file_that_open_reads() {
     let never = dir.path("never.tree");
     fails_with(&["commit", &dir.path("nan.safetensors"), "--tree-out", &never], "element 3");
     assert!(std::fs::read_dir(&dir.root).unwrap().all(|e| !e.unwrap().file_name().to_string_lossy().contains("never")));
-    // Update blobs have no model tree to keep.
+    // Update blobs stream too, to the in-memory root; `open --tree` is for models.
     write_f32(Path::new(&dir.path("shifted.safetensors")), &base_tensors(0.25));
-    quantize(&dir, "base.safetensors", "shifted.safetensors", "base.pogo", "base-new.safetensors");
-    fails_with(&["commit", &dir.path("base.pogo"), "--tree-out", &never], "is an update blob");
+    let q = quantize(&dir, "base.safetensors", "shifted.safetensors", "base.pogo", "base-new.safetensors");
+    let update_tree = dir.path("update.tree");
+    let streamed = ok_json(&["commit", &dir.path("base.pogo"), "--json", "--tree-out", &update_tree]);
+    let whole = ok_json(&["commit", &dir.path("base.pogo"), "--json", "--in-memory"]);
+    assert_eq!((&streamed["root"], &streamed["kind"]), (&whole["root"], &whole["kind"]));
+    assert_eq!(streamed["root"], q["update_root"]);
+    fails_with(&["open", &dir.path("base.pogo"), "--block", "0", "--tree", &update_tree], "is an update blob");
     let out = pogo(&["commit", &base, "--gpu", "--tree-out", &never]);
     assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("cannot be used with"));
 }
@@ -302,7 +307,14 @@ fn quantize_then_apply_reproduces_the_new_model_and_roots() {
         ]
     };
     let args = expecting(new_root);
-    ok_json(&args.iter().map(String::as_str).chain(["--json"]).collect::<Vec<_>>());
+    let streamed = ok_json(&args.iter().map(String::as_str).chain(["--json"]).collect::<Vec<_>>());
+    let streamed_bytes = std::fs::read(&applied).unwrap();
+    std::fs::remove_file(&applied).unwrap();
+    // The whole-model path (kept for comparisons) writes the same file and reports the same.
+    let whole = ok_json(&args.iter().map(String::as_str).chain(["--json", "--in-memory"]).collect::<Vec<_>>());
+    assert_eq!(whole, streamed);
+    assert_eq!(std::fs::read(&applied).unwrap(), streamed_bytes);
+    fails_with(&other.iter().copied().chain(["--in-memory"]).collect::<Vec<_>>(), "made against the model with root");
     std::fs::remove_file(&applied).unwrap();
     let args = expecting("0x1234");
     fails_with(&args.iter().map(String::as_str).collect::<Vec<_>>(), "not the expected 0x");

@@ -4,13 +4,11 @@
 //! padding and openings come from [`pogo_circuits::merkle`], so the roots are by
 //! construction those of the native reference (and tests check it on random models).
 
-use pogo_circuits::checkpoint::Checkpoint;
 use pogo_circuits::encoding::{block_count, block_leaf};
 use pogo_circuits::field::{Field, Fr};
 use pogo_circuits::merkle::{check_shape, default_depth, hash_pairs, next_layer, MerkleError, MerkleTree};
-use pogo_circuits::model::{block_of, Model, ModelError};
+use pogo_circuits::model::{block_of, Model};
 use pogo_circuits::poseidon::hash2;
-use pogo_circuits::tree_file::{TreeBuilder, TreeFileError};
 use pogo_circuits::update::{Update, UpdateError};
 use rayon::prelude::*;
 
@@ -73,37 +71,6 @@ pub fn model_tree(model: &Model, depth: Option<u32>, progress: &dyn Progress) ->
     // Check the shape before hours of hashing, not after.
     check_shape(model.block_count(), depth.unwrap_or_else(|| default_depth(model.block_count())))?;
     tree_from_leaves(model_leaves(model.weights(), progress), depth)
-}
-
-/// Streaming a checkpoint's tree failed.
-#[derive(Debug, thiserror::Error)]
-pub enum StreamError {
-    /// The checkpoint could not be read or decoded.
-    #[error(transparent)]
-    Model(#[from] ModelError),
-    /// The tree could not be built or written.
-    #[error(transparent)]
-    Tree(#[from] TreeFileError),
-}
-
-/// The model tree of DESIGN §2 for a checkpoint of any size in bounded memory: weights
-/// stream from the files a chunk at a time, each chunk's leaves and subtree are hashed on
-/// every core, and only the chunks' roots are kept; with `out`, every level is written to
-/// that tree file (see [`pogo_circuits::tree_file`]) for openings later. Returns the root
-/// and the depth (default: the smallest that fits). Equal to [`model_tree`]'s root.
-pub fn checkpoint_tree(
-    checkpoint: &Checkpoint,
-    depth: Option<u32>,
-    out: Option<&std::path::Path>,
-    progress: &dyn Progress,
-) -> Result<(Fr, u32), StreamError> {
-    let depth = depth.unwrap_or_else(|| default_depth(checkpoint.block_count()));
-    let mut builder = TreeBuilder::new(checkpoint.block_count(), depth, out, par_next_layer)?;
-    let chunk = builder.chunk_leaves();
-    checkpoint.stream(chunk, |_, weights| -> Result<(), StreamError> {
-        Ok(builder.push(&model_leaves(weights, progress))?)
-    })?;
-    Ok((builder.finish()?, depth))
 }
 
 /// The update tree of DESIGN §2.

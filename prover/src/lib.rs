@@ -11,4 +11,5 @@ pub mod keys;
 pub mod prove;
 pub mod ptau;
 pub mod setup;
+pub mod stream;
 pub mod witness;

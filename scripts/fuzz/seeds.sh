@@ -21,6 +21,10 @@ seed update_blob "$tmp/update.pogo"
 "$pogo" quantize "$tmp/base.safetensors" "$tmp/trained.safetensors" -o "$tmp/sparse.pogo" \
   --new "$tmp/sparse-new.safetensors" --density 0.2 >/dev/null 2>&1
 seed update_blob "$tmp/sparse.pogo"
+for f in update sparse; do seed update_stream "$tmp/$f.pogo"; done
+# A model's tree file.
+"$pogo" commit "$tmp/base.safetensors" --tree-out "$tmp/base.tree" >/dev/null
+seed tree_file "$tmp/base.tree"
 
 # Keys of a small configuration, and a proof made with them.
 "$pogo" setup --depth 3 --samples 1 --params-dir "$tmp/params" >/dev/null 2>&1

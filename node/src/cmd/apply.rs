@@ -7,7 +7,11 @@ use clap::Args;
 use pogo_circuits::field::fr_to_hex;
 use pogo_circuits::update::Update;
 
-use super::{check_expected_root, model_tree_with_progress, shown, FormatArgs, OutputArgs, Report};
+use pogo_circuits::checkpoint::{Checkpoint, CheckpointWriter};
+use pogo_circuits::update_stream::UpdateStream;
+use pogo_prover::stream::apply_streamed;
+
+use super::{bar, check_expected_root, model_tree_with_progress, shown, FormatArgs, OutputArgs, Report};
 
 /// Arguments of `pogo apply`.
 #[derive(Args, Debug)]
@@ -15,7 +19,10 @@ use super::{check_expected_root, model_tree_with_progress, shown, FormatArgs, Ou
 an update blob that records the model it was made against (version 2, what pogo writes) is refused on any other \
 model, naming both roots. Otherwise, or with --expect-root not met, nothing is written.\n\nExamples:\n  \
 pogo apply old.safetensors round-7.pogo -o new.safetensors\n  \
-pogo apply old.safetensors round-7.pogo -o new.safetensors --expect-root 0x2f…   # the committed new root")]
+pogo apply old.safetensors round-7.pogo -o new.safetensors --expect-root 0x2f…   # the committed new root\n\n\
+The old model and the blob are streamed: memory stays flat however large the model, and the new model's files \
+are written in place as temporary files, renamed only once the blob's checksum, its base and --expect-root \
+check out. --in-memory reads everything whole first (the path before streaming, for comparisons).")]
 pub struct ApplyArgs {
     /// The old model (.safetensors, or a sharded checkpoint folder).
     pub old: PathBuf,
@@ -32,6 +39,10 @@ pub struct ApplyArgs {
     /// the new root a miner committed to.
     #[arg(long, value_name = "ROOT")]
     pub expect_root: Option<String>,
+    /// Read the old model and the update whole before applying (the path before streaming,
+    /// kept for comparisons; about 12 bytes of memory per weight).
+    #[arg(long)]
+    pub in_memory: bool,
     #[command(flatten)]
     pub format: FormatArgs,
     #[command(flatten)]
@@ -39,6 +50,9 @@ pub struct ApplyArgs {
 }
 
 pub(super) fn run(args: ApplyArgs) -> anyhow::Result<()> {
+    if !args.in_memory {
+        return run_streamed(args);
+    }
     let old = args.format.load_model(&args.old)?;
     let update = Update::load_within(&args.update, old.weight_count())
         .with_context(|| format!("reading update {}", args.update.display()))?;
@@ -59,6 +73,31 @@ pub(super) fn run(args: ApplyArgs) -> anyhow::Result<()> {
         .add("changed_weights", changed)
         .add("depth", tree.depth())
         .add("new_root", fr_to_hex(&tree.root()))
+        .print(args.print);
+    Ok(())
+}
+
+/// `apply` in bounded memory: see [`apply_streamed`].
+fn run_streamed(args: ApplyArgs) -> anyhow::Result<()> {
+    let old = Checkpoint::open(&args.old, args.format.requested()?)
+        .with_context(|| format!("reading model {}", args.old.display()))?;
+    let update = UpdateStream::open(&args.update, old.weight_count())
+        .with_context(|| format!("reading update {}", args.update.display()))?;
+    let applying = || format!("applying {} to {}", shown(&args.update), shown(&args.old));
+    let tensors: Vec<_> = old.tensors().cloned().collect();
+    let mut writer = CheckpointWriter::create(&args.output, &args.old, &tensors, old.format())
+        .with_context(|| format!("writing {}", args.output.display()))?;
+    let bar = bar(old.block_count(), "applying and hashing blocks");
+    let applied = apply_streamed(&old, &update, args.depth, Some(&mut writer), &bar).with_context(applying)?;
+    bar.0.finish_and_clear();
+    check_expected_root(&applied.new_root, args.expect_root.as_deref(), "the new model")?;
+    writer.finish().with_context(|| format!("writing {}", args.output.display()))?;
+    Report::new()
+        .add("new_model", shown(&args.output))
+        .add("weights", old.weight_count())
+        .add("changed_weights", applied.changed_weights)
+        .add("depth", applied.depth)
+        .add("new_root", fr_to_hex(&applied.new_root))
         .print(args.print);
     Ok(())
 }

@@ -6,9 +6,11 @@ use pogo_circuits::field::fr_to_hex;
 
 use pogo_prover::commit::model_tree_preferring_gpu;
 
-use anyhow::{bail, Context};
+use anyhow::Context;
 use pogo_circuits::checkpoint::Checkpoint;
-use pogo_prover::commit::checkpoint_tree;
+use pogo_circuits::update::MAX_WEIGHTS;
+use pogo_circuits::update_stream::UpdateStream;
+use pogo_prover::stream::{checkpoint_tree, update_stream_tree};
 
 use super::{bar, check_expected_root, is_update_blob, shown, Artifact, ArtifactArgs, Report};
 
@@ -20,7 +22,7 @@ pogo commit model.safetensors --expect-root 0x2f…   # exit non-zero unless the
 pogo commit model.safetensors --gpu                 # hash on the first CUDA GPU (a `--features gpu` build)\n  \
 pogo commit checkpoint/ --tree-out model.tree       # a sharded checkpoint; keep its tree for `pogo open --tree`\n\n\
 Models are streamed: weights are decoded and hashed a chunk at a time, so memory stays flat however large \
-the model (a 7B checkpoint commits in a few hundred MB). --gpu and --in-memory read the whole model first."
+the model, and so are update blobs. --gpu and --in-memory read the whole file first."
 )]
 pub struct CommitArgs {
     #[command(flatten)]
@@ -33,22 +35,19 @@ pub struct CommitArgs {
     /// root is the same either way. Update trees are always hashed on the CPU.
     #[arg(long)]
     pub gpu: bool,
-    /// Write every level of the model's tree to FILE (written whole or not at all), from
-    /// which `pogo open --tree FILE` reads paths without hashing anything again.
+    /// Write every level of the tree to FILE (written whole or not at all), from which
+    /// `pogo open --tree FILE` reads a model's paths without hashing anything again.
     #[arg(long, value_name = "FILE", conflicts_with_all = ["gpu", "in_memory"])]
     pub tree_out: Option<std::path::PathBuf>,
-    /// Read the whole model into memory before hashing (the path before streaming, kept for
-    /// comparisons; needs about 8 bytes of memory per weight).
+    /// Read the whole model or update into memory before hashing (the path before
+    /// streaming, kept for comparisons; a model needs about 8 bytes of memory per weight).
     #[arg(long)]
     pub in_memory: bool,
 }
 
 pub(super) fn run(args: CommitArgs) -> anyhow::Result<()> {
-    if !args.gpu && !args.in_memory && !is_update_blob(&args.artifact.file)? {
+    if !args.gpu && !args.in_memory {
         return run_streamed(args);
-    }
-    if args.tree_out.is_some() {
-        bail!("--tree-out writes model trees; {} is an update blob", args.artifact.file.display());
     }
     let expected = args.expect_root;
     let gpu = args.gpu;
@@ -88,26 +87,39 @@ pub(super) fn run(args: CommitArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// A model's root (and tree file) streamed from its checkpoint in bounded memory.
+/// A model's or update blob's root (and tree file), streamed in bounded memory.
 fn run_streamed(args: CommitArgs) -> anyhow::Result<()> {
     let file = &args.artifact.file;
-    let checkpoint = Checkpoint::open(file, args.artifact.format.requested()?)
-        .with_context(|| format!("reading model {}", file.display()))?;
-    let bar = bar(checkpoint.block_count(), "hashing model blocks");
-    let (root, depth) = checkpoint_tree(&checkpoint, args.artifact.depth, args.tree_out.as_deref(), &bar)
-        .with_context(|| format!("committing to {}", file.display()))?;
-    bar.0.finish_and_clear();
+    let (depth, tree_out) = (args.artifact.depth, args.tree_out.as_deref());
+    let committing = || format!("committing to {}", file.display());
+    let (kind, weights, blocks, fraction_bits, (root, depth)) = if is_update_blob(file)? {
+        let update =
+            UpdateStream::open(file, MAX_WEIGHTS).with_context(|| format!("reading update blob {}", file.display()))?;
+        let bar = bar(update.block_count(), "hashing update blocks");
+        let tree = update_stream_tree(&update, depth, tree_out, &bar).with_context(committing)?;
+        bar.0.finish_and_clear();
+        ("update", update.weight_count(), update.block_count(), None, tree)
+    } else {
+        let checkpoint = Checkpoint::open(file, args.artifact.format.requested()?)
+            .with_context(|| format!("reading model {}", file.display()))?;
+        let bar = bar(checkpoint.block_count(), "hashing model blocks");
+        let tree = checkpoint_tree(&checkpoint, depth, tree_out, &bar).with_context(committing)?;
+        bar.0.finish_and_clear();
+        let bits = Some(checkpoint.format().fraction_bits());
+        ("model", checkpoint.weight_count(), checkpoint.block_count(), bits, tree)
+    };
     check_expected_root(&root, args.expect_root.as_deref(), &shown(file))?;
     let mut report = Report::new()
         .add("file", shown(file))
-        .add("kind", "model")
-        .add("weights", checkpoint.weight_count())
-        .add("blocks", checkpoint.block_count())
-        .add("depth", depth)
-        .add("fraction_bits", checkpoint.format().fraction_bits())
-        .add("root", fr_to_hex(&root))
-        .add("hashed_on", "cpu");
-    if let Some(tree) = &args.tree_out {
+        .add("kind", kind)
+        .add("weights", weights)
+        .add("blocks", blocks)
+        .add("depth", depth);
+    if let Some(bits) = fraction_bits {
+        report = report.add("fraction_bits", bits);
+    }
+    report = report.add("root", fr_to_hex(&root)).add("hashed_on", "cpu");
+    if let Some(tree) = tree_out {
         report = report.add("tree_file", shown(tree));
     }
     report.print(args.artifact.output);

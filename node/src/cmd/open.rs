@@ -10,7 +10,7 @@ use pogo_circuits::field::{fr_to_hex, Fr};
 use pogo_circuits::merkle::MerklePath;
 use pogo_circuits::tree_file::TreeFile;
 
-use super::{shown, ArtifactArgs, Report};
+use super::{is_update_blob, shown, ArtifactArgs, Report};
 
 /// Arguments of `pogo open`.
 #[derive(Args, Debug)]
@@ -32,6 +32,9 @@ pub struct OpenArgs {
 
 pub(super) fn run(OpenArgs { block, tree, artifact: args }: OpenArgs) -> anyhow::Result<()> {
     if let Some(tree) = tree {
+        if is_update_blob(&args.file)? {
+            bail!("--tree reads the paths of model trees; {} is an update blob", args.file.display());
+        }
         return run_from_tree_file(block, &tree, &args);
     }
     let (artifact, tree) = args.load_with_tree()?;

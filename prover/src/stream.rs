@@ -1,0 +1,193 @@
+//! Bounded-memory pipelines over files of any size: a checkpoint's tree, an update blob's
+//! tree, and an update applied to a checkpoint, each streamed a chunk of
+//! [`TreeBuilder::chunk_leaves`] blocks at a time with every chunk hashed on every core.
+//! Memory does not grow with the model; roots equal the in-memory paths' of
+//! [`crate::commit`] (tests check it).
+
+use std::path::Path;
+
+use pogo_circuits::checkpoint::{Checkpoint, CheckpointWriter};
+use pogo_circuits::encoding::{UpdateBlock, BLOCK_WEIGHTS};
+use pogo_circuits::field::{fr_to_hex, Fr};
+use pogo_circuits::merkle::default_depth;
+use pogo_circuits::model::{block_of, ModelError};
+use pogo_circuits::tree_file::{TreeBuilder, TreeFileError};
+use pogo_circuits::update::{BlobError, UpdateError};
+use pogo_circuits::update_stream::UpdateStream;
+use rayon::prelude::*;
+
+use crate::commit::{model_leaves, par_next_layer, Progress};
+
+/// A streamed pipeline failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StreamError {
+    /// The checkpoint could not be read or decoded, or the new model not written.
+    #[error(transparent)]
+    Model(#[from] ModelError),
+    /// A tree could not be built or written.
+    #[error(transparent)]
+    Tree(#[from] TreeFileError),
+    /// The update blob is malformed.
+    #[error(transparent)]
+    Blob(#[from] BlobError),
+    /// The update does not apply to the model.
+    #[error(transparent)]
+    Update(#[from] UpdateError),
+}
+
+/// The model tree of DESIGN §2 for a checkpoint: weights stream from the files a chunk at
+/// a time and only the chunks' roots are kept; with `out`, every level is written to that
+/// tree file (see [`pogo_circuits::tree_file`]) for openings later. Returns the root and
+/// the depth (default: the smallest that fits). Equal to [`crate::commit::model_tree`]'s root.
+pub fn checkpoint_tree(
+    checkpoint: &Checkpoint,
+    depth: Option<u32>,
+    out: Option<&Path>,
+    progress: &dyn Progress,
+) -> Result<(Fr, u32), StreamError> {
+    let depth = depth.unwrap_or_else(|| default_depth(checkpoint.block_count()));
+    let mut builder = TreeBuilder::new(checkpoint.block_count(), depth, out, par_next_layer)?;
+    let chunk = builder.chunk_leaves();
+    checkpoint.stream(chunk, |_, weights| -> Result<(), StreamError> {
+        Ok(builder.push(&model_leaves(weights, progress))?)
+    })?;
+    Ok((builder.finish()?, depth))
+}
+
+/// Update leaves `U_b` of a chunk of blocks, on every core.
+fn update_leaves(blocks: &[UpdateBlock], progress: &dyn Progress) -> Vec<Fr> {
+    let leaves = blocks.par_iter().map(UpdateBlock::leaf).collect();
+    progress.advance(blocks.len() as u64);
+    leaves
+}
+
+/// The update tree of DESIGN §2 for an update blob, streamed like [`checkpoint_tree`].
+/// Equal to [`crate::commit::update_tree`]'s root; the blob's checksum is checked before
+/// the tree file, if any, is put in place.
+pub fn update_stream_tree(
+    update: &UpdateStream,
+    depth: Option<u32>,
+    out: Option<&Path>,
+    progress: &dyn Progress,
+) -> Result<(Fr, u32), StreamError> {
+    let depth = depth.unwrap_or_else(|| default_depth(update.block_count()));
+    let mut builder = TreeBuilder::new(update.block_count(), depth, out, par_next_layer)?;
+    let chunk = builder.chunk_leaves();
+    update.blocks(chunk, |_, blocks| -> Result<(), StreamError> {
+        Ok(builder.push(&update_leaves(blocks, progress))?)
+    })?;
+    Ok((builder.finish()?, depth))
+}
+
+/// What [`apply_streamed`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Applied {
+    /// The new model's root at `depth`.
+    pub new_root: Fr,
+    /// Its depth.
+    pub depth: u32,
+    /// Weights the update changed.
+    pub changed_weights: u64,
+}
+
+/// How the update's producer thread ended a chunk early.
+enum Feed {
+    /// The blob is bad.
+    Blob(BlobError),
+    /// The consumer stopped listening (it failed first).
+    Closed,
+}
+
+impl From<BlobError> for Feed {
+    fn from(e: BlobError) -> Self {
+        Feed::Blob(e)
+    }
+}
+
+/// `old + update`, every weight, in bounded memory: the old checkpoint and the blob stream
+/// side by side (the blob on a thread of its own), each chunk applied exactly, its new
+/// leaves hashed and, with `writer`, written. A blob that records its base model is checked
+/// against the old model's root at the base's depth, hashed in the same pass. Nothing is
+/// accepted before the blob's checksum: on any error the caller drops the writer, which
+/// removes what it wrote.
+pub fn apply_streamed(
+    old: &Checkpoint,
+    update: &UpdateStream,
+    depth: Option<u32>,
+    mut writer: Option<&mut CheckpointWriter>,
+    progress: &dyn Progress,
+) -> Result<Applied, StreamError> {
+    if update.weight_count() != old.weight_count() {
+        return Err(UpdateError::ModelSize { update: update.weight_count(), model: old.weight_count() }.into());
+    }
+    let (nb, weights) = (old.block_count(), old.weight_count());
+    let depth = depth.unwrap_or_else(|| default_depth(nb));
+    let mut new_tree = TreeBuilder::new(nb, depth, None, par_next_layer)?;
+    let mut base_tree = update.base().map(|b| TreeBuilder::new(nb, b.depth, None, par_next_layer)).transpose()?;
+    // Both builders take chunks of the same size: the smaller depth's.
+    let chunk = new_tree.chunk_leaves().min(base_tree.as_ref().map_or(usize::MAX, |t| t.chunk_leaves()));
+    new_tree = new_tree.with_chunk_height(chunk.trailing_zeros());
+    base_tree = base_tree.map(|t| t.with_chunk_height(chunk.trailing_zeros()));
+    let mut changed_weights = 0u64;
+    std::thread::scope(|scope| -> Result<(), StreamError> {
+        let (send, receive) = std::sync::mpsc::sync_channel::<Result<Vec<UpdateBlock>, BlobError>>(1);
+        scope.spawn(move || {
+            let result = update.blocks(chunk, |_, blocks| -> Result<(), Feed> {
+                send.send(Ok(blocks.to_vec())).map_err(|_| Feed::Closed)
+            });
+            if let Err(Feed::Blob(e)) = result {
+                let _ = send.send(Err(e));
+            }
+        });
+        old.stream(chunk, |first, old_weights| -> Result<(), StreamError> {
+            // The producer sends exactly one chunk per chunk of blocks, or its error.
+            let blocks = receive.recv().map_err(|_| BlobError::Checksum)??;
+            let mut new_weights = Vec::with_capacity(old_weights.len());
+            for (k, block) in blocks.iter().enumerate() {
+                let b = first + k as u64;
+                let old_block = block_of(old_weights, k as u64);
+                let new_block = block.apply(&old_block).map_err(|e| {
+                    let global = b * BLOCK_WEIGHTS as u64 + e.position as u64;
+                    let (tensor, index) = old.locate(global).unwrap_or(("<padding>", global));
+                    UpdateError::Overflow {
+                        block: b,
+                        tensor: tensor.to_string(),
+                        index,
+                        old: e.old,
+                        scale: e.scale,
+                        q: e.q,
+                    }
+                })?;
+                let used = (weights - b * BLOCK_WEIGHTS as u64).min(BLOCK_WEIGHTS as u64) as usize;
+                changed_weights += (0..used).filter(|&j| new_block[j] != old_block[j]).count() as u64;
+                new_weights.extend_from_slice(&new_block[..used]);
+            }
+            if let Some(tree) = base_tree.as_mut() {
+                tree.push(&model_leaves(old_weights, &()))?;
+            }
+            new_tree.push(&model_leaves(&new_weights, progress))?;
+            if let Some(writer) = writer.as_deref_mut() {
+                writer.write(&new_weights)?;
+            }
+            Ok(())
+        })?;
+        // After the last chunk the producer ends with the checksum: closed means it passed.
+        match receive.recv() {
+            Ok(Err(e)) => Err(e.into()),
+            Ok(Ok(_)) => Err(BlobError::BodySize { expected: nb, got: nb + 1 }.into()),
+            Err(_) => Ok(()),
+        }
+    })?;
+    if let (Some(tree), Some(base)) = (base_tree, update.base()) {
+        let got = tree.finish()?;
+        if got != base.root {
+            return Err(UpdateError::WrongBase {
+                expected: fr_to_hex(&base.root),
+                got: fr_to_hex(&got),
+                depth: base.depth,
+            }
+            .into());
+        }
+    }
+    Ok(Applied { new_root: new_tree.finish()?, depth, changed_weights })
+}

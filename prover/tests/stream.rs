@@ -1,0 +1,186 @@
+//! The streamed pipelines against the in-memory ones: an update blob's tree, and an update
+//! applied to a checkpoint (single file and sharded) give the same roots, the same new model
+//! byte for byte, and the same refusals; a refused apply leaves no file behind.
+
+use std::path::Path;
+
+use pogo_circuits::checkpoint::{Checkpoint, CheckpointWriter};
+use pogo_circuits::encoding::{Nibble, UpdateBlock, BLOCK_WEIGHTS};
+use pogo_circuits::merkle::default_depth;
+use pogo_circuits::model::{Model, TensorInfo, SHARD_INDEX};
+use pogo_circuits::update::{Update, UpdateError};
+use pogo_circuits::update_stream::UpdateStream;
+use pogo_prover::commit::{model_tree, update_tree};
+use pogo_prover::stream::{apply_streamed, update_stream_tree, StreamError};
+
+/// A model of three tensors (`a`, `b`, `c`) and `weights` weights in all.
+fn model(weights: usize, seed: u32) -> Model {
+    let sizes = [weights / 3, weights / 3, weights - 2 * (weights / 3)];
+    let tensors = ["a", "b", "c"].iter().zip(sizes).map(|(n, s)| TensorInfo { name: n.to_string(), shape: vec![s] });
+    let values = (0..weights as u32).map(|i| (1u32 << 31).wrapping_add((i ^ seed).wrapping_mul(2_654_435_761) >> 8));
+    Model::new(Default::default(), tensors.collect(), values.collect()).unwrap()
+}
+
+/// An update changing every `every`-th block with small scales.
+fn update(weights: u64, every: u64) -> Update {
+    let nb = weights.div_ceil(BLOCK_WEIGHTS as u64);
+    let changed = (0..nb)
+        .filter(|b| b % every == 1 % every)
+        .map(|b| {
+            let used = (weights - b * BLOCK_WEIGHTS as u64).min(BLOCK_WEIGHTS as u64) as usize;
+            let mut block = UpdateBlock { scale: 3 + b as u32 % 5, nibbles: [Nibble::ZERO; BLOCK_WEIGHTS] };
+            for (j, n) in block.nibbles[..used].iter_mut().enumerate() {
+                *n = Nibble::new(((b as usize + j) % 16) as u8).unwrap();
+            }
+            (b, block)
+        })
+        .collect();
+    Update::sparse(weights, changed).unwrap()
+}
+
+fn sharded(dir: &Path, model: &Model) -> std::path::PathBuf {
+    let src = dir.join("src");
+    std::fs::create_dir_all(&src).unwrap();
+    let map =
+        serde_json::json!({ "weight_map": { "a": "s1.safetensors", "b": "s2.safetensors", "c": "s1.safetensors" } });
+    std::fs::write(src.join(SHARD_INDEX), map.to_string()).unwrap();
+    let out = dir.join("old");
+    model.save_sharded(&out, &src.join(SHARD_INDEX)).unwrap();
+    out
+}
+
+#[test]
+fn streamed_update_trees_and_applies_equal_the_in_memory_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    for (weights, every) in [(1_000usize, 1u64), (5_000, 3), (40_000, 50), (113, 1)] {
+        let old = model(weights, weights as u32);
+        let depth = default_depth(old.block_count()) + 1;
+        for base in [false, true] {
+            let mut up = update(weights as u64, every);
+            if base {
+                up = up.with_base(model_tree(&old, Some(depth), &()).unwrap().root(), depth);
+            }
+            let blob = dir.path().join("u.pogo");
+            up.save(&blob).unwrap();
+            let stream = UpdateStream::open(&blob, weights as u64).unwrap();
+            let (root, _) = update_stream_tree(&stream, Some(depth), None, &()).unwrap();
+            assert_eq!(root, update_tree(&up, Some(depth), &()).unwrap().root());
+
+            let expected = up.apply(&old).unwrap();
+            let whole_root = model_tree(&expected, None, &()).unwrap().root();
+            // One file: the same bytes as Model::save.
+            let single = dir.path().join("old.safetensors");
+            old.save(&single).unwrap();
+            let checkpoint = Checkpoint::open(&single, None).unwrap();
+            let out = dir.path().join("new.safetensors");
+            let tensors: Vec<_> = checkpoint.tensors().cloned().collect();
+            let mut writer = CheckpointWriter::create(&out, &single, &tensors, checkpoint.format()).unwrap();
+            let applied = apply_streamed(&checkpoint, &stream, None, Some(&mut writer), &()).unwrap();
+            writer.finish().unwrap();
+            assert_eq!(applied.new_root, whole_root);
+            let changed = old.weights().iter().zip(expected.weights()).filter(|(a, b)| a != b).count();
+            assert_eq!(applied.changed_weights, changed as u64);
+            let reference = dir.path().join("reference.safetensors");
+            expected.save(&reference).unwrap();
+            assert_eq!(std::fs::read(&out).unwrap(), std::fs::read(&reference).unwrap(), "{weights} weights");
+            // Sharded: the same shards and index as Model::save_like.
+            let old_dir = sharded(dir.path(), &old);
+            let checkpoint = Checkpoint::open(&old_dir, None).unwrap();
+            let new_dir = dir.path().join("new");
+            let mut writer = CheckpointWriter::create(&new_dir, &old_dir, &tensors, checkpoint.format()).unwrap();
+            apply_streamed(&checkpoint, &stream, None, Some(&mut writer), &()).unwrap();
+            writer.finish().unwrap();
+            let reference_dir = dir.path().join("reference");
+            expected.save_like(&reference_dir, &old_dir).unwrap();
+            for file in ["s1.safetensors", "s2.safetensors", SHARD_INDEX] {
+                assert_eq!(
+                    std::fs::read(new_dir.join(file)).unwrap(),
+                    std::fs::read(reference_dir.join(file)).unwrap()
+                );
+            }
+            for d in [&old_dir, &new_dir, &reference_dir] {
+                std::fs::remove_dir_all(d).unwrap();
+            }
+        }
+    }
+}
+
+#[test]
+fn streamed_applies_refuse_what_the_in_memory_one_refuses_and_write_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let weights = 3_000;
+    let old = model(weights, 1);
+    let single = dir.path().join("old.safetensors");
+    old.save(&single).unwrap();
+    let checkpoint = Checkpoint::open(&single, None).unwrap();
+    let tensors: Vec<_> = checkpoint.tensors().cloned().collect();
+    let out = dir.path().join("new.safetensors");
+    let run = |up: &Update| {
+        let blob = dir.path().join("u.pogo");
+        up.save(&blob).unwrap();
+        let stream = UpdateStream::open(&blob, weights as u64).unwrap();
+        let mut writer = CheckpointWriter::create(&out, &single, &tensors, checkpoint.format()).unwrap();
+        apply_streamed(&checkpoint, &stream, None, Some(&mut writer), &()).unwrap_err()
+    };
+    // Another base model: refused, naming both roots.
+    let other = model_tree(&model(weights, 2), None, &()).unwrap().root();
+    let err = run(&update(weights as u64, 2).with_base(other, default_depth(old.block_count())));
+    assert!(matches!(err, StreamError::Update(UpdateError::WrongBase { .. })), "{err}");
+    // An overflow: the tensor and index are named as in memory.
+    let huge = UpdateBlock { scale: u32::MAX, nibbles: [Nibble::new(15).unwrap(); BLOCK_WEIGHTS] };
+    let big = Update::sparse(weights as u64, vec![(12, huge)]).unwrap();
+    let whole = big.apply(&old).unwrap_err().to_string();
+    assert_eq!(run(&big).to_string(), whole);
+    // Nothing written, no temporary file left.
+    let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert!(!out.exists() && left.iter().all(|n| !n.to_string_lossy().contains(".tmp")), "{left:?}");
+    // A blob for a model of another size.
+    let blob = dir.path().join("small.pogo");
+    update(2_000, 1).save(&blob).unwrap();
+    let stream = UpdateStream::open(&blob, weights as u64).unwrap();
+    let err = apply_streamed(&checkpoint, &stream, None, None, &()).unwrap_err();
+    assert!(matches!(err, StreamError::Update(UpdateError::ModelSize { update: 2000, model: 3000 })), "{err}");
+}
+
+fn one_tensor(weights: Vec<u32>) -> Model {
+    let tensors = vec![TensorInfo { name: "w".into(), shape: vec![weights.len()] }];
+    Model::new(Default::default(), tensors, weights).unwrap()
+}
+
+/// A checkpoint of more than one 2^16-leaf chunk (the last one partial, its last block
+/// partial) streamed into a tree file gives the in-memory tree's root and openings, with
+/// the progress counting every block once; a depth too small fails before any hashing.
+#[test]
+fn streamed_checkpoints_give_the_in_memory_tree() {
+    use pogo_circuits::tree_file::TreeFile;
+    use pogo_prover::commit::Progress;
+    use pogo_prover::stream::checkpoint_tree;
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    struct Count(AtomicU64);
+    impl Progress for Count {
+        fn advance(&self, blocks: u64) {
+            self.0.fetch_add(blocks, Ordering::Relaxed);
+        }
+    }
+    let weights = (65_536 + 1_000) * BLOCK_WEIGHTS as u64 - 5;
+    let m = one_tensor((0..weights).map(|i| (i as u32).wrapping_mul(2_654_435_761)).collect());
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("m.safetensors");
+    m.save(&path).unwrap();
+    let checkpoint = Checkpoint::open(&path, None).unwrap();
+    let out = dir.path().join("m.tree");
+    let count = Count(AtomicU64::new(0));
+    let (root, depth) = checkpoint_tree(&checkpoint, None, Some(&out), &count).unwrap();
+    let whole = model_tree(&m, None, &()).unwrap();
+    assert_eq!((root, depth), (whole.root(), whole.depth()));
+    assert_eq!(count.0.load(Ordering::Relaxed), m.block_count());
+    let file = TreeFile::open(&out).unwrap();
+    for b in [0, 1, 65_535, 65_536, 65_537, m.block_count() - 1] {
+        assert_eq!(file.open_path(b).unwrap(), whole.open(b).unwrap(), "block {b}");
+    }
+    let count = Count(AtomicU64::new(0));
+    let err = checkpoint_tree(&checkpoint, Some(16), None, &count).unwrap_err();
+    assert!(matches!(err, StreamError::Tree(_)), "{err}");
+    assert_eq!(count.0.load(Ordering::Relaxed), 0, "no hashing before the shape check");
+}
