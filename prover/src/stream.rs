@@ -141,7 +141,8 @@ pub fn apply_streamed(
         });
         old.stream(chunk, |first, old_weights| -> Result<(), StreamError> {
             // The producer sends exactly one chunk per chunk of blocks, or its error.
-            let blocks = receive.recv().map_err(|_| BlobError::Checksum)??;
+            let stopped = |_| BlobError::Decompress(std::io::Error::other("the update blob's reader stopped early"));
+            let blocks = receive.recv().map_err(stopped)??;
             let mut new_weights = Vec::with_capacity(old_weights.len());
             for (k, block) in blocks.iter().enumerate() {
                 let b = first + k as u64;
@@ -174,7 +175,7 @@ pub fn apply_streamed(
         // After the last chunk the producer ends with the checksum: closed means it passed.
         match receive.recv() {
             Ok(Err(e)) => Err(e.into()),
-            Ok(Ok(_)) => Err(BlobError::BodySize { expected: nb, got: nb + 1 }.into()),
+            Ok(Ok(_)) => Err(UpdateError::BlockCount { weights, expected: nb, got: nb + 1 }.into()),
             Err(_) => Ok(()),
         }
     })?;
