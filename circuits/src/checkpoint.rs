@@ -10,7 +10,7 @@ use std::path::Path;
 use safetensors::tensor::{Dtype, SafeTensors};
 
 use crate::encoding::{bias, block_count, FixedPoint, BIAS, BLOCK_WEIGHTS};
-use crate::model::{fixed_point, Model, ModelError, ShardIndex, TensorInfo, FIXED_POINT_KEY};
+use crate::model::{fixed_point, locate, Model, ModelError, ShardIndex, TensorInfo, FIXED_POINT_KEY};
 
 /// A tensor as stored: its shard, dtype and bytes there.
 #[derive(Debug)]
@@ -138,14 +138,8 @@ impl Checkpoint {
     }
 
     /// The tensor and flat index inside it of weight `i`.
-    pub fn locate(&self, mut i: u64) -> Option<(&str, u64)> {
-        for t in &self.tensors {
-            if i < t.info.len() as u64 {
-                return Some((&t.info.name, i));
-            }
-            i -= t.info.len() as u64;
-        }
-        None
+    pub fn locate(&self, i: u64) -> Option<(&str, u64)> {
+        locate(self.tensors(), i)
     }
 
     /// Appends the weights of tensor `t`'s elements `first..first + count`.
@@ -239,11 +233,9 @@ fn stored(map: &[u8], k: usize, file: &SafeTensors<'_>) -> Vec<Stored> {
         .collect()
 }
 
+/// Bytes per element of a dtype [`check_dtype`] passed (all whole bytes).
 fn dtype_width(dtype: Dtype) -> usize {
-    match dtype {
-        Dtype::F16 | Dtype::BF16 => 2,
-        _ => 4,
-    }
+    dtype.bitsize() / 8
 }
 
 /// Refuses dtypes pogo does not read, and floats and integers in the wrong kind of file.
@@ -301,7 +293,7 @@ pub(crate) fn decode_tensor(
 
 /// Writes a model in pogo's exact fixed-point format from weights streamed in model order,
 /// as one safetensors file or as a sharded checkpoint in the layout of an index: the same
-/// bytes [`Model::save`] and [`Model::save_sharded`] write. Headers come first (their sizes
+/// bytes [`Model::save`] writes (and what [`Model::save_sharded`] writes with it). Headers come first (their sizes
 /// are known from the tensors), each weight goes straight to its place, and every file is
 /// a temporary one until [`CheckpointWriter::finish`] renames them (shards first, the index
 /// last); a writer dropped unfinished removes them. Memory: nothing beyond the caller's chunk.
@@ -318,19 +310,24 @@ pub struct CheckpointWriter {
 }
 
 impl CheckpointWriter {
-    /// A writer of a model of `tensors` (model order) in `format` at `path`: sharded like
-    /// `source` when that is a sharded checkpoint and `path` does not end in `.safetensors`
-    /// (as [`Model::save_like`] decides), else one file.
-    pub fn create(path: &Path, source: &Path, tensors: &[TensorInfo], format: FixedPoint) -> Result<Self, ModelError> {
+    /// A writer of a model of `tensors` (model order) in `format` at `path`: one file, or,
+    /// with `layout` (another checkpoint's index, see [`Model::shard_layout`]), a folder of
+    /// shards holding the tensors that index gives them, and an index of its own. The
+    /// tensors must be exactly those `layout` lists.
+    pub fn create(
+        path: &Path,
+        layout: Option<&Path>,
+        tensors: &[TensorInfo],
+        format: FixedPoint,
+    ) -> Result<Self, ModelError> {
         let io = |path: &Path| {
             let path = path.display().to_string();
             move |source| ModelError::Io { path, source }
         };
-        let sharded = Model::shard_index(source).filter(|_| path.extension().is_none_or(|e| e != "safetensors"));
         // (final path, the tensors it holds in model order)
         let mut outputs: Vec<(std::path::PathBuf, Vec<usize>)> = Vec::new();
         let mut index = None;
-        match &sharded {
+        match layout {
             Some(like) => {
                 let bad = |reason: String| ModelError::Shards { index: like.display().to_string(), reason };
                 let layout = ShardIndex::read(like)?;
@@ -363,11 +360,7 @@ impl CheckpointWriter {
                 writer.places[i] = (k, at, len);
                 at += 4 * len;
             }
-            let temp = target.with_file_name(format!(
-                ".{}.{}.tmp",
-                target.file_name().map_or("model".into(), |n| n.to_string_lossy()),
-                std::process::id()
-            ));
+            let temp = crate::files::temp_beside(&target).map_err(io(&target))?;
             let file = std::fs::File::create(&temp).map_err(io(&temp))?;
             writer.files.push((file, temp.clone(), target));
             use std::os::unix::fs::FileExt;

@@ -11,7 +11,7 @@ use std::path::Path;
 
 use safetensors::tensor::{Dtype, SafeTensors, View};
 
-use crate::checkpoint::{decode_tensor, Checkpoint};
+use crate::checkpoint::{decode_tensor, Checkpoint, CheckpointWriter};
 use crate::encoding::{bias, block_count, block_leaf, unbias, EncodeError, FixedPoint, BIAS, BLOCK_WEIGHTS};
 use crate::field::Fr;
 use crate::files::write_atomic;
@@ -261,14 +261,8 @@ impl Model {
     }
 
     /// The tensor and flat index inside it of weight `i`.
-    pub fn locate(&self, mut i: u64) -> Option<(&str, u64)> {
-        for t in &self.tensors {
-            if i < t.len() as u64 {
-                return Some((&t.name, i));
-            }
-            i -= t.len() as u64;
-        }
-        None
+    pub fn locate(&self, i: u64) -> Option<(&str, u64)> {
+        locate(self.tensors.iter(), i)
     }
 
     /// The same model with other weights (the layout is kept).
@@ -314,10 +308,16 @@ impl Model {
     /// `path` when `source` is a sharded checkpoint and `path` is not a `.safetensors`
     /// file, else as one file ([`Model::save`]).
     pub fn save_like(&self, path: &Path, source: &Path) -> Result<(), ModelError> {
-        match Self::shard_index(source) {
-            Some(index) if path.extension().is_none_or(|e| e != "safetensors") => self.save_sharded(path, &index),
-            _ => self.save(path),
+        match Self::shard_layout(path, source) {
+            Some(index) => self.save_sharded(path, &index),
+            None => self.save(path),
         }
+    }
+
+    /// The index a model written at `path` is sharded like: `source`'s, when `source` is a
+    /// sharded checkpoint and `path` is not a `.safetensors` file; else none (one file).
+    pub fn shard_layout(path: &Path, source: &Path) -> Option<std::path::PathBuf> {
+        Self::shard_index(source).filter(|_| path.extension().is_none_or(|e| e != "safetensors"))
     }
 
     /// Reads a model whole: a safetensors file or a sharded checkpoint given as its folder
@@ -393,33 +393,9 @@ impl Model {
     /// the index last, so a reader never sees an index whose shards are not all there. The
     /// model's tensors must be exactly those `like` lists.
     pub fn save_sharded(&self, dir: &Path, like: &Path) -> Result<(), ModelError> {
-        let bad = |reason: String| ModelError::Shards { index: like.display().to_string(), reason };
-        let layout = ShardIndex::read(like)?;
-        let shards = layout.shards().map_err(bad)?;
-        let names: Vec<&str> = self.tensors.iter().map(|t| t.name.as_str()).collect();
-        if names.len() != layout.weight_map.len() || names.iter().any(|n| !layout.weight_map.contains_key(*n)) {
-            return Err(bad("the model's tensors are not the ones this index lists".into()));
-        }
-        let io = |path: &Path| {
-            let path = path.display().to_string();
-            move |source| ModelError::Io { path, source }
-        };
-        std::fs::create_dir_all(dir).map_err(io(dir))?;
-        let metadata = HashMap::from([(FIXED_POINT_KEY.to_string(), self.format.fraction_bits().to_string())]);
-        for shard in shards {
-            let views = self.tensor_slices().filter(|(info, _)| layout.weight_map[&info.name] == shard).map(
-                |(info, weights)| {
-                    let bytes = weights.iter().flat_map(|&u| unbias(u).to_le_bytes()).collect();
-                    (info.name.clone(), OwnedView { dtype: Dtype::I32, shape: info.shape.clone(), bytes })
-                },
-            );
-            let bytes = safetensors::serialize(views, Some(metadata.clone()))?;
-            let path = dir.join(shard);
-            write_atomic(&path, &bytes).map_err(io(&path))?;
-        }
-        let index = serde_json::json!({ "metadata": { "format": "pogo" }, "weight_map": layout.weight_map });
-        let path = dir.join(SHARD_INDEX);
-        write_atomic(&path, &serde_json::to_vec_pretty(&index).expect("indexes serialize")).map_err(io(&path))
+        let mut writer = CheckpointWriter::create(dir, Some(like), &self.tensors, self.format)?;
+        writer.write(&self.weights)?;
+        writer.finish()
     }
 
     fn tensor_slices(&self) -> impl Iterator<Item = (&TensorInfo, &[u32])> {
@@ -430,6 +406,17 @@ impl Model {
             (info, slice)
         })
     }
+}
+
+/// The tensor among `tensors` (model order) and the flat index inside it of weight `i`.
+pub(crate) fn locate<'a>(tensors: impl Iterator<Item = &'a TensorInfo>, mut i: u64) -> Option<(&'a str, u64)> {
+    for t in tensors {
+        if i < t.len() as u64 {
+            return Some((&t.name, i));
+        }
+        i -= t.len() as u64;
+    }
+    None
 }
 
 /// Block `b` of a flat biased weight vector, padded with `u = 2^31`.

@@ -104,11 +104,8 @@ impl<H: Fn(&[Fr], Fr) -> Vec<Fr>> TreeBuilder<H> {
         check_shape(leaves, depth)?;
         let file = match out {
             Some(path) => {
-                let temp = path.with_file_name(format!(
-                    ".{}.{}.tmp",
-                    path.file_name().map_or("tree".into(), |n| n.to_string_lossy()),
-                    std::process::id()
-                ));
+                let temp = crate::files::temp_beside(path)
+                    .map_err(|source| TreeFileError::Io { path: path.display().to_string(), source })?;
                 let io = |source| TreeFileError::Io { path: temp.display().to_string(), source };
                 let file = File::create(&temp).map_err(io)?;
                 file.set_len(file_len(leaves, depth)).map_err(io)?;

@@ -8,6 +8,7 @@ use pogo_circuits::field::fr_to_hex;
 use pogo_circuits::update::Update;
 
 use pogo_circuits::checkpoint::{Checkpoint, CheckpointWriter};
+use pogo_circuits::model::Model;
 use pogo_circuits::update_stream::UpdateStream;
 use pogo_prover::stream::apply_streamed;
 
@@ -85,7 +86,8 @@ fn run_streamed(args: ApplyArgs) -> anyhow::Result<()> {
         .with_context(|| format!("reading update {}", args.update.display()))?;
     let applying = || format!("applying {} to {}", shown(&args.update), shown(&args.old));
     let tensors: Vec<_> = old.tensors().cloned().collect();
-    let mut writer = CheckpointWriter::create(&args.output, &args.old, &tensors, old.format())
+    let layout = Model::shard_layout(&args.output, &args.old);
+    let mut writer = CheckpointWriter::create(&args.output, layout.as_deref(), &tensors, old.format())
         .with_context(|| format!("writing {}", args.output.display()))?;
     let bar = bar(old.block_count(), "applying and hashing blocks");
     let applied = apply_streamed(&old, &update, args.depth, Some(&mut writer), &bar).with_context(applying)?;
