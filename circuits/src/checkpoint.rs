@@ -149,6 +149,12 @@ impl Checkpoint {
         decode_tensor(&t.info.name, t.dtype, self.fixed, self.format, bytes, first, out)
     }
 
+    /// Checks that `other` has the same tensors and format.
+    pub fn check_same_layout(&self, other: &Checkpoint) -> Result<(), ModelError> {
+        let tensors = |c: &Checkpoint| c.tensors().cloned().collect::<Vec<_>>();
+        crate::model::same_layout((self.format, &tensors(self)), (other.format, &tensors(other)))
+    }
+
     /// The whole model in memory.
     pub fn to_model(&self) -> Result<Model, ModelError> {
         let mut weights = Vec::with_capacity(self.weight_count() as usize);
@@ -167,51 +173,55 @@ impl Checkpoint {
         chunk_blocks: usize,
         mut f: impl FnMut(u64, &[u32]) -> Result<(), E>,
     ) -> Result<(), E> {
-        let chunk = chunk_blocks.max(1) * BLOCK_WEIGHTS;
-        let mut buffer = Vec::with_capacity(chunk);
-        let mut first_block = 0u64;
+        let chunk = chunk_blocks.max(1) as u64;
+        let mut buffer = Vec::with_capacity(chunk as usize * BLOCK_WEIGHTS);
+        let mut first = 0;
+        while first < self.block_count() {
+            buffer.clear();
+            self.read_blocks(first, chunk, &mut buffer)?;
+            f(first, &buffer)?;
+            first += chunk;
+        }
+        Ok(())
+    }
+
+    /// Appends the biased weights of blocks `first..first + count` (those that exist; a last
+    /// partial block unpadded) to `out`, decoded from the files, whose pages are then let go
+    /// (they stay in the page cache, not in this process).
+    pub fn read_blocks(&self, first: u64, count: u64, out: &mut Vec<u32>) -> Result<(), ModelError> {
+        let start = first.saturating_mul(BLOCK_WEIGHTS as u64);
+        let end = first.saturating_add(count).saturating_mul(BLOCK_WEIGHTS as u64);
+        let mut offset = 0u64;
         for t in &self.tensors {
-            let width = dtype_width(t.dtype);
-            let map = &self.maps[t.map];
-            let mut done = 0;
-            while done < t.info.len() {
-                let take = (chunk - buffer.len()).min(t.info.len() - done);
-                self.decode(t, done, take, &mut buffer)?;
-                // Decoded: the pages can go (they stay in the page cache, not in this process).
+            let len = t.info.len() as u64;
+            let (lo, hi) = (start.max(offset), end.min(offset + len));
+            if lo < hi {
+                let (from, take) = ((lo - offset) as usize, (hi - lo) as usize);
+                self.decode(t, from, take, out)?;
+                let width = dtype_width(t.dtype);
                 // SAFETY: the map is a read-only file mapping; MADV_DONTNEED only drops this
                 // process's copy of pages it re-reads from the file if touched again.
                 let _ = unsafe {
-                    let start = t.bytes.start + done * width;
-                    map.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, start, take * width)
+                    self.maps[t.map].unchecked_advise_range(
+                        memmap2::UncheckedAdvice::DontNeed,
+                        t.bytes.start + from * width,
+                        take * width,
+                    )
                 };
-                done += take;
-                if buffer.len() == chunk {
-                    f(first_block, &buffer)?;
-                    first_block += chunk_blocks.max(1) as u64;
-                    buffer.clear();
-                }
             }
-        }
-        if !buffer.is_empty() {
-            f(first_block, &buffer)?;
+            offset += len;
+            if offset >= end {
+                break;
+            }
         }
         Ok(())
     }
 
     /// Block `b` (the last one padded with `u = 2^31`), decoded from the files alone.
     pub fn block(&self, b: u64) -> Result<[u32; BLOCK_WEIGHTS], ModelError> {
-        let mut block = [BIAS; BLOCK_WEIGHTS];
-        let (start, end) = (b.saturating_mul(BLOCK_WEIGHTS as u64), (b + 1).saturating_mul(BLOCK_WEIGHTS as u64));
-        let mut offset = 0u64;
         let mut out = Vec::with_capacity(BLOCK_WEIGHTS);
-        for t in &self.tensors {
-            let len = t.info.len() as u64;
-            let (lo, hi) = (start.max(offset), end.min(offset + len));
-            if lo < hi {
-                self.decode(t, (lo - offset) as usize, (hi - lo) as usize, &mut out)?;
-            }
-            offset += len;
-        }
+        self.read_blocks(b, 1, &mut out)?;
+        let mut block = [BIAS; BLOCK_WEIGHTS];
         block[..out.len()].copy_from_slice(&out);
         Ok(block)
     }
@@ -437,21 +447,28 @@ fn fixed_point_header<'a>(
     tensors: impl Iterator<Item = &'a TensorInfo>,
     format: FixedPoint,
 ) -> Result<Vec<u8>, ModelError> {
+    let metadata = HashMap::from([(FIXED_POINT_KEY.to_string(), format.fraction_bits().to_string())]);
+    Ok(safetensors_header(tensors.map(|t| (t.name.clone(), Dtype::I32, t.shape.clone())), Some(metadata))?)
+}
+
+/// The header (length and JSON, padded to 8 bytes with spaces) of a safetensors file holding
+/// `(name, dtype, shape)` tensors stored in this order, with `metadata`: what
+/// `safetensors::serialize` writes before their data, so a writer can put it first and
+/// stream the data after it.
+pub fn safetensors_header(
+    tensors: impl Iterator<Item = (String, Dtype, Vec<usize>)>,
+    metadata: Option<HashMap<String, String>>,
+) -> Result<Vec<u8>, safetensors::SafeTensorError> {
     let mut offset = 0;
     let infos = tensors
-        .map(|t| {
-            let n = 4 * t.len();
-            let info = safetensors::tensor::TensorInfo {
-                dtype: Dtype::I32,
-                shape: t.shape.clone(),
-                data_offsets: (offset, offset + n),
-            };
+        .map(|(name, dtype, shape)| {
+            let n = shape.iter().product::<usize>() * dtype.bitsize() / 8;
+            let info = safetensors::tensor::TensorInfo { dtype, shape, data_offsets: (offset, offset + n) };
             offset += n;
-            (t.name.clone(), info)
+            (name, info)
         })
         .collect();
-    let metadata = HashMap::from([(FIXED_POINT_KEY.to_string(), format.fraction_bits().to_string())]);
-    let metadata = safetensors::tensor::Metadata::new(Some(metadata), infos)?;
+    let metadata = safetensors::tensor::Metadata::new(metadata, infos)?;
     let mut json = serde_json::to_string(&metadata).expect("headers serialize").into_bytes();
     json.resize(json.len().next_multiple_of(8), b' ');
     let mut header = (json.len() as u64).to_le_bytes().to_vec();

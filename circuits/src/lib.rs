@@ -7,6 +7,7 @@
 //! native reference that gadgets, provers, verifiers and contracts are tested against.
 
 pub mod audit;
+pub mod blob_writer;
 pub mod checkpoint;
 pub mod config;
 pub mod encoding;

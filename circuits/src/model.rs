@@ -277,19 +277,7 @@ impl Model {
 
     /// Checks that `other` has the same tensors and format.
     pub fn check_same_layout(&self, other: &Model) -> Result<(), ModelError> {
-        if self.format != other.format {
-            return Err(ModelError::LayoutMismatch(format!(
-                "{} vs {} fractional bits",
-                self.format.fraction_bits(),
-                other.format.fraction_bits()
-            )));
-        }
-        if self.tensors != other.tensors {
-            let describe =
-                |m: &Model| m.tensors.iter().map(|t| format!("{}{:?}", t.name, t.shape)).collect::<Vec<_>>().join(", ");
-            return Err(ModelError::LayoutMismatch(format!("[{}] vs [{}]", describe(self), describe(other))));
-        }
-        Ok(())
+        same_layout((self.format, &self.tensors), (other.format, &other.tensors))
     }
 
     /// The index file of `path` when it names a sharded checkpoint (its folder, or the
@@ -460,5 +448,24 @@ impl View for OwnedView {
     }
     fn data_len(&self) -> usize {
         self.bytes.len()
+    }
+}
+
+/// Refuses two models of different formats or tensors, naming the first difference.
+pub(crate) fn same_layout(a: (FixedPoint, &[TensorInfo]), b: (FixedPoint, &[TensorInfo])) -> Result<(), ModelError> {
+    let mismatch = |what: String| Err(ModelError::LayoutMismatch(what));
+    if a.0 != b.0 {
+        return mismatch(format!("{} vs {} fractional bits", a.0.fraction_bits(), b.0.fraction_bits()));
+    }
+    let describe = |t: Option<&TensorInfo>| t.map_or("nothing".to_string(), |t| format!("{}{:?}", t.name, t.shape));
+    match (0..a.1.len().max(b.1.len())).find(|&i| a.1.get(i) != b.1.get(i)) {
+        Some(i) => mismatch(format!(
+            "tensor {i} (in model order) is {} vs {} ({} vs {} tensors)",
+            describe(a.1.get(i)),
+            describe(b.1.get(i)),
+            a.1.len(),
+            b.1.len()
+        )),
+        None => Ok(()),
     }
 }

@@ -57,7 +57,7 @@ const BASE_LEN: usize = 32;
 /// The largest weight count a blob may declare (2^40, a trillion weights).
 pub const MAX_WEIGHTS: u64 = 1 << 40;
 /// zstd level used for blobs.
-const ZSTD_LEVEL: i32 = 9;
+pub(crate) const ZSTD_LEVEL: i32 = 9;
 
 /// An update was inconsistent with itself or with a model.
 #[derive(Debug, thiserror::Error)]
@@ -397,65 +397,20 @@ impl Update {
     /// Whether the blob lists changed blocks (version 3) rather than every block: when that
     /// is smaller (8 + 68 bytes per changed block against 60 per block).
     pub fn writes_sparse(&self) -> bool {
-        sparse_body_len(self.changed.len() as u64) < dense_body_len(self.block_count())
+        crate::blob_writer::writes_sparse(self.changed.len() as u64, self.block_count())
     }
 
-    /// The uncompressed body: dense, every scale then every block's packed nibbles; sparse,
-    /// the count, then the indices, the scales and the packed nibbles of the changed blocks.
-    fn body(&self) -> Vec<u8> {
-        let pack = |block: &UpdateBlock| {
-            block.nibbles.chunks(2).map(|pair| pair[0].get() | (pair[1].get() << 4)).collect::<Vec<u8>>()
-        };
-        if self.writes_sparse() {
-            let mut body = Vec::with_capacity(sparse_body_len(self.changed.len() as u64) as usize);
-            body.extend((self.changed.len() as u64).to_le_bytes());
-            body.extend(self.changed.iter().flat_map(|(b, _)| b.to_le_bytes()));
-            body.extend(self.changed.iter().flat_map(|(_, block)| block.scale.to_le_bytes()));
-            body.extend(self.changed.iter().flat_map(|(_, block)| pack(block)));
-            return body;
-        }
-        let nb = self.block_count();
-        let mut body = Vec::with_capacity(dense_body_len(nb) as usize);
-        body.extend((0..nb).flat_map(|b| self.block(b).scale.to_le_bytes()));
-        let unchanged = pack(&UpdateBlock::zero());
-        let mut next = self.changed.iter().peekable();
-        for b in 0..nb {
-            match next.next_if(|(i, _)| *i == b) {
-                Some((_, block)) => body.extend(pack(block)),
-                None => body.extend_from_slice(&unchanged),
-            }
-        }
-        body
-    }
-
-    /// Encodes the blob (see the module docs).
+    /// Encodes the blob (see the module docs), with the encoder [`BlobWriter`] uses.
+    ///
+    /// [`BlobWriter`]: crate::blob_writer::BlobWriter
     pub fn to_blob(&self) -> Vec<u8> {
-        let body = self.body();
-        let mut header = [0u8; BLOB_HEADER_LEN];
-        header[..8].copy_from_slice(&BLOB_MAGIC);
-        let base = self.base.map(|b| {
-            header[10..14].copy_from_slice(&b.depth.to_le_bytes());
-            b.root.to_repr()
-        });
-        let version: u16 = match (self.writes_sparse(), base.is_some()) {
-            (true, has_base) => {
-                header[14] = u8::from(has_base);
-                SPARSE_BLOB_VERSION
-            }
-            (false, true) => BLOB_VERSION,
-            (false, false) => 1,
-        };
-        header[8..10].copy_from_slice(&version.to_le_bytes());
-        header[16..24].copy_from_slice(&self.weights.to_le_bytes());
-        header[24..32].copy_from_slice(&self.block_count().to_le_bytes());
-        let base_bytes: &[u8] = base.as_ref().map_or(&[], |r| r.as_ref());
-        let sum = checksum(&header[..32], base_bytes, &body);
-        header[32..64].copy_from_slice(&sum);
-        let compressed = zstd::bulk::compress(&body, ZSTD_LEVEL).expect("zstd compresses in memory");
-        header[64..72].copy_from_slice(&(compressed.len() as u64).to_le_bytes());
-        let mut blob = header.to_vec();
-        blob.extend_from_slice(base_bytes);
-        blob.extend_from_slice(&compressed);
+        use crate::blob_writer::{encode, head, Packed};
+        let count = self.changed.len() as u64;
+        let mut blob = head(self.weights, count, self.base);
+        let mut body = Vec::new();
+        let changed = || Ok(self.changed.iter().map(|(b, block)| Ok(Packed::new(*b, block))));
+        encode(&mut blob, self.weights, count, changed, &mut body).expect("encoding into memory cannot fail");
+        blob.extend_from_slice(&body);
         blob
     }
 

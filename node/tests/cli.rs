@@ -324,47 +324,95 @@ fn quantize_then_apply_reproduces_the_new_model_and_roots() {
     fails_with(&["commit", &dir.path("base.safetensors"), "--expect-root", "0xzz"], "--expect-root 0xzz");
 }
 
+/// Error feedback over two rounds, streamed (the default) and `--in-memory` side by side:
+/// the same blob, new model and residual bytes each round, and the same report. The streamed
+/// path's tree files give the roots it printed and openings that verify.
 #[test]
 fn quantize_keeps_error_feedback_in_a_residual_file() {
     let dir = Dir::new();
     write_f32(Path::new(&dir.path("base.safetensors")), &base_tensors(0.0));
     write_f32(Path::new(&dir.path("trained.safetensors")), &base_tensors(0.01));
-    let residual = dir.path("miner.residual");
-    let round = |new: &str| {
-        ok_json(&[
+    let round = |path: &str, round: u32, extra: &[&str]| {
+        let name = |what: &str| dir.path(&format!("{path}-{what}-{round}"));
+        let mut args = vec![
+            "quantize".to_string(),
+            dir.path("base.safetensors"),
+            dir.path("trained.safetensors"),
+            "-o".into(),
+            name("update"),
+            "--new".into(),
+            name("new"),
+            "--residual".into(),
+            dir.path(&format!("{path}.residual")),
+            "--density".into(),
+            "0.6".into(),
+            "--json".into(),
+        ];
+        args.extend(extra.iter().map(|a| a.to_string()));
+        let json = ok_json(&args.iter().map(String::as_str).collect::<Vec<_>>());
+        let files =
+            [name("update"), name("new"), dir.path(&format!("{path}.residual"))].map(|f| std::fs::read(f).unwrap());
+        (json, files)
+    };
+    let trees = [dir.path("old.tree"), dir.path("new.tree"), dir.path("update.tree")];
+    let tree_args =
+        ["--old-tree", trees[0].as_str(), "--new-tree", trees[1].as_str(), "--update-tree", trees[2].as_str()];
+    let (first, first_files) = round("streamed", 1, &tree_args);
+    assert!(first["residual_rms"].as_f64().unwrap() > 0.0);
+    assert_eq!(first["changed_blocks"], 3, "ceil(0.6 · 5) blocks");
+    for (tree, root) in trees.iter().zip(["base_root", "new_root", "update_root"]) {
+        let file = pogo_circuits::tree_file::TreeFile::open(Path::new(tree)).unwrap();
+        assert_eq!(fr_to_hex(&file.root()), first[root].as_str().unwrap(), "{tree}");
+    }
+    let opened = ok_json(&["open", &dir.path("streamed-new-1"), "--block", "4", "--tree", &trees[1], "--json"]);
+    assert_eq!(opened["root"], first["new_root"]);
+    let (whole, whole_files) = round("whole", 1, &["--in-memory"]);
+    assert_eq!(
+        first,
+        whole
+            .as_object()
+            .unwrap()
+            .iter()
+            .map(|(k, v)| {
+                let v = if v.is_string() {
+                    serde_json::json!(v.as_str().unwrap().replace("whole", "streamed"))
+                } else {
+                    v.clone()
+                };
+                (k.clone(), v)
+            })
+            .collect::<serde_json::Value>()
+    );
+    assert!(first_files == whole_files, "the same blob, model and residual bytes");
+    // The second round starts from the carried error, so it quantizes another target.
+    let (second, second_files) = round("streamed", 2, &[]);
+    assert_ne!(first["new_root"], second["new_root"]);
+    let (_, whole_second) = round("whole", 2, &["--in-memory"]);
+    assert!(second_files == whole_second, "round 2: the same bytes");
+    // A residual for another model is refused by name, and nothing is written.
+    let residual = dir.path("streamed.residual");
+    std::fs::write(&residual, b"garbage").unwrap();
+    for extra in [None, Some("--in-memory")] {
+        let mut args = vec![
             "quantize",
             &dir.path("base.safetensors"),
             &dir.path("trained.safetensors"),
             "-o",
-            &dir.path("update.pogo"),
+            &dir.path("never.pogo"),
             "--new",
-            &dir.path(new),
+            &dir.path("never.safetensors"),
             "--residual",
             &residual,
-            "--json",
-        ])
-    };
-    let first = round("new1.safetensors");
-    assert!(Path::new(&residual).exists(), "the residual file is created");
-    assert!(first["residual_rms"].as_f64().unwrap() > 0.0);
-    // The second round starts from the carried error, so it quantizes another target.
-    let second = round("new2.safetensors");
-    assert_ne!(first["new_root"], second["new_root"]);
-    // A residual for another model is refused by name, and nothing is written.
-    std::fs::write(&residual, b"garbage").unwrap();
-    let args = [
-        "quantize",
-        &dir.path("base.safetensors"),
-        &dir.path("trained.safetensors"),
-        "-o",
-        &dir.path("never.pogo"),
-        "--new",
-        &dir.path("never.safetensors"),
-        "--residual",
-        &residual,
-    ];
-    fails_with(&args, "not a usable error-feedback residual");
-    assert!(!Path::new(&dir.path("never.pogo")).exists());
+        ]
+        .into_iter()
+        .map(String::from)
+        .collect::<Vec<_>>();
+        args.extend(extra.map(String::from));
+        fails_with(&args.iter().map(String::as_str).collect::<Vec<_>>(), "not a usable error-feedback residual");
+        assert!(!Path::new(&dir.path("never.pogo")).exists());
+    }
+    let out = pogo(&["quantize", "a", "b", "-o", "c", "--new", "d", "--in-memory", "--new-tree", "t"]);
+    assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("cannot be used with"));
 }
 
 #[test]

@@ -2,20 +2,22 @@
 //! model into a 4-bit update with one absmax scale per block, rounding to nearest, and
 //! computes the exact new model by DESIGN §2. It never produces an update that overflows.
 
-use pogo_circuits::encoding::{apply_one, bias, unbias, Nibble, UpdateBlock, BLOCK_WEIGHTS};
-use pogo_circuits::files::write_atomic;
-use pogo_circuits::model::{Model, ModelError};
+mod residual;
+mod stream;
+
+pub use residual::{Residual, ResidualFile, ResidualFileError, ResidualWriter};
+pub use stream::{quantize_streamed, QuantizeFiles, StreamQuantized};
+
+use pogo_circuits::encoding::{apply_one, block_count, unbias, Nibble, UpdateBlock, BLOCK_WEIGHTS};
+use pogo_circuits::model::{block_of, Model, ModelError};
 use pogo_circuits::update::{Update, UpdateError};
 use rayon::prelude::*;
-use safetensors::tensor::{Dtype, TensorView};
-use safetensors::SafeTensors;
-use std::path::Path;
 
 /// Largest |q| the absmax scale maps to (the range `[-8, 7]` is used symmetrically).
 const Q_MAX: i64 = 7;
 
 /// What quantization did, in integer units of `2^-F`.
-#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize)]
 pub struct QuantizeReport {
     /// Blocks with a non-zero scale.
     pub changed_blocks: u64,
@@ -59,85 +61,15 @@ pub enum QuantizeError {
         /// Weights in the residual.
         residual: u64,
     },
-}
-
-/// Error feedback (DESIGN §3 step 2): per weight, the part of earlier rounds' deltas that
-/// 4-bit quantization did not apply, in units of `2^-F`. The miner keeps it across rounds
-/// and adds it to the next delta, so small but consistent updates are applied eventually
-/// instead of being rounded away every round.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Residual(Vec<i64>);
-
-impl Residual {
-    /// No carried error, for a model of `weights` weights.
-    pub fn zero(weights: u64) -> Self {
-        Residual(vec![0; weights as usize])
-    }
-
-    /// The carried error per weight.
-    pub fn values(&self) -> &[i64] {
-        &self.0
-    }
-
-    /// The miner's local model: `model` plus what it has not yet published, each weight
-    /// clamped to the fixed-point range. Training continues from here, so a change carried
-    /// over is neither lost nor learned a second time.
-    pub fn add_to(&self, model: &Model) -> Result<Model, QuantizeError> {
-        if self.0.len() as u64 != model.weight_count() {
-            return Err(QuantizeError::Residual { weights: model.weight_count(), residual: self.0.len() as u64 });
-        }
-        let weights = model
-            .weights()
-            .iter()
-            .zip(&self.0)
-            .map(|(&w, &r)| bias((i64::from(unbias(w)) + r).clamp(i64::from(i32::MIN), i64::from(i32::MAX)) as i32))
-            .collect();
-        Ok(model.with_weights(weights)?)
-    }
-
-    /// Wraps values (one per weight).
-    pub fn from_values(values: Vec<i64>) -> Self {
-        Residual(values)
-    }
-
-    /// Reads a residual file (safetensors, one I64 tensor `residual`).
-    pub fn load(path: &Path) -> Result<Self, ResidualFileError> {
-        let bad = |reason: String| ResidualFileError::Malformed { path: path.display().to_string(), reason };
-        let bytes = std::fs::read(path).map_err(|e| bad(e.to_string()))?;
-        let file = SafeTensors::deserialize(&bytes).map_err(|e| bad(e.to_string()))?;
-        let view = file.tensor(RESIDUAL_TENSOR).map_err(|_| bad(format!("no tensor named {RESIDUAL_TENSOR:?}")))?;
-        if view.dtype() != Dtype::I64 || view.shape().len() != 1 {
-            return Err(bad(format!("expected a 1-D I64 tensor, found {:?} {:?}", view.dtype(), view.shape())));
-        }
-        let values =
-            view.data().chunks_exact(8).map(|c| i64::from_le_bytes(c.try_into().expect("chunks of 8"))).collect();
-        Ok(Residual(values))
-    }
-
-    /// Writes the residual file atomically.
-    pub fn save(&self, path: &Path) -> Result<(), ResidualFileError> {
-        let bytes: Vec<u8> = self.0.iter().flat_map(|v| v.to_le_bytes()).collect();
-        let view = TensorView::new(Dtype::I64, vec![self.0.len()], &bytes).expect("shape matches the data");
-        let data = safetensors::serialize([(RESIDUAL_TENSOR, view)], None).expect("one valid tensor serializes");
-        write_atomic(path, &data)
-            .map_err(|e| ResidualFileError::Malformed { path: path.display().to_string(), reason: e.to_string() })
-    }
-}
-
-/// The tensor name in residual files.
-const RESIDUAL_TENSOR: &str = "residual";
-
-/// A residual file could not be read or written.
-#[derive(Debug, thiserror::Error)]
-pub enum ResidualFileError {
-    /// Missing, unreadable, or not a residual.
-    #[error("{path}: not a usable error-feedback residual: {reason}")]
-    Malformed {
-        /// The file.
-        path: String,
-        /// Why.
-        reason: String,
-    },
+    /// A streamed input or output failed (checkpoint, tree file).
+    #[error(transparent)]
+    Stream(#[from] pogo_prover::stream::StreamError),
+    /// The update blob could not be written.
+    #[error(transparent)]
+    Blob(#[from] pogo_circuits::update::BlobError),
+    /// The residual file could not be read or written.
+    #[error(transparent)]
+    ResidualFile(#[from] ResidualFileError),
 }
 
 /// Quantizes `trained − base` block by block.
@@ -157,24 +89,173 @@ pub fn quantize_with_feedback(
 
 /// The blocks a density `ρ` keeps: the `ceil(ρ · nb)` blocks whose target change
 /// `trained − base + residual` has the largest Euclidean (L2) norm, ties to the lower index.
-fn top_blocks(targets: &[[i64; BLOCK_WEIGHTS]], density: f64) -> Vec<bool> {
-    let nb = targets.len();
-    let keep = ((density * nb as f64).ceil() as usize).clamp(1, nb);
-    let mut keyed: Vec<(f64, usize)> = targets
-        .par_iter()
-        .enumerate()
-        .map(|(b, t)| (t.iter().map(|&d| (d as f64) * (d as f64)).sum::<f64>(), b))
-        .collect();
-    let mut kept = vec![keep == nb; nb];
-    if keep < nb {
-        // Largest norm first, then lowest index.
-        let order = |a: &(f64, usize), b: &(f64, usize)| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1));
-        keyed.select_nth_unstable_by(keep - 1, order);
-        for &(_, b) in &keyed[..keep] {
-            kept[b] = true;
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Kept {
+    /// Every block (density 1).
+    All,
+    /// These blocks, by increasing index.
+    Only(Vec<u64>),
+}
+
+impl Kept {
+    fn contains(&self, b: u64) -> bool {
+        match self {
+            Kept::All => true,
+            Kept::Only(blocks) => blocks.binary_search(&b).is_ok(),
         }
     }
-    kept
+}
+
+/// A block offered to [`TopBlocks`], ordered so that the greater is the worse: the smaller
+/// norm, then the higher index.
+#[derive(Debug, Clone, Copy)]
+struct Candidate {
+    norm: f64,
+    block: u64,
+}
+
+impl Ord for Candidate {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        other.norm.total_cmp(&self.norm).then(self.block.cmp(&other.block))
+    }
+}
+
+impl PartialOrd for Candidate {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl PartialEq for Candidate {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other).is_eq()
+    }
+}
+
+impl Eq for Candidate {}
+
+/// Selects [`Kept`] from every block's norm, offered in any order, holding only the blocks
+/// kept so far (16 bytes each: memory in proportion to the update, not the model).
+pub(crate) struct TopBlocks {
+    keep: usize,
+    /// The worst kept block on top.
+    heap: std::collections::BinaryHeap<Candidate>,
+}
+
+impl TopBlocks {
+    /// A selection of `ceil(density · blocks)` of `blocks` blocks (at least one); `None`
+    /// where that is every block (nothing to select).
+    pub(crate) fn new(blocks: u64, density: f64) -> Option<Self> {
+        let keep = ((density * blocks as f64).ceil() as u64).clamp(1, blocks);
+        (keep < blocks).then(|| TopBlocks { keep: keep as usize, heap: Default::default() })
+    }
+
+    /// Block `block`'s target norm.
+    pub(crate) fn offer(&mut self, block: u64, norm: f64) {
+        let candidate = Candidate { norm, block };
+        if self.heap.len() < self.keep {
+            self.heap.push(candidate);
+        } else if self.heap.peek().is_some_and(|worst| candidate < *worst) {
+            self.heap.pop();
+            self.heap.push(candidate);
+        }
+    }
+
+    /// The blocks kept.
+    pub(crate) fn finish(self) -> Kept {
+        let mut blocks: Vec<u64> = self.heap.into_iter().map(|c| c.block).collect();
+        blocks.sort_unstable();
+        Kept::Only(blocks)
+    }
+}
+
+/// Squared L2 norms of the target changes of the blocks of a chunk (weights of `base` and
+/// `trained` from a block boundary, `carried` for the same weights).
+pub(crate) fn block_norms(base: &[u32], trained: &[u32], carried: &[i64]) -> Vec<f64> {
+    (0..block_count(base.len() as u64))
+        .into_par_iter()
+        .map(|k| chunk_target(base, trained, carried, k).iter().map(|&d| (d as f64) * (d as f64)).sum())
+        .collect()
+}
+
+/// Block `k` of a chunk's target change.
+fn chunk_target(base: &[u32], trained: &[u32], carried: &[i64], k: u64) -> [i64; BLOCK_WEIGHTS] {
+    let start = k as usize * BLOCK_WEIGHTS;
+    let carried = std::array::from_fn(|j| carried.get(start + j).copied().unwrap_or(0));
+    target(&block_of(base, k), &block_of(trained, k), &carried)
+}
+
+/// Running totals of a [`QuantizeReport`], added to block by block in order.
+#[derive(Default)]
+pub(crate) struct Tally {
+    report: QuantizeReport,
+    squared: f64,
+    weights: u64,
+}
+
+impl Tally {
+    fn add(&mut self, block: &UpdateBlock, stats: &BlockStats) {
+        self.report.changed_blocks += u64::from(block.scale != 0);
+        self.report.changed_weights += stats.changed;
+        self.report.clamped_weights += stats.clamped;
+        self.report.max_error = self.report.max_error.max(stats.max_error);
+        self.squared += stats.squared_error;
+    }
+
+    pub(crate) fn finish(mut self) -> QuantizeReport {
+        self.report.rms_error = (self.squared / self.weights.max(1) as f64).sqrt();
+        self.report
+    }
+}
+
+/// A chunk quantized: its update blocks, its new weights and what it left unapplied.
+pub(crate) struct QuantizedChunk {
+    pub(crate) blocks: Vec<UpdateBlock>,
+    pub(crate) new_weights: Vec<u32>,
+    pub(crate) residual: Vec<i64>,
+}
+
+/// Quantizes the blocks `first..` of a chunk: `base` and `trained` are the chunk's weights
+/// (from a block boundary; a last partial block unpadded), `carried` the residual for the
+/// same weights; blocks outside `kept` are left unchanged with their whole target carried.
+/// Both quantizers, in memory and streamed, are this function over one chunk or many.
+pub(crate) fn quantize_chunk(
+    first: u64,
+    base: &[u32],
+    trained: &[u32],
+    carried: &[i64],
+    kept: &Kept,
+    tally: &mut Tally,
+) -> QuantizedChunk {
+    let per_block: Vec<_> = (0..block_count(base.len() as u64))
+        .into_par_iter()
+        .map(|k| {
+            let delta = chunk_target(base, trained, carried, k);
+            let old = block_of(base, k);
+            if kept.contains(first + k) {
+                let (block, stats, left) = quantize_block(&old, &delta);
+                let new = block.apply(&old).expect("the quantizer steps back from every overflow");
+                (block, stats, left, new)
+            } else {
+                (UpdateBlock::zero(), BlockStats::unapplied(&delta), delta, old)
+            }
+        })
+        .collect();
+    let n = base.len();
+    let mut out = QuantizedChunk {
+        blocks: Vec::with_capacity(per_block.len()),
+        new_weights: Vec::with_capacity(n),
+        residual: Vec::with_capacity(n),
+    };
+    for (block, stats, left, new) in per_block {
+        let used = (n - out.new_weights.len()).min(BLOCK_WEIGHTS);
+        tally.add(&block, &stats);
+        out.new_weights.extend_from_slice(&new[..used]);
+        out.residual.extend_from_slice(&left[..used]);
+        out.blocks.push(block);
+    }
+    tally.weights += n as u64;
+    out
 }
 
 /// [`quantize_with_feedback`] keeping only a fraction `density` ∈ (0, 1] of the blocks
@@ -187,53 +268,35 @@ pub fn quantize_sparse(
     residual: &mut Residual,
     density: f64,
 ) -> Result<Quantized, QuantizeError> {
-    if !(density > 0.0 && density <= 1.0) {
-        return Err(QuantizeError::Density(density));
-    }
+    check_density(density)?;
     base.check_same_layout(trained)?;
     let n = base.weight_count();
     if residual.0.len() as u64 != n {
         return Err(QuantizeError::Residual { weights: n, residual: residual.0.len() as u64 });
     }
-    let carried = |b: u64| -> [i64; BLOCK_WEIGHTS] {
-        std::array::from_fn(|j| residual.0.get(b as usize * BLOCK_WEIGHTS + j).copied().unwrap_or(0))
-    };
-    let targets: Vec<[i64; BLOCK_WEIGHTS]> = (0..base.block_count())
-        .into_par_iter()
-        .map(|b| target(&base.block(b), &trained.block(b), &carried(b)))
-        .collect();
-    let kept = top_blocks(&targets, density);
-    let per_block: Vec<(UpdateBlock, BlockStats, [i64; BLOCK_WEIGHTS])> = targets
-        .into_par_iter()
-        .zip(kept)
-        .enumerate()
-        .map(|(b, (delta, keep))| {
-            if keep {
-                quantize_block(&base.block(b as u64), &delta)
-            } else {
-                (UpdateBlock::zero(), BlockStats::unapplied(&delta), delta)
+    let kept = match TopBlocks::new(base.block_count(), density) {
+        None => Kept::All,
+        Some(mut top) => {
+            for (b, norm) in block_norms(base.weights(), trained.weights(), &residual.0).into_iter().enumerate() {
+                top.offer(b as u64, norm);
             }
-        })
-        .collect();
-    for (b, (_, _, left)) in per_block.iter().enumerate() {
-        let start = b * BLOCK_WEIGHTS;
-        let end = (start + BLOCK_WEIGHTS).min(n as usize);
-        residual.0[start..end].copy_from_slice(&left[..end - start]);
+            top.finish()
+        }
+    };
+    let mut tally = Tally::default();
+    let chunk = quantize_chunk(0, base.weights(), trained.weights(), &residual.0, &kept, &mut tally);
+    residual.0 = chunk.residual;
+    let update = Update::new(n, chunk.blocks)?;
+    let new_model = base.with_weights(chunk.new_weights)?;
+    Ok(Quantized { update, new_model, report: tally.finish() })
+}
+
+/// Refuses a density outside (0, 1].
+pub(crate) fn check_density(density: f64) -> Result<(), QuantizeError> {
+    if !(density > 0.0 && density <= 1.0) {
+        return Err(QuantizeError::Density(density));
     }
-    let mut report =
-        QuantizeReport { changed_blocks: 0, changed_weights: 0, clamped_weights: 0, max_error: 0, rms_error: 0.0 };
-    let mut squared = 0f64;
-    for (block, stats, _) in &per_block {
-        report.changed_blocks += u64::from(block.scale != 0);
-        report.changed_weights += stats.changed;
-        report.clamped_weights += stats.clamped;
-        report.max_error = report.max_error.max(stats.max_error);
-        squared += stats.squared_error;
-    }
-    report.rms_error = (squared / n as f64).sqrt();
-    let update = Update::new(n, per_block.into_iter().map(|(block, _, _)| block).collect())?;
-    let new_model = update.apply(base)?;
-    Ok(Quantized { update, new_model, report })
+    Ok(())
 }
 
 #[derive(Default)]
