@@ -546,6 +546,53 @@ fn setup_prove_and_verify_proof_end_to_end() {
     let verified = ok_json(&["verify-proof", &dir.path("round.proof"), "--params-dir", &params, "--json"]);
     assert_eq!(verified["valid"], true);
     assert_eq!(proved["prover"], "cpu");
+    // The same statement from tree files (no model hashed), and from the whole-model path.
+    let trees = ["old", "new", "update"].map(|t| dir.path(&format!("{t}.tree")));
+    ok_json(&["commit", &dir.path("base.safetensors"), "--tree-out", &trees[0], "--json"]);
+    ok_json(&["commit", &dir.path("new.safetensors"), "--tree-out", &trees[1], "--json"]);
+    ok_json(&["commit", &dir.path("update.pogo"), "--tree-out", &trees[2], "--json"]);
+    let prove_with = |extra: &[&str]| {
+        let (base, new, update, proof) = (
+            dir.path("base.safetensors"),
+            dir.path("new.safetensors"),
+            dir.path("update.pogo"),
+            dir.path("again.proof"),
+        );
+        let mut args = vec!["prove", &base, &new, &update, "--seed", &seed, "--samples", "2", "--params-dir", &params];
+        args.extend_from_slice(&["-o", &proof, "--json"]);
+        args.extend_from_slice(extra);
+        args.into_iter().map(String::from).collect::<Vec<_>>()
+    };
+    let run = |extra: &[&str]| ok_json(&prove_with(extra).iter().map(String::as_str).collect::<Vec<_>>());
+    let fails = |extra: &[&str], needle: &str| {
+        fails_with(&prove_with(extra).iter().map(String::as_str).collect::<Vec<_>>(), needle)
+    };
+    let tree_args =
+        ["--old-tree", trees[0].as_str(), "--new-tree", trees[1].as_str(), "--update-tree", trees[2].as_str()];
+    for extra in [&tree_args[..], &tree_args[2..4], &["--in-memory"]] {
+        let again = run(extra);
+        for key in ["old_root", "new_root", "update_root", "indices", "config"] {
+            assert_eq!(again[key], proved[key], "{extra:?}: {key}");
+        }
+        assert_eq!(
+            ok_json(&["verify-proof", &dir.path("again.proof"), "--params-dir", &params, "--json"])["valid"],
+            true
+        );
+    }
+    // Trees of the wrong model, or of another depth, are named before proving.
+    fails(&["--old-tree", &trees[1]], "the old model tree's leaf is not that block's");
+    fails(&["--update-tree", &trees[0]], "the update tree's leaf is not that block's");
+    ok_json(&["commit", &dir.path("base.safetensors"), "--tree-out", &dir.path("deep.tree"), "--depth", "4", "--json"]);
+    fails(
+        &["--old-tree", &dir.path("deep.tree")],
+        "a tree of 5 leaves at depth 4, but the round has 5 blocks at depth 3",
+    );
+    // No scratch folder is left beside the proof.
+    assert!(std::fs::read_dir(&dir.root).unwrap().all(|e| !e
+        .unwrap()
+        .file_name()
+        .to_string_lossy()
+        .starts_with(".pogo-prove")));
 
     let export = ["export-verifier", "--depth", "3", "--samples", "2", "--params-dir", &params];
     // `pogo bench prove` with the same keys: timed, checked natively, written as a proof file.

@@ -17,6 +17,7 @@ use pogo_circuits::update_stream::UpdateStream;
 use rayon::prelude::*;
 
 use crate::commit::{model_leaves, par_next_layer, Progress};
+use crate::witness::Sampled;
 
 /// A streamed pipeline failed.
 #[derive(Debug, thiserror::Error)]
@@ -106,7 +107,7 @@ impl From<BlobError> for Feed {
 
 /// `old + update`, every weight, in bounded memory: the old checkpoint and the blob stream
 /// side by side (the blob on a thread of its own), each chunk applied exactly, its new
-/// leaves hashed and, with `writer`, written. A blob that records its base model is checked
+/// leaves hashed and, with `writer`, written (with `tree_out`, the new tree's file too). A blob that records its base model is checked
 /// against the old model's root at the base's depth, hashed in the same pass. Nothing is
 /// accepted before the blob's checksum: on any error the caller drops the writer, which
 /// removes what it wrote.
@@ -115,6 +116,7 @@ pub fn apply_streamed(
     update: &UpdateStream,
     depth: Option<u32>,
     mut writer: Option<&mut CheckpointWriter>,
+    tree_out: Option<&Path>,
     progress: &dyn Progress,
 ) -> Result<Applied, StreamError> {
     if update.weight_count() != old.weight_count() {
@@ -122,7 +124,7 @@ pub fn apply_streamed(
     }
     let (nb, weights) = (old.block_count(), old.weight_count());
     let depth = depth.unwrap_or_else(|| default_depth(nb));
-    let mut new_tree = TreeBuilder::new(nb, depth, None, par_next_layer)?;
+    let mut new_tree = TreeBuilder::new(nb, depth, tree_out, par_next_layer)?;
     let mut base_tree = update.base().map(|b| TreeBuilder::new(nb, b.depth, None, par_next_layer)).transpose()?;
     // Both builders take chunks of the same size: the smaller depth's.
     let chunk = new_tree.chunk_leaves().min(base_tree.as_ref().map_or(usize::MAX, |t| t.chunk_leaves()));
@@ -191,4 +193,45 @@ pub fn apply_streamed(
         }
     }
     Ok(Applied { new_root: new_tree.finish()?, depth, changed_weights })
+}
+
+/// The sampled blocks of a round read from its files: the old and new models' blocks from
+/// the checkpoints, the update's from one pass over the blob (which checks its checksum).
+/// Memory: the samples and one chunk of the blob.
+pub fn sampled_blocks(
+    old: &Checkpoint,
+    new: &Checkpoint,
+    update: &UpdateStream,
+    indices: &[u64],
+) -> Result<Vec<Sampled>, StreamError> {
+    old.check_same_layout(new)?;
+    let (nb, weights) = (old.block_count(), old.weight_count());
+    if update.weight_count() != weights {
+        return Err(UpdateError::ModelSize { update: update.weight_count(), model: weights }.into());
+    }
+    if let Some(&index) = indices.iter().find(|&&i| i >= nb) {
+        return Err(UpdateError::BlockIndex { index, blocks: nb }.into());
+    }
+    let mut blocks = vec![None; indices.len()];
+    update.blocks(1 << 12, |first, chunk| -> Result<(), StreamError> {
+        let range = first..first + chunk.len() as u64;
+        for (slot, &i) in blocks.iter_mut().zip(indices) {
+            if range.contains(&i) {
+                *slot = Some(chunk[(i - first) as usize].clone());
+            }
+        }
+        Ok(())
+    })?;
+    indices
+        .iter()
+        .zip(blocks)
+        .map(|(&index, update)| {
+            Ok(Sampled {
+                index,
+                old: old.block(index)?,
+                new: new.block(index)?,
+                update: update.expect("the pass covers every block below nb"),
+            })
+        })
+        .collect()
 }

@@ -89,7 +89,7 @@ fn streamed_update_trees_and_applies_equal_the_in_memory_ones() {
             let out = dir.path().join("new.safetensors");
             let tensors: Vec<_> = checkpoint.tensors().cloned().collect();
             let mut writer = CheckpointWriter::create(&out, None, &tensors, checkpoint.format()).unwrap();
-            let applied = apply_streamed(&checkpoint, &stream, None, Some(&mut writer), &()).unwrap();
+            let applied = apply_streamed(&checkpoint, &stream, None, Some(&mut writer), None, &()).unwrap();
             writer.finish().unwrap();
             assert_eq!(applied.new_root, whole_root);
             let changed = old.weights().iter().zip(expected.weights()).filter(|(a, b)| a != b).count();
@@ -104,7 +104,7 @@ fn streamed_update_trees_and_applies_equal_the_in_memory_ones() {
             let new_dir = dir.path().join("new");
             let layout = old_dir.join(SHARD_INDEX);
             let mut writer = CheckpointWriter::create(&new_dir, Some(&layout), &tensors, checkpoint.format()).unwrap();
-            apply_streamed(&checkpoint, &stream, None, Some(&mut writer), &()).unwrap();
+            apply_streamed(&checkpoint, &stream, None, Some(&mut writer), None, &()).unwrap();
             writer.finish().unwrap();
             for (file, names) in [("s1.safetensors", &["a", "c"][..]), ("s2.safetensors", &["b"][..])] {
                 let shard = part(&expected, names).to_safetensors().unwrap();
@@ -137,7 +137,7 @@ fn streamed_applies_refuse_what_the_in_memory_one_refuses_and_write_nothing() {
         up.save(&blob).unwrap();
         let stream = UpdateStream::open(&blob, weights as u64).unwrap();
         let mut writer = CheckpointWriter::create(&out, None, &tensors, checkpoint.format()).unwrap();
-        apply_streamed(&checkpoint, &stream, None, Some(&mut writer), &()).unwrap_err()
+        apply_streamed(&checkpoint, &stream, None, Some(&mut writer), None, &()).unwrap_err()
     };
     // Another base model: refused, naming both roots.
     let other = model_tree(&model(weights, 2), None, &()).unwrap().root();
@@ -155,7 +155,7 @@ fn streamed_applies_refuse_what_the_in_memory_one_refuses_and_write_nothing() {
     let blob = dir.path().join("small.pogo");
     update(2_000, 1).save(&blob).unwrap();
     let stream = UpdateStream::open(&blob, weights as u64).unwrap();
-    let err = apply_streamed(&checkpoint, &stream, None, None, &()).unwrap_err();
+    let err = apply_streamed(&checkpoint, &stream, None, None, None, &()).unwrap_err();
     assert!(matches!(err, StreamError::Update(UpdateError::ModelSize { update: 2000, model: 3000 })), "{err}");
 }
 
@@ -200,4 +200,55 @@ fn streamed_checkpoints_give_the_in_memory_tree() {
     let err = checkpoint_tree(&checkpoint, Some(16), None, &count).unwrap_err();
     assert!(matches!(err, StreamError::Tree(_)), "{err}");
     assert_eq!(count.0.load(Ordering::Relaxed), 0, "no hashing before the shape check");
+}
+
+/// A round's witness from its files (blocks read in place, paths from tree files) is the
+/// in-memory witness; tree files of another model or update are named, as are indices past
+/// the end and an update for another model.
+#[test]
+fn witnesses_from_files_and_tree_files_equal_the_in_memory_ones() {
+    use pogo_circuits::tree_file::TreeFile;
+    use pogo_prover::stream::{checkpoint_tree, sampled_blocks};
+    use pogo_prover::witness::{assemble, assemble_sampled, round_trees, WitnessError};
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = |name: &str| dir.path().join(name);
+    let weights = 5_000;
+    let old = model(weights, 7);
+    let up = update(weights as u64, 3);
+    let new = up.apply(&old).unwrap();
+    old.save(&path("old.safetensors")).unwrap();
+    new.save(&path("new.safetensors")).unwrap();
+    up.save(&path("u.pogo")).unwrap();
+    let depth = default_depth(old.block_count()) + 2;
+    let indices = [0, 1, 44, 4, 1];
+    let trees = round_trees(&old, &new, &up, depth, &()).unwrap();
+    let expected = assemble(&old, &new, &up, &trees, &indices).unwrap();
+
+    let open = |name: &str| Checkpoint::open(&path(name), None).unwrap();
+    let (old_file, new_file) = (open("old.safetensors"), open("new.safetensors"));
+    let stream = UpdateStream::open(&path("u.pogo"), weights as u64).unwrap();
+    checkpoint_tree(&old_file, Some(depth), Some(&path("old.tree")), &()).unwrap();
+    checkpoint_tree(&new_file, Some(depth), Some(&path("new.tree")), &()).unwrap();
+    update_stream_tree(&stream, Some(depth), Some(&path("u.tree")), &()).unwrap();
+    let [o, n, u] = ["old.tree", "new.tree", "u.tree"].map(|t| TreeFile::open(&path(t)).unwrap());
+    let sampled = sampled_blocks(&old_file, &new_file, &stream, &indices).unwrap();
+    let (inputs, samples) = assemble_sampled(old.block_count(), &sampled, [&o, &n, &u]).unwrap();
+    assert_eq!(inputs, expected.0);
+    assert_eq!(samples, expected.1);
+
+    let err = assemble_sampled(old.block_count(), &sampled, [&n, &n, &u]).unwrap_err();
+    assert!(matches!(err, WitnessError::OtherTree { which: "old model", block: 1 }), "{err}");
+    let err = assemble_sampled(old.block_count(), &sampled, [&o, &n, &o]).unwrap_err();
+    assert!(matches!(err, WitnessError::OtherTree { which: "update", block: 0 }), "{err}");
+    // The new model swapped for the old: not the old plus the update at a changed block.
+    let swapped = sampled_blocks(&old_file, &old_file, &stream, &indices).unwrap();
+    let err = assemble_sampled(old.block_count(), &swapped, [&o, &o, &u]).unwrap_err();
+    assert!(matches!(err, WitnessError::NotApplied { block: 1, .. }), "{err}");
+    let err = sampled_blocks(&old_file, &new_file, &stream, &[old.block_count()]).unwrap_err();
+    assert!(matches!(err, StreamError::Update(UpdateError::BlockIndex { .. })), "{err}");
+    model(weights + 1, 7).save(&path("bigger.safetensors")).unwrap();
+    let bigger = open("bigger.safetensors");
+    let err = sampled_blocks(&bigger, &bigger, &stream, &[0]).unwrap_err();
+    assert!(matches!(err, StreamError::Update(UpdateError::ModelSize { .. })), "{err}");
 }

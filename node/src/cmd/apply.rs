@@ -40,6 +40,10 @@ pub struct ApplyArgs {
     /// the new root a miner committed to.
     #[arg(long, value_name = "ROOT")]
     pub expect_root: Option<String>,
+    /// Also write the new model's tree file here (for `pogo open --tree` and `pogo prove
+    /// --new-tree` without hashing the model again).
+    #[arg(long, value_name = "FILE", conflicts_with = "in_memory")]
+    pub tree_out: Option<PathBuf>,
     /// Read the old model and the update whole before applying (the path before streaming,
     /// kept for comparisons; about 12 bytes of memory per weight).
     #[arg(long)]
@@ -90,9 +94,17 @@ fn run_streamed(args: ApplyArgs) -> anyhow::Result<()> {
     let mut writer = CheckpointWriter::create(&args.output, layout.as_deref(), &tensors, old.format())
         .with_context(|| format!("writing {}", args.output.display()))?;
     let bar = bar(old.block_count(), "applying and hashing blocks");
-    let applied = apply_streamed(&old, &update, args.depth, Some(&mut writer), &bar).with_context(applying)?;
+    let tree_out = args.tree_out.as_deref();
+    let applied =
+        apply_streamed(&old, &update, args.depth, Some(&mut writer), tree_out, &bar).with_context(applying)?;
     bar.0.finish_and_clear();
-    check_expected_root(&applied.new_root, args.expect_root.as_deref(), "the new model")?;
+    if let Err(e) = check_expected_root(&applied.new_root, args.expect_root.as_deref(), "the new model") {
+        // The tree is in place only with its model.
+        if let Some(tree) = tree_out {
+            let _ = std::fs::remove_file(tree);
+        }
+        return Err(e);
+    }
     writer.finish().with_context(|| format!("writing {}", args.output.display()))?;
     Report::new()
         .add("new_model", shown(&args.output))
@@ -100,6 +112,7 @@ fn run_streamed(args: ApplyArgs) -> anyhow::Result<()> {
         .add("changed_weights", applied.changed_weights)
         .add("depth", applied.depth)
         .add("new_root", fr_to_hex(&applied.new_root))
+        .add_some("tree_file", args.tree_out.as_deref().map(shown))
         .print(args.print);
     Ok(())
 }

@@ -109,19 +109,16 @@ fn run_streamed(args: CommitArgs) -> anyhow::Result<()> {
         ("model", checkpoint.weight_count(), checkpoint.block_count(), bits, tree)
     };
     check_expected_root(&root, args.expect_root.as_deref(), &shown(file))?;
-    let mut report = Report::new()
+    Report::new()
         .add("file", shown(file))
         .add("kind", kind)
         .add("weights", weights)
         .add("blocks", blocks)
-        .add("depth", depth);
-    if let Some(bits) = fraction_bits {
-        report = report.add("fraction_bits", bits);
-    }
-    report = report.add("root", fr_to_hex(&root)).add("hashed_on", "cpu");
-    if let Some(tree) = tree_out {
-        report = report.add("tree_file", shown(tree));
-    }
-    report.print(args.artifact.output);
+        .add("depth", depth)
+        .add_some("fraction_bits", fraction_bits)
+        .add("root", fr_to_hex(&root))
+        .add("hashed_on", "cpu")
+        .add_some("tree_file", tree_out.map(shown))
+        .print(args.artifact.output);
     Ok(())
 }

@@ -339,6 +339,14 @@ impl Report {
         self
     }
 
+    /// [`Report::add`] where there is a value.
+    fn add_some(self, key: &str, value: Option<impl serde::Serialize>) -> Self {
+        match value {
+            Some(value) => self.add(key, value),
+            None => self,
+        }
+    }
+
     fn print(&self, output: OutputArgs) {
         if output.json {
             println!("{}", serde_json::Value::Object(self.0.clone()));

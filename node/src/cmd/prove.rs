@@ -5,14 +5,18 @@ use std::time::Instant;
 
 use anyhow::{bail, Context};
 use clap::Args;
+use pogo_circuits::checkpoint::Checkpoint;
 use pogo_circuits::config::CircuitConfig;
-use pogo_circuits::field::fr_to_hex;
+use pogo_circuits::field::{fr_to_hex, Fr};
 use pogo_circuits::merkle::default_depth;
 use pogo_circuits::sampling::sample_indices;
+use pogo_circuits::tree_file::TreeFile;
 use pogo_circuits::update::Update;
 use pogo_circuits::update_circuit::PublicInputs;
+use pogo_circuits::update_stream::UpdateStream;
 use pogo_prover::prove::{prove, Keys, PROVER};
-use pogo_prover::witness::{assemble, round_trees};
+use pogo_prover::stream::{checkpoint_tree, sampled_blocks, update_stream_tree, StreamError};
+use pogo_prover::witness::{assemble, assemble_sampled, round_trees};
 use pogo_verifier::keys::{config_dir, setup_hint, Manifest, ProofFile, Setup, MANIFEST_FILE};
 
 use super::{bar, shown, spinner, FormatArgs, OutputArgs, Report};
@@ -21,8 +25,15 @@ use super::{bar, shown, spinner, FormatArgs, OutputArgs, Report};
 #[derive(Args, Debug)]
 #[command(after_help = "The blocks to prove are the round's sampled indices: pass the phase-2 randomness with --seed \
 (indices i_j = keccak256(abi.encode(seed, j)) mod nb, as the contract derives them) or list them with --indices.\n\n\
+The models and the blob are streamed, and only the sampled blocks and their paths are \
+kept: memory stays flat however large the model. The three trees are read from the tree files given with \
+--old-tree, --new-tree and --update-tree (what `pogo quantize` and `pogo commit --tree-out` write; each checked \
+against the sampled blocks, so a tree of another model is named), and any not given are built in a scratch \
+folder beside the proof and removed afterwards.\n\n\
 Examples:\n  pogo prove old.safetensors new.safetensors update.pogo --seed 0x5eed... --samples 8 -o round.proof\n  \
-pogo prove old.safetensors new.safetensors update.pogo --indices 0,17,42 -o round.proof")]
+pogo prove old.safetensors new.safetensors update.pogo --indices 0,17,42 -o round.proof\n  \
+pogo prove old new update.pogo --seed 0x5eed... --samples 32 --old-tree old.tree --new-tree new.tree \
+--update-tree update.tree -o round.proof")]
 pub struct ProveArgs {
     /// The old model (.safetensors, or a sharded checkpoint folder).
     pub old: PathBuf,
@@ -45,6 +56,20 @@ pub struct ProveArgs {
     /// Where the proof file goes.
     #[arg(short, long, value_name = "PROOF")]
     pub output: PathBuf,
+    /// The old model's tree file (from `pogo commit --tree-out` or `pogo quantize
+    /// --old-tree`), instead of hashing the old model again.
+    #[arg(long, value_name = "FILE", conflicts_with = "in_memory")]
+    pub old_tree: Option<PathBuf>,
+    /// The new model's tree file (`pogo quantize --new-tree`, `pogo apply --tree-out`).
+    #[arg(long, value_name = "FILE", conflicts_with = "in_memory")]
+    pub new_tree: Option<PathBuf>,
+    /// The update's tree file (`pogo quantize --update-tree`, `pogo commit UPDATE --tree-out`).
+    #[arg(long, value_name = "FILE", conflicts_with = "in_memory")]
+    pub update_tree: Option<PathBuf>,
+    /// Read the models and the update whole and build the trees in memory (the path before
+    /// streaming, kept for comparisons; about 30 bytes of memory per weight).
+    #[arg(long)]
+    pub in_memory: bool,
     /// Where configuration folders live.
     #[arg(long, value_name = "DIR", default_value = "params", env = "POGO_PARAMS")]
     pub params_dir: PathBuf,
@@ -94,26 +119,16 @@ pub(super) fn write_proof_file(
 }
 
 pub(super) fn run(args: ProveArgs) -> anyhow::Result<()> {
-    let old = args.format.load_model(&args.old)?;
-    let new = args.format.load_model(&args.new)?;
-    let update = Update::load_within(&args.update, old.weight_count())
+    let requested = args.format.requested()?;
+    let open =
+        |path: &Path| Checkpoint::open(path, requested).with_context(|| format!("reading model {}", path.display()));
+    let (old, new) = (open(&args.old)?, open(&args.new)?);
+    let update = UpdateStream::open(&args.update, old.weight_count())
         .with_context(|| format!("reading update {}", args.update.display()))?;
     let blocks = old.block_count();
     let depth = args.depth.unwrap_or_else(|| default_depth(blocks));
     let seed = args.seed.as_deref().map(parse_seed).transpose()?;
-    let indices = match (&seed, &args.indices) {
-        (Some(seed), _) => {
-            let samples = args.samples.context("--seed needs --samples S")?;
-            sample_indices(seed, samples, blocks)
-        }
-        (None, Some(indices)) => {
-            if args.samples.is_some_and(|s| s != indices.len()) {
-                bail!("--samples {} disagrees with {} --indices", args.samples.unwrap_or(0), indices.len());
-            }
-            indices.clone()
-        }
-        (None, None) => bail!("pass --seed or --indices"),
-    };
+    let indices = sampled_indices(&args, seed.as_ref(), blocks)?;
     // What can be checked without keys comes first: a wrong depth or index is said before
     // anyone is sent to make keys for it.
     if depth >= 64 || blocks > 1u64 << depth {
@@ -141,10 +156,34 @@ pub(super) fn run(args: ProveArgs) -> anyhow::Result<()> {
         );
     }
 
-    let progress = bar(3 * blocks, "committing old, new and update");
-    let trees = round_trees(&old, &new, &update, depth, &progress)?;
-    progress.0.finish_and_clear();
-    let (inputs, samples) = assemble(&old, &new, &update, &trees, &indices)?;
+    let (inputs, samples) = if args.in_memory {
+        let (old, new) = (old.to_model()?, new.to_model()?);
+        let update = Update::load_within(&args.update, old.weight_count())
+            .with_context(|| format!("reading update {}", args.update.display()))?;
+        let progress = bar(3 * blocks, "committing old, new and update");
+        let trees = round_trees(&old, &new, &update, depth, &progress)?;
+        progress.0.finish_and_clear();
+        assemble(&old, &new, &update, &trees, &indices)?
+    } else {
+        let given = [&args.old_tree, &args.new_tree, &args.update_tree];
+        let missing = given.iter().filter(|t| t.is_none()).count() as u64;
+        let scratch = missing_trees_dir(&args.output, missing)?;
+        let progress = bar(missing * blocks, "committing what no --*-tree file gives");
+        let trees = [
+            tree_file(given[0], "--old-tree", scratch.as_ref(), blocks, depth, |out| {
+                checkpoint_tree(&old, Some(depth), Some(out), &progress)
+            })?,
+            tree_file(given[1], "--new-tree", scratch.as_ref(), blocks, depth, |out| {
+                checkpoint_tree(&new, Some(depth), Some(out), &progress)
+            })?,
+            tree_file(given[2], "--update-tree", scratch.as_ref(), blocks, depth, |out| {
+                update_stream_tree(&update, Some(depth), Some(out), &progress)
+            })?,
+        ];
+        progress.0.finish_and_clear();
+        let sampled = sampled_blocks(&old, &new, &update, &indices)?;
+        assemble_sampled(blocks, &sampled, [&trees[0], &trees[1], &trees[2]])?
+    };
     let spin = spinner(format!("proving {} (k = {}) on the {prover}", config.name(), keys.shape.k));
     let start = Instant::now();
     let proof = prove(&setup, &keys, &inputs, &samples)?;
@@ -164,4 +203,65 @@ pub(super) fn run(args: ProveArgs) -> anyhow::Result<()> {
         .add("prover", prover)
         .print(args.print);
     Ok(())
+}
+
+/// The round's block indices: derived from `seed` as the contract does, or as listed.
+fn sampled_indices(args: &ProveArgs, seed: Option<&[u8; 32]>, blocks: u64) -> anyhow::Result<Vec<u64>> {
+    match (seed, &args.indices) {
+        (Some(seed), _) => {
+            let samples = args.samples.context("--seed needs --samples S")?;
+            Ok(sample_indices(seed, samples, blocks))
+        }
+        (None, Some(indices)) => {
+            if args.samples.is_some_and(|s| s != indices.len()) {
+                bail!("--samples {} disagrees with {} --indices", args.samples.unwrap_or(0), indices.len());
+            }
+            Ok(indices.clone())
+        }
+        (None, None) => bail!("pass --seed or --indices"),
+    }
+}
+
+/// A scratch folder beside the proof for the tree files no flag gives (removed when
+/// dropped), or none when every tree is given.
+fn missing_trees_dir(output: &Path, missing: u64) -> anyhow::Result<Option<tempfile::TempDir>> {
+    if missing == 0 {
+        return Ok(None);
+    }
+    let dir = match output.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let scratch = tempfile::Builder::new().prefix(".pogo-prove-").tempdir_in(dir);
+    Ok(Some(scratch.with_context(|| format!("making a scratch folder for tree files in {}", dir.display()))?))
+}
+
+/// The tree file `given` (checked to be a tree of `blocks` leaves at `depth`), or one
+/// built by `build` into the scratch folder.
+fn tree_file(
+    given: &Option<PathBuf>,
+    flag: &str,
+    scratch: Option<&tempfile::TempDir>,
+    blocks: u64,
+    depth: u32,
+    build: impl FnOnce(&Path) -> Result<(Fr, u32), StreamError>,
+) -> anyhow::Result<TreeFile> {
+    let path = match given {
+        Some(path) => path.clone(),
+        None => {
+            let path = scratch.expect("a scratch folder when a tree is missing").path().join(&flag[2..]);
+            build(&path)?;
+            path
+        }
+    };
+    let tree = TreeFile::open(&path).with_context(|| format!("{flag} {}", path.display()))?;
+    if tree.leaves() != blocks || tree.depth() != depth {
+        bail!(
+            "{flag} {}: a tree of {} leaves at depth {}, but the round has {blocks} blocks at depth {depth}",
+            path.display(),
+            tree.leaves(),
+            tree.depth()
+        );
+    }
+    Ok(tree)
 }
