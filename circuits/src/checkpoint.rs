@@ -9,8 +9,8 @@ use std::path::Path;
 
 use safetensors::tensor::{Dtype, SafeTensors};
 
-use crate::encoding::{bias, block_count, FixedPoint, BIAS, BLOCK_WEIGHTS};
-use crate::model::{fixed_point, locate, Model, ModelError, ShardIndex, TensorInfo, FIXED_POINT_KEY};
+use crate::encoding::{bias, block_count, unbias, FixedPoint, BIAS, BLOCK_WEIGHTS};
+use crate::model::{fixed_point, locate, FloatDtype, Model, ModelError, ShardIndex, TensorInfo, FIXED_POINT_KEY};
 
 /// A tensor as stored: its shard, dtype and bytes there.
 #[derive(Debug)]
@@ -317,6 +317,52 @@ pub struct CheckpointWriter {
     /// Weights written so far.
     written: u64,
     total: u64,
+    format: FixedPoint,
+    as_: WriteAs,
+}
+
+/// How a [`CheckpointWriter`] stores weights.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WriteAs {
+    /// pogo's exact fixed-point format (I32 tensors).
+    Fixed,
+    /// Floats, decoded from the fixed-point values (exact in F32 for `F <= 24` and
+    /// `|w| < 2^24`; rounded to nearest in F16 and BF16).
+    Float(FloatDtype),
+}
+
+impl WriteAs {
+    /// The safetensors dtype.
+    pub(crate) fn dtype(self) -> Dtype {
+        match self {
+            WriteAs::Fixed => Dtype::I32,
+            WriteAs::Float(FloatDtype::F32) => Dtype::F32,
+            WriteAs::Float(FloatDtype::F16) => Dtype::F16,
+            WriteAs::Float(FloatDtype::BF16) => Dtype::BF16,
+        }
+    }
+
+    /// Bytes per weight.
+    fn width(self) -> u64 {
+        self.dtype().bitsize() as u64 / 8
+    }
+
+    /// Appends the stored bytes of biased `weights` of a model in `format`.
+    pub(crate) fn encode(self, format: FixedPoint, weights: &[u32], out: &mut Vec<u8>) {
+        let value = |u: u32| format.decode(unbias(u));
+        match self {
+            WriteAs::Fixed => out.extend(weights.iter().flat_map(|&u| unbias(u).to_le_bytes())),
+            WriteAs::Float(FloatDtype::F32) => {
+                out.extend(weights.iter().flat_map(|&u| (value(u) as f32).to_le_bytes()))
+            }
+            WriteAs::Float(FloatDtype::F16) => {
+                out.extend(weights.iter().flat_map(|&u| half::f16::from_f64(value(u)).to_le_bytes()))
+            }
+            WriteAs::Float(FloatDtype::BF16) => {
+                out.extend(weights.iter().flat_map(|&u| half::bf16::from_f64(value(u)).to_le_bytes()))
+            }
+        }
+    }
 }
 
 impl CheckpointWriter {
@@ -329,6 +375,18 @@ impl CheckpointWriter {
         layout: Option<&Path>,
         tensors: &[TensorInfo],
         format: FixedPoint,
+    ) -> Result<Self, ModelError> {
+        Self::create_as(path, layout, tensors, format, WriteAs::Fixed)
+    }
+
+    /// [`CheckpointWriter::create`] storing the weights `as_` says: exact fixed point, or
+    /// decoded with `format` into floats (what `pogo export` writes for trainers).
+    pub fn create_as(
+        path: &Path,
+        layout: Option<&Path>,
+        tensors: &[TensorInfo],
+        format: FixedPoint,
+        as_: WriteAs,
     ) -> Result<Self, ModelError> {
         let io = |path: &Path| {
             let path = path.display().to_string();
@@ -352,7 +410,11 @@ impl CheckpointWriter {
                     let held = (0..tensors.len()).filter(|&i| layout.weight_map[&tensors[i].name] == shard).collect();
                     outputs.push((path.join(shard), held));
                 }
-                let json = serde_json::json!({ "metadata": { "format": "pogo" }, "weight_map": layout.weight_map });
+                let metadata = match as_ {
+                    WriteAs::Fixed => serde_json::json!({ "format": "pogo" }),
+                    WriteAs::Float(_) => serde_json::json!({}),
+                };
+                let json = serde_json::json!({ "metadata": metadata, "weight_map": layout.weight_map });
                 index = Some((
                     path.join(crate::model::SHARD_INDEX),
                     serde_json::to_vec_pretty(&json).expect("indexes serialize"),
@@ -360,15 +422,28 @@ impl CheckpointWriter {
             }
             None => outputs.push((path.to_path_buf(), (0..tensors.len()).collect())),
         }
-        let mut writer =
-            Self { files: Vec::new(), places: vec![(0, 0, 0); tensors.len()], index, written: 0, total: 0 };
+        let mut writer = Self {
+            files: Vec::new(),
+            places: vec![(0, 0, 0); tensors.len()],
+            index,
+            written: 0,
+            total: 0,
+            format,
+            as_,
+        };
         for (k, (target, held)) in outputs.into_iter().enumerate() {
-            let header = fixed_point_header(held.iter().map(|&i| &tensors[i]), format)?;
+            let header = match as_ {
+                WriteAs::Fixed => fixed_point_header(held.iter().map(|&i| &tensors[i]), format)?,
+                WriteAs::Float(_) => safetensors_header(
+                    held.iter().map(|&i| (tensors[i].name.clone(), as_.dtype(), tensors[i].shape.clone())),
+                    None,
+                )?,
+            };
             let mut at = header.len() as u64;
             for &i in &held {
                 let len = tensors[i].len() as u64;
                 writer.places[i] = (k, at, len);
-                at += 4 * len;
+                at += as_.width() * len;
             }
             let temp = crate::files::temp_beside(&target).map_err(io(&target))?;
             let file = std::fs::File::create(&temp).map_err(io(&temp))?;
@@ -397,10 +472,11 @@ impl CheckpointWriter {
             }
             let inside = self.written - start;
             let take = ((len - inside) as usize).min(rest.len());
-            let bytes: Vec<u8> = rest[..take].iter().flat_map(|&u| crate::encoding::unbias(u).to_le_bytes()).collect();
+            let mut bytes = Vec::with_capacity(take * self.as_.width() as usize);
+            self.as_.encode(self.format, &rest[..take], &mut bytes);
             let (handle, temp, _) = &self.files[file];
             handle
-                .write_all_at(&bytes, offset + 4 * inside)
+                .write_all_at(&bytes, offset + self.as_.width() * inside)
                 .map_err(|source| ModelError::Io { path: temp.display().to_string(), source })?;
             self.written += take as u64;
             rest = &rest[take..];

@@ -356,15 +356,11 @@ impl Model {
 
     /// The model as a float safetensors file (for trainers outside pogo).
     pub fn to_float_safetensors(&self, dtype: FloatDtype) -> Result<Vec<u8>, ModelError> {
-        let format = self.format;
+        let as_ = crate::checkpoint::WriteAs::Float(dtype);
         let views = self.tensor_slices().map(|(info, weights)| {
-            let values = weights.iter().map(|&u| format.decode(unbias(u)));
-            let (dtype, bytes) = match dtype {
-                FloatDtype::F32 => (Dtype::F32, values.flat_map(|v| (v as f32).to_le_bytes()).collect()),
-                FloatDtype::F16 => (Dtype::F16, values.flat_map(|v| half::f16::from_f64(v).to_le_bytes()).collect()),
-                FloatDtype::BF16 => (Dtype::BF16, values.flat_map(|v| half::bf16::from_f64(v).to_le_bytes()).collect()),
-            };
-            (info.name.clone(), OwnedView { dtype, shape: info.shape.clone(), bytes })
+            let mut bytes = Vec::new();
+            as_.encode(self.format, weights, &mut bytes);
+            (info.name.clone(), OwnedView { dtype: as_.dtype(), shape: info.shape.clone(), bytes })
         });
         Ok(safetensors::serialize(views, None)?)
     }

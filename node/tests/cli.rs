@@ -426,6 +426,16 @@ fn export_writes_floats_that_import_back_exactly() {
         let again = ok_json(&["commit", &out, "--json"]);
         assert_eq!(again["root"], base["root"], "{dtype}: every value here is exact in {dtype}");
     }
+    // Exported as a stream: the bytes of the in-memory export, from a fixed-point model too.
+    let model = Model::load(Path::new(&dir.path("base.safetensors")), None).unwrap();
+    model.save(Path::new(&dir.path("fixed.safetensors"))).unwrap();
+    let out = dir.path("from-fixed.safetensors");
+    ok_json(&["export", &dir.path("fixed.safetensors"), "-o", &out, "--dtype", "f16", "--json"]);
+    let expected = model.to_float_safetensors(pogo_circuits::model::FloatDtype::F16).unwrap();
+    assert!(std::fs::read(&out).unwrap() == expected);
+    let never = dir.path("never.safetensors");
+    fails_with(&["export", &dir.path("missing.safetensors"), "-o", &never], "missing.safetensors");
+    assert!(!Path::new(&never).exists());
 }
 
 #[test]

@@ -252,3 +252,37 @@ fn witnesses_from_files_and_tree_files_equal_the_in_memory_ones() {
     let err = sampled_blocks(&bigger, &bigger, &stream, &[0]).unwrap_err();
     assert!(matches!(err, StreamError::Update(UpdateError::ModelSize { .. })), "{err}");
 }
+
+/// Floats written as a stream (what `pogo export` does) are the bytes the in-memory export
+/// writes, one file or each shard of a sharded checkpoint.
+#[test]
+fn float_checkpoints_written_as_streams_equal_the_in_memory_export() {
+    use pogo_circuits::checkpoint::WriteAs;
+    use pogo_circuits::model::FloatDtype;
+
+    let dir = tempfile::tempdir().unwrap();
+    let m = model(3_001, 5);
+    let tensors: Vec<TensorInfo> = m.tensors().to_vec();
+    let old_dir = sharded(dir.path(), &m);
+    let checkpoint = Checkpoint::open(&old_dir, None).unwrap();
+    for dtype in [FloatDtype::F32, FloatDtype::F16, FloatDtype::BF16] {
+        let write = |out: &Path, layout: Option<&Path>| {
+            let mut writer =
+                CheckpointWriter::create_as(out, layout, &tensors, m.format(), WriteAs::Float(dtype)).unwrap();
+            checkpoint.stream(7, |_, w| writer.write(w)).unwrap();
+            writer.finish().unwrap();
+        };
+        let single = dir.path().join("single.safetensors");
+        write(&single, None);
+        assert_eq!(std::fs::read(&single).unwrap(), m.to_float_safetensors(dtype).unwrap(), "{dtype:?}");
+        let out = dir.path().join("float");
+        write(&out, Some(&old_dir.join(SHARD_INDEX)));
+        for (file, names) in [("s1.safetensors", &["a", "c"][..]), ("s2.safetensors", &["b"][..])] {
+            let shard = part(&m, names).to_float_safetensors(dtype).unwrap();
+            assert_eq!(std::fs::read(out.join(file)).unwrap(), shard, "{dtype:?} {file}");
+        }
+        let index: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join(SHARD_INDEX)).unwrap()).unwrap();
+        assert_eq!(index["metadata"], serde_json::json!({}), "not marked as pogo's fixed-point format");
+        std::fs::remove_dir_all(&out).unwrap();
+    }
+}

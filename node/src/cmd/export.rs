@@ -4,9 +4,11 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Args, ValueEnum};
-use pogo_circuits::model::FloatDtype;
+use pogo_circuits::checkpoint::{Checkpoint, CheckpointWriter, WriteAs};
+use pogo_circuits::encoding::block_count;
+use pogo_circuits::model::{FloatDtype, Model, ModelError};
 
-use super::{shown, FormatArgs, OutputArgs, Report};
+use super::{bar, shown, FormatArgs, OutputArgs, Report};
 
 /// Float formats `pogo export` writes.
 #[derive(ValueEnum, Debug, Clone, Copy)]
@@ -24,7 +26,8 @@ pub enum Dtype {
 pub struct ExportArgs {
     /// The model (.safetensors, or a sharded checkpoint folder).
     pub model: PathBuf,
-    /// Where to write the float model.
+    /// Where to write the float model (for a sharded model, a folder of shards in its
+    /// layout, unless OUT ends in .safetensors). Written as it streams, in bounded memory.
     #[arg(short, long, value_name = "OUT")]
     pub output: PathBuf,
     /// Float type of the written tensors.
@@ -37,15 +40,29 @@ pub struct ExportArgs {
 }
 
 pub(super) fn run(args: ExportArgs) -> anyhow::Result<()> {
-    let model = args.format.load_model(&args.model)?;
+    let model = Checkpoint::open(&args.model, args.format.requested()?)
+        .with_context(|| format!("reading model {}", args.model.display()))?;
     let dtype = match args.dtype {
         Dtype::F32 => FloatDtype::F32,
         Dtype::F16 => FloatDtype::F16,
         Dtype::Bf16 => FloatDtype::BF16,
     };
-    let bytes = model.to_float_safetensors(dtype)?;
-    pogo_circuits::files::write_atomic(&args.output, &bytes)
-        .with_context(|| format!("writing {}", args.output.display()))?;
+    let tensors: Vec<_> = model.tensors().cloned().collect();
+    let layout = Model::shard_layout(&args.output, &args.model);
+    let writing = || format!("writing {}", args.output.display());
+    let mut writer =
+        CheckpointWriter::create_as(&args.output, layout.as_deref(), &tensors, model.format(), WriteAs::Float(dtype))
+            .with_context(writing)?;
+    let bar = bar(model.block_count(), "converting blocks");
+    model
+        .stream(1 << 14, |_, weights| -> Result<(), ModelError> {
+            writer.write(weights)?;
+            bar.0.inc(block_count(weights.len() as u64));
+            Ok(())
+        })
+        .with_context(writing)?;
+    writer.finish().with_context(writing)?;
+    bar.0.finish_and_clear();
     Report::new()
         .add("output", shown(&args.output))
         .add("weights", model.weight_count())
