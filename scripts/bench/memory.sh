@@ -1,15 +1,16 @@
 #!/usr/bin/env bash
 # Memory benchmark of issue 19: wall time and peak RSS of `pogo commit` on synthetic sharded
 # BF16 checkpoints, streamed (the default) and read whole (`--in-memory`, the path before
-# streaming) in the same run, and of one opening read back from the tree file. Then, where
-# the whole-model `quantize` fits in memory (it is not streamed yet), an update between two
-# such checkpoints and `pogo apply` of it, streamed and whole.
+# streaming) in the same run, and of one opening read back from the tree file. Then a round:
+# `quantize` between two such checkpoints (keeping the three tree files), `apply` of the
+# update, `export` of the new model and `prove` at the model's depth with S = 32 (from the
+# tree files, and hashing them), each streamed and, where it fits in memory, whole.
 #
 # Usage: scripts/bench/memory.sh [WORK_DIR] [WEIGHTS...]
 #   WORK_DIR  where the checkpoints and trees go (default /tmp/pogo-bench-memory; they are
 #             2 bytes per weight, plus 0.6 for the tree, and are kept for reruns)
 #   WEIGHTS   model sizes (default: 250000000 1000000000)
-#   STEPS=commit or STEPS=apply (environment) runs only that half.
+#   STEPS=commit or STEPS=round (environment) runs only that half.
 # Needs: cargo, python3, GNU time (/usr/bin/time). Prints a Markdown table.
 set -euo pipefail
 
@@ -42,7 +43,7 @@ for n in "${sizes[@]}"; do
   fi
   row() { awk -v n="$n" -v path="$1" '{ printf "| %d | %s | %.1f | %.0f | %.2f |\n", n, path, $1, $2 / 1024, n / $1 / 1e6 }'; }
   once() { awk -v n="$n" -v path="$1" '{ printf "| %d | %s | %.2f | %.0f | – |\n", n, path, $1, $2 / 1024 }'; }
-  steps="${STEPS:-commit apply}"
+  steps="${STEPS:-commit round}"
   if [[ " $steps " == *" commit "* ]]; then
   echo "streamed commit of $n weights..." >&2
   measure "$pogo" commit "$model" --json --tree-out "$model.tree" | row "streamed (\`commit --tree-out\`)"
@@ -60,23 +61,53 @@ for n in "${sizes[@]}"; do
     echo "| $n | whole model | skipped: needs about $((n * 9 / 1048576)) MiB, $((available_kib / 1024)) MiB free | | |"
   fi
   fi
-  [[ " $steps " == *" apply "* ]] || continue
+  [[ " $steps " == *" round "* ]] || continue
+  trained="$work/bf16-$n-trained"
+  [ -f "$trained/model.safetensors.index.json" ] || python3 "$root/scripts/bench/make-checkpoint.py" "$trained" "$n" --shards 4 --seed 2 >&2
+  rm -rf "$work/new-$n" "$work/applied-$n" "$work/exported-$n"
+  echo "streamed quantize of $n weights..." >&2
+  trees=(--old-tree "$work/old-$n.tree" --new-tree "$work/new-$n.tree" --update-tree "$work/update-$n.tree")
+  measure "$pogo" quantize "$model" "$trained" -o "$work/update-$n.pogo" --new "$work/new-$n" --json "${trees[@]}" | row "streamed \`quantize\` (three trees kept)"
+  new_root="$(root_of new_root)"
+  update_root="$(root_of update_root)"
   available_kib=$(awk '/MemAvailable/ { print $2 }' /proc/meminfo)
-  # quantize holds both models, the update and three trees: about 40 bytes per weight.
+  # The whole-model quantize holds both models, the update and three trees: about 40
+  # bytes per weight.
   if [ $((n * 40 / 1024)) -lt "$available_kib" ]; then
-    trained="$work/bf16-$n-trained"
-    [ -f "$trained/model.safetensors.index.json" ] || python3 "$root/scripts/bench/make-checkpoint.py" "$trained" "$n" --shards 4 --seed 2 >&2
-    echo "quantize (whole models) of $n weights..." >&2
-    measure "$pogo" quantize "$model" "$trained" -o "$work/update-$n.pogo" --new "$work/new-$n" --json | row "\`quantize\` (whole models, not streamed yet)"
-    new_root="$(root_of new_root)"
-    rm -rf "$work/applied-$n"
-    echo "streamed apply of $n weights..." >&2
-    measure "$pogo" apply "$model" "$work/update-$n.pogo" -o "$work/applied-$n" --expect-root "$new_root" --json | row "streamed \`apply\` (checks the base: two trees)"
-    rm -rf "$work/applied-$n"
+    echo "in-memory quantize of $n weights..." >&2
+    measure "$pogo" quantize "$model" "$trained" -o "$work/update-$n-whole.pogo" --new "$work/new-$n-whole" --json --in-memory | row "whole-model \`quantize --in-memory\`"
+    [ "$(root_of new_root)" = "$new_root" ] || { echo "the new roots differ" >&2; exit 1; }
+    cmp "$work/update-$n.pogo" "$work/update-$n-whole.pogo" || { echo "the blobs differ" >&2; exit 1; }
+    rm -rf "$work/new-$n-whole" "$work/update-$n-whole.pogo"
+  else
+    echo "| $n | whole-model \`quantize\` | skipped: needs about $((n * 40 / 1048576)) MiB | | |"
+  fi
+  echo "streamed apply of $n weights..." >&2
+  measure "$pogo" apply "$model" "$work/update-$n.pogo" -o "$work/applied-$n" --expect-root "$new_root" --json | row "streamed \`apply\` (checks the base: two trees)"
+  rm -rf "$work/applied-$n"
+  if [ $((n * 12 / 1024)) -lt "$available_kib" ]; then
     echo "in-memory apply of $n weights..." >&2
     measure "$pogo" apply "$model" "$work/update-$n.pogo" -o "$work/applied-$n" --expect-root "$new_root" --json --in-memory | row "whole-model \`apply --in-memory\`"
-    rm -rf "$work/applied-$n" "$work/new-$n"
-  else
-    echo "| $n | \`quantize\`, \`apply\` | skipped: quantize (not streamed) needs about $((n * 40 / 1048576)) MiB | | |"
+    rm -rf "$work/applied-$n"
   fi
+  echo "streamed export of $n weights..." >&2
+  measure "$pogo" export "$work/new-$n" -o "$work/exported-$n" --dtype bf16 --json | row "streamed \`export --dtype bf16\`"
+  rm -rf "$work/exported-$n"
+  # Proving at the model's own depth, S = 32 (the insecure development setup: keys only).
+  blocks=$(( (n + 111) / 112 ))
+  depth=$(python3 -c "import sys; b=int(sys.argv[1]); print(max(1, (b - 1).bit_length()))" "$blocks")
+  params="$work/params"
+  [ -f "$params/d$depth-s32/manifest.json" ] || { echo "setup d$depth-s32..." >&2; "$pogo" setup --depth "$depth" --samples 32 --params-dir "$params" >&2; }
+  seed="0x$(printf '5e%.0s' {1..32})"
+  prove=("$pogo" prove "$model" "$work/new-$n" "$work/update-$n.pogo" --seed "$seed" --samples 32 --params-dir "$params" -o "$work/round-$n.proof" --json)
+  echo "prove from tree files, $n weights..." >&2
+  measure "${prove[@]}" "${trees[@]}" | once "\`prove\` d$depth-s32 from the tree files"
+  [ "$(root_of new_root)" = "$new_root" ] && [ "$(root_of update_root)" = "$update_root" ] || { echo "proved other roots" >&2; exit 1; }
+  echo "prove building the trees, $n weights..." >&2
+  measure "${prove[@]}" | once "\`prove\` d$depth-s32, streamed, hashing the three trees"
+  if [ $((n * 40 / 1024)) -lt "$available_kib" ]; then
+    echo "in-memory prove of $n weights..." >&2
+    measure "${prove[@]}" --in-memory | once "whole-model \`prove --in-memory\` d$depth-s32"
+  fi
+  rm -rf "$work/new-$n"
 done

@@ -67,7 +67,8 @@ pub struct ProveArgs {
     #[arg(long, value_name = "FILE", conflicts_with = "in_memory")]
     pub update_tree: Option<PathBuf>,
     /// Read the models and the update whole and build the trees in memory (the path before
-    /// streaming, kept for comparisons; about 30 bytes of memory per weight).
+    /// streaming, kept for comparisons; about 9 bytes of memory per weight beyond the
+    /// prover's own).
     #[arg(long)]
     pub in_memory: bool,
     /// Where configuration folders live.

@@ -20,12 +20,8 @@ use rayon::prelude::*;
 
 use super::{
     block_norms, check_density, quantize_chunk, Kept, QuantizeError, QuantizeReport, ResidualFile, ResidualWriter,
-    Tally, TopBlocks,
+    Tally, TopBlocks, CHUNK_HEIGHT,
 };
-
-/// Chunks of `2^14` blocks (1.8 million weights): with the residual in and out at 8 bytes
-/// a weight, about 80 MB in flight.
-const CHUNK_HEIGHT: u32 = 14;
 
 /// A chunk of blocks from `first`: the weights of both models and the residual for them.
 struct Chunk<'a> {
@@ -231,6 +227,10 @@ mod tests {
             }
             let mut residual = start.clone();
             let whole = quantize_sparse(&base, &trained, &mut residual, density).unwrap();
+            // In memory in chunks as small as the streamed ones: the same.
+            let mut chunked = start.clone();
+            let small = crate::quantize::quantize_sparse_in_chunks(&base, &trained, &mut chunked, density, height).unwrap();
+            prop_assert_eq!((&small.update, &small.new_model, &small.report, &chunked), (&whole.update, &whole.new_model, &whole.report, &residual));
             let depth = pogo_circuits::merkle::default_depth(base.block_count()) + 1;
             let base_tree = model_tree(&base, Some(depth), &()).unwrap();
             let blob = whole.update.clone().with_base(base_tree.root(), depth).to_blob();
