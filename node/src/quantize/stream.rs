@@ -113,8 +113,9 @@ fn quantize_in_chunks(
             old.clear();
             new.clear();
             carried.clear();
-            base.read_blocks(first, count, &mut old)?;
-            trained.read_blocks(first, count, &mut new)?;
+            // A bad value in either file is a read error, not a layout mismatch.
+            base.read_blocks(first, count, &mut old).map_err(StreamError::from)?;
+            trained.read_blocks(first, count, &mut new).map_err(StreamError::from)?;
             match &residual {
                 Some(file) => file.read(first * BLOCK_WEIGHTS as u64, old.len() as u64, &mut carried)?,
                 None => carried.resize(old.len(), 0),
@@ -280,7 +281,21 @@ mod tests {
         assert!(err.to_string().contains("tensor 1 (in model order) is b[200] vs b[201]"), "{err}");
         let err = quantize_streamed(&base, &base, 0.0, None, &files, &()).unwrap_err();
         assert!(matches!(err, QuantizeError::Density(_)));
+        // A NaN in the trained model is named as such, with its tensor and element.
+        let mut floats: Vec<f32> = vec![0.5; 300];
+        floats[250] = f32::NAN;
+        let bytes = |v: &[f32]| v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>();
+        let (a, b) = (bytes(&floats[..100]), bytes(&floats[100..]));
+        let views = [
+            ("a", safetensors::tensor::TensorView::new(safetensors::Dtype::F32, vec![100], &a).unwrap()),
+            ("b", safetensors::tensor::TensorView::new(safetensors::Dtype::F32, vec![200], &b).unwrap()),
+        ];
+        std::fs::write(path("nan.safetensors"), safetensors::serialize(views, None).unwrap()).unwrap();
+        let nan = Checkpoint::open(&path("nan.safetensors"), Some(base.format())).unwrap();
+        let plain = QuantizeFiles { residual: None, ..files };
+        let err = quantize_streamed(&base, &nan, 1.0, None, &plain, &()).unwrap_err().to_string();
+        assert!(err.contains("\"b\", element 150") && !err.contains("do not match"), "{err}");
         let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
-        assert_eq!(names.len(), 3, "only the inputs: {names:?}");
+        assert_eq!(names.len(), 4, "only the inputs: {names:?}");
     }
 }
