@@ -102,7 +102,7 @@ pub fn hash_pairs(pairs: &[(Fr, Fr)]) -> Vec<Fr> {
 }
 
 /// Checks that `changed` lists indices below `leaves` by increasing index, each once.
-fn check_changed(changed: &[(u64, Fr)], leaves: u64) -> Result<(), MerkleError> {
+pub(crate) fn check_changed(changed: &[(u64, Fr)], leaves: u64) -> Result<(), MerkleError> {
     for (k, &(index, _)) in changed.iter().enumerate() {
         if index >= leaves {
             return Err(MerkleError::IndexOutOfRange { index, leaves });
@@ -121,6 +121,16 @@ fn dirty_parents(
     node: impl Fn(u64) -> Fr,
     hash_pairs: &impl Fn(&[(Fr, Fr)]) -> Vec<Fr>,
 ) -> Vec<(u64, Fr)> {
+    let read = |i| Ok::<_, std::convert::Infallible>(node(i));
+    try_dirty_parents(dirty, read, hash_pairs).unwrap_or_else(|never| match never {})
+}
+
+/// [`dirty_parents`] with siblings read by a fallible `node` (from a file).
+pub(crate) fn try_dirty_parents<E>(
+    dirty: &[(u64, Fr)],
+    node: impl Fn(u64) -> Result<Fr, E>,
+    hash_pairs: &impl Fn(&[(Fr, Fr)]) -> Vec<Fr>,
+) -> Result<Vec<(u64, Fr)>, E> {
     let mut parents = Vec::with_capacity(dirty.len());
     let mut pairs = Vec::with_capacity(dirty.len());
     let mut k = 0;
@@ -133,16 +143,16 @@ fn dirty_parents(
                     k += 1;
                     (value, right)
                 }
-                _ => (value, node(index + 1)),
+                _ => (value, node(index + 1)?),
             }
         } else {
-            (node(index - 1), value)
+            (node(index - 1)?, value)
         };
         parents.push(parent);
         pairs.push(pair);
         k += 1;
     }
-    parents.into_iter().zip(hash_pairs(&pairs)).collect()
+    Ok(parents.into_iter().zip(hash_pairs(&pairs)).collect())
 }
 
 /// The root of the depth-`depth` tree over `leaves` leaves that all equal `unchanged` but

@@ -21,7 +21,7 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use crate::field::{Fr, PrimeField};
-use crate::merkle::{check_shape, zero_subtree_roots, MerkleError, MerklePath};
+use crate::merkle::{check_changed, check_shape, try_dirty_parents, zero_subtree_roots, MerkleError, MerklePath};
 
 /// The file's first bytes.
 pub const TREE_MAGIC: [u8; 8] = *b"POGOTREE";
@@ -302,6 +302,50 @@ impl TreeFile {
             return Err(MerkleError::IndexOutOfRange { index, leaves: self.leaves }.into());
         }
         self.node(0, index)
+    }
+
+    /// A tree file at `out` for this tree with the leaves `changed` (sorted by index, each
+    /// once) replaced: the file is copied and only their paths are re-hashed, `O(k · D)`
+    /// hashes for `k` changed leaves however large the tree (a verifier's rebuild of a
+    /// sparse update). The same file as building the new tree whole (tests check it);
+    /// `out` appears only when complete.
+    pub fn with_leaves_replaced(
+        &self,
+        out: &Path,
+        changed: &[(u64, Fr)],
+        hash_pairs: impl Fn(&[(Fr, Fr)]) -> Vec<Fr>,
+    ) -> Result<TreeFile, TreeFileError> {
+        check_changed(changed, self.leaves)?;
+        let shown = out.display().to_string();
+        let temp =
+            crate::files::temp_beside(out).map_err(|source| TreeFileError::Io { path: shown.clone(), source })?;
+        let io = |source| TreeFileError::Io { path: temp.display().to_string(), source };
+        let result = (|| {
+            let mut copy = File::create(&temp).map_err(io)?;
+            let mut from = self.file.try_clone().map_err(io)?;
+            std::io::Seek::rewind(&mut from).map_err(io)?;
+            std::io::copy(&mut from, &mut copy).map_err(io)?;
+            // Siblings not re-hashed are unchanged: they are read from this tree.
+            let mut dirty = changed.to_vec();
+            for level in 0..=self.depth as usize {
+                for &(i, value) in &dirty {
+                    copy.write_all_at(&node_bytes(&[value]), self.offsets[level] + i * NODE).map_err(io)?;
+                }
+                if level == self.depth as usize {
+                    break;
+                }
+                dirty = try_dirty_parents(&dirty, |i| self.node(level, i), &hash_pairs)?;
+            }
+            let root = dirty.first().map_or(self.root, |&(_, root)| root);
+            copy.write_all_at(&root.to_repr(), 24).map_err(io)?;
+            copy.sync_all().map_err(io)?;
+            std::fs::rename(&temp, out).map_err(io)
+        })();
+        if let Err(e) = result {
+            let _ = std::fs::remove_file(&temp);
+            return Err(e);
+        }
+        TreeFile::open(out)
     }
 
     /// The opening of leaf `index`, checked against the root: a damaged file is an error

@@ -3,7 +3,7 @@
 //! a damaged, truncated or foreign file is refused by name, and nothing half-written stays.
 
 use pogo_circuits::field::{Field, Fr};
-use pogo_circuits::merkle::{next_layer, MerkleTree};
+use pogo_circuits::merkle::{hash_pairs, next_layer, MerkleTree};
 use pogo_circuits::tree_file::{TreeBuilder, TreeFile, TreeFileError};
 use rand::{rngs::StdRng, Rng, SeedableRng};
 
@@ -118,4 +118,46 @@ fn an_unfinished_build_leaves_nothing_and_a_wrong_push_is_refused() {
     let builder = TreeBuilder::new(20, 5, Some(&out), next_layer).unwrap();
     assert!(matches!(builder.finish(), Err(TreeFileError::Misuse(_))), "finished before every leaf");
     assert!(!out.exists());
+}
+
+/// Replacing leaves of a tree file re-hashes only their paths and gives, byte for byte, the
+/// file of the new tree built whole; out-of-order, repeated or out-of-range leaves are
+/// refused and leave no file behind.
+#[test]
+fn replacing_leaves_in_a_file_equals_building_the_new_tree() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut rng = StdRng::seed_from_u64(11);
+    for case in 0..16u64 {
+        let n = if case == 0 { 1 } else { rng.gen_range(1..400) };
+        let depth = pogo_circuits::merkle::default_depth(n) + rng.gen_range(0..3);
+        let old = leaves(n, case);
+        let old_path = dir.path().join("old.tree");
+        build(&old, depth, 3, Some(&old_path));
+        let mut indices: Vec<u64> = (0..rng.gen_range(0..6)).map(|_| rng.gen_range(0..n)).collect();
+        if case == 1 {
+            indices = (0..n).collect();
+        }
+        indices.sort_unstable();
+        indices.dedup();
+        let fresh = leaves(indices.len() as u64, 1000 + case);
+        let changed: Vec<(u64, Fr)> = indices.iter().copied().zip(fresh).collect();
+        let mut new = old.clone();
+        for &(i, leaf) in &changed {
+            new[i as usize] = leaf;
+        }
+        let whole = dir.path().join("whole.tree");
+        build(&new, depth, 2, Some(&whole));
+        let patched = dir.path().join("patched.tree");
+        let file = TreeFile::open(&old_path).unwrap().with_leaves_replaced(&patched, &changed, hash_pairs).unwrap();
+        assert_eq!(std::fs::read(&patched).unwrap(), std::fs::read(&whole).unwrap(), "n {n}, D {depth}, {changed:?}");
+        assert_eq!(file.root(), MerkleTree::build(new, depth).unwrap().root());
+    }
+    let old = TreeFile::open(&dir.path().join("old.tree")).unwrap();
+    let n = old.leaves();
+    let bad = dir.path().join("bad.tree");
+    for changed in [vec![(n, Fr::ONE)], vec![(0, Fr::ONE), (0, Fr::ONE)]] {
+        assert!(matches!(old.with_leaves_replaced(&bad, &changed, hash_pairs), Err(TreeFileError::Shape(_))));
+    }
+    let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(names.len(), 3, "old, whole and patched only: {names:?}");
 }
