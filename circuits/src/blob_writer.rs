@@ -205,11 +205,7 @@ impl BlobWriter {
         if weights == 0 || weights > crate::update::MAX_WEIGHTS {
             return Err(UpdateError::WeightCount(weights).into());
         }
-        let dir = match path.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p,
-            _ => Path::new("."),
-        };
-        let spool = tempfile::tempfile_in(dir).map_err(|source| io(path, source))?;
+        let spool = tempfile::tempfile_in(crate::files::dir_of(path)).map_err(|source| io(path, source))?;
         Ok(Self { path: path.to_path_buf(), weights, spool: BufWriter::new(spool), pushed: 0, changed: 0 })
     }
 

@@ -4,13 +4,18 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+/// The folder `path` is in (`.` for a bare file name): where its temporary files go.
+pub fn dir_of(path: &Path) -> &Path {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    }
+}
+
 /// The temporary file beside `path` that becomes `path` by a rename (this process's own,
 /// hidden): what every writer here and the streamed writers use.
 pub fn temp_beside(path: &Path) -> std::io::Result<PathBuf> {
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
+    let dir = dir_of(path);
     let name = path.file_name().ok_or_else(|| {
         std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("{} is not a file path", path.display()))
     })?;

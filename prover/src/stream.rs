@@ -107,8 +107,9 @@ impl From<BlobError> for Feed {
 
 /// `old + update`, every weight, in bounded memory: the old checkpoint and the blob stream
 /// side by side (the blob on a thread of its own), each chunk applied exactly, its new
-/// leaves hashed and, with `writer`, written (with `tree_out`, the new tree's file too). A blob that records its base model is checked
-/// against the old model's root at the base's depth, hashed in the same pass. Nothing is
+/// leaves hashed and, with `writer`, written (with `tree_out`, the new tree's file too). A
+/// blob that records its base model is checked against the old model's root at the base's
+/// depth, hashed in the same pass. Nothing is
 /// accepted before the blob's checksum: on any error the caller drops the writer, which
 /// removes what it wrote.
 pub fn apply_streamed(

@@ -7,7 +7,7 @@ use clap::Args;
 use pogo_circuits::field::fr_to_hex;
 use pogo_circuits::update::Update;
 
-use pogo_circuits::checkpoint::{Checkpoint, CheckpointWriter};
+use pogo_circuits::checkpoint::CheckpointWriter;
 use pogo_circuits::model::Model;
 use pogo_circuits::update_stream::UpdateStream;
 use pogo_prover::stream::apply_streamed;
@@ -84,8 +84,7 @@ pub(super) fn run(args: ApplyArgs) -> anyhow::Result<()> {
 
 /// `apply` in bounded memory: see [`apply_streamed`].
 fn run_streamed(args: ApplyArgs) -> anyhow::Result<()> {
-    let old = Checkpoint::open(&args.old, args.format.requested()?)
-        .with_context(|| format!("reading model {}", args.old.display()))?;
+    let old = args.format.open_checkpoint(&args.old)?;
     let update = UpdateStream::open(&args.update, old.weight_count())
         .with_context(|| format!("reading update {}", args.update.display()))?;
     let applying = || format!("applying {} to {}", shown(&args.update), shown(&args.old));

@@ -7,7 +7,6 @@ use pogo_circuits::field::fr_to_hex;
 use pogo_prover::commit::model_tree_preferring_gpu;
 
 use anyhow::Context;
-use pogo_circuits::checkpoint::Checkpoint;
 use pogo_circuits::update::MAX_WEIGHTS;
 use pogo_circuits::update_stream::UpdateStream;
 use pogo_prover::stream::{checkpoint_tree, update_stream_tree};
@@ -100,8 +99,7 @@ fn run_streamed(args: CommitArgs) -> anyhow::Result<()> {
         bar.0.finish_and_clear();
         ("update", update.weight_count(), update.block_count(), None, tree)
     } else {
-        let checkpoint = Checkpoint::open(file, args.artifact.format.requested()?)
-            .with_context(|| format!("reading model {}", file.display()))?;
+        let checkpoint = args.artifact.format.open_checkpoint(file)?;
         let bar = bar(checkpoint.block_count(), "hashing model blocks");
         let tree = checkpoint_tree(&checkpoint, depth, tree_out, &bar).with_context(committing)?;
         bar.0.finish_and_clear();

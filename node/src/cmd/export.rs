@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Args, ValueEnum};
-use pogo_circuits::checkpoint::{Checkpoint, CheckpointWriter, WriteAs};
+use pogo_circuits::checkpoint::{CheckpointWriter, WriteAs};
 use pogo_circuits::encoding::block_count;
 use pogo_circuits::model::{FloatDtype, Model, ModelError};
 
@@ -40,8 +40,7 @@ pub struct ExportArgs {
 }
 
 pub(super) fn run(args: ExportArgs) -> anyhow::Result<()> {
-    let model = Checkpoint::open(&args.model, args.format.requested()?)
-        .with_context(|| format!("reading model {}", args.model.display()))?;
+    let model = args.format.open_checkpoint(&args.model)?;
     let dtype = match args.dtype {
         Dtype::F32 => FloatDtype::F32,
         Dtype::F16 => FloatDtype::F16,

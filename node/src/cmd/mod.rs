@@ -23,6 +23,7 @@ use std::path::Path;
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
+use pogo_circuits::checkpoint::Checkpoint;
 use pogo_circuits::encoding::FixedPoint;
 use pogo_circuits::merkle::MerkleTree;
 use pogo_circuits::model::Model;
@@ -164,7 +165,12 @@ impl FormatArgs {
     }
 
     fn load_model(&self, path: &Path) -> anyhow::Result<Model> {
-        Model::load(path, self.requested()?).with_context(|| format!("reading model {}", path.display()))
+        self.open_checkpoint(path)?.to_model().with_context(|| format!("reading model {}", path.display()))
+    }
+
+    /// The checkpoint at `path`, opened for streaming with these fraction bits.
+    fn open_checkpoint(&self, path: &Path) -> anyhow::Result<Checkpoint> {
+        Checkpoint::open(path, self.requested()?).with_context(|| format!("reading model {}", path.display()))
     }
 }
 

@@ -2,9 +2,8 @@
 
 use std::path::Path;
 
-use anyhow::{bail, ensure, Context};
+use anyhow::{bail, ensure};
 use clap::Args;
-use pogo_circuits::checkpoint::Checkpoint;
 use pogo_circuits::encoding::block_leaf;
 use pogo_circuits::field::{fr_to_hex, Fr};
 use pogo_circuits::merkle::MerklePath;
@@ -48,8 +47,7 @@ pub(super) fn run(OpenArgs { block, tree, artifact: args }: OpenArgs) -> anyhow:
 /// The opening read from a tree file, the block decoded from the checkpoint alone.
 fn run_from_tree_file(block: u64, tree: &Path, args: &ArtifactArgs) -> anyhow::Result<()> {
     let file = &args.file;
-    let checkpoint = Checkpoint::open(file, args.format.requested()?)
-        .with_context(|| format!("reading model {}", file.display()))?;
+    let checkpoint = args.format.open_checkpoint(file)?;
     let tree_file = TreeFile::open(tree)?;
     ensure!(
         tree_file.leaves() == checkpoint.block_count(),

@@ -5,7 +5,6 @@ use std::time::Instant;
 
 use anyhow::{bail, Context};
 use clap::Args;
-use pogo_circuits::checkpoint::Checkpoint;
 use pogo_circuits::config::CircuitConfig;
 use pogo_circuits::field::{fr_to_hex, Fr};
 use pogo_circuits::merkle::default_depth;
@@ -120,10 +119,7 @@ pub(super) fn write_proof_file(
 }
 
 pub(super) fn run(args: ProveArgs) -> anyhow::Result<()> {
-    let requested = args.format.requested()?;
-    let open =
-        |path: &Path| Checkpoint::open(path, requested).with_context(|| format!("reading model {}", path.display()));
-    let (old, new) = (open(&args.old)?, open(&args.new)?);
+    let (old, new) = (args.format.open_checkpoint(&args.old)?, args.format.open_checkpoint(&args.new)?);
     let update = UpdateStream::open(&args.update, old.weight_count())
         .with_context(|| format!("reading update {}", args.update.display()))?;
     let blocks = old.block_count();
@@ -229,10 +225,7 @@ fn missing_trees_dir(output: &Path, missing: u64) -> anyhow::Result<Option<tempf
     if missing == 0 {
         return Ok(None);
     }
-    let dir = match output.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
+    let dir = pogo_circuits::files::dir_of(output);
     let scratch = tempfile::Builder::new().prefix(".pogo-prove-").tempdir_in(dir);
     Ok(Some(scratch.with_context(|| format!("making a scratch folder for tree files in {}", dir.display()))?))
 }

@@ -111,7 +111,7 @@ pub(super) fn run(args: QuantizeArgs) -> anyhow::Result<()> {
         sparse,
         blob_bytes: blob.len() as u64,
         depth: new_tree.depth(),
-        roots: [base_tree.root(), update_root, new_tree.root()],
+        roots: [base_tree.root(), new_tree.root(), update_root],
     };
     summary.print(&args);
     Ok(())
@@ -119,8 +119,7 @@ pub(super) fn run(args: QuantizeArgs) -> anyhow::Result<()> {
 
 /// `quantize` in bounded memory: see [`quantize_streamed`].
 fn run_streamed(args: QuantizeArgs) -> anyhow::Result<()> {
-    let base = Checkpoint::open(&args.base, args.format.requested()?)
-        .with_context(|| format!("reading model {}", args.base.display()))?;
+    let base = args.format.open_checkpoint(&args.base)?;
     // The trained model is read in the base model's format, so the deltas are comparable.
     let trained = Checkpoint::open(&args.trained, Some(base.format()))
         .with_context(|| format!("reading trained model {}", args.trained.display()))?;
@@ -137,7 +136,6 @@ fn run_streamed(args: QuantizeArgs) -> anyhow::Result<()> {
     let q = quantize_streamed(&base, &trained, args.density, args.depth, &files, &bar)
         .with_context(|| format!("quantizing {} against {}", shown(&args.trained), shown(&args.base)))?;
     bar.0.finish_and_clear();
-    let [base_root, new_root, update_root] = q.roots;
     let summary = Summary {
         weights: base.weight_count(),
         blocks: base.block_count(),
@@ -148,7 +146,7 @@ fn run_streamed(args: QuantizeArgs) -> anyhow::Result<()> {
         sparse: q.blob.sparse,
         blob_bytes: q.blob.bytes,
         depth: q.depth,
-        roots: [base_root, update_root, new_root],
+        roots: q.roots,
     };
     summary.print(&args);
     Ok(())
@@ -165,14 +163,14 @@ struct Summary {
     sparse: bool,
     blob_bytes: u64,
     depth: u32,
-    /// Base, update and new roots.
+    /// Base, new and update roots (the order of [`crate::quantize::StreamQuantized::roots`]).
     roots: [Fr; 3],
 }
 
 impl Summary {
     fn print(&self, args: &QuantizeArgs) {
         let unit = 1.0 / f64::from(1u32 << self.fraction_bits);
-        let [base_root, update_root, new_root] = &self.roots;
+        let [base_root, new_root, update_root] = &self.roots;
         Report::new()
             .add("update", shown(&args.output))
             .add("new_model", shown(&args.new))
