@@ -363,6 +363,22 @@ impl TreeFile {
         }
         Ok(path)
     }
+
+    /// Copies the `nb` leaves, 32 bytes each as stored (the leaf list a miner serves to
+    /// challengers), to `out` a megabyte at a time. The bytes are not checked here: whoever
+    /// reads a leaf list rebuilds its tree and compares the root.
+    pub fn write_leaves(&self, out: &mut impl Write) -> Result<(), TreeFileError> {
+        let io = |source| TreeFileError::Io { path: self.path.clone(), source };
+        let mut buf = vec![0u8; 1 << 20];
+        let (mut at, end) = (self.offsets[0], self.offsets[0] + self.leaves * NODE);
+        while at < end {
+            let n = (end - at).min(buf.len() as u64) as usize;
+            self.file.read_exact_at(&mut buf[..n], at).map_err(io)?;
+            out.write_all(&buf[..n]).map_err(io)?;
+            at += n as u64;
+        }
+        Ok(())
+    }
 }
 
 fn read_fr(bytes: &[u8]) -> Option<Fr> {

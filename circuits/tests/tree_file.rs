@@ -2,7 +2,7 @@
 //! root and, read back, the reference's every path, for any leaf count and chunk size;
 //! a damaged, truncated or foreign file is refused by name, and nothing half-written stays.
 
-use pogo_circuits::field::{Field, Fr};
+use pogo_circuits::field::{Field, Fr, PrimeField};
 use pogo_circuits::merkle::{hash_pairs, next_layer, MerkleTree};
 use pogo_circuits::tree_file::{TreeBuilder, TreeFile, TreeFileError};
 use rand::{rngs::StdRng, Rng, SeedableRng};
@@ -47,6 +47,10 @@ fn streamed_trees_equal_the_reference_in_root_and_every_path() {
             assert_eq!(file.open_path(i).unwrap(), reference.open(i).unwrap(), "leaf {i} of {n}");
         }
         assert!(matches!(file.leaf(n), Err(TreeFileError::Shape(_))));
+        let mut served = Vec::new();
+        file.write_leaves(&mut served).unwrap();
+        let expected: Vec<u8> = leaves.iter().flat_map(|l| l.to_repr()).collect();
+        assert_eq!(served, expected, "the leaf list is the leaves' bytes in order");
     }
     let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().filter_map(Result::ok).collect();
     assert!(left.iter().all(|e| e.file_name().to_string_lossy().ends_with(".tree")), "no temporary file stays");

@@ -204,6 +204,12 @@ impl Rounds {
         self.read(chain, PogoRounds::stakeOfCall::new((task, who)))
     }
 
+    /// The block of `who`'s latest join of `task`: its stake counts only in rounds opened
+    /// after it.
+    pub fn stake_since(&self, chain: &mut dyn Chain, task: U256, who: Address) -> Result<u64, ContractError> {
+        self.read(chain, PogoRounds::stakeSinceCall::new((task, who)))
+    }
+
     /// A task's sets of held-out evaluation batches, oldest first.
     pub fn eval_sets(&self, chain: &mut dyn Chain, task: U256) -> Result<Vec<EvalSet>, ContractError> {
         self.read(chain, PogoRounds::getEvalSetsCall { task })

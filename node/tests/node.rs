@@ -233,6 +233,51 @@ const PATIENCE: Duration = Duration::from_secs(300);
 const BLOCK_TIME: f64 = 0.2;
 
 impl Network {
+    /// A network on a clocked embedded chain with keys `keys` and the digits task, quorum 2.
+    /// Every window a role must act in is longer than any wait these tests allow
+    /// (PATIENCE), so however loaded the machine, no window can close on a role that is
+    /// restarting: a test fails by its own patience first. `hurry` skips the rest of a
+    /// window once every role has done its part, so the long windows cost no time. (The
+    /// challenge window was the default 20 blocks, 4 s, for the verifiers to open their
+    /// attestations: under load one missed it, and the round ended without a winner.)
+    fn with_task(keys: &[&str]) -> Self {
+        Self::with_task_file(keys, &root().join("tasks/digits.json"))
+    }
+
+    fn with_task_file(keys: &[&str], task: &Path) -> Self {
+        let net =
+            Network { home: tempfile::tempdir().unwrap(), port: free_port(), verifiers: Vec::new(), params: params() };
+        for key in keys {
+            ok(net.cmd(&["keys", "new", key, "--json"]).output().unwrap());
+        }
+        let window = (PATIENCE.as_secs_f64() / BLOCK_TIME).ceil() as u64 + 100;
+        let (held_out, attest) = (window, window);
+        let terms = [
+            ("--commit-window", 10),
+            ("--reveal-window", window),
+            ("--proof-window", window),
+            ("--attest-window", window + held_out + attest),
+            ("--challenge-window", window),
+        ];
+        ok(net
+            .cmd(&[
+                "task",
+                "create",
+                task.to_str().unwrap(),
+                "--key",
+                "owner",
+                "--json",
+                "--block-time",
+                &BLOCK_TIME.to_string(),
+                "--quorum",
+                "2",
+            ])
+            .args(terms.iter().flat_map(|(flag, blocks)| [flag.to_string(), blocks.to_string()]))
+            .output()
+            .unwrap());
+        net
+    }
+
     fn cmd(&self, args: &[&str]) -> Command {
         let mut cmd = pogo();
         cmd.args(args).env("POGO_HOME", self.home.path()).env("POGO_PASSWORD", "test").env("POGO_PARAMS", self.params);
@@ -278,6 +323,26 @@ impl Network {
             cmd.env("POGO_CRASH_AT", point);
         }
         cmd.stdout(Stdio::null()).stderr(log).spawn().unwrap()
+    }
+
+    /// The last lines of every role's log, for a failure message.
+    fn logs(&self) -> String {
+        let mut logs: Vec<_> = std::fs::read_dir(self.home.path()).unwrap().filter_map(Result::ok).collect();
+        logs.retain(|e| e.file_name().to_string_lossy().ends_with(".log"));
+        logs.sort_by_key(|e| e.file_name());
+        let tail = |text: String| {
+            text.lines().rev().take(20).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("\n")
+        };
+        logs.iter()
+            .map(|e| {
+                format!(
+                    "--- {}:\n{}",
+                    e.file_name().to_string_lossy(),
+                    tail(std::fs::read_to_string(e.path()).unwrap_or_default())
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
     }
 
     fn log(&self, key: &str) -> PathBuf {
@@ -343,7 +408,7 @@ impl Network {
             }
             let status = self.status();
             self.hurry(&status);
-            assert!(start.elapsed() < PATIENCE, "the round never closed: {status:#}");
+            assert!(start.elapsed() < PATIENCE, "the round never closed: {status:#}\n{}", self.logs());
             std::thread::sleep(Duration::from_millis(100));
         }
     }
@@ -360,43 +425,7 @@ impl Drop for Network {
 
 #[test]
 fn roles_killed_at_any_phase_resume_without_double_submission() {
-    let port = free_port();
-    let mut net = Network { home: tempfile::tempdir().unwrap(), port, verifiers: Vec::new(), params: params() };
-    for key in ["owner", "miner", "v1", "v2"] {
-        ok(net.cmd(&["keys", "new", key, "--json"]).output().unwrap());
-    }
-    let task = root().join("tasks/digits.json");
-    // Every window a role must act in is longer than any wait this test allows (PATIENCE),
-    // so however loaded the machine, no window can close on a role that is restarting:
-    // the test fails by its own patience first. `hurry` skips the rest of a window once
-    // every role has done its part, so the long windows cost no time. (The challenge window
-    // was the default 20 blocks, 4 s, for the verifiers to open their attestations: under
-    // load one missed it, and the round ended without a winner.)
-    let window = (PATIENCE.as_secs_f64() / BLOCK_TIME).ceil() as u64 + 100;
-    let (held_out, attest) = (window, window);
-    let terms = [
-        ("--commit-window", 10),
-        ("--reveal-window", window),
-        ("--proof-window", window),
-        ("--attest-window", window + held_out + attest),
-        ("--challenge-window", window),
-    ];
-    ok(net
-        .cmd(&[
-            "task",
-            "create",
-            task.to_str().unwrap(),
-            "--key",
-            "owner",
-            "--json",
-            "--block-time",
-            &BLOCK_TIME.to_string(),
-            "--quorum",
-            "2",
-        ])
-        .args(terms.iter().flat_map(|(flag, blocks)| [flag.to_string(), blocks.to_string()]))
-        .output()
-        .unwrap());
+    let mut net = Network::with_task(&["owner", "miner", "v1", "v2"]);
     // Verifier v1 aborts right after its first attestation and is restarted; v2 runs
     // throughout; the owner aborts right after its first reveal and is restarted.
     net.verifiers.push(net.verifier("v1", Some("verifier-after-attest")));
@@ -466,6 +495,76 @@ fn roles_killed_at_any_phase_resume_without_double_submission() {
         (Some(2), Some(2), Some(0)),
         "{status:#}"
     );
+}
+
+/// Stores keep the last K accepted updates (here 1) and drop the rest as rounds finish;
+/// a verifier that joins after three rounds, with only the pruned miner as its peer, cannot
+/// replay from genesis (the first updates are gone) and catches up from the miner's
+/// checkpoint of the current model, checked against the on-chain root, then attests the
+/// fourth round with the others.
+#[test]
+fn pruned_stores_keep_k_updates_and_a_late_verifier_catches_up_from_a_checkpoint() {
+    // The digits task with held-out batches of 64 records: four of them, one per round.
+    let dir = tempfile::tempdir().unwrap();
+    let mut spec: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(root().join("tasks/digits.json")).unwrap()).unwrap();
+    spec["eval_batch_size"] = 64.into();
+    spec["data"]["path"] = root().join("node/data/digits.bin").to_str().unwrap().into();
+    let task = dir.path().join("digits-64.json");
+    std::fs::write(&task, serde_json::to_vec(&spec).unwrap()).unwrap();
+    let mut net = Network::with_task_file(&["owner", "miner", "v1", "v2", "late"], &task);
+    let keep = ["--keep-updates", "1"];
+    net.verifiers.push(net.verifier_with("v1", None, &keep));
+    net.verifiers.push(net.verifier_with("v2", None, &keep));
+    net.verifiers.push(net.owner(None));
+    let mut roots = vec![net.status()["root"].as_str().unwrap().to_string()];
+    for rounds in 1..=3u64 {
+        let miner = net.miner(None).args(["--rounds", &rounds.to_string()]).args(keep).spawn().unwrap();
+        if rounds == 3 {
+            // The late verifier stakes while round 3 is open: it may attest only from round 4.
+            let start = Instant::now();
+            while net.status()["open_round"].as_u64() != Some(2) {
+                assert!(start.elapsed() < PATIENCE, "round 3 never opened");
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            net.verifiers.push(net.verifier("late", None));
+        }
+        net.finish_round(miner);
+        let status = net.status();
+        assert_eq!(status["won"].as_u64(), Some(rounds), "{status:#}");
+        roots.push(status["root"].as_str().unwrap().to_string());
+    }
+    // The miner's store: the current model and the one before it, the update between them.
+    let store = net.home.path().join("miner-miner/store");
+    let names = |dir: &str| -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(store.join(dir))
+            .map(|d| d.filter_map(Result::ok).map(|e| e.file_name().to_string_lossy().into_owned()).collect())
+            .unwrap_or_default();
+        names.retain(|n| !n.starts_with('.'));
+        names.sort();
+        names
+    };
+    let hex = |root: &str| format!("{:0>64}", root.trim_start_matches("0x"));
+    let mut kept: Vec<String> = roots[2..].iter().map(|r| format!("{}.safetensors", hex(r))).collect();
+    kept.sort();
+    assert_eq!(names("models"), kept, "models kept after three rounds with K = 1 (roots {roots:?})");
+    assert_eq!(names("blobs").len(), 1, "one update kept: {:?}", names("blobs"));
+    for tree in names("trees") {
+        assert!(kept.contains(&tree.replace(".tree", ".safetensors")), "a tree of a dropped model stays: {tree}");
+    }
+    // v2 leaves; the late verifier, its store empty, takes its place.
+    let mut v2 = net.verifiers.remove(1);
+    v2.kill().unwrap();
+    v2.wait().unwrap();
+    net.finish_round(net.miner(None).args(["--rounds", "4"]).spawn().unwrap());
+    let status = net.status();
+    assert_eq!(status["won"].as_u64(), Some(4), "{status:#}");
+    let log = std::fs::read_to_string(net.log("late")).unwrap();
+    assert!(log.contains("attesting from the next round"), "round 3 was not skipped:\n{log}");
+    assert!(log.contains("round 3: attested"), "the late verifier did not attest round 4:\n{log}");
+    assert!(log.contains("#0 positive"), "the late verifier did not judge the honest candidate positive:\n{log}");
+    let late_models = std::fs::read_dir(net.home.path().join("verifier-late/store/models")).unwrap().count();
+    assert!(late_models >= 2, "the late verifier holds the checkpoint it caught up from and the new model");
 }
 
 /// A task registered with a verifier that just `STOP`s (it would accept every proof): the

@@ -20,8 +20,9 @@ use crate::roles::challenge::{self, Examined, Filed};
 use crate::roles::finalizer::Finalizer;
 use crate::roles::miner::{Cheat, Miner};
 use crate::roles::owner::Owner;
+use crate::roles::prune::Pruner;
 use crate::roles::verifier::Verifier;
-use crate::roles::{Node, Step};
+use crate::roles::{Event, Node, Step};
 use crate::store::Store;
 
 /// Settings every node command shares.
@@ -56,6 +57,11 @@ pub struct NodeArgs {
     /// Seconds between polls while waiting.
     #[arg(long, default_value_t = 1.0, value_name = "SECONDS")]
     pub poll: f64,
+    /// Accepted updates to keep in the store (with the models they join, for nodes that
+    /// join late); what final rounds named before them is dropped as rounds finish. 0
+    /// keeps only the current model.
+    #[arg(long, env = "POGO_KEEP_UPDATES", default_value_t = 16, value_name = "K")]
+    pub keep_updates: usize,
     /// Accept keys from the INSECURE seeded development setup on a chain that is not a
     /// development chain (anyone can forge proofs with them: for testnets you own).
     #[arg(long)]
@@ -95,6 +101,7 @@ pub struct Settings {
     peers: Vec<String>,
     serve: Option<String>,
     poll: Duration,
+    keep_updates: usize,
     insecure: bool,
     gpu: bool,
     output: OutputArgs,
@@ -124,6 +131,7 @@ impl NodeArgs {
             peers: if self.peers.is_empty() { file.peers.unwrap_or_default() } else { self.peers.clone() },
             serve: file.serve,
             poll: Duration::from_secs_f64(self.poll),
+            keep_updates: self.keep_updates,
             insecure: self.insecure,
             gpu: self.gpu,
             output: self.output,
@@ -383,18 +391,14 @@ fn drive(
     mut stop: impl FnMut() -> bool,
 ) -> anyhow::Result<()> {
     let mut last_why = String::new();
+    let mut pruner = Pruner::new(node.store.dir().join("pruned.json"), settings.keep_updates)?;
     loop {
+        if let Some(event) = pruner.step(node)? {
+            print_event(node, settings, &event)?;
+        }
         match step(node)? {
             Step::Acted(event) => {
-                let block = node.chain.block_number()?;
-                if settings.output.json {
-                    println!("{}", serde_json::to_string(&event).expect("events serialize"));
-                } else {
-                    println!(
-                        "[block {block}] {}: round {}: {} ({:.2} s)",
-                        event.role, event.round, event.what, event.seconds
-                    );
-                }
+                print_event(node, settings, &event)?;
                 last_why.clear();
             }
             Step::Wait { until, why } => {
@@ -414,6 +418,17 @@ fn drive(
             Step::Done => return Ok(()),
         }
     }
+}
+
+/// Prints what a role did: a line for people, or the event as JSON.
+fn print_event(node: &mut Node, settings: &Settings, event: &Event) -> anyhow::Result<()> {
+    let block = node.chain.block_number()?;
+    if settings.output.json {
+        println!("{}", serde_json::to_string(event).expect("events serialize"));
+    } else {
+        println!("[block {block}] {}: round {}: {} ({:.2} s)", event.role, event.round, event.what, event.seconds);
+    }
+    Ok(())
 }
 
 pub(super) fn miner(args: MinerArgs) -> anyhow::Result<()> {

@@ -56,7 +56,7 @@ impl Node {
         };
         match update.apply(old) {
             Ok(new) => {
-                let root = self.root_after(old, old_root, &update, &new)?;
+                let root = self.root_after(old_root, &update, &new)?;
                 if root == c.newRoot {
                     self.store.put_model(c.newRoot, &new)?;
                     return Ok(Examined::Honest(new));

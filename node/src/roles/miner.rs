@@ -13,10 +13,14 @@ use pogo_circuits::config::CircuitConfig;
 use pogo_circuits::encoding::{Nibble, UpdateBlock, BLOCK_WEIGHTS};
 use pogo_circuits::model::Model;
 use pogo_circuits::sampling::sample_indices;
+use pogo_circuits::tree_file::TreeFile;
 use pogo_circuits::update::Update;
+use pogo_circuits::update_circuit::{PublicInputs, SampleWitness};
+use pogo_circuits::update_stream::UpdateStream;
 use pogo_prover::prove::{prove, Keys};
 use pogo_prover::setup::Setup;
-use pogo_prover::witness::{assemble, round_trees};
+use pogo_prover::stream::{sampled_blocks, update_stream_tree};
+use pogo_prover::witness::assemble_sampled;
 use pogo_verifier::evm::{proof_with_hints, u256_to_fr};
 use pogo_verifier::keys::config_dir;
 use pogo_verifier::rounds::{commitment, outcome, PogoRounds};
@@ -434,11 +438,8 @@ impl Miner {
         if let Ok(blob) = std::fs::read(self.pending_blob()) {
             node.store.put_blob(&blob)?;
         }
-        if node.store.local_leaves(new_root).is_none() {
-            if let Some(model) = node.store.model(new_root) {
-                let tree = node.tree_of(&model, new_root)?;
-                node.store.put_leaves(new_root, &pogo_verifier::fraud::leaves_to_bytes(tree.leaves()))?;
-            }
+        if node.store.local_leaves(new_root).is_none() && node.store.has_model(new_root) {
+            node.store.put_leaves_of(new_root, &node.tree_at(new_root)?)?;
         }
         Ok(())
     }
@@ -492,7 +493,7 @@ impl Miner {
         // blocks' paths re-hashed. The mismatch cheat's is not, so it is hashed in full.
         let new_root = match self.cheat {
             Cheat::Mismatch => node.root(&new_model)?,
-            _ => node.root_after(&current, root, &update, &new_model)?,
+            _ => node.root_after(root, &update, &new_model)?,
         };
         let update_root = node.update_root(&update)?;
         node.store.put_model(new_root, &new_model)?;
@@ -531,10 +532,11 @@ impl Miner {
         let indices = sample_indices(&seed2, samples, node.params.nb);
         let on_chain: Vec<u64> = inputs[4..].iter().map(|v| v.saturating_to()).collect();
         anyhow::ensure!(on_chain == indices, "the contract samples {on_chain:?}, the native rule {indices:?}");
-        let old = node.model_at(r.oldRoot)?;
-        let new = node.store.model(new_root).context("the new model is missing from the store")?;
-        let blob = node.store.local_blob(c.blobHash).context("the update blob is missing from the store")?;
-        let update = Update::from_blob_within(&blob, old.weight_count())?;
+        if !node.store.has_model(r.oldRoot) {
+            node.model_at(r.oldRoot)?;
+        }
+        anyhow::ensure!(node.store.has_model(new_root), "the new model is missing from the store");
+        let blob = node.store.blob_file(c.blobHash).context("the update blob is missing from the store")?;
         if self.keys.is_none() {
             let config = CircuitConfig::new(node.depth(), samples)?;
             let (_, setup, keys) = pogo_prover::keys::load(&config_dir(&self.params_dir, &config.name()))
@@ -542,9 +544,7 @@ impl Miner {
             self.keys = Some((setup, keys));
         }
         let (setup, keys) = self.keys.as_ref().expect("loaded");
-        let proof = round_trees(&old, &new, &update, node.depth(), &())
-            .map_err(anyhow::Error::from)
-            .and_then(|trees| Ok(assemble(&old, &new, &update, &trees, &indices)?))
+        let proof = sampled_witness(node, r.oldRoot, new_root, &blob, &indices)
             .and_then(|(inputs, witness)| Ok(prove(setup, keys, &inputs, &witness)?));
         match proof {
             Ok(proof) => {
@@ -576,6 +576,26 @@ impl Miner {
             }
         }
     }
+}
+
+/// The witness for `indices` in bounded memory: the sampled blocks read from the kept
+/// models and one pass over the blob, their paths from the store's tree files; only the
+/// update's tree is hashed, into a scratch file (the blob holds no tree).
+fn sampled_witness(
+    node: &Node,
+    old_root: U256,
+    new_root: U256,
+    blob: &std::path::Path,
+    indices: &[u64],
+) -> anyhow::Result<(PublicInputs, Vec<SampleWitness>)> {
+    let (old, new) = (node.store.checkpoint(old_root)?, node.store.checkpoint(new_root)?);
+    let update = UpdateStream::open(blob, old.weight_count())?;
+    let scratch = node.store.scratch()?;
+    let update_tree = scratch.path().join("update.tree");
+    update_stream_tree(&update, Some(node.depth()), Some(&update_tree), &())?;
+    let trees = [node.tree_at(old_root)?, node.tree_at(new_root)?, TreeFile::open(&update_tree)?];
+    let sampled = sampled_blocks(&old, &new, &update, indices)?;
+    Ok(assemble_sampled(old.block_count(), &sampled, [&trees[0], &trees[1], &trees[2]])?)
 }
 
 /// The contract's public inputs as field elements (it only hands out canonical ones).

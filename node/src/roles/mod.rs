@@ -11,18 +11,19 @@ pub mod challenge;
 pub mod finalizer;
 pub mod miner;
 pub mod owner;
+pub mod prune;
 pub mod verifier;
 
 use std::path::Path;
-use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use alloy::primitives::{keccak256, B256, U256};
 use anyhow::{bail, Context};
-use pogo_circuits::merkle::MerkleTree;
+use pogo_circuits::field::Fr;
 use pogo_circuits::model::Model;
+use pogo_circuits::tree_file::TreeFile;
 use pogo_circuits::update::Update;
-use pogo_prover::commit::{model_tree, retree};
+use pogo_prover::commit::model_tree;
 use pogo_verifier::evm::fr_to_u256;
 use pogo_verifier::rounds::TaskParams;
 use serde::{de::DeserializeOwned, Serialize};
@@ -58,6 +59,8 @@ pub enum Phase {
     Finalize,
     /// Claiming slashed bonds and withdrawing.
     Payout,
+    /// Dropping from the store what final rounds named and no one needs any more.
+    Prune,
 }
 
 /// Something a role did.
@@ -109,13 +112,7 @@ pub struct Node {
     pub store: Store,
     /// Other nodes' store URLs, where blobs are fetched.
     pub sources: Vec<String>,
-    /// The trees of the last models this node committed to or rebuilt, by root: a sparse
-    /// update's new tree is the old one with the changed leaves' paths re-hashed.
-    trees: Mutex<Vec<(U256, Arc<MerkleTree>)>>,
 }
-
-/// Model trees a node keeps (the accepted model's and the round's candidates').
-const KEPT_TREES: usize = 4;
 
 impl Node {
     /// Connects to task `task` of the contract, checking the task file is the one registered
@@ -146,12 +143,11 @@ impl Node {
             );
         }
         let trainer = Trainer::new(config, candle_core::Device::Cpu)?;
-        let node = Node { chain, rounds, task, params: state.params, trainer, store, sources, trees: Mutex::default() };
+        let node = Node { chain, rounds, task, params: state.params, trainer, store, sources };
         let genesis = node.trainer.genesis()?;
         if node.root(&genesis)? != node.params.genesisRoot {
             bail!("the task's genesis model does not have the registered genesis root");
         }
-        node.store.put_model(node.params.genesisRoot, &genesis)?;
         Ok(node)
     }
 
@@ -176,44 +172,18 @@ impl Node {
         Ok(fr_to_u256(&pogo_prover::commit::update_root(update, Some(self.depth()))?))
     }
 
-    /// The kept tree of the model with root `root`, if any.
-    pub fn kept_tree(&self, root: U256) -> Option<Arc<MerkleTree>> {
-        let trees = self.trees.lock().expect("tree cache lock");
-        trees.iter().find(|(r, _)| *r == root).map(|(_, t)| t.clone())
+    /// The tree of the model kept under `root`, on disk in the store (hashed from the kept
+    /// model, streamed, the first time): no role holds a model tree in memory.
+    pub fn tree_at(&self, root: U256) -> anyhow::Result<TreeFile> {
+        Ok(self.store.tree(root, self.depth())?)
     }
 
-    fn keep_tree(&self, root: U256, tree: Arc<MerkleTree>) {
-        let mut trees = self.trees.lock().expect("tree cache lock");
-        trees.retain(|(r, _)| *r != root);
-        if trees.len() == KEPT_TREES {
-            trees.remove(0);
-        }
-        trees.push((root, tree));
-    }
-
-    /// The tree of `model` (root `root`): kept, or hashed in full and kept. A model whose
-    /// full tree does not have root `root` is an error.
-    pub fn tree_of(&self, model: &Model, root: U256) -> anyhow::Result<Arc<MerkleTree>> {
-        if let Some(tree) = self.kept_tree(root) {
-            return Ok(tree);
-        }
-        let tree = Arc::new(model_tree(model, Some(self.depth()), &())?);
-        let got = fr_to_u256(&tree.root());
-        if got != root {
-            bail!("the model held for root {root:#x} has root {got:#x}");
-        }
-        self.keep_tree(root, tree.clone());
-        Ok(tree)
-    }
-
-    /// The root of `new` = `old` (root `old_root`) + `update`, from `old`'s tree with only
-    /// the changed blocks' paths re-hashed (the new tree is kept).
-    pub fn root_after(&self, old: &Model, old_root: U256, update: &Update, new: &Model) -> anyhow::Result<U256> {
-        let old_tree = self.tree_of(old, old_root)?;
-        let tree = retree(&old_tree, new, update)?;
-        let root = fr_to_u256(&tree.root());
-        self.keep_tree(root, Arc::new(tree));
-        Ok(root)
+    /// The root of `new` = the model kept under `old_root` + `update`, from the old tree
+    /// file with only the changed blocks' paths re-hashed (the new tree file is kept).
+    pub fn root_after(&self, old_root: U256, update: &Update, new: &Model) -> anyhow::Result<U256> {
+        use rayon::prelude::*;
+        let changed: Vec<(u64, Fr)> = update.changed().par_iter().map(|(b, _)| (*b, new.leaf(*b))).collect();
+        Ok(self.store.tree_after(old_root, self.depth(), &changed)?.0)
     }
 
     /// The model with root `root`: from the store, or rebuilt from the accepted rounds
@@ -221,6 +191,13 @@ impl Node {
     pub fn model_at(&mut self, root: U256) -> anyhow::Result<Model> {
         if let Some(model) = self.store.model(root) {
             return Ok(model);
+        }
+        if root == self.params.genesisRoot {
+            // The task file makes it (checked against this root when the node started);
+            // kept only while needed, so a pruned store does not grow it back.
+            let genesis = self.trainer.genesis()?;
+            self.store.put_model(root, &genesis)?;
+            return Ok(genesis);
         }
         // Catch-up: a peer's checkpoint of the model at this root, checked against it, saves
         // replaying (and fetching) every accepted update since genesis.
@@ -274,7 +251,7 @@ impl Node {
     ) -> anyhow::Result<Model> {
         let update = self.fetch_update(old_root, hash, update_root)?;
         let new = update.apply(old).context("the update does not apply to the old model")?;
-        let got = self.root_after(old, old_root, &update, &new)?;
+        let got = self.root_after(old_root, &update, &new)?;
         if got != new_root {
             bail!("old model + update has root {got:#x}, not the committed {new_root:#x}");
         }

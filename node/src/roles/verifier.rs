@@ -180,6 +180,15 @@ impl Verifier {
         if now > r.attestEnd {
             return Ok(Step::Wait { until: None, why: format!("nothing to attest in round {round}") });
         }
+        // A stake counts only in rounds opened after it joined (the contract refuses the
+        // attestation): a verifier that joined mid-round waits for the next.
+        let since = node.rounds.stake_since(node.chain.as_mut(), node.task, me)?;
+        if since >= r.openBlock {
+            return Ok(Step::Wait {
+                until: None,
+                why: format!("round {round} opened at block {} before this stake joined (block {since}): attesting from the next round", r.openBlock),
+            });
+        }
         // The batch is drawn by the hash of block revealEnd + 1, after every reveal, from the
         // owner's held-out data; the owner then reveals it.
         if now <= r.revealEnd + 1 {

@@ -5,11 +5,13 @@
 //! list by the caller against the root it must give).
 
 mod server;
+mod trees;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use alloy::primitives::{keccak256, B256, U256};
+use pogo_circuits::checkpoint::Checkpoint;
 use pogo_circuits::files::write_atomic;
 use pogo_circuits::model::Model;
 pub use server::{ServeLimits, StoreServer};
@@ -34,6 +36,14 @@ pub enum StoreError {
         /// The file: `blob <hash>` or `the leaf list of <root>`.
         what: String,
         /// What each source said.
+        why: String,
+    },
+    /// A kept file is not what it is kept as.
+    #[error("{what} is damaged: {why}")]
+    Damaged {
+        /// The file.
+        what: String,
+        /// What is wrong.
         why: String,
     },
     /// The HTTP server could not start.
@@ -111,6 +121,11 @@ impl Store {
     /// The store in `dir` (folders made on first write).
     pub fn new(dir: &Path) -> Self {
         Store { dir: dir.to_path_buf() }
+    }
+
+    /// Its folder.
+    pub fn dir(&self) -> &Path {
+        &self.dir
     }
 
     fn io(path: &Path, e: impl std::fmt::Display) -> StoreError {
@@ -231,6 +246,42 @@ impl Store {
         Model::load(&self.model_path(root), None).ok()
     }
 
+    /// Drops the model kept under `root` with its tree file and leaf list (what is not
+    /// there is skipped); returns the bytes freed.
+    pub fn drop_model(&self, root: U256) -> Result<u64, StoreError> {
+        let files = [self.model_path(root), self.tree_path(root), self.leaves_path(root)];
+        files.iter().map(|path| remove_counted(path)).sum()
+    }
+
+    /// Drops blob `hash` if kept; returns the bytes freed.
+    pub fn drop_blob(&self, hash: B256) -> Result<u64, StoreError> {
+        remove_counted(&self.blob_path(hash))
+    }
+
+    /// Whether a model is kept under `root` (without reading it).
+    pub fn has_model(&self, root: U256) -> bool {
+        self.model_path(root).is_file()
+    }
+
+    /// The model kept under `root`, memory-mapped to be read a block or a chunk at a time.
+    pub fn checkpoint(&self, root: U256) -> Result<Checkpoint, StoreError> {
+        let path = self.model_path(root);
+        Checkpoint::open(&path, None).map_err(|e| Self::io(&path, e))
+    }
+
+    /// Where blob `hash` is kept, if it is (its bytes unchecked: a streamed reader checks the
+    /// blob's own checksum).
+    pub fn blob_file(&self, hash: B256) -> Option<PathBuf> {
+        Some(self.blob_path(hash)).filter(|p| p.is_file())
+    }
+
+    /// A scratch folder inside the store (removed when dropped), for files a role needs only
+    /// while it works, on the store's disk.
+    pub fn scratch(&self) -> Result<tempfile::TempDir, StoreError> {
+        std::fs::create_dir_all(&self.dir).map_err(|e| Self::io(&self.dir, e))?;
+        tempfile::Builder::new().prefix(".scratch-").tempdir_in(&self.dir).map_err(|e| Self::io(&self.dir, e))
+    }
+
     /// Serves the store over HTTP on `addr` (e.g. `127.0.0.1:0` for any free port) from a
     /// background thread, under the default [`ServeLimits`]; returns the server (its URL;
     /// dropping it stops serving).
@@ -241,6 +292,20 @@ impl Store {
     /// [`Store::serve`] under `limits`.
     pub fn serve_with(&self, addr: &str, limits: ServeLimits) -> Result<StoreServer, StoreError> {
         server::serve(self, addr, limits)
+    }
+}
+
+/// Removes `path` if it is there; returns its size.
+fn remove_counted(path: &Path) -> Result<u64, StoreError> {
+    let size = match std::fs::metadata(path) {
+        Ok(meta) => meta.len(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(Store::io(path, e)),
+    };
+    match std::fs::remove_file(path) {
+        Ok(()) => Ok(size),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(0),
+        Err(e) => Err(Store::io(path, e)),
     }
 }
 
