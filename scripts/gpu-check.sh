@@ -26,13 +26,17 @@
 #      model), then weights/s on POGO_GPU_WEIGHTS (10^9) weights made on the host, against
 #      every CPU core; then the kernels built the other ways (a reduction after every
 #      product, as first built; multiplication inlined);
+#   2b. streamed commitments (`pogo commit DIR --gpu --tree-out`): a synthetic sharded BF16
+#      checkpoint of POGO_GPU_STREAM_WEIGHTS (2.5·10^8) weights made on the host, committed
+#      on the CPU and on the GPU a chunk at a time: the same root and tree file, and the
+#      wall time of each;
 #   3. proving: keys by `pogo setup` (dev setup, the same keys for both provers), then
 #      `pogo bench prove` for D = 20 and D = 24 (POGO_GPU_DEPTHS), S = 32, on the CPU
 #      cores and on the GPU, each proof verified natively; the GPU's proofs come back;
 #   4. training, when a `gpu-train` binary was built (POGO_GPU_TRAIN=1 at --build): both
 #      shipped tasks on the CPU cores and on the GPU (steps/s, and the losses, whose
 #      difference is the CPU-vs-GPU difference a verifier would see);
-# POGO_GPU_STEPS (default "commit variants prove train") picks steps and POGO_GPU_VARIANTS
+# POGO_GPU_STEPS (default "commit stream variants prove train") picks steps and POGO_GPU_VARIANTS
 # the other kernel builds (default "narrow-dot inline-mul"; "max-registers=N" caps
 # registers), for a second run.
 set -euo pipefail
@@ -205,11 +209,24 @@ EOF
   collect
 }
 
-steps="${POGO_GPU_STEPS:-commit variants prove train}"
+steps="${POGO_GPU_STEPS:-commit stream variants prove train}"
 commit_bin="${gpu_bin:-$cpu_bin}"
 [ "$mode" = dry ] && commit_bin="$cpu_bin"
 if [[ " $steps " == *" commit "* ]]; then
   step commit 240 "$commit_bin" bench commit --gpu --weights "$weights" --cpu-weights "$cpu_weights" --json
+fi
+if [[ " $steps " == *" stream "* ]]; then
+  stream_weights="${POGO_GPU_STREAM_WEIGHTS:-250000000}"
+  [ "$mode" = dry ] && stream_weights=2000000
+  say "stream: making a checkpoint of $stream_weights weights"
+  python3 "$here/bench/make-checkpoint.py" "$work/stream-model" "$stream_weights" --shards 3 >>"$log" 2>&1
+  step commit_stream_cpu 600 "$commit_bin" commit "$work/stream-model" --tree-out "$work/stream-cpu.tree" --json
+  step commit_stream_gpu 600 "$commit_bin" commit "$work/stream-model" --gpu --tree-out "$work/stream-gpu.tree" --json
+  same=false
+  cmp -s "$work/stream-cpu.tree" "$work/stream-gpu.tree" && same=true
+  echo "{\"weights\": $stream_weights, \"same_tree_file\": $same}" >"$work/commit_stream.json"
+  rm -rf "$work/stream-model" "$work"/stream-*.tree
+  collect
 fi
 if [[ " $steps " == *" variants "* ]]; then
   # Other builds of the kernels, against which the default was chosen (GPU only).
@@ -260,7 +277,8 @@ if ran("commit"):
     if "cpu_root" not in c: problems.append("the CPU commitment step failed")
     if not (str(c.get("gpu", "")).startswith("unavailable") or "gpu_root" in c): problems.append("the GPU step neither ran nor said why not")
     if not str(c.get("gpu_kernels_nvrtc", "")).startswith("compiled"): problems.append("NVRTC did not compile the kernels")
-for variant in [k for k in r if k.startswith("commit_")]:
+if ran("commit_stream") and not r["commit_stream"].get("same_tree_file"): problems.append("the streamed GPU commit's tree file is not the CPU's")
+for variant in [k for k in r if k.startswith("commit_") and not k.startswith("commit_stream")]:
     if not str(r[variant].get("gpu_kernels_nvrtc", "")).startswith("compiled"): problems.append(f"NVRTC did not compile the kernels of {variant}")
 if ran("setup_d3") and "error" in r["setup_d3"]: problems.append("pogo setup failed")
 if ran("prove_d3_cpu") and not r["prove_d3_cpu"].get("proofs", [{}])[0].get("verified_natively"): problems.append("the CPU proof was not made and verified")

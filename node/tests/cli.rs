@@ -144,6 +144,12 @@ fn commit_gpu_without_a_gpu_says_why_and_gives_the_cpu_root() {
         assert!(stderr.contains("built without GPU support") || stderr.contains("driver"), "{stderr}");
     }
     assert!(!stderr.contains("panicked"), "{stderr}");
+    // Streamed with a tree file: the CPU's file, whatever hashed it.
+    let (cpu_tree, gpu_tree) = (dir.path("cpu.tree"), dir.path("gpu.tree"));
+    ok_json(&["commit", &dir.path("base.safetensors"), "--json", "--tree-out", &cpu_tree]);
+    let gpu = ok_json(&["commit", &dir.path("base.safetensors"), "--json", "--gpu", "--tree-out", &gpu_tree]);
+    assert_eq!(gpu["root"], cpu["root"]);
+    assert_eq!(std::fs::read(&gpu_tree).unwrap(), std::fs::read(&cpu_tree).unwrap());
 }
 
 #[test]
@@ -231,7 +237,7 @@ fn commit_streams_and_keeps_a_tree_file_that_open_reads() {
     assert_eq!((&streamed["root"], &streamed["kind"]), (&whole["root"], &whole["kind"]));
     assert_eq!(streamed["root"], q["update_root"]);
     fails_with(&["open", &dir.path("base.pogo"), "--block", "0", "--tree", &update_tree], "is an update blob");
-    let out = pogo(&["commit", &base, "--gpu", "--tree-out", &never]);
+    let out = pogo(&["commit", &base, "--in-memory", "--tree-out", &never]);
     assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("cannot be used with"));
 }
 

@@ -159,6 +159,21 @@ pub fn model_tree_preferring_gpu(
     }
 }
 
+/// The first GPU as a [`crate::stream::LayerHasher`] for streamed trees (`gpu` feature), or
+/// why there is none.
+pub fn gpu_layer_hasher() -> Result<Box<dyn crate::stream::LayerHasher>, String> {
+    #[cfg(feature = "gpu")]
+    return crate::gpu::device::GpuCommitter::new()
+        .map(|gpu| Box::new(gpu) as Box<dyn crate::stream::LayerHasher>)
+        .map_err(|e| e.to_string());
+    #[cfg(not(feature = "gpu"))]
+    Err(NO_GPU_BUILD.to_string())
+}
+
+/// Why a build without the `gpu` feature hashes on the CPU.
+#[cfg(not(feature = "gpu"))]
+const NO_GPU_BUILD: &str = "this pogo was built without GPU support (build with `--features gpu`)";
+
 #[cfg(feature = "gpu")]
 fn gpu_tree(model: &Model, depth: Option<u32>) -> Result<(MerkleTree, String), String> {
     let gpu = crate::gpu::device::GpuCommitter::new().map_err(|e| e.to_string())?;
@@ -168,5 +183,5 @@ fn gpu_tree(model: &Model, depth: Option<u32>) -> Result<(MerkleTree, String), S
 
 #[cfg(not(feature = "gpu"))]
 fn gpu_tree(_: &Model, _: Option<u32>) -> Result<(MerkleTree, String), String> {
-    Err("this pogo was built without GPU support (build with `--features gpu`)".to_string())
+    Err(NO_GPU_BUILD.to_string())
 }

@@ -55,6 +55,59 @@ pub fn checkpoint_tree(
     Ok((builder.finish()?, depth))
 }
 
+/// Hashes a tree's layers elsewhere than with the CPU's native Poseidon (a GPU): the
+/// leaves of a chunk of weights, and one level from its children. Either may fail; the
+/// streamed tree then hashes that part on the CPU, with the same result.
+pub trait LayerHasher: Sync {
+    /// The `H_16` leaves of the blocks of biased `weights` (the last block padded).
+    fn leaves(&self, weights: &[u32]) -> Result<Vec<Fr>, String>;
+    /// `H_2` of each pair of `children`, `zero` for a missing right child.
+    fn level(&self, children: &[Fr], zero: &Fr) -> Result<Vec<Fr>, String>;
+    /// What hashes, for reports (`gpu (NVIDIA H100 …)`).
+    fn name(&self) -> String;
+}
+
+/// [`checkpoint_tree`] with the leaves and levels hashed by `hasher` a chunk at a time:
+/// only a chunk's weights and layers move, so memory stays flat. What `hasher` fails to hash
+/// is hashed on the CPU; the first such failure comes back beside the root and depth (the
+/// root is the same either way).
+pub fn checkpoint_tree_on(
+    checkpoint: &Checkpoint,
+    depth: Option<u32>,
+    out: Option<&Path>,
+    hasher: &dyn LayerHasher,
+    progress: &dyn Progress,
+) -> Result<(Fr, u32, Option<String>), StreamError> {
+    let depth = depth.unwrap_or_else(|| default_depth(checkpoint.block_count()));
+    let failed = std::sync::Mutex::new(None::<String>);
+    let fell_back = |why: String| {
+        failed.lock().expect("failure record").get_or_insert(why);
+    };
+    let level = |layer: &[Fr], zero: Fr| {
+        hasher.level(layer, &zero).unwrap_or_else(|why| {
+            fell_back(why);
+            par_next_layer(layer, zero)
+        })
+    };
+    let mut builder = TreeBuilder::new(checkpoint.block_count(), depth, out, level)?;
+    let chunk = builder.chunk_leaves();
+    checkpoint.stream(chunk, |_, weights| -> Result<(), StreamError> {
+        let leaves = match hasher.leaves(weights) {
+            Ok(leaves) => {
+                progress.advance(leaves.len() as u64);
+                leaves
+            }
+            Err(why) => {
+                fell_back(why);
+                model_leaves(weights, progress)
+            }
+        };
+        Ok(builder.push(&leaves)?)
+    })?;
+    let root = builder.finish()?;
+    Ok((root, depth, failed.into_inner().expect("failure record")))
+}
+
 /// Update leaves `U_b` of a chunk of blocks, on every core.
 fn update_leaves(blocks: &[UpdateBlock], progress: &dyn Progress) -> Vec<Fr> {
     let leaves = blocks.par_iter().map(UpdateBlock::leaf).collect();

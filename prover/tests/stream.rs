@@ -164,42 +164,116 @@ fn one_tensor(weights: Vec<u32>) -> Model {
     Model::new(Default::default(), tensors, weights).unwrap()
 }
 
-/// A checkpoint of more than one 2^16-leaf chunk (the last one partial, its last block
-/// partial) streamed into a tree file gives the in-memory tree's root and openings, with
-/// the progress counting every block once; a depth too small fails before any hashing.
+/// Counts the blocks a pipeline reports.
+struct Count(std::sync::atomic::AtomicU64);
+
+impl pogo_prover::commit::Progress for Count {
+    fn advance(&self, blocks: u64) {
+        self.0.fetch_add(blocks, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+impl Count {
+    fn new() -> Self {
+        Count(std::sync::atomic::AtomicU64::new(0))
+    }
+
+    fn get(&self) -> u64 {
+        self.0.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+/// A model of more than one 2^16-leaf chunk (the last one partial, its last block
+/// partial), saved in `dir`, and its checkpoint.
+fn multi_chunk_checkpoint(dir: &Path) -> (Model, Checkpoint) {
+    let weights = (65_536 + 1_000) * BLOCK_WEIGHTS as u64 - 5;
+    let m = one_tensor((0..weights).map(|i| (i as u32).wrapping_mul(2_654_435_761)).collect());
+    let path = dir.join("m.safetensors");
+    m.save(&path).unwrap();
+    (m, Checkpoint::open(&path, None).unwrap())
+}
+
+/// A checkpoint of more than one chunk streamed into a tree file gives the in-memory
+/// tree's root and openings, with the progress counting every block once; a depth too
+/// small fails before any hashing.
 #[test]
 fn streamed_checkpoints_give_the_in_memory_tree() {
     use pogo_circuits::tree_file::TreeFile;
-    use pogo_prover::commit::Progress;
     use pogo_prover::stream::checkpoint_tree;
-    use std::sync::atomic::{AtomicU64, Ordering};
 
-    struct Count(AtomicU64);
-    impl Progress for Count {
-        fn advance(&self, blocks: u64) {
-            self.0.fetch_add(blocks, Ordering::Relaxed);
-        }
-    }
-    let weights = (65_536 + 1_000) * BLOCK_WEIGHTS as u64 - 5;
-    let m = one_tensor((0..weights).map(|i| (i as u32).wrapping_mul(2_654_435_761)).collect());
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("m.safetensors");
-    m.save(&path).unwrap();
-    let checkpoint = Checkpoint::open(&path, None).unwrap();
+    let (m, checkpoint) = multi_chunk_checkpoint(dir.path());
     let out = dir.path().join("m.tree");
-    let count = Count(AtomicU64::new(0));
+    let count = Count::new();
     let (root, depth) = checkpoint_tree(&checkpoint, None, Some(&out), &count).unwrap();
     let whole = model_tree(&m, None, &()).unwrap();
     assert_eq!((root, depth), (whole.root(), whole.depth()));
-    assert_eq!(count.0.load(Ordering::Relaxed), m.block_count());
+    assert_eq!(count.get(), m.block_count());
     let file = TreeFile::open(&out).unwrap();
     for b in [0, 1, 65_535, 65_536, 65_537, m.block_count() - 1] {
         assert_eq!(file.open_path(b).unwrap(), whole.open(b).unwrap(), "block {b}");
     }
-    let count = Count(AtomicU64::new(0));
+    let count = Count::new();
     let err = checkpoint_tree(&checkpoint, Some(16), None, &count).unwrap_err();
     assert!(matches!(err, StreamError::Tree(_)), "{err}");
-    assert_eq!(count.0.load(Ordering::Relaxed), 0, "no hashing before the shape check");
+    assert_eq!(count.get(), 0, "no hashing before the shape check");
+}
+
+/// The GPU's streamed commit, its kernels' code run on the host: a chunk's leaves and each
+/// level hashed by the kernels give the CPU's tree file byte for byte; where the hasher
+/// fails (every other call here), the CPU hashes that part, the file is the same and the
+/// failure is reported.
+#[test]
+fn trees_hashed_by_the_kernels_a_chunk_at_a_time_equal_the_cpu_tree_file() {
+    use pogo_circuits::field::Fr;
+    use pogo_prover::gpu::host::HostKernels;
+    use pogo_prover::stream::{checkpoint_tree, checkpoint_tree_on, LayerHasher};
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    let dir = tempfile::tempdir().unwrap();
+    let (m, checkpoint) = multi_chunk_checkpoint(dir.path());
+    let cpu = dir.path().join("cpu.tree");
+    let (root, depth) = checkpoint_tree(&checkpoint, Some(18), Some(&cpu), &()).unwrap();
+    let kernels = dir.path().join("kernels.tree");
+    let count = Count::new();
+    let got = checkpoint_tree_on(&checkpoint, Some(18), Some(&kernels), &HostKernels, &count).unwrap();
+    assert_eq!(got, (root, depth, None));
+    assert_eq!(count.get(), m.block_count());
+    assert_eq!(std::fs::read(&kernels).unwrap(), std::fs::read(&cpu).unwrap());
+
+    struct Flaky(AtomicU64);
+    impl Flaky {
+        fn fails(&self) -> bool {
+            self.0.fetch_add(1, Ordering::Relaxed) % 2 == 1
+        }
+    }
+    impl LayerHasher for Flaky {
+        fn leaves(&self, weights: &[u32]) -> Result<Vec<Fr>, String> {
+            if self.fails() {
+                Err("leaves lost".into())
+            } else {
+                HostKernels.leaves(weights)
+            }
+        }
+        fn level(&self, children: &[Fr], zero: &Fr) -> Result<Vec<Fr>, String> {
+            if self.fails() {
+                Err("level lost".into())
+            } else {
+                HostKernels.level(children, zero)
+            }
+        }
+        fn name(&self) -> String {
+            "flaky".into()
+        }
+    }
+    let flaky = dir.path().join("flaky.tree");
+    let count = Count::new();
+    let (r, d, failed) =
+        checkpoint_tree_on(&checkpoint, Some(18), Some(&flaky), &Flaky(AtomicU64::new(0)), &count).unwrap();
+    assert_eq!((r, d), (root, depth));
+    assert!(failed.is_some_and(|why| why.ends_with("lost")));
+    assert_eq!(count.get(), m.block_count(), "every block counted once, on either side");
+    assert_eq!(std::fs::read(&flaky).unwrap(), std::fs::read(&cpu).unwrap());
 }
 
 /// A round's witness from its files (blocks read in place, paths from tree files) is the

@@ -4,12 +4,12 @@ use clap::Args;
 use pogo_circuits::encoding::block_count;
 use pogo_circuits::field::fr_to_hex;
 
-use pogo_prover::commit::model_tree_preferring_gpu;
+use pogo_prover::commit::{gpu_layer_hasher, model_tree_preferring_gpu};
 
 use anyhow::Context;
 use pogo_circuits::update::MAX_WEIGHTS;
 use pogo_circuits::update_stream::UpdateStream;
-use pogo_prover::stream::{checkpoint_tree, update_stream_tree};
+use pogo_prover::stream::{checkpoint_tree, checkpoint_tree_on, update_stream_tree};
 
 use super::{bar, check_expected_root, is_update_blob, shown, Artifact, ArtifactArgs, Report};
 
@@ -21,7 +21,8 @@ pogo commit model.safetensors --expect-root 0x2f…   # exit non-zero unless the
 pogo commit model.safetensors --gpu                 # hash on the first CUDA GPU (a `--features gpu` build)\n  \
 pogo commit checkpoint/ --tree-out model.tree       # a sharded checkpoint; keep its tree for `pogo open --tree`\n\n\
 Models are streamed: weights are decoded and hashed a chunk at a time, so memory stays flat however large \
-the model, and so are update blobs. --gpu and --in-memory read the whole file first."
+the model, and so are update blobs; with --gpu each chunk's leaves and levels are hashed on the GPU (only \
+the chunk moves). --in-memory reads the whole file first."
 )]
 pub struct CommitArgs {
     #[command(flatten)]
@@ -36,7 +37,7 @@ pub struct CommitArgs {
     pub gpu: bool,
     /// Write every level of the tree to FILE (written whole or not at all), from which
     /// `pogo open --tree FILE` reads a model's paths without hashing anything again.
-    #[arg(long, value_name = "FILE", conflicts_with_all = ["gpu", "in_memory"])]
+    #[arg(long, value_name = "FILE", conflicts_with = "in_memory")]
     pub tree_out: Option<std::path::PathBuf>,
     /// Read the whole model or update into memory before hashing (the path before
     /// streaming, kept for comparisons; a model needs about 8 bytes of memory per weight).
@@ -45,7 +46,7 @@ pub struct CommitArgs {
 }
 
 pub(super) fn run(args: CommitArgs) -> anyhow::Result<()> {
-    if !args.gpu && !args.in_memory {
+    if !args.in_memory {
         return run_streamed(args);
     }
     let expected = args.expect_root;
@@ -91,6 +92,10 @@ fn run_streamed(args: CommitArgs) -> anyhow::Result<()> {
     let file = &args.artifact.file;
     let (depth, tree_out) = (args.artifact.depth, args.tree_out.as_deref());
     let committing = || format!("committing to {}", file.display());
+    let mut hasher = "cpu".to_string();
+    if args.gpu && is_update_blob(file)? {
+        eprintln!("note: --gpu hashes model trees; update trees are hashed on the CPU");
+    }
     let (kind, weights, blocks, fraction_bits, (root, depth)) = if is_update_blob(file)? {
         let update =
             UpdateStream::open(file, MAX_WEIGHTS).with_context(|| format!("reading update blob {}", file.display()))?;
@@ -100,8 +105,26 @@ fn run_streamed(args: CommitArgs) -> anyhow::Result<()> {
         ("update", update.weight_count(), update.block_count(), None, tree)
     } else {
         let checkpoint = args.artifact.format.open_checkpoint(file)?;
+        let gpu = args.gpu.then(gpu_layer_hasher);
+        if let Some(Err(why)) = &gpu {
+            eprintln!("note: not hashing on a GPU: {why}; hashed on the CPU instead");
+        }
         let bar = bar(checkpoint.block_count(), "hashing model blocks");
-        let tree = checkpoint_tree(&checkpoint, depth, tree_out, &bar).with_context(committing)?;
+        let tree = match gpu {
+            Some(Ok(gpu)) => {
+                let (root, depth, fell_back) =
+                    checkpoint_tree_on(&checkpoint, depth, tree_out, gpu.as_ref(), &bar).with_context(committing)?;
+                hasher = match fell_back {
+                    None => gpu.name(),
+                    Some(why) => {
+                        eprintln!("note: the GPU failed ({why}); that part was hashed on the CPU");
+                        format!("{} and cpu", gpu.name())
+                    }
+                };
+                (root, depth)
+            }
+            _ => checkpoint_tree(&checkpoint, depth, tree_out, &bar).with_context(committing)?,
+        };
         bar.0.finish_and_clear();
         let bits = Some(checkpoint.format().fraction_bits());
         ("model", checkpoint.weight_count(), checkpoint.block_count(), bits, tree)
@@ -115,7 +138,7 @@ fn run_streamed(args: CommitArgs) -> anyhow::Result<()> {
         .add("depth", depth)
         .add_some("fraction_bits", fraction_bits)
         .add("root", fr_to_hex(&root))
-        .add("hashed_on", "cpu")
+        .add("hashed_on", hasher)
         .add_some("tree_file", tree_out.map(shown))
         .print(args.artifact.output);
     Ok(())

@@ -18,6 +18,7 @@ use rayon::prelude::*;
 
 use super::constants::{flat, from_limbs, to_montgomery, Limbs};
 use super::{kernel_source, KernelOptions};
+use crate::stream::LayerHasher;
 
 /// Oldest compute capability the kernels are built for: Turing, the oldest that NVRTC 13
 /// (the pinned toolkit) targets.
@@ -175,11 +176,10 @@ impl GpuCommitter {
         self.capability
     }
 
-    /// All levels of the tree over `weights` (biased, DESIGN §2) at `depth` (default: the
-    /// smallest that fits), leaves first, in Montgomery form on the device.
-    fn levels(&self, weights: &[u32], depth: Option<u32>) -> Result<Vec<CudaSlice<u32>>, GpuError> {
+    /// The `H_16` leaves of the blocks of biased `weights` (the last block padded), in
+    /// Montgomery form on the device.
+    fn device_leaves(&self, weights: &[u32]) -> Result<CudaSlice<u32>, GpuError> {
         let nb = block_count(weights.len() as u64);
-        let depth = check_shape(nb, depth.unwrap_or_else(|| default_depth(nb)))?;
         let s = &self.stream;
         let mut leaves = s.alloc_zeros::<u32>(8 * nb as usize).map_err(driver("allocating the leaves"))?;
         for (chunk, part) in weights.chunks(CHUNK_WEIGHTS).enumerate() {
@@ -194,17 +194,32 @@ impl GpuCommitter {
             // the kernel reads `device_part` only below `n_weights`.
             unsafe { launch.launch(grid(count as u64)) }.map_err(driver("hashing leaves"))?;
         }
-        let mut levels = vec![leaves];
+        Ok(leaves)
+    }
+
+    /// The parents of `children` (Montgomery form on the device), `zero` for a missing
+    /// right child.
+    fn device_level(&self, children: &CudaSlice<u32>, zero: &Fr) -> Result<CudaSlice<u32>, GpuError> {
+        let s = &self.stream;
+        let n_children = (children.len() / 8) as u64;
+        let n_parents = n_children.div_ceil(2);
+        let zero = s.clone_htod(&to_montgomery(zero)[..]).map_err(driver("uploading a padding root"))?;
+        let mut parents = s.alloc_zeros::<u32>(8 * n_parents as usize).map_err(driver("allocating a level"))?;
+        let mut launch = s.launch_builder(&self.level);
+        launch.arg(children).arg(&n_children).arg(&zero).arg(&self.k3).arg(&mut parents);
+        // SAFETY: kernels.cu's pogo_level; `parents` holds one element per pair.
+        unsafe { launch.launch(grid(n_parents)) }.map_err(driver("hashing a level"))?;
+        Ok(parents)
+    }
+
+    /// All levels of the tree over `weights` (biased, DESIGN §2) at `depth` (default: the
+    /// smallest that fits), leaves first, in Montgomery form on the device.
+    fn levels(&self, weights: &[u32], depth: Option<u32>) -> Result<Vec<CudaSlice<u32>>, GpuError> {
+        let nb = block_count(weights.len() as u64);
+        let depth = check_shape(nb, depth.unwrap_or_else(|| default_depth(nb)))?;
+        let mut levels = vec![self.device_leaves(weights)?];
         for zero in &zero_subtree_roots()[..depth as usize] {
-            let children = levels.last().expect("leaves are first");
-            let n_children = (children.len() / 8) as u64;
-            let n_parents = n_children.div_ceil(2);
-            let zero = s.clone_htod(&to_montgomery(zero)[..]).map_err(driver("uploading a padding root"))?;
-            let mut parents = s.alloc_zeros::<u32>(8 * n_parents as usize).map_err(driver("allocating a level"))?;
-            let mut launch = s.launch_builder(&self.level);
-            launch.arg(children).arg(&n_children).arg(&zero).arg(&self.k3).arg(&mut parents);
-            // SAFETY: kernels.cu's pogo_level; `parents` holds one element per pair.
-            unsafe { launch.launch(grid(n_parents)) }.map_err(driver("hashing a level"))?;
+            let parents = self.device_level(levels.last().expect("leaves are first"), zero)?;
             levels.push(parents);
         }
         Ok(levels)
@@ -241,6 +256,25 @@ impl GpuCommitter {
     pub fn model_root(&self, weights: &[u32], depth: Option<u32>) -> Result<Fr, GpuError> {
         let root = self.levels(weights, depth)?.pop().expect("depth + 1 levels");
         Ok(self.to_host(root)?[0])
+    }
+}
+
+/// The streamed tree's hashing on the device, a chunk at a time
+/// ([`crate::stream::checkpoint_tree_on`]): only the chunk's weights go up and its hashed
+/// layer comes back, so device and host memory stay flat however large the model.
+impl LayerHasher for GpuCommitter {
+    fn leaves(&self, weights: &[u32]) -> Result<Vec<Fr>, String> {
+        self.device_leaves(weights).and_then(|l| self.to_host(l)).map_err(|e| e.to_string())
+    }
+
+    fn level(&self, children: &[Fr], zero: &Fr) -> Result<Vec<Fr>, String> {
+        let limbs: Vec<u32> = children.iter().flat_map(to_montgomery).collect();
+        let uploaded = self.stream.clone_htod(&limbs).map_err(driver("uploading a level"));
+        uploaded.and_then(|c| self.device_level(&c, zero)).and_then(|p| self.to_host(p)).map_err(|e| e.to_string())
+    }
+
+    fn name(&self) -> String {
+        format!("gpu ({})", self.name)
     }
 }
 

@@ -5,9 +5,11 @@
 
 use std::sync::OnceLock;
 
+use pogo_circuits::encoding::block_count;
 use pogo_circuits::field::Fr;
 
 use super::constants::{flat, from_limbs, to_limbs, Limbs};
+use crate::stream::LayerHasher;
 
 extern "C" {
     fn pogo_host_mul(a: *const Limbs, b: *const Limbs, out: *mut Limbs);
@@ -117,4 +119,24 @@ pub fn level(children: &[Fr], zero: &Fr) -> Vec<Fr> {
         )
     };
     out.iter().map(fr).collect()
+}
+
+/// The kernels' code run on the CPU as a [`LayerHasher`]: what checks the streamed tree's
+/// chunking and padding against the CPU's tree, for the same code the device runs, without
+/// a GPU.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct HostKernels;
+
+impl LayerHasher for HostKernels {
+    fn leaves(&self, weights: &[u32]) -> Result<Vec<Fr>, String> {
+        Ok(leaves(weights, 0, block_count(weights.len() as u64) as usize))
+    }
+
+    fn level(&self, children: &[Fr], zero: &Fr) -> Result<Vec<Fr>, String> {
+        Ok(level(children, zero))
+    }
+
+    fn name(&self) -> String {
+        "the kernels on the host".into()
+    }
 }
