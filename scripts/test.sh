@@ -17,7 +17,7 @@ scripts/solc/install.sh >/dev/null
 scripts/anvil/install.sh >/dev/null
 # Debian's qemu-user, to run the reference evaluator under CPUs without AVX-512, AVX2 or FMA.
 scripts/qemu/install.sh >/dev/null
-echo "building and running every test (a first run on a clean clone takes about 45 minutes on 2 cores and about 7 GB in target/)" >&2
+echo "building and running every test (a first run on a clean clone takes about 45 to 60 minutes on 2 cores and at most 5 GB in target/)" >&2
 POGO_REQUIRE_QEMU=1 cargo test --workspace --locked
 # The contracts as a Foundry project: Solidity unit and invariant tests, the shipped verifier
 # against a recorded proof, the gas snapshot, and Slither against its triage file (forge and
