@@ -144,6 +144,51 @@ pub struct Applied {
     pub changed_weights: u64,
 }
 
+/// `old + update` for an update held in memory (a sparse one is small), written to `writer`
+/// a chunk of the checkpoint at a time: returns the changed blocks' new leaves, in block
+/// order, from which the new tree is the old one with those leaves replaced
+/// ([`pogo_circuits::tree_file::TreeFile::with_leaves_replaced`]). Memory: one chunk and the
+/// update. A weight that would leave `[0, 2^32)` is named as [`Update::apply`] names it; on
+/// any error the caller drops the writer, which removes what it wrote.
+///
+/// [`Update::apply`]: pogo_circuits::update::Update::apply
+pub fn apply_update_streamed(
+    old: &Checkpoint,
+    update: &pogo_circuits::update::Update,
+    writer: &mut CheckpointWriter,
+) -> Result<Vec<(u64, Fr)>, StreamError> {
+    if update.weight_count() != old.weight_count() {
+        return Err(UpdateError::ModelSize { update: update.weight_count(), model: old.weight_count() }.into());
+    }
+    let changed = update.changed();
+    let mut leaves = Vec::with_capacity(changed.len());
+    let mut next = 0;
+    let (mut weights, mut applied) = (Vec::new(), Vec::new());
+    old.stream(1 << 14, |first, chunk| -> Result<(), StreamError> {
+        weights.clear();
+        weights.extend_from_slice(chunk);
+        applied.clear();
+        let end = first + (chunk.len() as u64).div_ceil(BLOCK_WEIGHTS as u64);
+        while let Some((b, block)) = changed.get(next).filter(|(b, _)| *b < end) {
+            let k = b - first;
+            let new = block.apply(&block_of(&weights, k)).map_err(|e| {
+                let global = b * BLOCK_WEIGHTS as u64 + e.position as u64;
+                let (tensor, index) = old.locate(global).unwrap_or(("<padding>", global));
+                let tensor = tensor.to_string();
+                UpdateError::Overflow { block: *b, tensor, index, old: e.old, scale: e.scale, q: e.q }
+            })?;
+            let start = k as usize * BLOCK_WEIGHTS;
+            let keep = (weights.len() - start).min(BLOCK_WEIGHTS);
+            weights[start..start + keep].copy_from_slice(&new[..keep]);
+            applied.push((*b, new));
+            next += 1;
+        }
+        leaves.par_extend(applied.par_iter().map(|(b, new)| (*b, pogo_circuits::encoding::block_leaf(new))));
+        Ok(writer.write(&weights)?)
+    })?;
+    Ok(leaves)
+}
+
 /// How the update's producer thread ended a chunk early.
 enum Feed {
     /// The blob is bad.

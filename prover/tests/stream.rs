@@ -360,3 +360,56 @@ fn float_checkpoints_written_as_streams_equal_the_in_memory_export() {
         std::fs::remove_dir_all(&out).unwrap();
     }
 }
+
+/// An update held in memory applied a chunk at a time gives `Update::apply`'s model byte
+/// for byte and the new model's leaves of exactly the changed blocks, for sparse and dense
+/// updates over more than one chunk; an overflow is named as `Update::apply` names it, and
+/// an update for another model size is refused, each before the writer is finished.
+#[test]
+fn updates_in_memory_applied_a_chunk_at_a_time_equal_the_whole_model_apply() {
+    use pogo_circuits::model::TensorInfo;
+    use pogo_prover::stream::apply_update_streamed;
+
+    let dir = tempfile::tempdir().unwrap();
+    let weights = (16_384 + 300) * BLOCK_WEIGHTS - 7;
+    let m = model(weights, 11);
+    let path = dir.path().join("old.safetensors");
+    m.save(&path).unwrap();
+    let old = Checkpoint::open(&path, None).unwrap();
+    let tensors: Vec<TensorInfo> = m.tensors().to_vec();
+    for every in [1u64, 3, 5_000] {
+        let u = update(weights as u64, every);
+        let out = dir.path().join(format!("new-{every}.safetensors"));
+        let mut writer = CheckpointWriter::create(&out, None, &tensors, m.format()).unwrap();
+        let leaves = apply_update_streamed(&old, &u, &mut writer).unwrap();
+        writer.finish().unwrap();
+        let whole = u.apply(&m).unwrap();
+        let expected = dir.path().join(format!("whole-{every}.safetensors"));
+        whole.save(&expected).unwrap();
+        assert_eq!(std::fs::read(&out).unwrap(), std::fs::read(&expected).unwrap(), "every {every}th block");
+        let want: Vec<_> = u.changed().iter().map(|(b, _)| (*b, whole.leaf(*b))).collect();
+        assert_eq!(leaves, want);
+    }
+    // A weight pushed past 2^32 - 1: named as the whole-model apply names it.
+    let mut top = m.weights().to_vec();
+    top[5 * BLOCK_WEIGHTS + 2] = u32::MAX;
+    let high = m.with_weights(top).unwrap();
+    let high_path = dir.path().join("high.safetensors");
+    high.save(&high_path).unwrap();
+    let high_ckpt = Checkpoint::open(&high_path, None).unwrap();
+    let mut block = UpdateBlock { scale: 1, nibbles: [Nibble::ZERO; BLOCK_WEIGHTS] };
+    block.nibbles[2] = Nibble::new(15).unwrap();
+    let u = Update::sparse(weights as u64, vec![(5, block)]).unwrap();
+    let whole_err = u.apply(&high).unwrap_err();
+    let out = dir.path().join("never.safetensors");
+    let mut writer = CheckpointWriter::create(&out, None, &tensors, m.format()).unwrap();
+    let err = apply_update_streamed(&high_ckpt, &u, &mut writer).unwrap_err();
+    assert!(matches!(&err, StreamError::Update(UpdateError::Overflow { .. })), "{err}");
+    assert_eq!(err.to_string(), whole_err.to_string());
+    drop(writer);
+    assert!(!out.exists());
+    let other = update(weights as u64 + 1, 3);
+    let mut writer = CheckpointWriter::create(&out, None, &tensors, m.format()).unwrap();
+    let err = apply_update_streamed(&old, &other, &mut writer).unwrap_err();
+    assert!(matches!(err, StreamError::Update(UpdateError::ModelSize { .. })), "{err}");
+}

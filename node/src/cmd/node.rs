@@ -525,8 +525,8 @@ pub(super) fn challenge(args: ChallengeArgs) -> anyhow::Result<()> {
             "already proven fraudulent".to_string()
         } else {
             let spinner = (!settings.output.json).then(|| super::spinner(format!("rebuilding candidate {i}")));
-            let found = node.examine(&old, r.oldRoot, c).and_then(|examined| match examined {
-                Examined::Honest(_) => Ok("honest: old model + update is the committed new model".to_string()),
+            let found = node.examine(r.oldRoot, c).and_then(|examined| match examined {
+                Examined::Honest => Ok("honest: old model + update is the committed new model".to_string()),
                 Examined::Unchecked(why) => Ok(format!("could not be checked: {why}")),
                 Examined::Mismatch(why) => Ok(match node.build_fraud(&old, r.oldRoot, c)? {
                     Ok(fraud) => {

@@ -34,9 +34,11 @@ pub struct Fraud {
 }
 
 /// What a rebuild of one candidate found.
+#[derive(Debug)]
 pub enum Examined {
-    /// Old model + update gives the committed new model.
-    Honest(Model),
+    /// Old model + update gives the committed new model, now kept in the store under its
+    /// root.
+    Honest,
     /// The committed blob and update root are fine but old model + update is not the
     /// committed new model (or does not apply: a weight would leave range): provably wrong
     /// if its miner serves the leaf list ([`Node::build_fraud`]). Why, in words.
@@ -47,33 +49,33 @@ pub enum Examined {
 }
 
 impl Node {
-    /// Rebuilds candidate `c` from `old` (root `old_root`): fetches its blob, checks its
-    /// update root, applies it and compares the new root.
-    pub fn examine(&self, old: &Model, old_root: U256, c: &Candidate) -> anyhow::Result<Examined> {
+    /// Rebuilds candidate `c` from the model kept under `old_root`: fetches its blob, checks
+    /// its update root, applies it and compares the new root ([`Node::rebuild_into_store`]:
+    /// streamed, the new model kept only if it is the committed one).
+    pub fn examine(&self, old_root: U256, c: &Candidate) -> anyhow::Result<Examined> {
         let update = match self.fetch_update(old_root, c.blobHash, c.updateRoot) {
             Ok(update) => update,
             Err(e) => return Ok(Examined::Unchecked(format!("{e:#}"))),
         };
-        match update.apply(old) {
-            Ok(new) => {
-                let root = self.root_after(old_root, &update, &new)?;
-                if root == c.newRoot {
-                    self.store.put_model(c.newRoot, &new)?;
-                    return Ok(Examined::Honest(new));
-                }
-                Ok(Examined::Mismatch(format!(
+        let applied = match self.rebuild_into_store(old_root, &update, c.newRoot)? {
+            Ok(root) if root == c.newRoot => return Ok(Examined::Honest),
+            Ok(root) => {
+                return Ok(Examined::Mismatch(format!(
                     "old model + update has root {root:#x}, not the committed {:#x}",
                     c.newRoot
                 )))
             }
-            Err(e @ pogo_circuits::update::UpdateError::Overflow { .. }) => {
+            Err(e) => e,
+        };
+        match applied {
+            e @ pogo_circuits::update::UpdateError::Overflow { .. } => {
                 Ok(Examined::Mismatch(format!("the update does not apply to the old model: {e}")))
             }
-            Err(e) if update.block_count() > self.params.nb => {
+            e if update.block_count() > self.params.nb => {
                 // More blocks than the task's model: the update tree has a nonzero leaf at nb.
                 Ok(Examined::Mismatch(format!("the update does not fit the task's model: {e}")))
             }
-            Err(e) => Ok(Examined::Unchecked(format!("the update does not apply to the old model: {e}"))),
+            e => Ok(Examined::Unchecked(format!("the update does not apply to the old model: {e}"))),
         }
     }
 

@@ -213,9 +213,10 @@ impl Node {
             }
             let w = self.rounds.candidate(self.chain.as_mut(), self.task, id, r.winner - 1)?;
             if w.newRoot == root {
-                let old = self.model_at(r.oldRoot)?;
-                let new = self.rebuild(&old, r.oldRoot, w.blobHash, w.updateRoot, w.newRoot)?;
-                return Ok(new);
+                // Held in the store (only its root's model is loaded, below).
+                drop(self.model_at(r.oldRoot)?);
+                self.rebuild(r.oldRoot, w.blobHash, w.updateRoot, w.newRoot)?;
+                return self.store.model(root).context("the rebuilt model is not in the store");
             }
         }
         bail!("no accepted round leads to root {root:#x}, and the store does not hold its model ({checkpoint})")
@@ -239,24 +240,52 @@ impl Node {
         })
     }
 
-    /// Fetches blob `hash`, checks it was made against `old` (root `old_root`) when it says,
-    /// applies it and checks the update and new roots; keeps the new model in the store.
-    pub fn rebuild(
-        &self,
-        old: &Model,
-        old_root: U256,
-        hash: B256,
-        update_root: U256,
-        new_root: U256,
-    ) -> anyhow::Result<Model> {
+    /// Fetches blob `hash`, checks it was made against the model kept under `old_root` when
+    /// it says, applies it and checks the update and new roots; keeps the new model in the
+    /// store.
+    pub fn rebuild(&self, old_root: U256, hash: B256, update_root: U256, new_root: U256) -> anyhow::Result<()> {
         let update = self.fetch_update(old_root, hash, update_root)?;
-        let new = update.apply(old).context("the update does not apply to the old model")?;
-        let got = self.root_after(old_root, &update, &new)?;
+        let got = self
+            .rebuild_into_store(old_root, &update, new_root)?
+            .context("the update does not apply to the old model")?;
         if got != new_root {
             bail!("old model + update has root {got:#x}, not the committed {new_root:#x}");
         }
-        self.store.put_model(new_root, &new)?;
-        Ok(new)
+        Ok(())
+    }
+
+    /// The model kept under `old_root` plus `update`, streamed from the store into the store
+    /// (one chunk of the model and the update in memory) with its tree from the old tree
+    /// file (only the changed paths re-hashed): its root, and the model kept under it if it
+    /// is `expect` (dropped otherwise). `Ok(Err(_))`: the update does not apply.
+    pub fn rebuild_into_store(
+        &self,
+        old_root: U256,
+        update: &Update,
+        expect: U256,
+    ) -> anyhow::Result<Result<U256, pogo_circuits::update::UpdateError>> {
+        let old = self.store.checkpoint(old_root)?;
+        let tensors: Vec<_> = old.tensors().cloned().collect();
+        let (mut writer, pending) = self.store.model_writer(&tensors, old.format())?;
+        let changed = match pogo_prover::stream::apply_update_streamed(&old, update, &mut writer) {
+            Ok(changed) => changed,
+            Err(pogo_prover::stream::StreamError::Update(e)) => return Ok(Err(e)),
+            Err(e) => return Err(e.into()),
+        };
+        writer.finish().context("writing the rebuilt model")?;
+        let root = match self.store.tree_after(old_root, self.depth(), &changed) {
+            Ok((root, _)) => root,
+            Err(e) => {
+                self.store.keep_model(&pending, None)?;
+                return Err(e.into());
+            }
+        };
+        self.store.keep_model(&pending, (root == expect).then_some(root))?;
+        if root != expect && !self.store.has_model(root) {
+            // The tree of a model nobody committed to: no round will name it for pruning.
+            self.store.drop_model(root)?;
+        }
+        Ok(Ok(root))
     }
 }
 

@@ -255,8 +255,11 @@ impl Verifier {
         }
         // Rebuild each candidate (fetch, check the update root, apply, check the new root)
         // and evaluate it on the same phase-1 batch as the old model.
+        // One model in memory at a time: the old one for its loss, then each candidate's,
+        // rebuilt from the store into the store (streamed) and loaded only to be evaluated.
         let old = node.model_at(r.oldRoot)?;
         let loss_old = node.trainer.eval_examples(&old, &examples)?;
+        drop(old);
         let mut verdicts = vec![verdict::NONE; candidates.len()];
         let mut losses = vec![0u64; candidates.len()];
         let mut notes = Vec::new();
@@ -271,8 +274,9 @@ impl Verifier {
                 notes.push(format!("#{i} positive (lazy: nothing rebuilt)"));
                 continue;
             }
-            let (v, ln, why) = match node.examine(&old, r.oldRoot, c)? {
-                Examined::Honest(new) => {
+            let (v, ln, why) = match node.examine(r.oldRoot, c)? {
+                Examined::Honest => {
+                    let new = node.store.model(c.newRoot).context("the rebuilt model is not in the store")?;
                     let (v, _, ln, why) =
                         judge(loss_old, node.trainer.eval_examples(&new, &examples)?, node.params.margin);
                     (v, ln, why)

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use alloy::primitives::{keccak256, B256, U256};
-use pogo_circuits::checkpoint::Checkpoint;
+use pogo_circuits::checkpoint::{Checkpoint, CheckpointWriter};
 use pogo_circuits::files::write_atomic;
 use pogo_circuits::model::Model;
 pub use server::{ServeLimits, StoreServer};
@@ -256,6 +256,34 @@ impl Store {
     /// Drops blob `hash` if kept; returns the bytes freed.
     pub fn drop_blob(&self, hash: B256) -> Result<u64, StoreError> {
         remove_counted(&self.blob_path(hash))
+    }
+
+    /// A writer of a model of `tensors` in `format` into the store, under no root yet: its
+    /// file appears (hidden) at [`CheckpointWriter::finish`], and [`Store::keep_model`]
+    /// then gives it its root once checked.
+    pub fn model_writer(
+        &self,
+        tensors: &[pogo_circuits::model::TensorInfo],
+        format: pogo_circuits::encoding::FixedPoint,
+    ) -> Result<(CheckpointWriter, PathBuf), StoreError> {
+        let dir = self.dir.join("models");
+        std::fs::create_dir_all(&dir).map_err(|e| Self::io(&dir, e))?;
+        let pending = dir.join(format!(".pending.{}.safetensors", std::process::id()));
+        let writer = CheckpointWriter::create(&pending, None, tensors, format).map_err(|e| Self::io(&pending, e))?;
+        Ok((writer, pending))
+    }
+
+    /// Keeps the model file at `pending` (from [`Store::model_writer`]) under `root`; `None`
+    /// removes it instead.
+    pub fn keep_model(&self, pending: &Path, root: Option<U256>) -> Result<(), StoreError> {
+        let Some(root) = root else {
+            return remove_counted(pending).map(|_| ());
+        };
+        let path = self.model_path(root);
+        std::fs::rename(pending, &path).map_err(|e| {
+            let _ = std::fs::remove_file(pending);
+            Self::io(&path, e)
+        })
     }
 
     /// Whether a model is kept under `root` (without reading it).
