@@ -186,6 +186,10 @@ pub fn apply_update_streamed(
         leaves.par_extend(applied.par_iter().map(|(b, new)| (*b, pogo_circuits::encoding::block_leaf(new))));
         Ok(writer.write(&weights)?)
     })?;
+    if let Some((b, _)) = changed.get(next) {
+        // `Update` keeps its blocks below its block count, which matches the model's.
+        return Err(UpdateError::BlockIndex { index: *b, blocks: old.block_count() }.into());
+    }
     Ok(leaves)
 }
 

@@ -216,8 +216,10 @@ impl Miner {
                     }
                 }
                 if task.root != prepared.old_root {
-                    // Another miner's update was accepted: this one is stale.
+                    // Another miner's update was accepted: this one is stale, and no round
+                    // names its model, so pruning would never drop it.
                     self.set(MinerPhase::Idle)?;
+                    self.abandon(node, &prepared, task.root)?;
                     return Ok(Step::Wait { until: None, why: "the root moved on; retraining".into() });
                 }
                 let target = if task.open { task.rounds - 1 } else { task.rounds };
@@ -273,6 +275,8 @@ impl Miner {
                 }
                 if r.finalized || now > r.revealEnd {
                     self.set(MinerPhase::Submitted { round, index, new_root })?;
+                    // Never revealed: no round names its model.
+                    self.abandon(node, &prepared, task.root)?;
                     return Ok(Step::Wait { until: None, why: "the reveal window passed".into() });
                 }
                 if now <= r.commitEnd {
@@ -429,6 +433,16 @@ impl Miner {
             p.blob_hash,
             p.salt,
         )
+    }
+
+    /// Drops the model of a commit that will never be revealed (unless it is the current
+    /// model) and its unserved blob: no final round names them, so pruning cannot.
+    fn abandon(&self, node: &Node, prepared: &Prepared, current: U256) -> anyhow::Result<()> {
+        if prepared.new_root != current {
+            node.store.drop_model(prepared.new_root)?;
+        }
+        let _ = std::fs::remove_file(self.pending_blob());
+        Ok(())
     }
 
     /// Moves the revealed blob into the served store, with the leaf list of the committed

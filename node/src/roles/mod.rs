@@ -254,38 +254,16 @@ impl Node {
         Ok(())
     }
 
-    /// The model kept under `old_root` plus `update`, streamed from the store into the store
-    /// (one chunk of the model and the update in memory) with its tree from the old tree
-    /// file (only the changed paths re-hashed): its root, and the model kept under it if it
-    /// is `expect` (dropped otherwise). `Ok(Err(_))`: the update does not apply.
+    /// The model kept under `old_root` plus `update`, rebuilt from the store into the store
+    /// ([`Store::apply_update`]): its root, kept if it is `expect`; `Ok(Err(_))`: the update
+    /// does not apply.
     pub fn rebuild_into_store(
         &self,
         old_root: U256,
         update: &Update,
         expect: U256,
     ) -> anyhow::Result<Result<U256, pogo_circuits::update::UpdateError>> {
-        let old = self.store.checkpoint(old_root)?;
-        let tensors: Vec<_> = old.tensors().cloned().collect();
-        let (mut writer, pending) = self.store.model_writer(&tensors, old.format())?;
-        let changed = match pogo_prover::stream::apply_update_streamed(&old, update, &mut writer) {
-            Ok(changed) => changed,
-            Err(pogo_prover::stream::StreamError::Update(e)) => return Ok(Err(e)),
-            Err(e) => return Err(e.into()),
-        };
-        writer.finish().context("writing the rebuilt model")?;
-        let root = match self.store.tree_after(old_root, self.depth(), &changed) {
-            Ok((root, _)) => root,
-            Err(e) => {
-                self.store.keep_model(&pending, None)?;
-                return Err(e.into());
-            }
-        };
-        self.store.keep_model(&pending, (root == expect).then_some(root))?;
-        if root != expect && !self.store.has_model(root) {
-            // The tree of a model nobody committed to: no round will name it for pruning.
-            self.store.drop_model(root)?;
-        }
-        Ok(Ok(root))
+        self.store.apply_update(old_root, self.depth(), update, expect)
     }
 }
 

@@ -72,10 +72,15 @@ pub struct Pruner {
 }
 
 impl Pruner {
-    /// A pruner keeping `keep` accepted updates, its state in `path`.
+    /// A pruner keeping `keep` accepted updates, its state in `path` (in the store folder);
+    /// removes the work files a process killed mid-write left in that store.
     pub fn new(path: PathBuf, keep: usize) -> anyhow::Result<Self> {
         let dir = pogo_circuits::files::dir_of(&path);
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        let swept = crate::store::Store::new(dir).sweep_work_files();
+        if swept > 0 {
+            eprintln!("note: removed {swept} unfinished work file(s) from {}", dir.display());
+        }
         Ok(Pruner { keep, state: load_state(&path)?, path })
     }
 
@@ -107,27 +112,32 @@ impl Pruner {
         }
         let kept = retained(task.root, &accepted, self.keep);
         let (mut models, mut blobs, mut bytes) = (0, 0, 0);
-        for held in std::mem::take(&mut self.state.held) {
+        let mut failed = None;
+        for held in self.state.held.clone() {
             if kept.contains(&held) {
-                self.state.held.insert(held);
                 continue;
             }
-            match held {
-                Held::Model(root) => {
-                    let freed = node.store.drop_model(root)?;
-                    models += u64::from(freed > 0);
+            let freed = match held {
+                Held::Model(root) => node.store.drop_model(root),
+                Held::Blob(hash) => node.store.drop_blob(hash),
+            };
+            match freed {
+                Ok(freed) => {
+                    self.state.held.remove(&held);
+                    models += u64::from(freed > 0 && matches!(held, Held::Model(_)));
+                    blobs += u64::from(freed > 0 && matches!(held, Held::Blob(_)));
                     bytes += freed;
                 }
-                Held::Blob(hash) => {
-                    let freed = node.store.drop_blob(hash)?;
-                    blobs += u64::from(freed > 0);
-                    bytes += freed;
-                }
+                // Kept in the state, tried again after the next final round.
+                Err(e) => failed = Some(e),
             }
         }
         let rounds = final_rounds - self.state.read;
         self.state.read = final_rounds;
         save_state(&self.path, &self.state)?;
+        if let Some(e) = failed {
+            eprintln!("note: pruning the store: {e} (tried again after the next round)");
+        }
         if models + blobs == 0 {
             return Ok(None);
         }

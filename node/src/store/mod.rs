@@ -286,6 +286,30 @@ impl Store {
         })
     }
 
+    /// Removes the hidden work files (pending models and trees, scratch folders) that a
+    /// process killed mid-write left in the store; returns how many. Call it only while no
+    /// other process writes to this store (each role has its own).
+    pub fn sweep_work_files(&self) -> usize {
+        let mut swept = 0;
+        let dirs = ["", "models", "trees", "blobs", "leaves"].map(|d| self.dir.join(d));
+        for dir in dirs {
+            let Ok(entries) = std::fs::read_dir(&dir) else { continue };
+            for entry in entries.filter_map(Result::ok) {
+                let name = entry.file_name().to_string_lossy().into_owned();
+                let work = name.starts_with(".pending.")
+                    || name.starts_with(".scratch-")
+                    || (name.starts_with('.') && (name.ends_with(".pending") || name.ends_with(".tmp")));
+                if !work {
+                    continue;
+                }
+                let path = entry.path();
+                let removed = if path.is_dir() { std::fs::remove_dir_all(&path) } else { std::fs::remove_file(&path) };
+                swept += usize::from(removed.is_ok());
+            }
+        }
+        swept
+    }
+
     /// Whether a model is kept under `root` (without reading it).
     pub fn has_model(&self, root: U256) -> bool {
         self.model_path(root).is_file()

@@ -5,10 +5,13 @@
 use std::path::PathBuf;
 
 use alloy::primitives::U256;
+use anyhow::Context;
+use pogo_circuits::checkpoint::Checkpoint;
 use pogo_circuits::field::Fr;
 use pogo_circuits::tree_file::TreeFile;
+use pogo_circuits::update::{Update, UpdateError};
 use pogo_prover::commit::par_hash_pairs;
-use pogo_prover::stream::checkpoint_tree;
+use pogo_prover::stream::{apply_update_streamed, checkpoint_tree, StreamError};
 use pogo_verifier::evm::fr_to_u256;
 
 use super::{Store, StoreError};
@@ -81,6 +84,58 @@ impl Store {
         let root = fr_to_u256(&tree.root());
         drop(tree);
         Ok((root, self.keep_tree(&pending, root)?))
+    }
+
+    /// The model kept under `old_root` plus `update`, streamed from the store into the store
+    /// (one chunk of the model and the update in memory), its tree the old tree file with
+    /// only the changed paths re-hashed: its root, and the model kept under it if it is
+    /// `expect` (dropped otherwise). A root other than `expect` names a miner as a cheat,
+    /// so it is confirmed by hashing the rebuilt model whole: a damaged old tree file cannot
+    /// make an honest update look wrong (it is dropped, and hashed again when needed).
+    /// `Ok(Err(_))`: the update does not apply.
+    pub fn apply_update(
+        &self,
+        old_root: U256,
+        depth: u32,
+        update: &Update,
+        expect: U256,
+    ) -> anyhow::Result<Result<U256, UpdateError>> {
+        let old = self.checkpoint(old_root)?;
+        let tensors: Vec<_> = old.tensors().cloned().collect();
+        let (mut writer, pending) = self.model_writer(&tensors, old.format())?;
+        let changed = match apply_update_streamed(&old, update, &mut writer) {
+            Ok(changed) => changed,
+            Err(StreamError::Update(e)) => return Ok(Err(e)),
+            Err(e) => return Err(e.into()),
+        };
+        writer.finish().context("writing the rebuilt model")?;
+        let mut root = match self.tree_after(old_root, depth, &changed) {
+            Ok((root, _)) => root,
+            Err(e) => {
+                let _ = self.keep_model(&pending, None);
+                return Err(e.into());
+            }
+        };
+        if root != expect {
+            if !self.has_model(root) {
+                self.drop_model(root)?;
+            }
+            let rebuilt = Checkpoint::open(&pending, None).context("reading the rebuilt model")?;
+            let (whole, _) = checkpoint_tree(&rebuilt, Some(depth), None, &())?;
+            if fr_to_u256(&whole) != root {
+                eprintln!("note: the tree file of {old_root:#x} was damaged; it will be hashed again");
+                self.drop_tree(old_root)?;
+            }
+            root = fr_to_u256(&whole);
+        }
+        self.keep_model(&pending, (root == expect).then_some(root))?;
+        Ok(Ok(root))
+    }
+
+    /// Drops the tree file kept for `root` (it is hashed again from the model when needed);
+    /// returns the bytes freed.
+    pub fn drop_tree(&self, root: U256) -> Result<u64, StoreError> {
+        super::remove_counted(&self.tree_path(root))
     }
 
     /// Keeps the leaf list of `tree` (the model with root `root`) for challengers, copied
@@ -161,6 +216,50 @@ mod tests {
         assert_eq!(store.drop_blob(hash).unwrap(), 4);
         assert!(store.local_blob(hash).is_none());
         assert!(store.has_model(root), "the other model stays");
+
+        // A rebuild from the store into the store: the committed root keeps the model (equal
+        // to the whole-model apply); another root keeps nothing and says the true root.
+        let mut block = pogo_circuits::encoding::UpdateBlock::zero();
+        block.scale = 3;
+        block.nibbles[5] = pogo_circuits::encoding::Nibble::new(12).unwrap();
+        let update = Update::sparse(old.weight_count(), vec![(4, block)]).unwrap();
+        let applied = update.apply(&old).unwrap();
+        let want = fr_to_u256(&model_tree(&applied, Some(depth), &()).unwrap().root());
+        assert_eq!(store.apply_update(root, depth, &update, want).unwrap().unwrap(), want);
+        assert_eq!(store.model(want).unwrap().weights(), applied.weights());
+        store.drop_model(want).unwrap();
+        let liar = U256::from(99u64);
+        assert_eq!(store.apply_update(root, depth, &update, liar).unwrap().unwrap(), want, "the true root");
+        assert!(!store.has_model(want) && !store.has_model(liar) && !store.tree_path(want).exists());
+        // A damaged old tree file (leaf 5, the changed block's sibling, overwritten with leaf
+        // 6: a valid field element, the header intact) cannot make the honest update look
+        // wrong: the whole rebuilt model is hashed, the bad file dropped.
+        let path = store.tree_path(root);
+        let mut bytes = std::fs::read(&path).unwrap();
+        let leaf = |i: usize| 64 + 32 * i..64 + 32 * (i + 1);
+        let six = bytes[leaf(6)].to_vec();
+        bytes[leaf(5)].copy_from_slice(&six);
+        std::fs::write(&path, &bytes).unwrap();
+        let (damaged, _) = store.tree_after(root, depth, &[(4, applied.leaf(4))]).unwrap();
+        assert_ne!(damaged, want, "the damaged file gives a wrong root");
+        store.drop_model(damaged).unwrap();
+        assert_eq!(store.apply_update(root, depth, &update, want).unwrap().unwrap(), want);
+        assert!(store.has_model(want));
+        assert_eq!(fr_to_u256(&store.tree(root, depth).unwrap().root()), root, "hashed again");
+        // An update that overflows is the update's error, nothing kept.
+        let mut top = old.weights().to_vec();
+        top[4 * pogo_circuits::encoding::BLOCK_WEIGHTS + 5] = u32::MAX;
+        let high = old.with_weights(top).unwrap();
+        let high_root = fr_to_u256(&model_tree(&high, Some(depth), &()).unwrap().root());
+        store.put_model(high_root, &high).unwrap();
+        let err = store.apply_update(high_root, depth, &update, want).unwrap().unwrap_err();
+        assert!(matches!(err, UpdateError::Overflow { block: 4, .. }), "{err}");
+        // Work files a killed process left are swept; kept files are not.
+        std::fs::write(dir.path().join("models/.pending.1.safetensors"), b"x").unwrap();
+        std::fs::write(dir.path().join("trees/.after-00.1.pending"), b"x").unwrap();
+        std::fs::create_dir_all(dir.path().join(".scratch-abc")).unwrap();
+        assert_eq!(store.sweep_work_files(), 3);
+        assert!(store.has_model(root) && store.has_model(want));
 
         // A model kept under a root that is not its own: refused, no tree kept.
         let liar = U256::from(12345u64);
