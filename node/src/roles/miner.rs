@@ -269,7 +269,10 @@ impl Miner {
                 let c = node.rounds.candidate(node.chain.as_mut(), node.task, round, index)?;
                 let new_root = prepared.new_root;
                 if c.revealed {
-                    self.publish(node, new_root)?;
+                    // Serving is for the round's verifiers: a final round's store may be pruned.
+                    if !r.finalized {
+                        self.publish(node, new_root)?;
+                    }
                     self.set(MinerPhase::Revealed { round, index, new_root })?;
                     return Ok(Step::Wait { until: None, why: "reveal found on chain".into() });
                 }
