@@ -46,12 +46,22 @@ pub fn checkpoint_tree(
     out: Option<&Path>,
     progress: &dyn Progress,
 ) -> Result<(Fr, u32), StreamError> {
+    stream_model_tree(checkpoint, depth, out, par_next_layer, |weights| model_leaves(weights, progress))
+}
+
+/// The streamed model tree with the leaves of each chunk of weights from `leaves` and each
+/// level from `level`: what [`checkpoint_tree`] and [`checkpoint_tree_on`] share.
+fn stream_model_tree(
+    checkpoint: &Checkpoint,
+    depth: Option<u32>,
+    out: Option<&Path>,
+    level: impl Fn(&[Fr], Fr) -> Vec<Fr>,
+    mut leaves: impl FnMut(&[u32]) -> Vec<Fr>,
+) -> Result<(Fr, u32), StreamError> {
     let depth = depth.unwrap_or_else(|| default_depth(checkpoint.block_count()));
-    let mut builder = TreeBuilder::new(checkpoint.block_count(), depth, out, par_next_layer)?;
+    let mut builder = TreeBuilder::new(checkpoint.block_count(), depth, out, level)?;
     let chunk = builder.chunk_leaves();
-    checkpoint.stream(chunk, |_, weights| -> Result<(), StreamError> {
-        Ok(builder.push(&model_leaves(weights, progress))?)
-    })?;
+    checkpoint.stream(chunk, |_, weights| -> Result<(), StreamError> { Ok(builder.push(&leaves(weights))?) })?;
     Ok((builder.finish()?, depth))
 }
 
@@ -78,7 +88,6 @@ pub fn checkpoint_tree_on(
     hasher: &dyn LayerHasher,
     progress: &dyn Progress,
 ) -> Result<(Fr, u32, Option<String>), StreamError> {
-    let depth = depth.unwrap_or_else(|| default_depth(checkpoint.block_count()));
     let failed = std::sync::Mutex::new(None::<String>);
     let fell_back = |why: String| {
         failed.lock().expect("failure record").get_or_insert(why);
@@ -89,22 +98,17 @@ pub fn checkpoint_tree_on(
             par_next_layer(layer, zero)
         })
     };
-    let mut builder = TreeBuilder::new(checkpoint.block_count(), depth, out, level)?;
-    let chunk = builder.chunk_leaves();
-    checkpoint.stream(chunk, |_, weights| -> Result<(), StreamError> {
-        let leaves = match hasher.leaves(weights) {
-            Ok(leaves) => {
-                progress.advance(leaves.len() as u64);
-                leaves
-            }
-            Err(why) => {
-                fell_back(why);
-                model_leaves(weights, progress)
-            }
-        };
-        Ok(builder.push(&leaves)?)
-    })?;
-    let root = builder.finish()?;
+    let leaves = |weights: &[u32]| match hasher.leaves(weights) {
+        Ok(leaves) => {
+            progress.advance(leaves.len() as u64);
+            leaves
+        }
+        Err(why) => {
+            fell_back(why);
+            model_leaves(weights, progress)
+        }
+    };
+    let (root, depth) = stream_model_tree(checkpoint, depth, out, level, leaves)?;
     Ok((root, depth, failed.into_inner().expect("failure record")))
 }
 

@@ -391,7 +391,7 @@ fn drive(
     mut stop: impl FnMut() -> bool,
 ) -> anyhow::Result<()> {
     let mut last_why = String::new();
-    let mut pruner = Pruner::new(node.store.dir().join("pruned.json"), settings.keep_updates)?;
+    let mut pruner = Pruner::new(&node.store, settings.keep_updates)?;
     loop {
         // Pruning is housekeeping: a chain read that fails here is the role's to report.
         match pruner.step(node) {

@@ -16,6 +16,7 @@ use anyhow::Context;
 use serde::{Deserialize, Serialize};
 
 use super::{load_state, save_state, since, Event, Node, Phase};
+use crate::store::Store;
 use pogo_verifier::rounds::{Candidate, Round};
 
 /// Something a store holds that rounds name.
@@ -72,15 +73,16 @@ pub struct Pruner {
 }
 
 impl Pruner {
-    /// A pruner keeping `keep` accepted updates, its state in `path` (in the store folder);
+    /// A pruner of `store` keeping `keep` accepted updates, its state in the store folder;
     /// removes the work files a process killed mid-write left in that store.
-    pub fn new(path: PathBuf, keep: usize) -> anyhow::Result<Self> {
-        let dir = pogo_circuits::files::dir_of(&path);
+    pub fn new(store: &Store, keep: usize) -> anyhow::Result<Self> {
+        let dir = store.dir();
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-        let swept = crate::store::Store::new(dir).sweep_work_files();
+        let swept = store.sweep_work_files();
         if swept > 0 {
             eprintln!("note: removed {swept} unfinished work file(s) from {}", dir.display());
         }
+        let path = dir.join("pruned.json");
         Ok(Pruner { keep, state: load_state(&path)?, path })
     }
 

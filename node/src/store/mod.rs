@@ -279,11 +279,7 @@ impl Store {
         let Some(root) = root else {
             return remove_counted(pending).map(|_| ());
         };
-        let path = self.model_path(root);
-        std::fs::rename(pending, &path).map_err(|e| {
-            let _ = std::fs::remove_file(pending);
-            Self::io(&path, e)
-        })
+        rename_or_remove(pending, &self.model_path(root))
     }
 
     /// Removes the hidden work files (pending models and trees, scratch folders) that a
@@ -345,6 +341,14 @@ impl Store {
     pub fn serve_with(&self, addr: &str, limits: ServeLimits) -> Result<StoreServer, StoreError> {
         server::serve(self, addr, limits)
     }
+}
+
+/// Renames the checked work file `pending` to `path`; removes it if that fails.
+fn rename_or_remove(pending: &Path, path: &Path) -> Result<(), StoreError> {
+    std::fs::rename(pending, path).map_err(|e| {
+        let _ = std::fs::remove_file(pending);
+        Store::io(path, e)
+    })
 }
 
 /// Removes `path` if it is there; returns its size.

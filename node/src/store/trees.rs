@@ -32,10 +32,7 @@ impl Store {
     /// Renames the checked tree file at `pending` to its root's name.
     fn keep_tree(&self, pending: &std::path::Path, root: U256) -> Result<TreeFile, StoreError> {
         let path = self.tree_path(root);
-        if let Err(e) = std::fs::rename(pending, &path) {
-            let _ = std::fs::remove_file(pending);
-            return Err(Self::io(&path, e));
-        }
+        super::rename_or_remove(pending, &path)?;
         TreeFile::open(&path).map_err(|e| Self::io(&path, e))
     }
 
