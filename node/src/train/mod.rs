@@ -2,8 +2,10 @@
 //! the `gpu` feature), published as 4-bit updates with error feedback.
 
 pub mod data;
+pub mod encoder;
 pub mod net;
 pub mod plot;
+pub mod pretrained;
 pub mod reference;
 pub mod task;
 pub mod trainer;

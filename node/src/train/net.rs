@@ -1,6 +1,8 @@
 //! Networks on candle, and the bridge between candle parameters and pogo's fixed-point
 //! [`Model`] (tensors in byte-wise name order, DESIGN §2).
 
+use std::path::Path;
+
 use candle_core::{DType, Device, Module, Tensor, Var};
 use candle_nn::{linear, Linear, VarBuilder, VarMap};
 use pogo_circuits::encoding::FixedPoint;
@@ -8,6 +10,7 @@ use pogo_circuits::model::{Model, ModelError};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha20Rng;
 
+use super::encoder::{Encoder, EncoderShape};
 use super::task::ModelSpec;
 use super::transformer::Transformer;
 
@@ -20,14 +23,16 @@ pub struct Net {
 enum Arch {
     Mlp(Vec<Linear>),
     Transformer(Transformer),
+    Encoder(Encoder),
 }
 
 /// Parameters as `(name, shape, values)`, names sorted byte-wise.
 pub type Params = Vec<(String, Vec<usize>, Vec<f32>)>;
 
 impl Net {
-    /// Builds the network for `inputs` features (the context length for text) and `outputs`
-    /// classes (the vocabulary); [`Net::init`] or [`Net::load`] set the variables.
+    /// Builds the network for `inputs` features (the context length for text and tokens) and
+    /// `outputs` classes (the vocabulary for text); [`Net::init`] or [`Net::load`] set the
+    /// variables.
     pub fn new(spec: &ModelSpec, inputs: usize, outputs: usize, device: &Device) -> candle_core::Result<Self> {
         let vars = VarMap::new();
         let vb = VarBuilder::from_varmap(&vars, DType::F32, device);
@@ -45,6 +50,18 @@ impl Net {
             }
             ModelSpec::Transformer { layers, dim, heads } => {
                 Arch::Transformer(Transformer::new(outputs, inputs, *layers, *dim, *heads, vb)?)
+            }
+            ModelSpec::Encoder { layers, dim, heads, hidden, vocabulary, positions, norm_eps, .. } => {
+                let shape = EncoderShape {
+                    layers: *layers,
+                    dim: *dim,
+                    heads: *heads,
+                    hidden: *hidden,
+                    vocabulary: *vocabulary,
+                    positions: *positions,
+                    norm_eps: *norm_eps,
+                };
+                Arch::Encoder(Encoder::new(&shape, outputs, vb)?)
             }
         };
         Ok(Net { arch, vars })
@@ -65,6 +82,7 @@ impl Net {
                 Ok(h)
             }
             Arch::Transformer(t) => t.forward(x),
+            Arch::Encoder(e) => e.forward(x),
         }
     }
 
@@ -76,9 +94,62 @@ impl Net {
         candle_nn::loss::cross_entropy(&logits.reshape(((), classes))?, &y.flatten_all()?)
     }
 
-    /// Every trainable variable.
+    /// Every variable.
     pub fn vars(&self) -> Vec<Var> {
         self.vars.all_vars()
+    }
+
+    /// The variables training changes: all but those whose name starts with one of the
+    /// `frozen` prefixes. Refuses a prefix that names no tensor (a typo would silently
+    /// train what the task meant to freeze) and a list that freezes everything.
+    pub fn trainable(&self, frozen: &[String]) -> Result<Vec<Var>, TrainError> {
+        let vars = self.sorted();
+        if let Some(p) = frozen.iter().find(|p| !vars.iter().any(|(name, _)| name.starts_with(p.as_str()))) {
+            return Err(TrainError::Freeze(format!("the prefix {p:?} names none of the network's tensors")));
+        }
+        let train: Vec<Var> = vars
+            .into_iter()
+            .filter(|(name, _)| !frozen.iter().any(|p| name.starts_with(p.as_str())))
+            .map(|(_, v)| v)
+            .collect();
+        if train.is_empty() {
+            return Err(TrainError::Freeze("every tensor is frozen: nothing to train".into()));
+        }
+        Ok(train)
+    }
+
+    /// Sets every variable the safetensors checkpoint at `path` has (same name and shape;
+    /// F16 and BF16 are widened to F32), ignoring tensors the network lacks (a pooler, position
+    /// ids). Every variable except the head (`head.*`) must be in the checkpoint. Returns how
+    /// many tensors were set and how many ignored.
+    pub fn load_checkpoint(&self, path: &Path) -> Result<(usize, usize), TrainError> {
+        let shown = path.display().to_string();
+        let tensors = candle_core::safetensors::load(path, &Device::Cpu)
+            .map_err(|e| TrainError::Checkpoint { path: shown.clone(), why: e.to_string() })?;
+        let mut set = 0;
+        for (name, var) in self.sorted() {
+            let Some(t) = tensors.get(&name) else {
+                if name.starts_with("head.") {
+                    continue;
+                }
+                return Err(TrainError::Checkpoint { path: shown, why: format!("no tensor {name:?}") });
+            };
+            if t.dims() != var.dims() {
+                return Err(TrainError::Checkpoint {
+                    path: shown,
+                    why: format!("tensor {name:?} has shape {:?}; the network needs {:?}", t.dims(), var.dims()),
+                });
+            }
+            if !matches!(t.dtype(), DType::F32 | DType::F16 | DType::BF16) {
+                return Err(TrainError::Checkpoint {
+                    path: shown,
+                    why: format!("tensor {name:?} is {:?}, not a float", t.dtype()),
+                });
+            }
+            var.set(&t.to_dtype(DType::F32)?.to_device(var.device())?)?;
+            set += 1;
+        }
+        Ok((set, tensors.len() - set))
     }
 
     fn sorted(&self) -> Vec<(String, Var)> {
@@ -89,17 +160,17 @@ impl Net {
     }
 
     /// Deterministic initialization from `seed`: weights (and embeddings) uniform in
-    /// ±1/√(last dimension), norm scales 1, biases 0.
+    /// ±1/√(last dimension), norm scales (`scale`, BERT's `LayerNorm.weight`) 1, biases 0.
     pub fn init(&self, seed: u64) -> candle_core::Result<()> {
         let mut rng = ChaCha20Rng::seed_from_u64(seed);
         for (name, var) in self.sorted() {
             let dims = var.dims().to_vec();
             let n: usize = dims.iter().product();
-            let values: Vec<f32> = if name.ends_with("weight") {
+            let values: Vec<f32> = if name.ends_with("scale") || name.ends_with("LayerNorm.weight") {
+                vec![1.0; n]
+            } else if name.ends_with("weight") {
                 let bound = 1.0 / (dims[dims.len() - 1] as f32).sqrt();
                 (0..n).map(|_| rng.gen_range(-bound..bound)).collect()
-            } else if name.ends_with("scale") {
-                vec![1.0; n]
             } else {
                 vec![0.0; n]
             };
@@ -173,6 +244,20 @@ pub enum TrainError {
     /// The reference evaluator refused the model or the examples.
     #[error(transparent)]
     Reference(#[from] super::reference::ReferenceError),
+    /// A pretrained checkpoint does not fit the network.
+    #[error("{path}: {why}")]
+    Checkpoint {
+        /// The checkpoint.
+        path: String,
+        /// What is wrong.
+        why: String,
+    },
+    /// The pretrained checkpoint could not be found or installed.
+    #[error(transparent)]
+    Pretrained(#[from] super::pretrained::PretrainedError),
+    /// The task's `freeze` list does not fit the network.
+    #[error("freeze: {0}")]
+    Freeze(String),
     /// Quantization failed.
     #[error(transparent)]
     Quantize(#[from] crate::quantize::QuantizeError),

@@ -85,9 +85,15 @@ impl Weights {
     }
 
     fn norm(&self, prefix: &str, dim: usize) -> Result<Norm<'_>, ReferenceError> {
+        self.norm_named(prefix, dim, "scale", NORM_EPS)
+    }
+
+    /// A norm whose scale tensor is `{prefix}.{scale_name}` (BERT's is `weight`).
+    fn norm_named(&self, prefix: &str, dim: usize, scale_name: &str, eps: f64) -> Result<Norm<'_>, ReferenceError> {
         Ok(Norm {
-            scale: self.get(&format!("{prefix}.scale"), &[dim])?,
+            scale: self.get(&format!("{prefix}.{scale_name}"), &[dim])?,
             bias: self.get(&format!("{prefix}.bias"), &[dim])?,
+            eps,
         })
     }
 }
@@ -128,11 +134,12 @@ impl Linear<'_> {
     }
 }
 
-/// Layer norm: `(x − mean) / sqrt(var + 1e-5) · scale + bias`, population variance, sums in
+/// Layer norm: `(x − mean) / sqrt(var + eps) · scale + bias`, population variance, sums in
 /// index order.
 struct Norm<'a> {
     scale: &'a [f64],
     bias: &'a [f64],
+    eps: f64,
 }
 
 impl Norm<'_> {
@@ -140,7 +147,7 @@ impl Norm<'_> {
         let n = x.len() as f64;
         let mean = x.iter().sum::<f64>() / n;
         let var = x.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>() / n;
-        let denom = (var + NORM_EPS).sqrt();
+        let denom = (var + self.eps).sqrt();
         x.iter().zip(self.scale).zip(self.bias).map(|((v, s), b)| (v - mean) / denom * s + b).collect()
     }
 }
@@ -194,6 +201,13 @@ pub fn loss_on(spec: &ModelSpec, model: &Model, examples: &Examples, indices: &[
             indices
                 .par_iter()
                 .map(|&i| t.loss(&tokens[starts[i]..starts[i] + context + 1]))
+                .collect::<Result<_, _>>()?
+        }
+        (ModelSpec::Encoder { .. }, Examples::Tokens { ids, labels, context }) => {
+            let e = Encoder::new(&w, spec)?;
+            indices
+                .par_iter()
+                .map(|&i| e.loss(&ids[i * context..(i + 1) * context], labels[i] as usize))
                 .collect::<Result<_, _>>()?
         }
         _ => return Err(ReferenceError::Examples("the examples are not of the kind this network reads".into())),
@@ -358,5 +372,150 @@ impl<'a> Transformer<'a> {
                 *v += m;
             }
         }
+    }
+}
+
+struct EncoderLayer<'a> {
+    query: Linear<'a>,
+    key: Linear<'a>,
+    value: Linear<'a>,
+    attention_out: Linear<'a>,
+    attention_norm: Norm<'a>,
+    up: Linear<'a>,
+    down: Linear<'a>,
+    out_norm: Norm<'a>,
+}
+
+/// The training path's [`super::encoder::Encoder`], evaluated over the non-padding tokens
+/// only (what the training path's mask and pooling compute: padding is never attended to
+/// nor pooled).
+struct Encoder<'a> {
+    words: &'a [f64],
+    positions: &'a [f64],
+    types: &'a [f64],
+    norm: Norm<'a>,
+    layers: Vec<EncoderLayer<'a>>,
+    head: Linear<'a>,
+    dim: usize,
+    heads: usize,
+    vocabulary: usize,
+    max_positions: usize,
+    classes: usize,
+}
+
+impl<'a> Encoder<'a> {
+    fn new(w: &'a Weights, spec: &ModelSpec) -> Result<Self, ReferenceError> {
+        let &ModelSpec::Encoder { layers, dim, heads, hidden, vocabulary, positions, norm_eps, .. } = spec else {
+            return Err(ReferenceError::Examples("not an encoder".into()));
+        };
+        if heads == 0 || !dim.is_multiple_of(heads) {
+            return Err(ReferenceError::Examples(format!("{heads} heads do not divide the width {dim}")));
+        }
+        let classes =
+            w.index.get("head.bias").map(|(_, s)| s[0]).ok_or_else(|| ReferenceError::Missing("head.bias".into()))?;
+        let norm = |p: &str| w.norm_named(p, dim, "weight", norm_eps);
+        let layers = (0..layers)
+            .map(|i| {
+                let p = format!("encoder.layer.{i}");
+                Ok(EncoderLayer {
+                    query: w.linear(&format!("{p}.attention.self.query"), dim, dim)?,
+                    key: w.linear(&format!("{p}.attention.self.key"), dim, dim)?,
+                    value: w.linear(&format!("{p}.attention.self.value"), dim, dim)?,
+                    attention_out: w.linear(&format!("{p}.attention.output.dense"), dim, dim)?,
+                    attention_norm: norm(&format!("{p}.attention.output.LayerNorm"))?,
+                    up: w.linear(&format!("{p}.intermediate.dense"), dim, hidden)?,
+                    down: w.linear(&format!("{p}.output.dense"), hidden, dim)?,
+                    out_norm: norm(&format!("{p}.output.LayerNorm"))?,
+                })
+            })
+            .collect::<Result<_, ReferenceError>>()?;
+        Ok(Encoder {
+            words: w.get("embeddings.word_embeddings.weight", &[vocabulary, dim])?,
+            positions: w.get("embeddings.position_embeddings.weight", &[positions, dim])?,
+            types: w.get("embeddings.token_type_embeddings.weight", &[super::encoder::TOKEN_TYPES, dim])?,
+            norm: norm("embeddings.LayerNorm")?,
+            layers,
+            head: w.linear("head", dim, classes)?,
+            dim,
+            heads,
+            vocabulary,
+            max_positions: positions,
+            classes,
+        })
+    }
+
+    /// The cross-entropy of one record (ids, 0 for padding) against its label.
+    fn loss(&self, ids: &[u32], label: usize) -> Result<ExampleLoss, ReferenceError> {
+        let c = self.dim;
+        if label >= self.classes {
+            return Err(ReferenceError::Examples(format!("label {label} of a {}-class network", self.classes)));
+        }
+        if ids.len() > self.max_positions {
+            return Err(ReferenceError::Examples(format!("{} ids for {} positions", ids.len(), self.max_positions)));
+        }
+        if let Some(&bad) = ids.iter().find(|&&id| id as usize >= self.vocabulary) {
+            return Err(ReferenceError::Examples(format!("token {bad} of a {}-token vocabulary", self.vocabulary)));
+        }
+        // word + (position + type 0), the training path's order of additions.
+        let mut x: Vec<Vec<f64>> = ids
+            .iter()
+            .enumerate()
+            .filter(|(_, &id)| id != 0)
+            .map(|(p, &id)| {
+                let (word, pos) = (&self.words[id as usize * c..][..c], &self.positions[p * c..][..c]);
+                let e: Vec<f64> = (0..c).map(|j| word[j] + (pos[j] + self.types[j])).collect();
+                self.norm.apply(&e)
+            })
+            .collect();
+        if x.is_empty() {
+            return Err(ReferenceError::Examples("a record of padding only".into()));
+        }
+        for layer in &self.layers {
+            x = self.layer(layer, &x);
+        }
+        let mut pooled = vec![0f64; c];
+        for xp in &x {
+            for (s, v) in pooled.iter_mut().zip(xp) {
+                *s += v;
+            }
+        }
+        let n = x.len() as f64;
+        pooled.iter_mut().for_each(|s| *s /= n);
+        Ok((cross_entropy(&self.head.apply(&pooled), label), 1))
+    }
+
+    /// `norm(x + out(attention(x)))`, then `norm(x + down(gelu(up(x))))`; each head's scores
+    /// `q·k / sqrt(head width)` softmaxed over every token in order.
+    fn layer(&self, l: &EncoderLayer, x: &[Vec<f64>]) -> Vec<Vec<f64>> {
+        let hd = self.dim / self.heads;
+        let scale = 1.0 / (hd as f64).sqrt();
+        let q: Vec<Vec<f64>> = x.iter().map(|xp| l.query.apply(xp)).collect();
+        let k: Vec<Vec<f64>> = x.iter().map(|xp| l.key.apply(xp)).collect();
+        let v: Vec<Vec<f64>> = x.iter().map(|xp| l.value.apply(xp)).collect();
+        x.iter()
+            .enumerate()
+            .map(|(p, xp)| {
+                let mut attn = vec![0f64; self.dim];
+                for h in 0..self.heads {
+                    let qh = &q[p][h * hd..][..hd];
+                    let scores: Vec<f64> = k.iter().map(|ks| dot(qh, &ks[h * hd..][..hd]) * scale).collect();
+                    let max = scores.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+                    let e: Vec<f64> = scores.iter().map(|s| libm::exp(s - max)).collect();
+                    let total: f64 = e.iter().sum();
+                    let out = &mut attn[h * hd..][..hd];
+                    for (es, vs) in e.iter().zip(&v) {
+                        let weight = es / total;
+                        for (o, vv) in out.iter_mut().zip(&vs[h * hd..][..hd]) {
+                            *o += weight * vv;
+                        }
+                    }
+                }
+                let a: Vec<f64> = xp.iter().zip(l.attention_out.apply(&attn)).map(|(xv, o)| xv + o).collect();
+                let a = l.attention_norm.apply(&a);
+                let hidden: Vec<f64> = l.up.apply(&a).into_iter().map(gelu).collect();
+                let f: Vec<f64> = a.iter().zip(l.down.apply(&hidden)).map(|(av, d)| av + d).collect();
+                l.out_norm.apply(&f)
+            })
+            .collect()
     }
 }

