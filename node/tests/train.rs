@@ -173,6 +173,11 @@ fn pogo_train_writes_the_curve_the_model_and_the_update() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert!(report["final_loss_4bit"].as_f64().unwrap() < report["initial_loss"].as_f64().unwrap());
+    // A classifier's report has its validation accuracy (percent) before and after.
+    let accuracy = |key: &str| report[key].as_f64().unwrap_or_else(|| panic!("{key} in {report}"));
+    assert!(accuracy("final_accuracy_4bit") > accuracy("initial_accuracy"), "{report}");
+    assert!((0.0..=100.0).contains(&accuracy("final_accuracy_f32")), "{report}");
+    assert!(report["last_update_bytes"].as_u64().unwrap() > 0);
     let csv = std::fs::read_to_string(dir.path().join("loss.csv")).unwrap();
     assert_eq!(csv.lines().count(), 1 + 4, "header and rounds 0..=3");
     let png = std::fs::read(dir.path().join("loss.png")).unwrap();

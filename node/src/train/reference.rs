@@ -132,6 +132,19 @@ impl Linear<'_> {
     fn apply(&self, x: &[f64]) -> Vec<f64> {
         self.weight.chunks_exact(self.inputs).zip(self.bias).map(|(row, b)| dot(row, x) + b).collect()
     }
+
+    /// [`Linear::apply`] to every vector of `xs`, with the same bits: each output is the same
+    /// `dot(row, x) + b`. Rows are the outer loop so that each row is read from memory once
+    /// for all of `xs` rather than once per vector (a wide layer's weights do not fit in cache).
+    fn apply_all(&self, xs: &[Vec<f64>]) -> Vec<Vec<f64>> {
+        let mut out: Vec<Vec<f64>> = xs.iter().map(|_| Vec::with_capacity(self.bias.len())).collect();
+        for (row, b) in self.weight.chunks_exact(self.inputs).zip(self.bias) {
+            for (o, x) in out.iter_mut().zip(xs) {
+                o.push(dot(row, x) + b);
+            }
+        }
+        out
+    }
 }
 
 /// Layer norm: `(x − mean) / sqrt(var + eps) · scale + bias`, population variance, sums in
@@ -489,12 +502,9 @@ impl<'a> Encoder<'a> {
     fn layer(&self, l: &EncoderLayer, x: &[Vec<f64>]) -> Vec<Vec<f64>> {
         let hd = self.dim / self.heads;
         let scale = 1.0 / (hd as f64).sqrt();
-        let q: Vec<Vec<f64>> = x.iter().map(|xp| l.query.apply(xp)).collect();
-        let k: Vec<Vec<f64>> = x.iter().map(|xp| l.key.apply(xp)).collect();
-        let v: Vec<Vec<f64>> = x.iter().map(|xp| l.value.apply(xp)).collect();
-        x.iter()
-            .enumerate()
-            .map(|(p, xp)| {
+        let (q, k, v) = (l.query.apply_all(x), l.key.apply_all(x), l.value.apply_all(x));
+        let attended: Vec<Vec<f64>> = (0..x.len())
+            .map(|p| {
                 let mut attn = vec![0f64; self.dim];
                 for h in 0..self.heads {
                     let qh = &q[p][h * hd..][..hd];
@@ -510,12 +520,18 @@ impl<'a> Encoder<'a> {
                         }
                     }
                 }
-                let a: Vec<f64> = xp.iter().zip(l.attention_out.apply(&attn)).map(|(xv, o)| xv + o).collect();
-                let a = l.attention_norm.apply(&a);
-                let hidden: Vec<f64> = l.up.apply(&a).into_iter().map(gelu).collect();
-                let f: Vec<f64> = a.iter().zip(l.down.apply(&hidden)).map(|(av, d)| av + d).collect();
-                l.out_norm.apply(&f)
+                attn
             })
+            .collect();
+        let a: Vec<Vec<f64>> = x
+            .iter()
+            .zip(l.attention_out.apply_all(&attended))
+            .map(|(xp, o)| l.attention_norm.apply(&xp.iter().zip(o).map(|(xv, o)| xv + o).collect::<Vec<_>>()))
+            .collect();
+        let hidden: Vec<Vec<f64>> = l.up.apply_all(&a).into_iter().map(|h| h.into_iter().map(gelu).collect()).collect();
+        a.iter()
+            .zip(l.down.apply_all(&hidden))
+            .map(|(ap, d)| l.out_norm.apply(&ap.iter().zip(d).map(|(av, d)| av + d).collect::<Vec<_>>()))
             .collect()
     }
 }
