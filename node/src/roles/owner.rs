@@ -15,8 +15,9 @@ use serde::{Deserialize, Serialize};
 
 use super::{crash_point, load_state, open_round, save_state, since, Event, Node, Phase, Step};
 use crate::keystore::Wallet;
+use crate::train::data::check_fits;
 use crate::train::data::held_out;
-use crate::train::task::DataSpec;
+use crate::train::task::{DataSpec, ModelSpec};
 
 /// A set of held-out batches the owner committed to: its file, and what went on chain.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -35,8 +36,10 @@ pub struct HeldOutSet {
 impl HeldOutSet {
     /// Cuts `file` into the task's evaluation batches, salts them with a fresh secret and
     /// builds their tree. Refuses data a miner can read or that was committed before:
-    /// records that also appear in the task's public data file or in `earlier` sets.
+    /// records that also appear in the task's public data file or in `earlier` sets; and
+    /// records the network `model` cannot read (token ids past its vocabulary).
     pub fn build(
+        model: &ModelSpec,
         spec: &DataSpec,
         public_data: &Path,
         earlier: &[HeldOutSet],
@@ -66,6 +69,12 @@ impl HeldOutSet {
         }
         let salt_key = B256::from(rand::random::<[u8; 32]>());
         let batches = held_out::salted(&records, &salt_key.0);
+        // Records the network cannot read (an id past its vocabulary) would leave every
+        // verifier unable to judge the round that reveals them.
+        for (i, batch) in batches.iter().enumerate() {
+            let examples = held_out::examples(spec, batch)?;
+            check_fits(model, &examples).map_err(|why| anyhow::anyhow!("{}: batch {i}: {why}", file.display()))?;
+        }
         let tree = EvalTree::new(&batches)?;
         let file = std::path::absolute(file).with_context(|| format!("resolving {}", file.display()))?;
         let set = HeldOutSet { file, root: tree.root(), batches: batches.len() as u32, salt_key };
@@ -140,8 +149,14 @@ impl Owner {
             );
         }
         let config = &node.trainer.task;
-        let (set, _, _) =
-            HeldOutSet::build(&config.data, config.data_path(), &self.state.sets, file, config.eval_batch_size)?;
+        let (set, _, _) = HeldOutSet::build(
+            &config.model,
+            &config.data,
+            config.data_path(),
+            &self.state.sets,
+            file,
+            config.eval_batch_size,
+        )?;
         let call = PogoRounds::addEvalDataCall { task: node.task, root: set.root, batches: set.batches };
         let receipt = node.rounds.send(node.chain.as_mut(), &self.wallet, call, U256::ZERO)?;
         let what =
@@ -250,23 +265,62 @@ mod tests {
     fn a_held_out_set_is_cut_into_batches_and_refused_when_miners_hold_it() {
         let dir = tempfile::tempdir().unwrap();
         let spec = DataSpec::Digits { path: "unused".into(), validation: 1 };
+        let mlp = ModelSpec::Mlp { hidden: vec![8] };
         let public = digits(dir.path(), "public.bin", 0..50);
         let private = digits(dir.path(), "private.bin", 100..111);
-        let (set, batches, tree) = HeldOutSet::build(&spec, &public, &[], &private, 4).unwrap();
+        let (set, batches, tree) = HeldOutSet::build(&mlp, &spec, &public, &[], &private, 4).unwrap();
         assert_eq!((set.batches, batches.len(), batches[0].len()), (2, 2, 32 + 4 * 65), "a partial batch is left out");
         assert_eq!(tree.root(), set.root);
         assert_eq!(held_out::examples(&spec, &batches[1]).unwrap().len(), 4, "the salt is not an example");
-        let (again, ..) = HeldOutSet::build(&spec, &public, &[], &private, 4).unwrap();
+        let (again, ..) = HeldOutSet::build(&mlp, &spec, &public, &[], &private, 4).unwrap();
         assert_ne!(again.root, set.root, "a fresh salt: the root says nothing about the records");
         let leaked = digits(dir.path(), "leaked.bin", 45..55);
-        let err = HeldOutSet::build(&spec, &public, &[], &leaked, 4).unwrap_err().to_string();
+        let err = HeldOutSet::build(&mlp, &spec, &public, &[], &leaked, 4).unwrap_err().to_string();
         assert!(err.contains("5 held-out record(s) also appear in the public data"), "{err}");
-        let err = HeldOutSet::build(&spec, &public, std::slice::from_ref(&set), &private, 4).unwrap_err().to_string();
+        let err =
+            HeldOutSet::build(&mlp, &spec, &public, std::slice::from_ref(&set), &private, 4).unwrap_err().to_string();
         assert!(err.contains("were committed before"), "{err}");
-        let err = HeldOutSet::build(&spec, &public, &[], &private, 64).unwrap_err().to_string();
+        let err = HeldOutSet::build(&mlp, &spec, &public, &[], &private, 64).unwrap_err().to_string();
         assert!(err.contains("no whole batch"), "{err}");
         std::fs::write(&private, [0u8; 66]).unwrap();
         let err = format!("{:#}", set.load(&spec, 4).unwrap_err());
         assert!(err.contains("66 bytes"), "{err}");
+    }
+
+    /// Token records of `context` 2 (ids `[first, first + 1]`, label 0).
+    fn tokens(dir: &Path, name: &str, firsts: impl Iterator<Item = u16>) -> PathBuf {
+        let path = dir.join(name);
+        let bytes: Vec<u8> = firsts.flat_map(|i| [i, i + 1, 0].into_iter().flat_map(u16::to_le_bytes)).collect();
+        std::fs::write(&path, bytes).unwrap();
+        path
+    }
+
+    #[test]
+    fn held_out_tokens_past_the_vocabulary_or_seen_under_another_label_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let spec =
+            DataSpec::Tokens { path: "unused".into(), context: 2, labels: vec!["a".into(), "b".into()], validation: 1 };
+        let encoder = ModelSpec::Encoder {
+            layers: 1,
+            dim: 4,
+            heads: 1,
+            hidden: 4,
+            vocabulary: 100,
+            positions: 2,
+            norm_eps: 1e-12,
+            pretrained: None,
+        };
+        let public = tokens(dir.path(), "public.bin", 1..20);
+        let fine = tokens(dir.path(), "fine.bin", 50..58);
+        assert_eq!(HeldOutSet::build(&encoder, &spec, &public, &[], &fine, 4).unwrap().0.batches, 2);
+        let past = tokens(dir.path(), "past.bin", 95..103);
+        let err = HeldOutSet::build(&encoder, &spec, &public, &[], &past, 4).unwrap_err().to_string();
+        assert!(err.contains("batch 1: record 0: token id 100 is past the model's vocabulary of 100"), "{err}");
+        // The same ids as a public record, under the other label: still seen.
+        let mut relabelled = std::fs::read(tokens(dir.path(), "seen.bin", [3, 60, 61, 62].into_iter())).unwrap();
+        relabelled[4..6].copy_from_slice(&1u16.to_le_bytes());
+        std::fs::write(dir.path().join("seen.bin"), relabelled).unwrap();
+        let err = HeldOutSet::build(&encoder, &spec, &public, &[], &dir.path().join("seen.bin"), 4).unwrap_err();
+        assert!(err.to_string().contains("1 held-out record(s) also appear"), "{err}");
     }
 }

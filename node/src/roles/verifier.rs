@@ -27,7 +27,7 @@ use serde::{Deserialize, Serialize};
 use super::challenge::{self, Examined, Filed};
 use super::{crash_point, load_state, loss_units, save_state, since, Event, Node, Phase, Step};
 use crate::keystore::Wallet;
-use crate::train::data::held_out;
+use crate::train::data::{held_out, Examples};
 
 /// The verdict on a rebuilt round from the losses of the old and new model on the phase-1
 /// batch: positive only when both are finite and the new one is lower by at least `margin`
@@ -235,7 +235,7 @@ impl Verifier {
         }
         // A batch the owner committed to but that is not data of the task's kind cannot be
         // evaluated: no verdict either way (the round is then no-fault for the miners).
-        let examples = match held_out::examples(&node.trainer.task.data, &batch) {
+        let examples = match revealed_examples(&node.trainer.task, &batch) {
             Ok(examples) => examples,
             Err(e) => {
                 return Ok(Step::Wait {
@@ -533,6 +533,15 @@ impl Verifier {
     }
 }
 
+/// A revealed held-out batch as examples the task's network reads, or why it cannot be
+/// evaluated (not records of the task's kind, or token ids past the model's vocabulary):
+/// such a batch gets no verdict, rather than stopping the verifier on every restart.
+fn revealed_examples(task: &crate::train::TaskConfig, batch: &[u8]) -> Result<Examples, String> {
+    let examples = held_out::examples(&task.data, batch).map_err(|e| e.to_string())?;
+    crate::train::data::check_fits(&task.model, &examples)?;
+    Ok(examples)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -552,5 +561,24 @@ mod tests {
             let (v, old, _, why) = judge(bad, 1.0, 0);
             assert_eq!((v, old), (verdict::NEGATIVE, u64::MAX), "{why}");
         }
+    }
+
+    #[test]
+    fn a_revealed_batch_the_network_cannot_read_is_unusable_not_fatal() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tiny-encoder.json");
+        let mut task = crate::train::TaskConfig::load(&path).unwrap();
+        let record = |id: u16| -> Vec<u8> {
+            [101, id, 102].into_iter().chain([0; 61]).chain([5]).flat_map(u16::to_le_bytes).collect()
+        };
+        let mut batch = vec![0u8; held_out::SALT_LEN];
+        batch.extend(record(2000));
+        assert_eq!(revealed_examples(&task, &batch).unwrap().len(), 1);
+        if let crate::train::task::ModelSpec::Encoder { vocabulary, .. } = &mut task.model {
+            *vocabulary = 2000;
+        }
+        let why = revealed_examples(&task, &batch).unwrap_err();
+        assert!(why.contains("token id 2000 is past the model's vocabulary of 2000"), "{why}");
+        batch.truncate(held_out::SALT_LEN + 7);
+        assert!(revealed_examples(&task, &batch).unwrap_err().contains("whole number"));
     }
 }

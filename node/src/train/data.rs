@@ -8,7 +8,7 @@ use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha20Rng;
 
-use super::task::DataSpec;
+use super::task::{DataSpec, ModelSpec};
 
 /// Bytes per record of `digits.bin`: 64 pixels and a label.
 const DIGIT_RECORD: usize = 65;
@@ -217,6 +217,23 @@ impl Dataset {
     }
 }
 
+/// Checks that `examples` are within what the network `model` reads: for an encoder, every
+/// token id below its vocabulary (records pass [`held_out::examples`] without knowing it).
+/// An id past the vocabulary would stop the reference evaluator, and index out of bounds in
+/// candle's embedding on a GPU.
+pub fn check_fits(model: &ModelSpec, examples: &Examples) -> Result<(), String> {
+    if let (ModelSpec::Encoder { vocabulary, .. }, Examples::Tokens { ids, context, .. }) = (model, examples) {
+        if let Some(at) = ids.iter().position(|&id| id as usize >= *vocabulary) {
+            return Err(format!(
+                "record {}: token id {} is past the model's vocabulary of {vocabulary}",
+                at / context.max(&1),
+                ids[at]
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Token ids of text are bytes.
 pub const TEXT_VOCABULARY: usize = 256;
 
@@ -377,15 +394,21 @@ pub mod held_out {
     }
 
     /// How many held-out records also appear in the public data file (digits: identical
-    /// records; text: windows found in the corpus). Held-out data a miner can read is no
+    /// records; tokens: identical ids, whatever the label; text: windows found in the corpus). Held-out data a miner can read is no
     /// test of learning.
     pub fn overlap(spec: &DataSpec, public: &[u8], batches: &[Vec<u8>]) -> usize {
         let size = record_size(spec);
         let records = batches.iter().flat_map(|b| b.chunks_exact(size));
         match spec {
-            DataSpec::Digits { .. } | DataSpec::Tokens { .. } => {
+            DataSpec::Digits { .. } => {
                 let known: std::collections::HashSet<&[u8]> = public.chunks_exact(size).collect();
                 records.filter(|r| known.contains(r)).count()
+            }
+            // The ids alone: the same text under another label is no less seen.
+            DataSpec::Tokens { .. } => {
+                let known: std::collections::HashSet<&[u8]> =
+                    public.chunks_exact(size).map(|r| &r[..size - 2]).collect();
+                records.filter(|r| known.contains(&r[..size - 2])).count()
             }
             DataSpec::Text { .. } => {
                 let known: std::collections::HashSet<&[u8]> = public.windows(size).collect();

@@ -88,9 +88,23 @@ pub struct Encoder {
     head: Linear,
     heads: usize,
     max_positions: usize,
+    /// Leading stages (the embeddings, then layers) that are frozen whole: the activations
+    /// after them are detached, so backward passes stop there.
+    frozen_stages: usize,
 }
 
 impl Encoder {
+    /// Blocks.
+    pub fn layer_count(&self) -> usize {
+        self.layers.len()
+    }
+
+    /// Detaches the activations after the first `stages` stages (0: none; 1: the
+    /// embeddings; 1 + k: the embeddings and layers 0..k). Only for stages whose every
+    /// tensor is frozen: the forward pass is unchanged, and nothing below trains.
+    pub fn set_frozen_stages(&mut self, stages: usize) {
+        self.frozen_stages = stages;
+    }
     /// An encoder of shape `s` classifying into `classes`.
     pub fn new(s: &EncoderShape, classes: usize, vb: VarBuilder) -> candle_core::Result<Self> {
         let e = vb.pp("embeddings");
@@ -105,6 +119,7 @@ impl Encoder {
             head: linear(s.dim, classes, vb.pp("head"))?,
             heads: s.heads,
             max_positions: s.positions,
+            frozen_stages: 0,
         })
     }
 
@@ -120,9 +135,15 @@ impl Encoder {
         let positions = self.positions.forward(&Tensor::arange(0u32, t as u32, device)?)?;
         let types = self.types.forward(&Tensor::zeros(t, DType::U32, device)?)?;
         let mut x = self.norm.forward(&self.words.forward(ids)?.broadcast_add(&(positions + types)?)?)?;
+        if self.frozen_stages == 1 {
+            x = x.detach();
+        }
         let mask = ((&keep - 1.0)? * 1e9)?.reshape((b, 1, 1, t))?;
-        for layer in &self.layers {
+        for (i, layer) in self.layers.iter().enumerate() {
             x = layer.forward(&x, &mask, self.heads)?;
+            if self.frozen_stages == i + 2 {
+                x = x.detach();
+            }
         }
         let keep = keep.unsqueeze(2)?; // [b, t, 1]
         let pooled = x.broadcast_mul(&keep)?.sum(1)?.broadcast_div(&keep.sum(1)?)?;

