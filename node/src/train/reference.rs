@@ -173,6 +173,28 @@ fn cross_entropy(logits: &[f64], target: usize) -> f64 {
     libm::log(sum) + max - logits[target]
 }
 
+/// One attention head at one position: scores `q·k_s · scale` over the keys in order,
+/// softmaxed (the maximum subtracted, the exponentials summed in order), and `out += Σ_s
+/// (e_s / total) · v_s`, in key order.
+fn attend<'v>(
+    q: &[f64],
+    keys: impl Iterator<Item = &'v [f64]>,
+    values: impl Iterator<Item = &'v [f64]>,
+    scale: f64,
+    out: &mut [f64],
+) {
+    let scores: Vec<f64> = keys.map(|k| dot(q, k) * scale).collect();
+    let max = scores.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    let e: Vec<f64> = scores.iter().map(|s| libm::exp(s - max)).collect();
+    let total: f64 = e.iter().sum();
+    for (es, v) in e.iter().zip(values) {
+        let weight = es / total;
+        for (o, vv) in out.iter_mut().zip(v) {
+            *o += weight * vv;
+        }
+    }
+}
+
 fn gelu(x: f64) -> f64 {
     0.5 * x * (1.0 + libm::erf(x / std::f64::consts::SQRT_2))
 }
@@ -362,18 +384,10 @@ impl<'a> Transformer<'a> {
         for (p, xp) in x.iter_mut().enumerate() {
             let mut attn = vec![0f64; c];
             for h in 0..self.heads {
-                let q = &qkv[p][h * hd..][..hd];
-                let scores: Vec<f64> = (0..=p).map(|s| dot(q, &qkv[s][c + h * hd..][..hd]) * scale).collect();
-                let max = scores.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-                let e: Vec<f64> = scores.iter().map(|s| libm::exp(s - max)).collect();
-                let total: f64 = e.iter().sum();
-                let out = &mut attn[h * hd..][..hd];
-                for (s, es) in e.iter().enumerate() {
-                    let weight = es / total;
-                    for (o, v) in out.iter_mut().zip(&qkv[s][2 * c + h * hd..][..hd]) {
-                        *o += weight * v;
-                    }
-                }
+                let qkv = &qkv;
+                let keys = (0..=p).map(|s| &qkv[s][c + h * hd..][..hd]);
+                let values = (0..=p).map(|s| &qkv[s][2 * c + h * hd..][..hd]);
+                attend(&qkv[p][h * hd..][..hd], keys, values, scale, &mut attn[h * hd..][..hd]);
             }
             for (v, a) in xp.iter_mut().zip(b.proj.apply(&attn)) {
                 *v += a;
@@ -510,18 +524,9 @@ impl<'a> Encoder<'a> {
             .map(|p| {
                 let mut attn = vec![0f64; self.dim];
                 for h in 0..self.heads {
-                    let qh = &q[p][h * hd..][..hd];
-                    let scores: Vec<f64> = k.iter().map(|ks| dot(qh, &ks[h * hd..][..hd]) * scale).collect();
-                    let max = scores.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-                    let e: Vec<f64> = scores.iter().map(|s| libm::exp(s - max)).collect();
-                    let total: f64 = e.iter().sum();
-                    let out = &mut attn[h * hd..][..hd];
-                    for (es, vs) in e.iter().zip(&v) {
-                        let weight = es / total;
-                        for (o, vv) in out.iter_mut().zip(&vs[h * hd..][..hd]) {
-                            *o += weight * vv;
-                        }
-                    }
+                    let keys = k.iter().map(|x| &x[h * hd..][..hd]);
+                    let values = v.iter().map(|x| &x[h * hd..][..hd]);
+                    attend(&q[p][h * hd..][..hd], keys, values, scale, &mut attn[h * hd..][..hd]);
                 }
                 attn
             })
