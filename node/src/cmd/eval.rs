@@ -70,8 +70,7 @@ pub(super) fn run(args: EvalArgs) -> anyhow::Result<()> {
         (Some(seed), _) => (trainer.validation_batch(parse_seed(seed)?), format!("validation split, seed {seed}")),
         (None, Some(path)) => {
             let bytes = std::fs::read(path).with_context(|| format!("reading the batch {}", shown(path)))?;
-            let examples = held_out::examples(&task.data, &bytes)?;
-            crate::train::data::check_fits(&task.model, &examples)
+            let examples = held_out::readable_examples(&task.model, &task.data, &bytes)
                 .map_err(|why| anyhow::anyhow!("the batch {}: {why}", shown(path)))?;
             (examples, format!("held-out batch {}", shown(path)))
         }

@@ -15,7 +15,6 @@ use serde::{Deserialize, Serialize};
 
 use super::{crash_point, load_state, open_round, save_state, since, Event, Node, Phase, Step};
 use crate::keystore::Wallet;
-use crate::train::data::check_fits;
 use crate::train::data::held_out;
 use crate::train::task::{DataSpec, ModelSpec};
 
@@ -72,8 +71,8 @@ impl HeldOutSet {
         // Records the network cannot read (an id past its vocabulary) would leave every
         // verifier unable to judge the round that reveals them.
         for (i, batch) in batches.iter().enumerate() {
-            let examples = held_out::examples(spec, batch)?;
-            check_fits(model, &examples).map_err(|why| anyhow::anyhow!("{}: batch {i}: {why}", file.display()))?;
+            held_out::readable_examples(model, spec, batch)
+                .map_err(|why| anyhow::anyhow!("{}: batch {i}: {why}", file.display()))?;
         }
         let tree = EvalTree::new(&batches)?;
         let file = std::path::absolute(file).with_context(|| format!("resolving {}", file.display()))?;

@@ -27,7 +27,7 @@ use serde::{Deserialize, Serialize};
 use super::challenge::{self, Examined, Filed};
 use super::{crash_point, load_state, loss_units, save_state, since, Event, Node, Phase, Step};
 use crate::keystore::Wallet;
-use crate::train::data::{held_out, Examples};
+use crate::train::data::held_out;
 
 /// The verdict on a rebuilt round from the losses of the old and new model on the phase-1
 /// batch: positive only when both are finite and the new one is lower by at least `margin`
@@ -235,7 +235,10 @@ impl Verifier {
         }
         // A batch the owner committed to but that is not data of the task's kind cannot be
         // evaluated: no verdict either way (the round is then no-fault for the miners).
-        let examples = match revealed_examples(&node.trainer.task, &batch) {
+        // Nor is one its network cannot read (token ids past the vocabulary): no verdict,
+        // rather than stopping the verifier on every restart.
+        let task = &node.trainer.task;
+        let examples = match held_out::readable_examples(&task.model, &task.data, &batch) {
             Ok(examples) => examples,
             Err(e) => {
                 return Ok(Step::Wait {
@@ -533,15 +536,6 @@ impl Verifier {
     }
 }
 
-/// A revealed held-out batch as examples the task's network reads, or why it cannot be
-/// evaluated (not records of the task's kind, or token ids past the model's vocabulary):
-/// such a batch gets no verdict, rather than stopping the verifier on every restart.
-fn revealed_examples(task: &crate::train::TaskConfig, batch: &[u8]) -> Result<Examples, String> {
-    let examples = held_out::examples(&task.data, batch).map_err(|e| e.to_string())?;
-    crate::train::data::check_fits(&task.model, &examples)?;
-    Ok(examples)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -572,13 +566,13 @@ mod tests {
         };
         let mut batch = vec![0u8; held_out::SALT_LEN];
         batch.extend(record(2000));
-        assert_eq!(revealed_examples(&task, &batch).unwrap().len(), 1);
+        assert_eq!(held_out::readable_examples(&task.model, &task.data, &batch).unwrap().len(), 1);
         if let crate::train::task::ModelSpec::Encoder { vocabulary, .. } = &mut task.model {
             *vocabulary = 2000;
         }
-        let why = revealed_examples(&task, &batch).unwrap_err();
+        let why = held_out::readable_examples(&task.model, &task.data, &batch).unwrap_err();
         assert!(why.contains("token id 2000 is past the model's vocabulary of 2000"), "{why}");
         batch.truncate(held_out::SALT_LEN + 7);
-        assert!(revealed_examples(&task, &batch).unwrap_err().contains("whole number"));
+        assert!(held_out::readable_examples(&task.model, &task.data, &batch).unwrap_err().contains("whole number"));
     }
 }

@@ -258,7 +258,7 @@ pub mod held_out {
     use std::path::{Path, PathBuf};
 
     use super::{DataError, Examples, DIGIT_RECORD};
-    use crate::train::task::DataSpec;
+    use crate::train::task::{DataSpec, ModelSpec};
 
     /// Bytes per record of a batch of this kind of data.
     pub fn record_size(spec: &DataSpec) -> usize {
@@ -391,6 +391,14 @@ pub mod held_out {
             },
             DataSpec::Tokens { context, labels, .. } => token_records(batch, *context, labels.len()).map_err(err)?,
         })
+    }
+
+    /// [`examples`], then [`super::check_fits`] against the network `model`: a batch that
+    /// is both data of the task's kind and readable by its network, or why not.
+    pub fn readable_examples(model: &ModelSpec, spec: &DataSpec, batch: &[u8]) -> Result<Examples, String> {
+        let examples = examples(spec, batch).map_err(|e| e.to_string())?;
+        super::check_fits(model, &examples)?;
+        Ok(examples)
     }
 
     /// How many held-out records also appear in the public data file (digits: identical
