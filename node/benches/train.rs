@@ -6,13 +6,16 @@
 //! for a pretrained task, the model before fine-tuning), final validation loss and accuracy
 //! of each, the gap to f32 (goal: within 2 %) and to dense 4-bit (goal at 10 %: within 2 %),
 //! mean blob bytes per round and that over the dense f32 model's bytes (4 per weight), and
-//! training steps per second. `POGO_TRAIN_STEPS` overrides the tasks' steps per round.
+//! training steps per second. `POGO_TRAIN_STEPS` overrides the tasks' steps per round;
+//! `POGO_TRAIN_SELECTIONS` (default `gain`; e.g. `gain,norm`) runs each density below 1 once
+//! per block selection rule, so the rules are compared in one run.
 
 use std::path::Path;
 use std::time::Instant;
 
 use candle_core::Device;
 use pogo_node::quantize::Residual;
+use pogo_node::train::task::Selection;
 use pogo_node::train::{TaskConfig, Trainer};
 
 fn main() {
@@ -27,8 +30,16 @@ fn main() {
         .split(',')
         .map(|d| d.trim().parse().expect("POGO_TRAIN_DENSITIES: numbers in (0, 1], comma-separated"))
         .collect();
-    println!("| task | weights | rounds × steps | density | genesis val loss (acc) | f32 final val loss (acc) | 4-bit final val loss (acc) | gap to f32 | gap to dense 4-bit | blob bytes per round | blob ÷ f32 model bytes | f32 steps/s | 4-bit steps/s (incl. quantize + apply) |");
-    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    let selections: Vec<Selection> = std::env::var("POGO_TRAIN_SELECTIONS")
+        .unwrap_or_else(|_| "gain".into())
+        .split(',')
+        .map(|s| {
+            serde_json::from_value(serde_json::Value::String(s.trim().into()))
+                .expect("POGO_TRAIN_SELECTIONS: gain, norm")
+        })
+        .collect();
+    println!("| task | weights | rounds × steps | density | selection | genesis val loss (acc) | f32 final val loss (acc) | 4-bit final val loss (acc) | gap to f32 | gap to dense 4-bit | blob bytes per round | blob ÷ f32 model bytes | f32 steps/s | 4-bit steps/s (incl. quantize + apply) |");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     let accuracy = |trainer: &Trainer| match trainer.validation_accuracy().unwrap() {
         Some(a) => format!(" ({:.1} %)", 100.0 * a),
         None => String::new(),
@@ -54,9 +65,15 @@ fn main() {
         let f32_acc = accuracy(&trainer);
 
         let mut dense_loss = None;
-        for &density in &densities {
+        let runs = densities.iter().flat_map(|&d| {
+            let rules = if d < 1.0 { selections.clone() } else { vec![Selection::Gain] };
+            rules.into_iter().map(move |s| (d, s))
+        });
+        for (density, selection) in runs {
             let mut sparse = config.clone();
             sparse.density = density;
+            sparse.selection = selection;
+            let rule = if density < 1.0 { format!("{selection:?}").to_lowercase() } else { "—".into() };
             let trainer = Trainer::new(sparse, Device::Cpu).unwrap();
             let mut model = genesis.clone();
             let mut residual = Residual::zero(model.weight_count());
@@ -74,7 +91,7 @@ fn main() {
             let dense = *dense_loss.get_or_insert(q_loss);
             let per_round = blob_bytes / rounds.max(1) as usize;
             println!(
-                "| {} | {} | {rounds} × {steps} | {density} | {genesis_loss:.4}{genesis_acc} | {f32_loss:.4}{f32_acc} | {q_loss:.4}{q_acc} | {:+.2} % | {:+.2} % | {per_round} | {:.4} | {f32_rate:.2} | {q_rate:.2} |",
+                "| {} | {} | {rounds} × {steps} | {density} | {rule} | {genesis_loss:.4}{genesis_acc} | {f32_loss:.4}{f32_acc} | {q_loss:.4}{q_acc} | {:+.2} % | {:+.2} % | {per_round} | {:.4} | {f32_rate:.2} | {q_rate:.2} |",
                 config.name,
                 model.weight_count(),
                 100.0 * (q_loss - f32_loss) / f32_loss,

@@ -86,6 +86,10 @@ fn bad_task_files_and_data_fail_clearly() {
             "must be positive",
         ),
         (write("lr.json", with_data(&data).replace("0.003", "-1")), "lr must be a positive"),
+        (
+            write("selection.json", text.replace("\"margin\"", "\"selection\": \"largest\", \"margin\"")),
+            "unknown variant `largest`, expected `gain` or `norm`",
+        ),
     ];
     for (path, needle) in cases {
         let err = TaskConfig::load(&path).unwrap_err().to_string();

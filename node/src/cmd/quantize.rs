@@ -22,7 +22,9 @@ what rounding left out is kept in that file (created on the first round) and add
 small but consistent changes are applied over the rounds instead of being rounded away.\n\nWith --density R, a \
 block-sparse update: only the ceil(R * nb) blocks whose change (delta plus carried residual) has the largest L2 norm \
 are quantized; every other block is left unchanged and its whole change carried in the residual (use --residual, \
-or it is dropped). The blob then lists only the changed blocks, and verifiers re-hash only their paths.\n\n\
+or it is dropped). The blob then lists only the changed blocks, and verifiers re-hash only their paths. \
+(pogo's own rounds, in `pogo train` and the miner, rank blocks by their first-order loss decrease instead, \
+which needs the network's gradient; this command has only the two models.)\n\n\
 Examples:\n  \
 pogo quantize base.safetensors trained.safetensors -o update.pogo --new new.safetensors\n  \
 pogo quantize base.safetensors trained.safetensors -o update.pogo --new new.safetensors --residual miner.residual\n  \

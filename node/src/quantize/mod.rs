@@ -70,6 +70,14 @@ pub enum QuantizeError {
     /// The residual file could not be read or written.
     #[error(transparent)]
     ResidualFile(#[from] ResidualFileError),
+    /// Block priorities for a model of another size.
+    #[error("{priorities} block priorities given for a model of {blocks} blocks")]
+    Priorities {
+        /// Blocks in the model.
+        blocks: u64,
+        /// Priorities given.
+        priorities: u64,
+    },
 }
 
 /// Quantizes `trained − base` block by block.
@@ -87,8 +95,9 @@ pub fn quantize_with_feedback(
     quantize_sparse(base, trained, residual, 1.0)
 }
 
-/// The blocks a density `ρ` keeps: the `ceil(ρ · nb)` blocks whose target change
-/// `trained − base + residual` has the largest Euclidean (L2) norm, ties to the lower index.
+/// The blocks a density `ρ` keeps: the `ceil(ρ · nb)` blocks of the highest priority, ties
+/// to the lower index. The priority is the Euclidean (L2) norm of the block's target change
+/// `trained − base + residual` unless the caller gives one ([`quantize_sparse_by`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Kept {
     /// Every block (density 1).
@@ -150,8 +159,9 @@ impl TopBlocks {
         (keep < blocks).then(|| TopBlocks { keep: keep as usize, heap: Default::default() })
     }
 
-    /// Block `block`'s target norm.
+    /// Block `block`'s priority (its target norm, or a given priority; NaN is the lowest).
     pub(crate) fn offer(&mut self, block: u64, norm: f64) {
+        let norm = if norm.is_nan() { f64::NEG_INFINITY } else { norm };
         let candidate = Candidate { norm, block };
         if self.heap.len() < self.keep {
             self.heap.push(candidate);
@@ -268,15 +278,32 @@ pub fn quantize_sparse(
     residual: &mut Residual,
     density: f64,
 ) -> Result<Quantized, QuantizeError> {
-    quantize_sparse_in_chunks(base, trained, residual, density, CHUNK_HEIGHT)
+    quantize_sparse_in_chunks(base, trained, residual, density, None, CHUNK_HEIGHT)
 }
 
-/// [`quantize_sparse`] in chunks of `2^chunk_height` blocks.
+/// [`quantize_sparse`] keeping the `ceil(ρ · nb)` blocks of the highest `priority` (one per
+/// block, higher first; a NaN counts as the lowest) instead of the largest L2 norm. The
+/// trainer's rounds pass each block's first-order loss decrease
+/// ([`crate::train::Trainer::block_gains`]): what a block does for the committed model, which
+/// the size of its change alone does not tell.
+pub fn quantize_sparse_by(
+    base: &Model,
+    trained: &Model,
+    residual: &mut Residual,
+    density: f64,
+    priority: &[f64],
+) -> Result<Quantized, QuantizeError> {
+    quantize_sparse_in_chunks(base, trained, residual, density, Some(priority), CHUNK_HEIGHT)
+}
+
+/// [`quantize_sparse`] (or, with `priority`, [`quantize_sparse_by`]) in chunks of
+/// `2^chunk_height` blocks.
 pub(crate) fn quantize_sparse_in_chunks(
     base: &Model,
     trained: &Model,
     residual: &mut Residual,
     density: f64,
+    priority: Option<&[f64]>,
     chunk_height: u32,
 ) -> Result<Quantized, QuantizeError> {
     check_density(density)?;
@@ -284,6 +311,9 @@ pub(crate) fn quantize_sparse_in_chunks(
     let n = base.weight_count();
     if residual.0.len() as u64 != n {
         return Err(QuantizeError::Residual { weights: n, residual: residual.0.len() as u64 });
+    }
+    if let Some(p) = priority.filter(|p| p.len() as u64 != base.block_count()) {
+        return Err(QuantizeError::Priorities { blocks: base.block_count(), priorities: p.len() as u64 });
     }
     // Chunk by chunk, as the streamed quantizer goes, so that what is in flight beside the
     // models (about 40 bytes a weight for a chunk) stays small.
@@ -298,10 +328,15 @@ pub(crate) fn quantize_sparse_in_chunks(
     let kept = match TopBlocks::new(base.block_count(), density) {
         None => Kept::All,
         Some(mut top) => {
-            for (first, r) in chunks() {
-                let norms = block_norms(&old[r.clone()], &new[r.clone()], &residual.0[r]);
-                for (k, norm) in norms.into_iter().enumerate() {
-                    top.offer(first + k as u64, norm);
+            match priority {
+                Some(p) => p.iter().enumerate().for_each(|(b, &p)| top.offer(b as u64, p)),
+                None => {
+                    for (first, r) in chunks() {
+                        let norms = block_norms(&old[r.clone()], &new[r.clone()], &residual.0[r]);
+                        for (k, norm) in norms.into_iter().enumerate() {
+                            top.offer(first + k as u64, norm);
+                        }
+                    }
                 }
             }
             top.finish()
@@ -537,6 +572,30 @@ mod tests {
         assert_eq!(dense.update, quantize(&base, &trained).unwrap().update);
         let one = quantize_sparse(&base, &trained, &mut Residual::zero(n as u64), 1e-9).unwrap();
         assert_eq!(one.update.changed().len(), 1);
+    }
+
+    #[test]
+    fn a_given_priority_picks_the_blocks_whatever_their_norm() {
+        // Block b moves by 100·(b+1) as above, but the priority prefers blocks 0, 2 and 5;
+        // NaN counts as the lowest, so block 9 (the largest change) is not sent.
+        let n = 10 * BLOCK_WEIGHTS;
+        let base = model(vec![BIAS; n]);
+        let trained = model((0..n).map(|i| bias(100 * (i / BLOCK_WEIGHTS) as i32 + 100)).collect());
+        let mut priority = vec![0.0; 10];
+        (priority[0], priority[2], priority[5], priority[9]) = (3.0, 2.0, 1.0, f64::NAN);
+        let mut residual = Residual::zero(n as u64);
+        let q = quantize_sparse_by(&base, &trained, &mut residual, 0.25, &priority).unwrap();
+        let kept: Vec<u64> = q.update.changed().iter().map(|(b, _)| *b).collect();
+        assert_eq!(kept, [0, 2, 5]);
+        for i in 0..n {
+            let applied = i64::from(unbias(q.new_model.weights()[i]));
+            assert_eq!(applied + residual.values()[i], 100 * (i / BLOCK_WEIGHTS) as i64 + 100, "weight {i}");
+        }
+        // One priority per block, or a clear error before anything is touched.
+        let mut untouched = Residual::zero(n as u64);
+        let err = quantize_sparse_by(&base, &trained, &mut untouched, 0.25, &priority[..9]).err();
+        assert!(matches!(err, Some(QuantizeError::Priorities { blocks: 10, priorities: 9 })), "{err:?}");
+        assert!(untouched.values().iter().all(|&r| r == 0));
     }
 
     #[test]

@@ -230,7 +230,7 @@ mod tests {
             let whole = quantize_sparse(&base, &trained, &mut residual, density).unwrap();
             // In memory in chunks as small as the streamed ones: the same.
             let mut chunked = start.clone();
-            let small = crate::quantize::quantize_sparse_in_chunks(&base, &trained, &mut chunked, density, height).unwrap();
+            let small = crate::quantize::quantize_sparse_in_chunks(&base, &trained, &mut chunked, density, None, height).unwrap();
             prop_assert_eq!((&small.update, &small.new_model, &small.report, &chunked), (&whole.update, &whole.new_model, &whole.report, &residual));
             let depth = pogo_circuits::merkle::default_depth(base.block_count()) + 1;
             let base_tree = model_tree(&base, Some(depth), &()).unwrap();

@@ -115,6 +115,21 @@ impl Net {
         }
     }
 
+    /// The gradient of `loss` for every weight, in the model's weight order (tensors by name,
+    /// as [`Self::to_model`] lays them out); 0 where `loss` does not depend on a weight
+    /// (frozen tensors, rows no example reached).
+    pub fn flat_gradients(&self, loss: &Tensor) -> candle_core::Result<Vec<f32>> {
+        let grads = loss.backward()?;
+        let mut out = Vec::new();
+        for (_, var) in self.sorted() {
+            match grads.get(&var) {
+                Some(g) => out.extend(g.flatten_all()?.to_vec1::<f32>()?),
+                None => out.resize(out.len() + var.elem_count(), 0.0),
+            }
+        }
+        Ok(out)
+    }
+
     /// Every variable.
     pub fn vars(&self) -> Vec<Var> {
         self.vars.all_vars()

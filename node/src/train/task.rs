@@ -149,9 +149,26 @@ pub struct TaskConfig {
     #[serde(default)]
     pub freeze: Vec<String>,
     /// Fraction ρ ∈ (0, 1] of the blocks each round's update changes (block-sparse updates:
-    /// the `ceil(ρ · nb)` blocks with the largest change, the rest carried by error feedback).
+    /// the `ceil(ρ · nb)` blocks ranked first by `selection`, the rest carried by error
+    /// feedback).
     #[serde(default = "default_density")]
     pub density: f64,
+    /// How a sparse round (`density` < 1) ranks blocks: `"gain"` (default) or `"norm"`.
+    #[serde(default)]
+    pub selection: Selection,
+}
+
+/// How a sparse round picks its blocks.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Selection {
+    /// The largest first-order loss decrease for the committed model
+    /// ([`super::Trainer::block_gains`]; one more forward and backward pass a round).
+    #[default]
+    Gain,
+    /// The largest L2 norm of the block's change (what `pogo quantize --density` does, having
+    /// no network to take a gradient of); lags far behind on the transformer (BENCHMARKS).
+    Norm,
 }
 
 fn default_density() -> f64 {
