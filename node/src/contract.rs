@@ -194,6 +194,18 @@ impl Rounds {
         self.read(chain, PogoRounds::getAttestationCall { task, round, verifier: who })
     }
 
+    /// The seats of round `round`'s committee that `who` wins with its stake (empty on a
+    /// task without a committee): the list `attest` takes.
+    pub fn seats(
+        &self,
+        chain: &mut dyn Chain,
+        task: U256,
+        round: u64,
+        who: Address,
+    ) -> Result<Vec<u16>, ContractError> {
+        self.read(chain, PogoRounds::seatsOfCall { task, round, verifier: who })
+    }
+
     /// Who attested in a round, in order.
     pub fn attesters(&self, chain: &mut dyn Chain, task: U256, round: u64) -> Result<Vec<Address>, ContractError> {
         self.read(chain, PogoRounds::getAttestersCall { task, round })

@@ -46,6 +46,10 @@ pub struct DemoOptions {
     pub samples: usize,
     /// A JSON-RPC development node instead of the embedded chain.
     pub chain: Option<String>,
+    /// Seats of each round's committee (0: none, every verifier attests).
+    pub committee: u16,
+    /// Seats a candidate's verdicts need with a committee [default: half, rounded up].
+    pub committee_quorum: Option<u16>,
 }
 
 /// Totals of one phase.
@@ -87,6 +91,9 @@ pub struct RoundRow {
     pub slashed_wei: String,
     /// The verifiers' fee (wei), shared by the winner's positive attesters.
     pub fee_wei: String,
+    /// Each verifier that attested, and the weight the chain gave it: its seats on a
+    /// committee task, otherwise its stake in wei.
+    pub attesters: BTreeMap<String, String>,
 }
 
 /// What the demo did.
@@ -98,6 +105,8 @@ pub struct DemoSummary {
     pub deployment: Deployment,
     /// Weights of the model.
     pub weights: u64,
+    /// Seats of each round's committee (0: none).
+    pub committee: u16,
     /// Rounds with a winner.
     pub accepted: u64,
     /// Candidates slashed.
@@ -183,6 +192,8 @@ pub fn run(opts: &DemoOptions, print: &mut dyn FnMut(&str)) -> anyhow::Result<De
         max_candidates: 16,
         verifier_fee: 0.1,
         quorum: 3.0,
+        committee: opts.committee,
+        committee_quorum: opts.committee_quorum,
         bond: 1.0,
         stake: 1.0,
         reward: 0.5,
@@ -368,6 +379,7 @@ pub fn run(opts: &DemoOptions, print: &mut dyn FnMut(&str)) -> anyhow::Result<De
         chain: chain.describe(),
         deployment,
         weights,
+        committee: opts.committee,
         accepted,
         slashed,
         rounds,
@@ -421,6 +433,11 @@ fn settle(node: &mut Node, names: &[(alloy::primitives::Address, &str)]) -> anyh
             });
         }
         let fee = r.fee;
+        let mut attesters = BTreeMap::new();
+        for who in node.rounds.attesters(node.chain.as_mut(), node.task, id)? {
+            let a = node.rounds.attestation(node.chain.as_mut(), node.task, id, who)?;
+            attesters.insert(name(who), a.stake.to_string());
+        }
         rows.push(RoundRow {
             round: id,
             winner: (r.winner != 0).then(|| name(candidates[r.winner as usize - 1].miner)),
@@ -428,6 +445,7 @@ fn settle(node: &mut Node, names: &[(alloy::primitives::Address, &str)]) -> anyh
             returned_wei: returned.to_string(),
             slashed_wei: slashed.to_string(),
             fee_wei: fee.to_string(),
+            attesters,
         });
     }
     Ok(rows)
@@ -497,6 +515,20 @@ pub fn print_summary(s: &DemoSummary) {
             ether(&r.returned_wei),
             ether(&r.slashed_wei),
             ether(&r.fee_wei)
+        );
+        let weights: Vec<String> = r
+            .attesters
+            .iter()
+            .map(|(n, w)| match s.committee {
+                0 => format!("{n} ({} ETH)", ether(w)),
+                _ => format!("{n} ({w} seats)"),
+            })
+            .collect();
+        let drawn = if s.committee == 0 { String::new() } else { format!(" (committee of {} seats)", s.committee) };
+        println!(
+            "{:<6} attested{drawn}: {}",
+            "",
+            if weights.is_empty() { "nobody".into() } else { weights.join(", ") }
         );
     }
     let stakes: Vec<String> =

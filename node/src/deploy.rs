@@ -76,6 +76,16 @@ pub struct TaskTerms {
     /// short of it is no fault of the miner: its bond comes back.
     #[arg(long, default_value_t = 3.0)]
     pub quorum: f64,
+    /// Seats of each round's committee (1 to 64), drawn by stake from the registered
+    /// verifiers after every reveal: only seat holders fetch, evaluate and attest, so a
+    /// round costs the same with 10 or 1,000 verifiers. 0: no committee, every verifier
+    /// attests with its whole stake (the contract counts the 32 largest stakes).
+    #[arg(long, default_value_t = 0)]
+    pub committee: u16,
+    /// With --committee: committee seats that must give a verdict on a candidate for it to
+    /// be judged, replacing --quorum [default: half the seats, rounded up].
+    #[arg(long, requires = "committee")]
+    pub committee_quorum: Option<u16>,
     /// Miner bond per commit, in ether.
     #[arg(long, default_value_t = 1.0)]
     pub bond: f64,
@@ -102,6 +112,14 @@ pub struct TaskTerms {
 }
 
 impl TaskTerms {
+    /// The contract's `quorum`: seats with a committee, otherwise the stake in wei.
+    pub fn quorum_param(&self) -> u128 {
+        match self.committee {
+            0 => wei(self.quorum).saturating_to(),
+            c => u128::from(self.committee_quorum.unwrap_or(c.div_ceil(2))),
+        }
+    }
+
     /// The contract's rules on windows, cap and fee, said in flag names before anything is
     /// deployed.
     pub fn check(&self) -> anyhow::Result<()> {
@@ -128,6 +146,16 @@ impl TaskTerms {
                 self.attest_window,
                 self.proof_window
             );
+        }
+        if self.committee > 64 {
+            bail!("--committee ({}) must be at most 64 seats (0: no committee)", self.committee);
+        }
+        match (self.committee, self.committee_quorum) {
+            (0, Some(_)) => bail!("--committee-quorum needs --committee"),
+            (c, Some(q)) if q == 0 || q > c => {
+                bail!("--committee-quorum ({q}) must be in 1..=--committee ({c})")
+            }
+            _ => {}
         }
         if !(1..=16).contains(&self.max_candidates) {
             bail!("--max-candidates ({}) must be in 1..=16", self.max_candidates);
@@ -374,7 +402,7 @@ pub fn create_task(
         verifierFeeBps: (terms.verifier_fee * 10_000.0).round() as u16,
         fraudSlashBps: (terms.fraud_slash * 10_000.0).round() as u16,
         margin,
-        quorum: wei(terms.quorum).saturating_to(),
+        quorum: terms.quorum_param(),
         minerBond: wei(terms.bond).saturating_to(),
         minVerifierStake: wei(terms.stake).saturating_to(),
         reward: wei(terms.reward).saturating_to(),
@@ -382,6 +410,7 @@ pub fn create_task(
         spec,
         evalRoot: eval.root,
         evalBatches: eval.batches,
+        committee: terms.committee,
     };
     let (task, _) = rounds.create_task(chain, owner, params, wei(terms.pool))?;
     let deployment = Deployment {
@@ -399,6 +428,35 @@ pub fn create_task(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[derive(clap::Parser)]
+    struct Terms {
+        #[command(flatten)]
+        terms: TaskTerms,
+    }
+
+    fn terms(args: &[&str]) -> Result<TaskTerms, clap::Error> {
+        use clap::Parser;
+        Terms::try_parse_from(std::iter::once("pogo").chain(args.iter().copied())).map(|t| t.terms)
+    }
+
+    #[test]
+    fn committee_flags_are_checked_and_set_the_quorum_in_seats() {
+        let plain = terms(&[]).unwrap();
+        assert!(plain.check().is_ok());
+        assert_eq!(plain.quorum_param(), 3_000_000_000_000_000_000, "no committee: the quorum is stake in wei");
+        let c = terms(&["--committee", "8"]).unwrap();
+        assert!(c.check().is_ok());
+        assert_eq!(c.quorum_param(), 4, "half the seats by default");
+        assert_eq!(terms(&["--committee", "7", "--committee-quorum", "7"]).unwrap().quorum_param(), 7);
+        let err = terms(&["--committee", "65"]).unwrap().check().unwrap_err().to_string();
+        assert!(err.contains("--committee (65)") && err.contains("64"), "{err}");
+        let err = terms(&["--committee", "8", "--committee-quorum", "9"]).unwrap().check().unwrap_err().to_string();
+        assert!(err.contains("--committee-quorum (9)"), "{err}");
+        let err = terms(&["--committee", "8", "--committee-quorum", "0"]).unwrap().check().unwrap_err().to_string();
+        assert!(err.contains("--committee-quorum (0)"), "{err}");
+        assert!(terms(&["--committee-quorum", "3"]).is_err(), "a committee quorum needs a committee");
+    }
 
     #[test]
     fn insecure_keys_only_on_development_chains_or_when_asked() {

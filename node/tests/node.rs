@@ -693,6 +693,7 @@ mod attacks {
             spec: B256::repeat_byte(0x5c),
             evalRoot: held_out.1.root(),
             evalBatches: 4,
+            committee: 0,
         };
         let (task, _) = rounds.create_task(chain, &owner, params, U256::from(10 * ETHER)).unwrap();
         rounds.send(chain, &v1, PogoRounds::joinCall { task }, U256::from(ETHER)).unwrap();
@@ -776,7 +777,7 @@ mod attacks {
         assert_eq!(w.rounds.revealed_eval_batch(chain, w.task, 0, &r).unwrap(), Some(data));
         chain.produce_blocks_until(r.evalEnd).unwrap();
         let attest = |chain: &mut dyn Chain, who: &Wallet| {
-            let call = PogoRounds::attestCall { task: w.task, commitment: B256::repeat_byte(1) };
+            let call = PogoRounds::attestCall { task: w.task, commitment: B256::repeat_byte(1), seats: vec![] };
             w.rounds.send(chain, who, call, U256::ZERO).map(|_| ())
         };
         attest(chain, &w.v1).unwrap();
@@ -1065,6 +1066,8 @@ fn a_miner_whose_chain_drops_its_reveal_and_proof_retries_them_in_time() {
         max_candidates: 16,
         verifier_fee: 0.1,
         quorum: 1.0,
+        committee: 0,
+        committee_quorum: None,
         bond: 1.0,
         stake: 1.0,
         reward: 0.5,
@@ -1105,4 +1108,32 @@ fn a_miner_whose_chain_drops_its_reveal_and_proof_retries_them_in_time() {
     assert_eq!(dropped.lock().unwrap().len(), 2, "both sends were dropped once");
     let c = rounds.candidate(&mut chain, deployment.task, 0, 0).unwrap();
     assert!(c.revealed && c.proven, "the miner gave up a round it could still finish: {c:?}");
+}
+
+/// Committees (issue 22) through the node's roles: on a task with a committee, each
+/// verifier asks the chain for the seats it won and only seat holders attest, weighing
+/// their seats. 16 seats drawn among three equal stakes seat nobody with odds (2/3)^48
+/// (about 4e-9), so a quorum of one seat always decides.
+#[test]
+fn a_committee_round_is_judged_by_its_seat_holders_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let summary = ok(pogo()
+        .args(["demo", "--json", "--rounds", "1", "--no-cheats", "--committee", "16", "--committee-quorum", "1"])
+        .arg("--dir")
+        .arg(dir.path().join("demo"))
+        .output()
+        .unwrap());
+    assert_eq!(summary["committee"], 16);
+    assert_eq!(summary["accepted"], 1, "{summary:#}");
+    let attesters = summary["rounds"][0]["attesters"].as_object().unwrap();
+    let seats: u64 = attesters.values().map(|w| w.as_str().unwrap().parse::<u64>().unwrap()).sum();
+    assert!(!attesters.is_empty() && (1..=48).contains(&seats), "weights are seats, not wei: {attesters:?}");
+    // A verifier sent an attestation exactly when the chain counted its seats.
+    let events = summary["events"].as_array().unwrap();
+    for v in ["verifier-1", "verifier-2", "verifier-3"] {
+        let attested = events.iter().any(|e| {
+            e[1]["role"].as_str().unwrap().ends_with(v) && e[1]["what"].as_str().unwrap().starts_with("attested")
+        });
+        assert_eq!(attested, attesters.contains_key(v), "{v}: {attesters:?}");
+    }
 }

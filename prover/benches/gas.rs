@@ -6,6 +6,9 @@
 //! gas per competing round (every candidate commits, reveals and proves; the owner reveals
 //! the held-out batch; every verifier attests once for all; one finalize; every claim) for 1, 4 and 16 candidates with 3 and
 //! 30 verifiers (`POGO_GAS_ROUNDS`, default `1:3,4:3,16:3,1:30,4:30,16:30`) at D = 3, S = 2.
+//! Then the same on a committee task against the number of registered verifiers
+//! (`POGO_GAS_COMMITTEE`, default `64:16:10,64:16:100,64:16:1000`, as
+//! seats:candidates:registered). An empty list skips its table.
 
 #[path = "../tests/support/mod.rs"]
 mod support;
@@ -17,6 +20,7 @@ use support::{positive_vote, Fixture, World};
 fn configs() -> Vec<(u32, usize)> {
     let text = std::env::var("POGO_GAS_CONFIGS").unwrap_or_else(|_| "3:2,10:8,20:32".into());
     text.split(',')
+        .filter(|pair| !pair.trim().is_empty())
         .map(|pair| {
             let (d, s) = pair.split_once(':').expect("D:S");
             (d.trim().parse().expect("D"), s.trim().parse().expect("S"))
@@ -91,6 +95,66 @@ fn main() {
         );
     }
     competing_rounds();
+    committee_rounds();
+}
+
+/// Gas of whole competing rounds on a committee task against the number of registered
+/// verifiers (`POGO_GAS_COMMITTEE`, default `64:16:10,64:16:100,64:16:1000` as
+/// seats:candidates:registered): only the round's seat holders attest, so the round's gas
+/// should stop growing once the registered set is larger than the committee.
+fn committee_rounds() {
+    let text = std::env::var("POGO_GAS_COMMITTEE").unwrap_or_else(|_| "64:16:10,64:16:100,64:16:1000".into());
+    let fx: &'static Fixture = Box::leak(Box::new(Fixture::new(3, 2, 8, 1)));
+    println!();
+    println!("| seats C | candidates | registered verifiers | members (seats) | commits | reveals | proofs | held-out reveal | attests (sealed) | attestation reveals | finalize | claims | round total | round total without proofs |");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    for triple in text.split(',').filter(|t| !t.trim().is_empty()) {
+        let parts: Vec<usize> =
+            triple.split(':').map(|x| x.trim().parse().expect("seats:candidates:registered")).collect();
+        let [seats, c, n] = parts[..] else { panic!("seats:candidates:registered, not {triple}") };
+        let mut world = World::with_miners(fx, 0, c, |p| {
+            p.maxCandidates = 16;
+            p.committee = seats as u16;
+            p.quorum = seats.div_ceil(2) as u128;
+        });
+        world.register_verifiers(n);
+        world.gas.clear();
+        world.compete(c);
+        let round = world.task_state().roundCount - 1;
+        let mut members = Vec::new();
+        let mut won = 0;
+        for v in world.verifiers.clone() {
+            let s = world.seats(round, v).unwrap();
+            if !s.is_empty() {
+                won += s.len();
+                members.push(v);
+            }
+        }
+        for (j, verifier) in members.iter().enumerate() {
+            world.attest_with(*verifier, |k| positive_vote(1_900_000_000 - 10_000_000 * k as u64 - j as u64)).unwrap();
+        }
+        world.close_window();
+        world.finalize().unwrap();
+        for verifier in &members {
+            world.claim(*verifier, round).unwrap();
+        }
+        assert_eq!(world.round_at(round).winner as usize, c, "the largest gain wins");
+        let sum = |label: &str| world.gas.iter().filter(|(l, _)| l == label).map(|(_, g)| *g).sum::<u64>();
+        let total: u64 = world.gas.iter().map(|(_, g)| *g).sum();
+        println!(
+            "| {seats} | {c} | {n} | {} ({won}) | {} | {} | {} | {} | {} | {} | {} | {} | {total} | {} |",
+            members.len(),
+            sum("commit"),
+            sum("reveal"),
+            sum("submitProof"),
+            sum("revealEvalData"),
+            sum("attest"),
+            sum("revealAttestation"),
+            sum("finalize"),
+            sum("claim"),
+            total - sum("submitProof"),
+        );
+    }
 }
 
 /// Gas of whole competing rounds, by kind of call and in total.
@@ -100,7 +164,7 @@ fn competing_rounds() {
     println!();
     println!("| candidates | verifiers | commits | reveals | proofs (submitProof) | draw | held-out reveal | attests (sealed) | attestation reveals | reveal (each) | finalize | claims | round total | per candidate |");
     println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
-    for pair in text.split(',') {
+    for pair in text.split(',').filter(|p| !p.trim().is_empty()) {
         let (c, v) = pair.split_once(':').expect("candidates:verifiers");
         let (c, v): (usize, usize) = (c.trim().parse().expect("candidates"), v.trim().parse().expect("verifiers"));
         let mut world = World::with_miners(fx, v, c, |p| {

@@ -10,7 +10,7 @@ mod support;
 use pogo_circuits::encoding::{Nibble, UpdateBlock};
 use pogo_circuits::update::Update;
 use pogo_verifier::evm::{fr_to_u256, B256, U256};
-use pogo_verifier::rounds::{commitment, outcome, PogoRounds};
+use pogo_verifier::rounds::{commitment, committee_seats, outcome, PogoRounds};
 use support::*;
 
 /// No work: an update whose every scale is 0 leaves the model as it was (`newRoot ==
@@ -526,7 +526,7 @@ fn only_the_drawn_held_out_batch_can_be_revealed() {
     world.evm.mine(eval_end - world.evm.block_number());
     send(&mut world, data.clone(), path.clone()).unwrap();
     assert_eq!(refused(send(&mut world, data, path)), "EvalAlreadyRevealed");
-    let attest_early = PogoRounds::attestCall { task, commitment: B256::repeat_byte(2) };
+    let attest_early = PogoRounds::attestCall { task, commitment: B256::repeat_byte(2), seats: vec![] };
     assert_eq!(refused(world.send("attest", v0, attest_early, 0)), "TooEarly");
     world.attest(v0, true).unwrap();
     assert!(world.round().attestEnd > world.evm.block_number(), "honest verifiers are not squeezed out");
@@ -722,7 +722,9 @@ fn a_copied_attestation_cannot_be_opened_and_costs_the_copier() {
         .read(&mut world.evm, PogoRounds::getAttestationCall { task: world.task, round, verifier: honest })
         .unwrap()
         .commitment;
-    world.send("attest", copier, PogoRounds::attestCall { task: world.task, commitment: theirs }, 0).unwrap();
+    world
+        .send("attest", copier, PogoRounds::attestCall { task: world.task, commitment: theirs, seats: vec![] }, 0)
+        .unwrap();
     // It starts leaving now, hoping to take its stake out before finalize slashes it.
     world.send("leave", copier, PogoRounds::leaveCall { task: world.task }, 0).unwrap();
     let honest_salt = world.sealed[0].salt;
@@ -796,4 +798,62 @@ fn a_self_challenge_buys_back_no_bond() {
     }
     let paid: U256 = world.verifiers.clone().into_iter().map(|v| world.balance_of(v)).fold(U256::ZERO, |a, b| a + b);
     assert_eq!(paid, U256::from(BOND), "the negative attesters share the whole bond");
+}
+
+/// Committees (issue 22): on a task with a committee only the seat holders of the round's
+/// stake-weighted draw attest, each weighing its seats. The draw pogo computes off chain
+/// (`committee_seats`) is the contract's; an outsider cannot attest, forge a seat or borrow
+/// a member's seats; the members' seats decide the round.
+#[test]
+fn committee_seats_are_the_draw_and_cannot_be_forged_or_borrowed() {
+    const SEATS: u16 = 8;
+    let fx = Fixture::small();
+    let mut world = World::new(fx, 8, |p| {
+        p.committee = SEATS;
+        p.quorum = 2;
+    });
+    world.commit_and_prove();
+    let task = world.task;
+    let round = world.task_state().roundCount - 1;
+    let r = world.round();
+    let seed1 = world.rounds.read(&mut world.evm, PogoRounds::seedOfCall { task, id: round, phase: 1 }).unwrap();
+    assert_eq!(r.committeeStake, U256::from(8 * STAKE), "the stake that weighed when the round opened");
+    let (mut members, mut outsiders) = (Vec::new(), Vec::new());
+    for v in world.verifiers.clone() {
+        let stake = world.rounds.read(&mut world.evm, PogoRounds::stakeOfCall { task, verifier: v }).unwrap();
+        let native = committee_seats(world.rounds.address, task, round, seed1, v, (stake, r.committeeStake), SEATS);
+        assert_eq!(world.seats(round, v).unwrap(), native, "the contract's draw for {v}");
+        if native.is_empty() {
+            outsiders.push(v);
+        } else {
+            members.push((v, native));
+        }
+    }
+    assert!(!outsiders.is_empty() && !members.is_empty(), "the fixed seeds seat some verifiers and not others");
+    let seats: usize = members.iter().map(|(_, s)| s.len()).sum();
+    assert!(seats >= 2, "the fixed seeds seat a quorum");
+    for (v, _) in &members {
+        world.attest(*v, true).unwrap();
+    }
+    // An outsider: no seat to show, and a member's seats are not its own.
+    let outsider = outsiders[0];
+    assert_eq!(refused(world.attest(outsider, true)), "NotOnCommittee");
+    let borrowed = PogoRounds::attestCall { task, commitment: B256::repeat_byte(3), seats: members[0].1.clone() };
+    assert_eq!(refused(world.send("attest", outsider, borrowed, 0)), "BadSeat");
+    // A forged seat: the first seat no member won (if the members won them all, seat C).
+    let forged = (0..SEATS).find(|j| !members[0].1.contains(j)).unwrap_or(SEATS);
+    let outsider2 = *outsiders.last().unwrap();
+    let call = PogoRounds::attestCall { task, commitment: B256::repeat_byte(4), seats: vec![forged] };
+    assert_eq!(refused(world.send("attest", outsider2, call, 0)), "BadSeat");
+    world.close_attestations();
+    for (v, s) in &members {
+        let a =
+            world.rounds.read(&mut world.evm, PogoRounds::getAttestationCall { task, round, verifier: *v }).unwrap();
+        assert_eq!(a.stake, s.len() as u128, "an attestation weighs its seats");
+    }
+    world.close_window();
+    world.finalize().unwrap();
+    let c = world.candidate(round, 0);
+    assert_eq!(c.outcome, outcome::WON, "the committee's seats decided the round");
+    assert_eq!(c.positiveStake, seats as u128);
 }

@@ -36,6 +36,10 @@ import "PogoFraud.sol";
 ///   (a commitment) by attestEnd and opened after it, by challengeEnd, so nobody can copy a
 ///   verdict; one never opened costs `fraudSlashBps` of the stake. Stake weighs only if it
 ///   joined before the round opened and was not leaving then;
+/// * committees (tasks with `committee` = C > 0): C seats per round, each drawn by stake
+///   among the verifiers that weigh in it, from the phase-1 seed (`wonSeat`); only seat
+///   holders attest, each weighing its seats, and the quorum counts seats. The gas of a round
+///   depends on C, never on how many verifiers are registered;
 /// * fraud proofs (after attestEnd, by challengeEnd): anyone may prove one block of a
 ///   candidate wrong (`PogoFraud`); the candidate is rejected, its bond slashed (half to the
 ///   challenger) and every positive attester on it loses `fraudSlashBps` of its stake;
@@ -56,10 +60,12 @@ abstract contract PogoRoundsState {
     uint64 internal constant HISTORY_SERVE_WINDOW = 8191;
     /// Most candidates a task may allow per round (bounds every loop over candidates).
     uint16 internal constant MAX_CANDIDATES = 16;
-    /// Most attesters a round counts (bounds finalize): when full, a larger stake evicts the
-    /// smallest, so small sybil stakes cannot crowd out large ones. Committees (a later
-    /// change) replace this bound.
+    /// Most attesters a round of a task without a committee counts (bounds finalize): when
+    /// full, a larger stake evicts the smallest, so small sybil stakes cannot crowd out large
+    /// ones. A committee task counts at most `2 * committee` (see `attest`).
     uint16 internal constant MAX_ATTESTERS = 32;
+    /// Most seats a task's committee may have (so finalize counts at most 128 attesters).
+    uint16 internal constant MAX_COMMITTEE = 64;
     /// Basis points: `verifierFeeBps` of 10,000 is the whole reward.
     uint16 internal constant BPS = 10_000;
     /// Share of a fraudulent candidate's bond paid to whoever proves the fraud; the rest
@@ -91,6 +97,10 @@ abstract contract PogoRoundsState {
         bytes32 spec; // hash of the task description (model, hyper-parameters)
         bytes32 evalRoot; // Merkle root of the owner's first set of held-out evaluation batches
         uint32 evalBatches; // batches under evalRoot
+        // Seats C of each round's committee, drawn by stake (see `attest`); 0: no committee,
+        // every staked verifier attests with its whole stake. With a committee, `quorum` and
+        // every attestation's weight count seats, not wei.
+        uint16 committee;
     }
 
     /// A set of held-out evaluation batches the owner committed to: the keccak Merkle root of
@@ -112,6 +122,7 @@ abstract contract PogoRoundsState {
         bool open;
         uint32 evalCursor; // the set phase 1 draws from: the oldest with batches left
         uint64 evalLeft; // held-out batches never drawn, in all sets
+        uint256 activeStake; // stake of every verifier joined and not leaving: the committee draw's total
     }
 
     enum Verdict {
@@ -150,6 +161,7 @@ abstract contract PogoRoundsState {
         bytes32 evalHash; // leaf hash of the held-out batch revealed for this round
         uint64 evalBlock; // block it was revealed in (0: not revealed, nothing to attest on)
         uint64 challengeEnd; // fraud proofs in (attestEnd, challengeEnd]; finalize after it
+        uint256 committeeStake; // the task's activeStake when the round opened (committee tasks)
     }
 
     struct Candidate {
@@ -172,7 +184,7 @@ abstract contract PogoRoundsState {
     }
 
     struct Attestation {
-        uint128 stake;
+        uint128 stake; // its weight: the stake (wei), or on a committee task the seats won
         uint64 lossOld;
         bool claimed;
         bool revealed; // the verdicts below are opened (they count only then)
@@ -299,6 +311,8 @@ abstract contract PogoRoundsState {
     error NotProven(uint16 candidate);
     error AttestationUnopened(uint64 round);
     error DirectCall();
+    error NotOnCommittee(address who);
+    error BadSeat(uint256 position);
 
     modifier nonReentrant() {
         if (locked) revert Reentrant();
@@ -441,6 +455,8 @@ abstract contract PogoRoundsState {
         Task storage t = tasks[task];
         cut = (stakes[task][who] * t.params.fraudSlashBps) / BPS;
         stakes[task][who] -= cut;
+        // A leaving stake already left the active total.
+        if (stakeLeaving[task][who] == 0) t.activeStake -= cut;
         // A stake slashed to nothing has nothing left to release: the verifier may join anew.
         if (stakes[task][who] == 0) stakeLeaving[task][who] = 0;
         t.pool += cut;
@@ -452,6 +468,23 @@ abstract contract PogoRoundsState {
     function unbondingBlocks(uint256 task) internal view exists(task) returns (uint64) {
         TaskParams storage p = tasks[task].params;
         return p.commitWindow + p.revealWindow + p.attestWindow + p.challengeWindow;
+    }
+
+    /// Whether `verifier`, holding `stake` of the `total` stake that weighed when round `id`
+    /// opened, won seat `seat` of the round's committee: `keccak256(abi.encode(this, task,
+    /// id, seed1, verifier, seat)) mod total < stake`. Each of the C seats is an independent
+    /// draw, so a verifier wins Binomial(C, stake / total) seats: C in expectation over the
+    /// whole registered set, however many verifiers it holds, and the same in expectation
+    /// however a stake is split over addresses. `seed1` is the round's phase-1 seed, fixed
+    /// after every reveal (and long after every stake that may attest had to join).
+    function wonSeat(uint256 task, uint64 id, bytes32 seed1, address verifier, uint256 stake, uint256 total, uint16 seat)
+        internal
+        view
+        returns (bool)
+    {
+        // The seed is a block hash fixed after every reveal, as for the other draws.
+        // slither-disable-next-line weak-prng
+        return uint256(keccak256(abi.encode(address(this), task, id, seed1, verifier, seat))) % total < stake;
     }
 }
 
@@ -506,6 +539,9 @@ contract PogoRounds is PogoRoundsState {
         if (p.verifierFeeBps > BPS || p.fraudSlashBps == 0 || p.fraudSlashBps > BPS) revert BadParams(10);
         if (p.quorum == 0) revert BadParams(11);
         if (p.minVerifierStake == 0) revert BadParams(12);
+        if (p.committee > MAX_COMMITTEE || p.quorum > (p.committee == 0 ? type(uint128).max : p.committee)) {
+            revert BadParams(16);
+        }
         task = taskTotal++;
         Task storage t = tasks[task];
         t.params = p;
@@ -584,6 +620,7 @@ contract PogoRounds is PogoRoundsState {
         uint256 stake = held + msg.value;
         if (stake < tasks[task].params.minVerifierStake) revert BadParams(14);
         stakes[task][msg.sender] = stake;
+        tasks[task].activeStake += msg.value;
         stakeJoined[task][msg.sender] = uint64(block.number);
         emit VerifierJoined(task, msg.sender, stake);
     }
@@ -597,6 +634,7 @@ contract PogoRounds is PogoRoundsState {
         uint64 since = stakeLeaving[task][msg.sender];
         if (since == 0) {
             stakeLeaving[task][msg.sender] = uint64(block.number);
+            tasks[task].activeStake -= stake;
             emit VerifierLeaving(task, msg.sender, stake, uint64(block.number) + unbondingBlocks(task));
             return;
         }
@@ -647,6 +685,7 @@ contract PogoRounds is PogoRoundsState {
             fresh.attestEnd = fresh.revealEnd + t.params.attestWindow;
             fresh.evalEnd = fresh.proofEnd + (t.params.attestWindow - t.params.proofWindow) / 2;
             fresh.challengeEnd = fresh.attestEnd + t.params.challengeWindow;
+            if (t.params.committee != 0) fresh.committeeStake = t.activeStake;
             emit RoundOpened(task, id, t.root, fresh.commitEnd, fresh.revealEnd);
         } else {
             id = t.rounds - 1;
@@ -737,12 +776,18 @@ contract PogoRounds is PogoRoundsState {
     /// `attestationCommitmentOf(task, round, verifier, lossOld, verdicts, lossNew, salt)`.
     /// Nobody sees a verdict before the window closes, so nobody can copy one; the
     /// commitment is bound to the verifier, so nobody can copy it either. Only stake joined
-    /// before the round opened, and not leaving since, may attest; a round counts 32
-    /// attesters, and once full a larger stake evicts the smallest. An attestation committed
+    /// before the round opened, and not leaving since, may attest. An attestation committed
     /// and never revealed by `challengeEnd` costs `fraudSlashBps` of the stake at finalize,
     /// as much as a positive attestation on a proven fraud, so withholding a reveal never
     /// pays.
-    function attest(uint256 task, bytes32 commitment) external nonReentrant exists(task) {
+    ///
+    /// Without a committee, `seats` is empty, the attestation weighs the whole stake, and a
+    /// round counts 32 attesters (once full a larger stake evicts the smallest). With a
+    /// committee of C seats, only the round's committee attests: `seats` lists, in
+    /// increasing order, seats in [0, C) the caller won (`wonSeat`, checked here at one hash
+    /// each; `seatsOf` lists them), the attestation weighs that many seats, and a round
+    /// counts 2·C attesters. The cost is per seat claimed, never per registered verifier.
+    function attest(uint256 task, bytes32 commitment, uint16[] calldata seats) external nonReentrant exists(task) {
         (uint64 id, Round storage r) = openRound(task);
         uint256 stake = stakes[task][msg.sender];
         if (stake == 0) revert NotVerifier(msg.sender);
@@ -754,15 +799,43 @@ contract PogoRounds is PogoRoundsState {
         if (r.evalBlock == 0) revert NoEvalData();
         Attestation storage a = attestations[task][id][msg.sender];
         if (a.stake != 0) revert AlreadyAttested(msg.sender);
+        uint16 size = tasks[task].params.committee;
+        uint256 weight = stake;
+        uint256 cap = MAX_ATTESTERS;
+        if (size != 0) {
+            weight = checkSeats(task, id, r, stake, size, seats);
+            cap = 2 * uint256(size);
+        } else if (seats.length != 0) {
+            revert BadSeat(0);
+        }
         address[] storage who = attesters[task][id];
-        if (who.length == MAX_ATTESTERS) {
-            evictSmallest(task, id, uint128(stake));
+        if (who.length == cap) {
+            evictSmallest(task, id, uint128(weight));
         } else {
             who.push(msg.sender);
         }
-        a.stake = uint128(stake);
+        a.stake = uint128(weight);
         a.commitment = commitment;
-        emit Attested(task, id, msg.sender, uint128(stake));
+        emit Attested(task, id, msg.sender, uint128(weight));
+    }
+
+    /// The caller's committee weight in round `id`: the number of `seats`, each checked
+    /// with `wonSeat` against the stake that weighed when the round opened. Refuses an empty
+    /// list, a seat out of range or out of order (each counts once), and a seat not won.
+    function checkSeats(uint256 task, uint64 id, Round storage r, uint256 stake, uint16 size, uint16[] calldata seats)
+        private
+        returns (uint256)
+    {
+        if (seats.length == 0) revert NotOnCommittee(msg.sender);
+        bytes32 seed1 = draw(task, id, r, 1);
+        if (seed1 == bytes32(0)) revert PhaseNotReady(1);
+        uint256 total = r.committeeStake;
+        for (uint256 k = 0; k < seats.length; k++) {
+            uint16 seat = seats[k];
+            if (seat >= size || (k != 0 && seat <= seats[k - 1])) revert BadSeat(k);
+            if (!wonSeat(task, id, seed1, msg.sender, stake, total, seat)) revert BadSeat(k);
+        }
+        return seats.length;
     }
 
     /// Opens the caller's attestation after the attestation window, by `challengeEnd`: the
@@ -965,7 +1038,7 @@ contract PogoRounds is PogoRoundsState {
                 ? int256(uint256(a.lossOld)) - int256(uint256(a.lossNew[index]))
                 : type(int256).min;
             uint128 s = a.stake;
-            // Insertion sort by gain: at most MAX_ATTESTERS entries.
+            // Insertion sort by gain: at most MAX_ATTESTERS (2 * MAX_COMMITTEE) entries.
             uint256 j = n;
             while (j > 0 && gains[j - 1] > g) {
                 gains[j] = gains[j - 1];
@@ -1233,5 +1306,39 @@ contract PogoRoundsExtension is PogoRoundsState {
     /// Who attested in a round, in order.
     function getAttesters(uint256 task, uint64 round) external view returns (address[] memory) {
         return attesters[task][round];
+    }
+
+    /// Stake of every verifier of `task` joined and not leaving: the total the committee of
+    /// the next round opened is drawn from.
+    function activeStakeOf(uint256 task) external view exists(task) returns (uint256) {
+        return tasks[task].activeStake;
+    }
+
+    /// The seats of round `round`'s committee that `verifier` wins with the stake it holds
+    /// now: the list `attest` takes (empty on a task without a committee, or without stake).
+    /// Whether that stake may attest in the round (joined before it opened, not leaving) is
+    /// `attest`'s check. Reverts `PhaseNotReady(1)` until the round's phase-1 seed is fixed.
+    function seatsOf(uint256 task, uint64 round, address verifier)
+        external
+        view
+        exists(task)
+        returns (uint16[] memory seats)
+    {
+        uint16 size = tasks[task].params.committee;
+        uint256 stake = stakes[task][verifier];
+        if (size == 0 || stake == 0) return seats;
+        if (round >= tasks[task].rounds) revert BadParams(15);
+        bytes32 seed1 = roundSeed(task, round, 1);
+        if (seed1 == bytes32(0)) revert PhaseNotReady(1);
+        uint256 total = rounds[task][round].committeeStake;
+        uint16 n = 0;
+        for (uint16 j = 0; j < size; j++) {
+            if (wonSeat(task, round, seed1, verifier, stake, total, j)) n++;
+        }
+        seats = new uint16[](n);
+        n = 0;
+        for (uint16 j = 0; j < size; j++) {
+            if (wonSeat(task, round, seed1, verifier, stake, total, j)) seats[n++] = j;
+        }
     }
 }

@@ -12,7 +12,7 @@
 //! hash) are committed so that nodes need no compiler; a test recompiles the sources with
 //! the pinned solc and fails if an artifact is stale (`POGO_BLESS=1` rewrites them).
 
-use alloy_sol_types::{SolCall, SolInterface};
+use alloy_sol_types::{SolCall, SolInterface, SolValue};
 
 use crate::evm::{Address, Evm, EvmError, Receipt, U256};
 
@@ -150,9 +150,43 @@ pub fn attestation_commitment(
     crate::evm::keccak256(preimage)
 }
 
+/// Whether `verifier`, holding `stake` of the `total` stake that weighed when round `round`
+/// opened, wins seat `seat` of the round's committee, exactly as the contract's `wonSeat`
+/// draws it: `keccak256(abi.encode(contract, task, round, seed1, verifier, seat)) mod
+/// total < stake`, with `seed1` the round's phase-1 seed. `total` zero wins nothing.
+pub fn wins_seat(
+    contract: Address,
+    task: U256,
+    round: u64,
+    seed1: crate::evm::B256,
+    verifier: Address,
+    (stake, total): (U256, U256),
+    seat: u16,
+) -> bool {
+    if total.is_zero() {
+        return false;
+    }
+    let preimage = (contract, task, round, seed1, verifier, seat).abi_encode();
+    U256::from_be_bytes(crate::evm::keccak256(preimage).0) % total < stake
+}
+
+/// Every seat of a committee of `size` seats that `verifier` wins (see [`wins_seat`]): the
+/// list `attest` takes, in increasing order. Expected `size * stake / total` seats.
+pub fn committee_seats(
+    contract: Address,
+    task: U256,
+    round: u64,
+    seed1: crate::evm::B256,
+    verifier: Address,
+    (stake, total): (U256, U256),
+    size: u16,
+) -> Vec<u16> {
+    (0..size).filter(|&j| wins_seat(contract, task, round, seed1, verifier, (stake, total), j)).collect()
+}
+
 /// What each `BadParams(why)` code of the contract means (code `k` is entry `k - 1`): the
 /// contract carries numbers, not strings, to fit EIP-170.
-pub const BAD_PARAMS: [&str; 15] = [
+pub const BAD_PARAMS: [&str; 16] = [
     "depth must be in 1..=32",
     "nb must be in 1..=2^depth",
     "samples must be positive",
@@ -168,6 +202,7 @@ pub const BAD_PARAMS: [&str; 15] = [
     "a set of held-out batches needs a root and at least one batch",
     "stake below minVerifierStake",
     "no such round",
+    "committee must be at most 64 seats, and with a committee the quorum at most its seats",
 ];
 
 /// The rule `BadParams(why)` names.
@@ -212,6 +247,8 @@ fn describe(error: &PogoRounds::PogoRoundsErrors) -> String {
         E::AlreadyFraud(e) => format!("AlreadyFraud(candidate {} is already proven fraudulent)", e.candidate),
         E::DirectCall(_) => "DirectCall(the extension runs only through PogoRounds)".into(),
         E::NotAttested(e) => format!("NotAttested({} sent no attestation this round)", e.who),
+        E::NotOnCommittee(e) => format!("NotOnCommittee({} won no seat of this round's committee)", e.who),
+        E::BadSeat(e) => format!("BadSeat(seat {} of the list: out of range, out of order or not won)", e.position),
         E::NotProven(e) => format!("NotProven(candidate {} has no accepted proof: it is slashed anyway)", e.candidate),
         E::AttestationUnopened(e) => {
             format!(

@@ -40,6 +40,13 @@ pub struct DemoArgs {
     /// A development JSON-RPC node (Anvil) instead of the embedded chain.
     #[arg(long)]
     chain: Option<String>,
+    /// Seats of each round's committee, drawn by stake from the verifiers (0: no
+    /// committee; see `pogo task create --help`).
+    #[arg(long, default_value_t = 0)]
+    committee: u16,
+    /// Committee seats a candidate needs verdicts from [default: half the seats, rounded up].
+    #[arg(long, requires = "committee")]
+    committee_quorum: Option<u16>,
     #[command(flatten)]
     output: OutputArgs,
 }
@@ -53,6 +60,8 @@ pub(super) fn demo(args: DemoArgs) -> anyhow::Result<()> {
         params_dir: args.params_dir,
         samples: args.samples,
         chain: args.chain,
+        committee: args.committee,
+        committee_quorum: args.committee_quorum,
     };
     let json = args.output.json;
     let summary = run(&opts, &mut |line| {

@@ -200,6 +200,17 @@ impl Verifier {
         if r.revealed == 0 {
             return Ok(Step::Wait { until: None, why: format!("round {round}: nothing was revealed") });
         }
+        // On a committee task only the round's committee (seats drawn by stake from the
+        // phase-1 seed, fixed now) fetches, evaluates and attests.
+        let committee = node.params.committee;
+        let seats =
+            if committee == 0 { Vec::new() } else { node.rounds.seats(node.chain.as_mut(), node.task, round, me)? };
+        if committee != 0 && seats.is_empty() {
+            return Ok(Step::Wait {
+                until: None,
+                why: format!("round {round}: not on its committee ({committee} seats drawn by stake)"),
+            });
+        }
         let candidates = node.rounds.candidates(node.chain.as_mut(), node.task, &r, round)?;
         let judged: Vec<usize> =
             (0..candidates.len()).filter(|&i| candidates[i].revealed && candidates[i].miner != me).collect();
@@ -323,7 +334,7 @@ impl Verifier {
             &a.loss_new,
             salt,
         );
-        let call = PogoRounds::attestCall { task: node.task, commitment };
+        let call = PogoRounds::attestCall { task: node.task, commitment, seats };
         let receipt = match node.rounds.send(node.chain.as_mut(), &self.wallet, call, U256::ZERO) {
             Ok(receipt) => receipt,
             Err(e)

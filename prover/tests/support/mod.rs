@@ -319,6 +319,7 @@ impl World {
             spec: B256::repeat_byte(0x5c),
             evalRoot: B256::ZERO,
             evalBatches: EVAL_BATCHES,
+            committee: 0,
         };
         let first = eval_set(0, EVAL_BATCHES);
         params.evalRoot = first.1.root();
@@ -351,6 +352,20 @@ impl World {
         // Stake weighs only in rounds opened after the block it joined in.
         world.evm.mine(1);
         world
+    }
+
+    /// Registers `n` more verifiers (addresses beyond the 64 fixed actors), each staking
+    /// [`STAKE`], then mines a block so that their stakes weigh in the next round.
+    pub fn register_verifiers(&mut self, n: usize) {
+        let task = self.task;
+        for i in 0..n {
+            let word = pogo_verifier::evm::keccak256([b"pogo bench verifier".as_slice(), &i.to_be_bytes()].concat());
+            let v = Address::from_word(word);
+            self.evm.set_balance(v, U256::from(1000 * ETHER));
+            self.send("join", v, PogoRounds::joinCall { task }, STAKE).unwrap();
+            self.verifiers.push(v);
+        }
+        self.evm.mine(1);
     }
 
     /// Sends a call, recording its gas under `label`.
@@ -613,10 +628,17 @@ impl World {
             &losses,
             salt,
         );
-        self.send("attest", verifier, PogoRounds::attestCall { task: self.task, commitment: hash }, 0)?;
+        // The committee seats it won (none on a task without a committee).
+        let seats = self.seats(round, verifier).unwrap_or_default();
+        self.send("attest", verifier, PogoRounds::attestCall { task: self.task, commitment: hash, seats }, 0)?;
         self.sealed.retain(|s| s.verifier != verifier && s.round == round);
         self.sealed.push(Sealed { round, verifier, loss_old, verdicts, losses, salt });
         Ok(())
+    }
+
+    /// The seats of round `round`'s committee `verifier` wins, as the contract lists them.
+    pub fn seats(&mut self, round: u64, verifier: Address) -> Result<Vec<u16>, RoundsError> {
+        self.rounds.read(&mut self.evm, PogoRounds::seatsOfCall { task: self.task, round, verifier })
     }
 
     /// Opens `verifier`'s sealed attestation; it is forgotten whatever the answer.

@@ -120,6 +120,9 @@ abstract contract RoundsFixture is Checks {
     bytes[4] internal batches;
     bytes32[4] internal leaves;
 
+    /// No committee seats (the attestation of a task without a committee).
+    uint16[] internal none;
+
     /// Salts of the commits of the open round, by candidate index.
     mapping(uint16 => bytes32) internal salts;
     mapping(uint16 => uint256[2]) internal committedRoots;
@@ -288,8 +291,14 @@ abstract contract RoundsFixture is Checks {
     function attestAs(address verifier, uint8[] memory v, uint64[] memory lossNew) internal {
         rollTo(round().evalEnd + 1);
         bytes32 c = ext.attestationCommitmentOf(task, roundId(), verifier, 1000, v, lossNew, keccak256("salt"));
+        uint16[] memory seats = seatsOf(verifier);
         vm.prank(verifier);
-        rounds.attest(task, c);
+        rounds.attest(task, c, seats);
+    }
+
+    /// The committee seats `verifier` won in the open round (none without a committee).
+    function seatsOf(address verifier) internal view returns (uint16[] memory) {
+        return ext.seatsOf(task, roundId(), verifier);
     }
 
     function openAs(address verifier, uint8[] memory v, uint64[] memory lossNew) internal {

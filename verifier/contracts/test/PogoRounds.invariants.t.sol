@@ -228,8 +228,9 @@ contract RoundsHandler is RoundsFixture {
             address v = verifiers[k];
             (uint8[] memory verdicts, uint64[] memory lossNew) = judgement(v, mode);
             bytes32 c = ext.attestationCommitmentOf(task, id, v, 1000, verdicts, lossNew, salt);
+            uint16[] memory seats = seatsOf(v);
             vm.prank(v);
-            try rounds.attest(task, c) {
+            try rounds.attest(task, c, seats) {
                 sealedMode[v] = mode;
                 sealedRound[v] = id;
             } catch {}
@@ -395,13 +396,26 @@ contract CampaignCoverageTest is Checks {
     }
 }
 
+/// The same campaign on a task with a committee of 8 seats and a quorum of 3 seats.
+contract CommitteeRoundsHandler is RoundsHandler {
+    function params() internal view override returns (PogoRoundsState.TaskParams memory p) {
+        p = super.params();
+        p.committee = 8;
+        p.quorum = 3;
+    }
+}
+
 contract PogoRoundsInvariants is Checks {
     RoundsHandler internal handler;
     PogoRoundsExtension internal pogo;
     uint256 internal task;
 
+    function newHandler() internal virtual returns (RoundsHandler) {
+        return new RoundsHandler();
+    }
+
     function setUp() public {
-        handler = new RoundsHandler();
+        handler = newHandler();
         vm.deal(address(handler), 1000 ether);
         pogo = handler.contract_();
         task = handler.taskId();
@@ -472,6 +486,17 @@ contract PogoRoundsInvariants is Checks {
         eq(rootNow, expectRoot, "the root is the last winner's");
     }
 
+    /// The stake a committee is drawn from is exactly the stake of every verifier joined
+    /// and not leaving, whatever joins, leaves and slashes happened.
+    function invariant_the_drawn_stake_is_every_active_stake() public view {
+        uint256 active = 0;
+        for (uint256 a = 0; a < handler.actorCount(); a++) {
+            address who = handler.actors(a);
+            if (pogo.leavingSince(task, who) == 0) active += pogo.stakeOf(task, who);
+        }
+        eq(pogo.activeStakeOf(task), active, "drawn-from stake vs active stakes");
+    }
+
     /// An update root is revealed once per task, whoever tries to copy it.
     function invariant_no_update_is_revealed_twice() public view {
         (, , , , , uint64 count,) = pogo.getTask(task);
@@ -505,5 +530,12 @@ contract PogoRoundsInvariants is Checks {
                 ok(judged >= p.quorum && 3 * uint256(c.negativeStake) >= 2 * judged, "an honest miner slashed");
             }
         }
+    }
+}
+
+/// Every invariant above, on a task with a committee: seats instead of stakes.
+contract PogoRoundsCommitteeInvariants is PogoRoundsInvariants {
+    function newHandler() internal override returns (RoundsHandler) {
+        return new CommitteeRoundsHandler();
     }
 }

@@ -152,7 +152,7 @@ contract PogoRoundsTest is RoundsFixture {
 
     function test_revert_BadParams_at_registration() public {
         PogoRoundsState.TaskParams memory p = params();
-        uint8[14] memory why = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 13];
+        uint8[16] memory why = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 13, 16, 16];
         for (uint256 k = 0; k < why.length; k++) {
             p = params();
             if (k == 0) p.depth = 33;
@@ -169,6 +169,8 @@ contract PogoRoundsTest is RoundsFixture {
             if (k == 11) p.minVerifierStake = 0;
             if (k == 12) p.evalRoot = bytes32(0);
             if (k == 13) p.evalBatches = 0;
+            if (k == 14) p.committee = 65;
+            if (k == 15) (p.committee, p.quorum) = (8, 9); // a quorum of more seats than there are
             vm.expectRevert(abi.encodeWithSelector(PogoRoundsState.BadParams.selector, why[k]));
             rounds.createTask(p);
         }
@@ -362,11 +364,21 @@ contract PogoRoundsTest is RoundsFixture {
         uint64 opened = round().openBlock;
         vm.prank(address(0xBEEF));
         vm.expectRevert(abi.encodeWithSelector(PogoRoundsState.StakeTooNew.selector, opened, opened));
-        rounds.attest(task, keccak256("x"));
+        rounds.attest(task, keccak256("x"), none);
         vm.prank(address(0xF00));
         vm.expectRevert(abi.encodeWithSelector(PogoRoundsState.NotVerifier.selector, address(0xF00)));
-        rounds.attest(task, keccak256("x"));
+        rounds.attest(task, keccak256("x"), none);
         attestAs(verifiers[0], v, lossNew);
+    }
+
+    function test_revert_BadSeat_for_seats_on_a_task_without_a_committee() public {
+        provenRound(miners[0], 2000, 3000);
+        rollTo(round().evalEnd + 1);
+        eq(seatsOf(verifiers[0]).length, 0, "no seats without a committee");
+        uint16[] memory seats = new uint16[](1);
+        vm.prank(verifiers[0]);
+        vm.expectRevert(abi.encodeWithSelector(PogoRoundsState.BadSeat.selector, 0));
+        rounds.attest(task, keccak256("x"), seats);
     }
 
     function test_revert_StakeLeaving_and_StakeLocked() public {
@@ -385,7 +397,7 @@ contract PogoRoundsTest is RoundsFixture {
         rollTo(round().evalEnd + 1);
         vm.prank(verifiers[0]);
         vm.expectRevert(abi.encodeWithSelector(PogoRoundsState.StakeLeaving.selector, since));
-        rounds.attest(task, keccak256("x"));
+        rounds.attest(task, keccak256("x"), none);
     }
 
     function test_revert_NotVerifier_on_leave() public {
@@ -459,7 +471,7 @@ contract PogoRoundsTest is RoundsFixture {
         attestAs(verifiers[0], v, lossNew);
         vm.prank(verifiers[0]);
         vm.expectRevert(abi.encodeWithSelector(PogoRoundsState.AlreadyAttested.selector, verifiers[0]));
-        rounds.attest(task, keccak256("again"));
+        rounds.attest(task, keccak256("again"), none);
         openAs(verifiers[0], v, lossNew);
         vm.prank(verifiers[0]);
         vm.expectRevert(abi.encodeWithSelector(PogoRoundsState.AlreadyAttested.selector, verifiers[0]));
@@ -483,11 +495,11 @@ contract PogoRoundsTest is RoundsFixture {
         rollTo(round().evalEnd + 1);
         for (uint256 k = 0; k < 32; k++) {
             vm.prank(big[k]);
-            rounds.attest(task, keccak256("sealed"));
+            rounds.attest(task, keccak256("sealed"), none);
         }
         vm.prank(verifiers[0]);
         vm.expectRevert(abi.encodeWithSelector(PogoRoundsState.AttestersFull.selector, 2 * STAKE));
-        rounds.attest(task, keccak256("sealed"));
+        rounds.attest(task, keccak256("sealed"), none);
     }
 
     function test_revert_NothingToClaim_NothingToWithdraw() public {
@@ -547,7 +559,7 @@ contract PogoRoundsTest is RoundsFixture {
         rollTo(round().evalEnd + 1);
         vm.prank(verifiers[0]);
         vm.expectRevert(PogoRoundsState.NoEvalData.selector);
-        rounds.attest(task, keccak256("x"));
+        rounds.attest(task, keccak256("x"), none);
         rounds.finalize(task); // early: nothing proven
         uint16 j = commitTrue(miners[1], 2001, 3001);
         revealAs(miners[1], j);
