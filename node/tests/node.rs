@@ -1043,7 +1043,7 @@ impl Chain for Flaky {
 fn a_miner_whose_chain_drops_its_reveal_and_proof_retries_them_in_time() {
     use alloy::sol_types::SolCall;
     use pogo_node::contract::Rounds;
-    use pogo_node::deploy::{create_task, TaskTerms};
+    use pogo_node::deploy::create_task;
     use pogo_node::roles::miner::{Cheat, Miner};
     use pogo_node::roles::{Node, Step};
     use pogo_verifier::rounds::PogoRounds;
@@ -1054,28 +1054,7 @@ fn a_miner_whose_chain_drops_its_reveal_and_proof_retries_them_in_time() {
     let chain_path = dir.path().join("chain.json");
     let mut chain = EmbeddedChain::open_with(&chain_path, 0.0).unwrap();
     let spec = chain_path.display().to_string();
-    let terms = TaskTerms {
-        samples: 2,
-        depth: None,
-        commit_window: 5,
-        reveal_window: 50,
-        proof_window: 50,
-        attest_window: 100,
-        challenge_window: 20,
-        fraud_slash: 0.5,
-        max_candidates: 16,
-        verifier_fee: 0.1,
-        quorum: 1.0,
-        committee: 0,
-        committee_quorum: None,
-        bond: 1.0,
-        stake: 1.0,
-        reward: 0.5,
-        pool: 10.0,
-        verifier_gas: 1_500_000,
-        dev_seed: None,
-        insecure: false,
-    };
+    let terms = test_terms();
     let task_file = root().join("tasks/digits.json");
     let (deployment, _) = create_task(&mut chain, &spec, &owner, None, &task_file, None, &terms, params()).unwrap();
     let dropped = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
@@ -1135,5 +1114,129 @@ fn a_committee_round_is_judged_by_its_seat_holders_only() {
             e[1]["role"].as_str().unwrap().ends_with(v) && e[1]["what"].as_str().unwrap().starts_with("attested")
         });
         assert_eq!(attested, attesters.contains_key(v), "{v}: {attesters:?}");
+    }
+}
+
+/// A verifier outside a round's committee still rebuilds every candidate (issue 22): a
+/// miner whose new model is wrong in one block is caught by the watcher even when the
+/// committee's only member is lazy. One seat (C = 1) drawn between a 1,000-ether lazy
+/// stake and a 1-ether honest one goes to the honest verifier with odds 1/1001.
+#[test]
+fn a_verifier_outside_the_committee_still_rebuilds_and_proves_a_wrong_block() {
+    use pogo_node::contract::Rounds;
+    use pogo_node::deploy::{create_task, wei, TaskTerms};
+    use pogo_node::roles::finalizer::Finalizer;
+    use pogo_node::roles::miner::{Cheat, Miner};
+    use pogo_node::roles::owner::Owner;
+    use pogo_node::roles::verifier::Verifier;
+    use pogo_node::roles::{Node, Step};
+
+    let dir = tempfile::tempdir().unwrap();
+    let keys = pogo_node::keystore::Keystore::new(&dir.path().join("keystore"), "test");
+    let names = ["owner", "miner", "lazy", "watcher"];
+    let w: Vec<_> = names.iter().map(|n| keys.create(n).unwrap()).collect();
+    let chain_path = dir.path().join("chain.json");
+    let mut chain = EmbeddedChain::open_with(&chain_path, 0.0).unwrap();
+    for wallet in &w {
+        chain.dev_fund(wallet.address(), wei(10_000.0)).unwrap();
+    }
+    let spec = chain_path.display().to_string();
+    let terms = TaskTerms { committee: 1, committee_quorum: Some(1), ..test_terms() };
+    let task_file = root().join("tasks/digits.json");
+    let (deployment, set) = create_task(&mut chain, &spec, &w[0], None, &task_file, None, &terms, params()).unwrap();
+    let store = |name: &str| pogo_node::store::Store::new(&dir.path().join(name).join("store"));
+    let server = store("miner").serve("127.0.0.1:0").unwrap();
+    let node = |name: &str| {
+        let mut c: Box<dyn Chain> = Box::new(EmbeddedChain::open(&chain_path).unwrap());
+        let rounds = Rounds::at(c.as_mut(), deployment.contract).unwrap();
+        Node::new(c, rounds, deployment.task, &deployment.task_file, store(name), vec![server.url.clone()]).unwrap()
+    };
+    let mut nodes: Vec<Node> = names.iter().map(|n| node(n)).collect();
+    let mut owner = Owner::created(w[0].clone(), &dir.path().join("owner"), set).unwrap();
+    let mut miner = Miner::new(w[1].clone(), &dir.path().join("miner"), params(), Cheat::Mismatch, 1).unwrap();
+    let mut lazy = Verifier::new(w[2].clone(), &dir.path().join("lazy"), wei(1000.0)).unwrap().lazy();
+    let mut watcher = Verifier::new(w[3].clone(), &dir.path().join("watcher"), wei(1.0)).unwrap();
+    let mut finalizer = Finalizer::new(w[0].clone());
+    let rounds = Rounds::at(&mut chain, deployment.contract).unwrap();
+    let mut said = Vec::new();
+    // Both verifiers stake first, then the miner's round opens.
+    for _ in 0..2 {
+        for (v, n) in [(&mut lazy, 2), (&mut watcher, 3)] {
+            if let Step::Acted(e) = v.step(&mut nodes[n]).unwrap() {
+                said.push(e.what);
+            }
+        }
+    }
+    let next = chain.block_number().unwrap() + 1;
+    chain.produce_blocks_until(next).unwrap();
+    for _ in 0..600 {
+        let task = rounds.task(&mut chain, deployment.task).unwrap();
+        if task.rounds == 1 && !task.open {
+            break;
+        }
+        let mut steps = vec![miner.step(&mut nodes[1]).unwrap(), owner.step(&mut nodes[0]).unwrap()];
+        steps.push(lazy.step(&mut nodes[2]).unwrap());
+        steps.push(watcher.step(&mut nodes[3]).unwrap());
+        steps.push(finalizer.step(&mut nodes[0]).unwrap());
+        let mut until = None::<u64>;
+        let mut acted = false;
+        for step in steps {
+            match step {
+                Step::Acted(e) => {
+                    said.push(format!("{}: {}", e.role, e.what));
+                    acted = true;
+                }
+                Step::Wait { until: Some(b), .. } => until = Some(until.map_or(b, |u: u64| u.min(b))),
+                _ => {}
+            }
+        }
+        if !acted {
+            let now = chain.block_number().unwrap();
+            chain.produce_blocks_until(until.unwrap_or(now + 1).max(now + 1)).unwrap();
+        }
+    }
+    let c = rounds.candidate(&mut chain, deployment.task, 0, 0).unwrap();
+    let round = rounds.round(&mut chain, deployment.task, 0).unwrap();
+    assert!(round.finalized, "the round closed: {said:#?}");
+    // The seat went to the large stake; the watcher sent no attestation.
+    let mut weight = |who| rounds.attestation(&mut chain, deployment.task, 0, who).unwrap().stake;
+    assert_eq!((weight(w[2].address()), weight(w[3].address())), (1, 0), "{said:#?}");
+    assert!(watcher.state.watched.contains(&0), "the watcher rebuilt round 0: {said:#?}");
+    if c.proven {
+        // The sampled proof missed the wrong block: the lazy member attested positive, and
+        // the watcher, with no seat, proved the block wrong on chain.
+        assert!(c.fraud, "the watcher's fraud proof landed: {said:#?}");
+        assert_eq!(c.challenger, w[3].address(), "{said:#?}");
+        assert_eq!(c.outcome, pogo_verifier::rounds::outcome::SLASHED);
+    } else {
+        // Or the proof sampled the wrong block, and no proof could be made.
+        assert_eq!(c.outcome, pogo_verifier::rounds::outcome::SLASHED);
+    }
+    drop(server);
+}
+
+/// Task terms for the in-process role tests: short windows, a quorum of one stake.
+fn test_terms() -> pogo_node::deploy::TaskTerms {
+    pogo_node::deploy::TaskTerms {
+        samples: 2,
+        depth: None,
+        commit_window: 5,
+        reveal_window: 50,
+        proof_window: 50,
+        attest_window: 100,
+        challenge_window: 20,
+        fraud_slash: 0.5,
+        max_candidates: 16,
+        verifier_fee: 0.1,
+        quorum: 1.0,
+        committee: 0,
+        committee_quorum: None,
+        bond: 1.0,
+        stake: 1.0,
+        reward: 0.5,
+        pool: 10.0,
+        verifier_gas: 1_500_000,
+        dev_seed: None,
+        insecure: false,
     }
 }

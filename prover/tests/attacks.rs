@@ -10,7 +10,7 @@ mod support;
 use pogo_circuits::encoding::{Nibble, UpdateBlock};
 use pogo_circuits::update::Update;
 use pogo_verifier::evm::{fr_to_u256, B256, U256};
-use pogo_verifier::rounds::{commitment, committee_seats, outcome, PogoRounds};
+use pogo_verifier::rounds::{commitment, outcome, CommitteeDraw, PogoRounds};
 use support::*;
 
 /// No work: an update whose every scale is 0 leaves the model as it was (`newRoot ==
@@ -802,7 +802,7 @@ fn a_self_challenge_buys_back_no_bond() {
 
 /// Committees (issue 22): on a task with a committee only the seat holders of the round's
 /// stake-weighted draw attest, each weighing its seats. The draw pogo computes off chain
-/// (`committee_seats`) is the contract's; an outsider cannot attest, forge a seat or borrow
+/// (`CommitteeDraw`) is the contract's; an outsider cannot attest, forge a seat or borrow
 /// a member's seats; the members' seats decide the round.
 #[test]
 fn committee_seats_are_the_draw_and_cannot_be_forged_or_borrowed() {
@@ -818,10 +818,12 @@ fn committee_seats_are_the_draw_and_cannot_be_forged_or_borrowed() {
     let r = world.round();
     let seed1 = world.rounds.read(&mut world.evm, PogoRounds::seedOfCall { task, id: round, phase: 1 }).unwrap();
     assert_eq!(r.committeeStake, U256::from(8 * STAKE), "the stake that weighed when the round opened");
+    let draw =
+        CommitteeDraw { contract: world.rounds.address, task, round, seed1, total: r.committeeStake, size: SEATS };
     let (mut members, mut outsiders) = (Vec::new(), Vec::new());
     for v in world.verifiers.clone() {
         let stake = world.rounds.read(&mut world.evm, PogoRounds::stakeOfCall { task, verifier: v }).unwrap();
-        let native = committee_seats(world.rounds.address, task, round, seed1, v, (stake, r.committeeStake), SEATS);
+        let native = draw.seats(v, stake);
         assert_eq!(world.seats(round, v).unwrap(), native, "the contract's draw for {v}");
         if native.is_empty() {
             outsiders.push(v);

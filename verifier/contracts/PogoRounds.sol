@@ -786,7 +786,8 @@ contract PogoRounds is PogoRoundsState {
     /// committee of C seats, only the round's committee attests: `seats` lists, in
     /// increasing order, seats in [0, C) the caller won (`wonSeat`, checked here at one hash
     /// each; `seatsOf` lists them), the attestation weighs that many seats, and a round
-    /// counts 2·C attesters. The cost is per seat claimed, never per registered verifier.
+    /// counts 2·C attesters (at least 32). The cost is per seat claimed, never per
+    /// registered verifier.
     function attest(uint256 task, bytes32 commitment, uint16[] calldata seats) external nonReentrant exists(task) {
         (uint64 id, Round storage r) = openRound(task);
         uint256 stake = stakes[task][msg.sender];
@@ -799,15 +800,7 @@ contract PogoRounds is PogoRoundsState {
         if (r.evalBlock == 0) revert NoEvalData();
         Attestation storage a = attestations[task][id][msg.sender];
         if (a.stake != 0) revert AlreadyAttested(msg.sender);
-        uint16 size = tasks[task].params.committee;
-        uint256 weight = stake;
-        uint256 cap = MAX_ATTESTERS;
-        if (size != 0) {
-            weight = checkSeats(task, id, r, stake, size, seats);
-            cap = 2 * uint256(size);
-        } else if (seats.length != 0) {
-            revert BadSeat(0);
-        }
+        (uint256 weight, uint256 cap) = weightOf(task, id, r, stake, seats);
         address[] storage who = attesters[task][id];
         if (who.length == cap) {
             evictSmallest(task, id, uint128(weight));
@@ -817,6 +810,24 @@ contract PogoRounds is PogoRoundsState {
         a.stake = uint128(weight);
         a.commitment = commitment;
         emit Attested(task, id, msg.sender, uint128(weight));
+    }
+
+    /// The caller's weight in round `id` and the most attesters the round counts: its stake
+    /// and 32 without a committee (where `seats` must be empty); its seats (`checkSeats`)
+    /// and 2·C with one. 2·C distinct seat holders is beyond reach at C = 64 (odds below
+    /// 1e-12); a small committee keeps the 32, so that a full list (and its first-come
+    /// refusals of equal weights) stays out of reach too.
+    function weightOf(uint256 task, uint64 id, Round storage r, uint256 stake, uint16[] calldata seats)
+        private
+        returns (uint256 weight, uint256 cap)
+    {
+        uint16 size = tasks[task].params.committee;
+        if (size == 0) {
+            if (seats.length != 0) revert BadSeat(0);
+            return (stake, MAX_ATTESTERS);
+        }
+        weight = checkSeats(task, id, r, stake, size, seats);
+        cap = 2 * uint256(size) > MAX_ATTESTERS ? 2 * uint256(size) : MAX_ATTESTERS;
     }
 
     /// The caller's committee weight in round `id`: the number of `seats`, each checked
@@ -830,6 +841,10 @@ contract PogoRounds is PogoRoundsState {
         bytes32 seed1 = draw(task, id, r, 1);
         if (seed1 == bytes32(0)) revert PhaseNotReady(1);
         uint256 total = r.committeeStake;
+        // Stake that weighs in the round is part of the total it opened with (top-ups wait
+        // for no round to be open, and slashes come after the attestation window): refused
+        // rather than win every seat should that ever break.
+        if (stake > total) revert NotOnCommittee(msg.sender);
         for (uint256 k = 0; k < seats.length; k++) {
             uint16 seat = seats[k];
             if (seat >= size || (k != 0 && seat <= seats[k - 1])) revert BadSeat(k);
@@ -1331,6 +1346,8 @@ contract PogoRoundsExtension is PogoRoundsState {
         bytes32 seed1 = roundSeed(task, round, 1);
         if (seed1 == bytes32(0)) revert PhaseNotReady(1);
         uint256 total = rounds[task][round].committeeStake;
+        // A stake above the total joined after the round opened: it has no seat there.
+        if (stake > total) return seats;
         uint16 n = 0;
         for (uint16 j = 0; j < size; j++) {
             if (wonSeat(task, round, seed1, verifier, stake, total, j)) n++;

@@ -150,38 +150,41 @@ pub fn attestation_commitment(
     crate::evm::keccak256(preimage)
 }
 
-/// Whether `verifier`, holding `stake` of the `total` stake that weighed when round `round`
-/// opened, wins seat `seat` of the round's committee, exactly as the contract's `wonSeat`
-/// draws it: `keccak256(abi.encode(contract, task, round, seed1, verifier, seat)) mod
-/// total < stake`, with `seed1` the round's phase-1 seed. `total` zero wins nothing.
-pub fn wins_seat(
-    contract: Address,
-    task: U256,
-    round: u64,
-    seed1: crate::evm::B256,
-    verifier: Address,
-    (stake, total): (U256, U256),
-    seat: u16,
-) -> bool {
-    if total.is_zero() {
-        return false;
-    }
-    let preimage = (contract, task, round, seed1, verifier, seat).abi_encode();
-    U256::from_be_bytes(crate::evm::keccak256(preimage).0) % total < stake
+/// One round's committee draw, exactly as the contract's `wonSeat` makes it: seat `j` is
+/// won by a verifier holding `stake` when `keccak256(abi.encode(contract, task, round,
+/// seed1, verifier, j)) mod total < stake`, with `seed1` the round's phase-1 seed and
+/// `total` the stake that weighed when the round opened (`Round.committeeStake`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CommitteeDraw {
+    /// The round contract.
+    pub contract: Address,
+    /// The task.
+    pub task: U256,
+    /// The round.
+    pub round: u64,
+    /// The round's phase-1 seed.
+    pub seed1: crate::evm::B256,
+    /// The stake every seat is drawn from.
+    pub total: U256,
+    /// Seats C.
+    pub size: u16,
 }
 
-/// Every seat of a committee of `size` seats that `verifier` wins (see [`wins_seat`]): the
-/// list `attest` takes, in increasing order. Expected `size * stake / total` seats.
-pub fn committee_seats(
-    contract: Address,
-    task: U256,
-    round: u64,
-    seed1: crate::evm::B256,
-    verifier: Address,
-    (stake, total): (U256, U256),
-    size: u16,
-) -> Vec<u16> {
-    (0..size).filter(|&j| wins_seat(contract, task, round, seed1, verifier, (stake, total), j)).collect()
+impl CommitteeDraw {
+    /// Whether `verifier`, holding `stake`, wins seat `seat` (never when `total` is zero).
+    pub fn wins(&self, verifier: Address, stake: U256, seat: u16) -> bool {
+        if self.total.is_zero() {
+            return false;
+        }
+        let preimage = (self.contract, self.task, self.round, self.seed1, verifier, seat).abi_encode();
+        U256::from_be_bytes(crate::evm::keccak256(preimage).0) % self.total < stake
+    }
+
+    /// Every seat `verifier` wins, in increasing order: the list `attest` takes. Expected
+    /// `size * stake / total` seats.
+    pub fn seats(&self, verifier: Address, stake: U256) -> Vec<u16> {
+        (0..self.size).filter(|&j| self.wins(verifier, stake, j)).collect()
+    }
 }
 
 /// What each `BadParams(why)` code of the contract means (code `k` is entry `k - 1`): the

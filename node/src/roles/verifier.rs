@@ -100,6 +100,9 @@ pub struct VerifierState {
     pub frauds: Vec<PendingFraud>,
     /// Rounds whose pay was claimed (or found nothing to claim).
     pub claimed: Vec<u64>,
+    /// Recent rounds whose candidates it rebuilt as a watcher outside the committee.
+    #[serde(default)]
+    pub watched: Vec<u64>,
 }
 
 /// A verifier.
@@ -200,20 +203,29 @@ impl Verifier {
         if r.revealed == 0 {
             return Ok(Step::Wait { until: None, why: format!("round {round}: nothing was revealed") });
         }
-        // On a committee task only the round's committee (seats drawn by stake from the
-        // phase-1 seed, fixed now) fetches, evaluates and attests.
-        let committee = node.params.committee;
-        let seats =
-            if committee == 0 { Vec::new() } else { node.rounds.seats(node.chain.as_mut(), node.task, round, me)? };
-        if committee != 0 && seats.is_empty() {
-            return Ok(Step::Wait {
-                until: None,
-                why: format!("round {round}: not on its committee ({committee} seats drawn by stake)"),
-            });
-        }
         let candidates = node.rounds.candidates(node.chain.as_mut(), node.task, &r, round)?;
         let judged: Vec<usize> =
             (0..candidates.len()).filter(|&i| candidates[i].revealed && candidates[i].miner != me).collect();
+        // On a committee task only the round's committee (seats drawn by stake from the
+        // phase-1 seed, fixed now) evaluates and attests. The others still rebuild every
+        // candidate, so a wrong block is proven on chain whoever sits on the committee.
+        let committee = node.params.committee;
+        let seats = match committee {
+            0 => Vec::new(),
+            _ => match node.rounds.seats(node.chain.as_mut(), node.task, round, me) {
+                Ok(seats) => seats,
+                Err(e) => {
+                    return Ok(Step::Wait { until: None, why: format!("round {round}: committee seats unread: {e}") })
+                }
+            },
+        };
+        if committee != 0 && seats.is_empty() {
+            let watched = self.watch(node, round, &r, &candidates, &judged, now)?;
+            return Ok(Step::Wait {
+                until: None,
+                why: format!("round {round}: not on its committee ({committee} seats drawn by stake); {watched}"),
+            });
+        }
         // Blobs are fetched as soon as they are revealed. One that cannot be fetched yet is
         // no verdict until the first half of the attestation window is over: the miner may
         // be restarting (its store is down until it is back), and attesting negative then
@@ -340,7 +352,16 @@ impl Verifier {
             Err(e)
                 if matches!(
                     e.contract_error().as_deref(),
-                    Some("AlreadyAttested" | "TooLate" | "NoOpenRound" | "AttestersFull")
+                    Some(
+                        "AlreadyAttested"
+                            | "TooLate"
+                            | "NoOpenRound"
+                            | "AttestersFull"
+                            | "NotOnCommittee"
+                            | "BadSeat"
+                            | "StakeLeaving"
+                            | "StakeTooNew"
+                    )
                 ) =>
             {
                 return Ok(Step::Wait { until: None, why: format!("attestation not needed: {e}") });
@@ -357,6 +378,49 @@ impl Verifier {
             notes.join("; ")
         );
         Ok(self.acted(round, Phase::Evaluate, what, start, receipt.gas_used))
+    }
+
+    /// Rebuilds every candidate of `round` once, as a watcher outside its committee: a
+    /// candidate whose rebuild misses its committed root is queued for a fraud proof (filed
+    /// after the attestation window, as a member's would be). A blob not fetched yet is
+    /// tried again on the next step until halfway through the attestation window.
+    fn watch(
+        &mut self,
+        node: &mut Node,
+        round: u64,
+        r: &Round,
+        candidates: &[pogo_verifier::rounds::Candidate],
+        judged: &[usize],
+        now: u64,
+    ) -> anyhow::Result<String> {
+        if self.lazy || self.state.watched.contains(&round) {
+            return Ok("its candidates are rebuilt".into());
+        }
+        let patience = r.evalEnd + (r.attestEnd - r.evalEnd) / 2;
+        // The old model in the store (made, fetched or replayed), to rebuild from.
+        drop(node.model_at(r.oldRoot)?);
+        let mut found = Vec::new();
+        for &i in judged {
+            match node.examine(r.oldRoot, &candidates[i])? {
+                Examined::Honest => {}
+                Examined::Mismatch(why) => found.push(PendingFraud { round, index: i as u16, why, attempts: 0 }),
+                Examined::Unchecked(why) if now <= patience => {
+                    return Ok(format!("watching: candidate {i} not rebuilt yet ({why})"))
+                }
+                Examined::Unchecked(_) => {}
+            }
+        }
+        let wrong = found.len();
+        let known = |f: &PendingFraud| self.state.frauds.iter().any(|g| (g.round, g.index) == (f.round, f.index));
+        let new: Vec<PendingFraud> = found.into_iter().filter(|f| !known(f)).collect();
+        self.state.frauds.extend(new);
+        self.state.watched.retain(|&w| w + 8 > round);
+        self.state.watched.push(round);
+        save_state(&self.path, &self.state)?;
+        Ok(match wrong {
+            0 => format!("watched: {} candidate(s) rebuilt to their committed roots", judged.len()),
+            n => format!("watched: {n} candidate(s) wrong, fraud proofs follow after block {}", r.attestEnd),
+        })
     }
 
     /// Builds and files the fraud proofs for the candidates its rebuild found wrong in
