@@ -77,8 +77,9 @@ pub struct TaskTerms {
     #[arg(long, default_value_t = 3.0)]
     pub quorum: f64,
     /// Seats of each round's committee (1 to 64), drawn by stake from the registered
-    /// verifiers after every reveal: only seat holders fetch, evaluate and attest, so a
-    /// round costs the same with 10 or 1,000 verifiers. 0: no committee, every verifier
+    /// verifiers after every reveal: only seat holders evaluate and attest (the others still
+    /// rebuild every candidate and prove wrong blocks), so a round's gas is the same with
+    /// 1,000 or 10,000 verifiers. 0: no committee, every verifier
     /// attests with its whole stake (the contract counts the 32 largest stakes).
     #[arg(long, default_value_t = 0)]
     pub committee: u16,
