@@ -105,6 +105,19 @@ pub struct VerifierState {
     pub watched: Vec<u64>,
 }
 
+impl VerifierState {
+    /// The frauds of `found` not already queued for filing (same round and candidate).
+    fn unqueued(&self, found: Vec<PendingFraud>) -> Vec<PendingFraud> {
+        found.into_iter().filter(|f| !self.frauds.iter().any(|g| (g.round, g.index) == (f.round, f.index))).collect()
+    }
+}
+
+/// The last block of a round at which a blob that cannot be fetched is still no verdict
+/// (the miner may be restarting): halfway through the attestation window.
+fn blob_patience(r: &Round) -> u64 {
+    r.evalEnd + (r.attestEnd - r.evalEnd) / 2
+}
+
 /// A verifier.
 pub struct Verifier {
     wallet: Wallet,
@@ -231,7 +244,7 @@ impl Verifier {
         // be restarting (its store is down until it is back), and attesting negative then
         // would slash an honest miner that is back in time. After that, a blob still
         // missing is the miner's fault.
-        let patience = r.evalEnd + (r.attestEnd - r.evalEnd) / 2;
+        let patience = blob_patience(&r);
         if now <= patience && !self.lazy {
             for &i in &judged {
                 if let Err(e) = node.fetch_candidate_blob(candidates[i].blobHash) {
@@ -322,9 +335,7 @@ impl Verifier {
         // Sealed first, on disk, then committed: a restart finds the same salt and verdicts
         // (and re-sends the same commitment if the first never landed).
         let attestation = Attested { round, verdicts: verdicts.clone(), loss_old: old_units, loss_new: losses.clone() };
-        let known =
-            |f: &PendingFraud, s: &VerifierState| s.frauds.iter().any(|g| (g.round, g.index) == (f.round, f.index));
-        let new_frauds: Vec<PendingFraud> = frauds.into_iter().filter(|f| !known(f, &self.state)).collect();
+        let new_frauds = self.state.unqueued(frauds);
         let unsealed = !self.state.sealed.iter().any(|s| s.attestation.round == round);
         if unsealed || !new_frauds.is_empty() {
             if unsealed {
@@ -396,7 +407,7 @@ impl Verifier {
         if self.lazy || self.state.watched.contains(&round) {
             return Ok("its candidates are rebuilt".into());
         }
-        let patience = r.evalEnd + (r.attestEnd - r.evalEnd) / 2;
+        let patience = blob_patience(r);
         // The old model in the store (made, fetched or replayed), to rebuild from.
         drop(node.model_at(r.oldRoot)?);
         let mut found = Vec::new();
@@ -411,8 +422,7 @@ impl Verifier {
             }
         }
         let wrong = found.len();
-        let known = |f: &PendingFraud| self.state.frauds.iter().any(|g| (g.round, g.index) == (f.round, f.index));
-        let new: Vec<PendingFraud> = found.into_iter().filter(|f| !known(f)).collect();
+        let new = self.state.unqueued(found);
         self.state.frauds.extend(new);
         self.state.watched.retain(|&w| w + 8 > round);
         self.state.watched.push(round);
